@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+	tlog "go.temporal.io/server/common/log"
+
+	"github.com/soar-dev/soar/internal/app"
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/incidents"
+	"github.com/soar-dev/soar/internal/metrics"
+)
+
+func newDevCmd(g *globalFlags) *cobra.Command {
+	var (
+		dataDir      string
+		natsPort     int
+		temporalPort int
+		uiPort       int
+		httpPort     int
+		localKube    bool
+		df           dispatchFlags
+		wf           workerFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run everything in one process: NATS, Temporal and its UI, the worker, the dispatcher and the HTTP server",
+		Long: `soar dev runs the whole of soar on one machine for a laptop, a demo or a test:
+an embedded NATS server with JetStream, an embedded Temporal server on SQLite
+with its Web UI, the worker, the dispatcher and the HTTP endpoints.
+
+Everything durable lives in --data-dir: restart with the same directory and every
+incident and every alert not yet dispatched is still there. With --local-kube it
+also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
+<data-dir>/kubeconfig, so the demo needs no cluster.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			if err := os.MkdirAll(dataDir, 0o750); err != nil {
+				return fmt.Errorf("data directory: %w", err)
+			}
+			// Playbooks are checked first: a typo should not cost a minute of
+			// start-up before it is reported.
+			pb, err := app.LoadPlaybooks(df.playbooks)
+			if err != nil {
+				return err
+			}
+
+			kubeconfig := wf.kubeconfig
+			var kubeURL string
+			if localKube {
+				k, err := devstack.StartKube(devstack.KubeOptions{EtcdDir: filepath.Join(dataDir, "etcd")})
+				if err != nil {
+					return err
+				}
+				defer k.Stop()
+				kc, err := k.Kubeconfig()
+				if err != nil {
+					return err
+				}
+				kubeconfig = filepath.Join(dataDir, "kubeconfig")
+				if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+					return fmt.Errorf("write kubeconfig: %w", err)
+				}
+				kubeURL = k.Config.Host
+			}
+
+			ns, err := devstack.StartNATS(devstack.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats")})
+			if err != nil {
+				return err
+			}
+			defer ns.Shutdown()
+
+			temporalLog := filepath.Join(dataDir, "temporal.log")
+			ts, err := devstack.StartTemporal(devstack.TemporalOptions{
+				DBPath:     filepath.Join(dataDir, "temporal.db"),
+				Port:       temporalPort,
+				Namespaces: []string{"default"},
+				Logger:     tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", OutputFile: temporalLog})),
+			})
+			if err != nil {
+				return err
+			}
+			defer ts.Stop()
+			ui, err := devstack.StartUI(ts.Address(), "127.0.0.1", uiPort, "default")
+			if err != nil {
+				return err
+			}
+			defer ui.Stop()
+
+			tc, err := app.DialTemporal(ctx, app.TemporalOptions{Address: ts.Address(), Namespace: "default", Identity: identity("dev")}, log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
+				return err
+			}
+			w, err := wf.start(tc, kubeconfig)
+			if err != nil {
+				return err
+			}
+			defer w.Stop()
+
+			nc, err := nats.Connect(ns.ClientURL(), nats.Name(identity("dev")))
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			m := metrics.New()
+			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config("default", identity("dev")))
+			if err != nil {
+				return err
+			}
+			defer d.Stop()
+
+			hs := httpserver.New(m.Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			hs.AddCheck("nats", app.NATSCheck(nc))
+			hs.AddCheck("playbooks", pb.Check)
+			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), hs, log)
+			if err != nil {
+				return err
+			}
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = h.Stop(sctx)
+			}()
+
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "soar dev is running; data in %s\n", dataDir)
+			fmt.Fprintf(out, "  NATS         %s  (alerts on alerts.> and falco.>)\n", ns.ClientURL())
+			fmt.Fprintf(out, "  Temporal     %s  (namespace default; server log %s)\n", ts.Address(), temporalLog)
+			fmt.Fprintf(out, "  Temporal UI  %s\n", ui.URL())
+			fmt.Fprintf(out, "  HTTP         http://%s  (/healthz /readyz /metrics)\n", h.Addr())
+			if kubeURL != "" {
+				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
+			}
+			fmt.Fprintf(out, "  Playbooks    %s  (%d loaded)\n", pb.Dir(), len(pb.Current().Playbooks()))
+			fmt.Fprintln(out, "Press Ctrl-C to stop.")
+			<-ctx.Done()
+			log.Info().Msg("shutting down")
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&dataDir, "data-dir", ".soar", "directory for NATS, Temporal and etcd data")
+	fs.IntVar(&natsPort, "nats-port", 4222, "NATS client port")
+	fs.IntVar(&temporalPort, "temporal-port", 7233, "Temporal frontend port")
+	fs.IntVar(&uiPort, "ui-port", 8233, "Temporal Web UI port")
+	fs.IntVar(&httpPort, "http-port", 8080, "soar HTTP port (/healthz, /readyz, /metrics)")
+	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
+	df.register(cmd)
+	wf.register(cmd)
+	return cmd
+}

@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/internal/app"
+)
+
+// temporalFlags say how to reach an external Temporal cluster.
+type temporalFlags struct {
+	address       string
+	namespace     string
+	tlsCert       string
+	tlsKey        string
+	tlsCA         string
+	tlsServerName string
+	tls           bool
+	apiKeyFile    string
+}
+
+func (f *temporalFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.address, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
+	fs.StringVar(&f.namespace, "temporal-namespace", "default", "Temporal namespace")
+	fs.BoolVar(&f.tls, "temporal-tls", false, "use TLS to Temporal (implied by the other --temporal-tls-* flags and by an API key)")
+	fs.StringVar(&f.tlsCert, "temporal-tls-cert", "", "client certificate file for mTLS to Temporal")
+	fs.StringVar(&f.tlsKey, "temporal-tls-key", "", "client private key file for mTLS to Temporal")
+	fs.StringVar(&f.tlsCA, "temporal-tls-ca", "", "CA bundle that signs Temporal's server certificate (default: system roots)")
+	fs.StringVar(&f.tlsServerName, "temporal-tls-server-name", "", "server name to verify in Temporal's certificate")
+	fs.StringVar(&f.apiKeyFile, "temporal-api-key-file", "", "file holding a Temporal Cloud API key (or set SOAR_TEMPORAL_API_KEY)")
+}
+
+func (f *temporalFlags) options(identity string) (app.TemporalOptions, error) {
+	opts := app.TemporalOptions{Address: f.address, Namespace: f.namespace, Identity: identity}
+	key := os.Getenv("SOAR_TEMPORAL_API_KEY")
+	if f.apiKeyFile != "" {
+		b, err := os.ReadFile(f.apiKeyFile)
+		if err != nil {
+			return opts, fmt.Errorf("temporal API key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(key)
+	}
+	if f.tls || f.tlsCert != "" || f.tlsCA != "" || key != "" {
+		cfg, err := tlsConfig(f.tlsCert, f.tlsKey, f.tlsCA, f.tlsServerName)
+		if err != nil {
+			return opts, fmt.Errorf("temporal TLS: %w", err)
+		}
+		opts.ConnectionOptions.TLS = cfg
+	}
+	return opts, nil
+}
+
+func (f *temporalFlags) dial(ctx context.Context, identity string, log zerolog.Logger) (client.Client, error) {
+	opts, err := f.options(identity)
+	if err != nil {
+		return nil, err
+	}
+	return app.DialTemporal(ctx, opts, log)
+}
+
+// natsFlags say how to reach an external NATS cluster.
+type natsFlags struct {
+	urls    string
+	creds   string
+	tlsCert string
+	tlsKey  string
+	tlsCA   string
+}
+
+func (f *natsFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.urls, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated")
+	fs.StringVar(&f.creds, "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	fs.StringVar(&f.tlsCert, "nats-tls-cert", "", "client certificate file for mTLS to NATS")
+	fs.StringVar(&f.tlsKey, "nats-tls-key", "", "client private key file for mTLS to NATS")
+	fs.StringVar(&f.tlsCA, "nats-tls-ca", "", "CA bundle that signs the NATS servers' certificates")
+}
+
+func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error) {
+	opts := []nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn().Err(err).Msg("disconnected from NATS; reconnecting")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
+		}),
+	}
+	if f.creds != "" {
+		opts = append(opts, nats.UserCredentials(f.creds))
+	}
+	if f.tlsCert != "" || f.tlsCA != "" {
+		cfg, err := tlsConfig(f.tlsCert, f.tlsKey, f.tlsCA, "")
+		if err != nil {
+			return nil, fmt.Errorf("nats TLS: %w", err)
+		}
+		opts = append(opts, nats.Secure(cfg))
+	}
+	nc, err := nats.Connect(f.urls, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", f.urls, err)
+	}
+	return nc, nil
+}
+
+func tlsConfig(certFile, keyFile, caFile, serverName string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName}
+	if certFile != "" || keyFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA bundle: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("no certificate found in %s", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}

@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/internal/app"
+	"github.com/soar-dev/soar/internal/dispatch"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/incidents"
+	"github.com/soar-dev/soar/internal/metrics"
+)
+
+// dispatchFlags configure the alert pipeline.
+type dispatchFlags struct {
+	playbooks     string
+	stream        string
+	consumer      string
+	maxAlertBytes int
+	concurrency   int
+}
+
+func (f *dispatchFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
+	fs.StringVar(&f.stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts (created or updated at start)")
+	fs.StringVar(&f.consumer, "consumer", dispatch.DefaultConsumer, "durable consumer shared by all dispatchers")
+	fs.IntVar(&f.maxAlertBytes, "max-alert-bytes", alert.DefaultLimits.MaxBytes, "larger alerts go to the dead-letter subject (NATS max_payload must be larger)")
+	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts dispatched at once")
+}
+
+func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
+	return dispatch.Config{
+		Stream:      f.stream,
+		Consumer:    f.consumer,
+		Limits:      alert.Limits{MaxBytes: f.maxAlertBytes},
+		Concurrency: f.concurrency,
+		Namespace:   namespace,
+		Identity:    identity,
+	}
+}
+
+// workerFlags configure the worker's actions.
+type workerFlags struct {
+	kubeconfig string
+	protected  []string
+}
+
+func (f *workerFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
+	cmd.Flags().StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to kube-system, kube-public, kube-node-lease and soar's own")
+}
+
+func (f *workerFlags) start(tc client.Client, kubeconfig string) (worker.Worker, error) {
+	cfg, err := kube.RESTConfig(kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kube.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return app.StartWorker(tc, app.WorkerConfig{Kube: kc, ProtectedNamespaces: app.ProtectedNamespaces(f.protected)})
+}
+
+func identity(part string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("soar-%s@%s", part, host)
+}
+
+func newWorkerCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf       temporalFlags
+		wf       workerFlags
+		httpAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run incident workflows and their actions against an external Temporal cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			tc, err := tf.dial(ctx, identity("worker"), log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
+				return err
+			}
+			w, err := wf.start(tc, wf.kubeconfig)
+			if err != nil {
+				return err
+			}
+			defer w.Stop()
+			m := metrics.New()
+			hs := httpserver.New(m.Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			return serveUntilDone(ctx, httpAddr, hs, log, "worker started")
+		},
+	}
+	tf.register(cmd.Flags())
+	wf.register(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9090", "address for /healthz, /readyz and /metrics (empty disables)")
+	return cmd
+}
+
+func newDispatchCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf       temporalFlags
+		nf       natsFlags
+		df       dispatchFlags
+		httpAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "dispatch",
+		Short: "Match alerts from NATS JetStream against playbooks and start or signal incidents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pb, err := app.LoadPlaybooks(df.playbooks)
+			if err != nil {
+				return err
+			}
+			tc, err := tf.dial(ctx, identity("dispatch"), log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			nc, err := nf.connect(identity("dispatch"), log)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			m := metrics.New()
+			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config(tf.namespace, identity("dispatch")))
+			if err != nil {
+				return err
+			}
+			defer d.Stop()
+			hs := httpserver.New(m.Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			hs.AddCheck("nats", app.NATSCheck(nc))
+			hs.AddCheck("playbooks", pb.Check)
+			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
+		},
+	}
+	tf.register(cmd.Flags())
+	nf.register(cmd.Flags())
+	df.register(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
+	return cmd
+}
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf        temporalFlags
+		nf        natsFlags
+		playbooks string
+		httpAddr  string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve soar's HTTP endpoints (/healthz, /readyz, /metrics; the Slack and incident APIs as they arrive)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			pb, err := app.LoadPlaybooks(playbooks)
+			if err != nil {
+				return err
+			}
+			tc, err := tf.dial(ctx, identity("serve"), log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			nc, err := nf.connect(identity("serve"), log)
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			hs := httpserver.New(metrics.New().Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			hs.AddCheck("nats", app.NATSCheck(nc))
+			hs.AddCheck("playbooks", pb.Check)
+			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
+		},
+	}
+	tf.register(cmd.Flags())
+	nf.register(cmd.Flags())
+	cmd.Flags().StringVar(&playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
+	return cmd
+}
+
+// serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.
+func serveUntilDone(ctx context.Context, addr string, hs *httpserver.Server, log zerolog.Logger, msg string) error {
+	ev := log.Info()
+	if addr != "" {
+		h, err := app.ServeHTTP(addr, hs, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = h.Stop(sctx)
+		}()
+		ev = ev.Str("http", h.Addr())
+	}
+	ev.Msg(msg)
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	return nil
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/internal/incidents"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+func newPlaybookCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "playbook", Short: "Work with playbooks"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "lint DIR...",
+		Short: "Check every playbook in each directory; print every problem with file, line and column",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, dirs []string) error {
+			out := cmd.OutOrStdout()
+			failed := 0
+			for _, dir := range dirs {
+				set, err := playbooks.Load(dir, playbooks.LoadOptions{Actions: activities.ActionNames()})
+				var le *playbooks.LoadErrors
+				switch {
+				case errors.As(err, &le):
+					for _, e := range le.Errs {
+						fmt.Fprintln(out, e)
+					}
+					failed += len(le.Errs)
+				case err != nil:
+					fmt.Fprintf(out, "%s: %v\n", dir, err)
+					failed++
+				default:
+					fmt.Fprintf(out, "%s: %d playbooks OK\n", dir, len(set.Playbooks()))
+				}
+			}
+			if failed > 0 {
+				return &exitError{code: 1, err: fmt.Errorf("%d problems found", failed)}
+			}
+			return nil
+		},
+	})
+	return cmd
+}
+
+func newActionsCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "actions", Short: "The actions playbook steps can use"}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "list",
+		Short: "List the actions this worker can run",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			for _, a := range activities.ActionNames() {
+				fmt.Fprintln(cmd.OutOrStdout(), a)
+			}
+		},
+	})
+	return cmd
+}
+
+func newAlertCmd() *cobra.Command {
+	var (
+		nf      natsFlags
+		subject string
+	)
+	cmd := &cobra.Command{Use: "alert", Short: "Work with alerts"}
+	send := &cobra.Command{
+		Use:   "send FILE...",
+		Short: "Publish JSON alerts to soar's alert stream, as a detector would",
+		Long: `Publish each FILE (one JSON alert; - reads standard input) to NATS JetStream and
+wait until the stream has stored it. Without --subject, a Falco event goes to
+falco.<priority>.<rule> as Falcosidekick would publish it, any other alert to
+alerts.<source>.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			nc, err := nf.connect("soar-alert-send", zerolog.Nop())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			for _, f := range files {
+				data, err := readInput(f)
+				if err != nil {
+					return err
+				}
+				subj := subject
+				if subj == "" {
+					subj = defaultSubject(data)
+				}
+				ack, err := js.Publish(cmd.Context(), subj, data)
+				if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+					return fmt.Errorf("publish %s to %s: no stream captures that subject; is a soar dispatcher running?", f, subj)
+				}
+				if err != nil {
+					return fmt.Errorf("publish %s to %s: %w", f, subj, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "published %s to %s (stream %s, sequence %d)\n", f, subj, ack.Stream, ack.Sequence)
+			}
+			return nil
+		},
+	}
+	nf.register(send.Flags())
+	send.Flags().StringVar(&subject, "subject", "", "subject to publish to (default: derived from the alert)")
+	cmd.AddCommand(send)
+	return cmd
+}
+
+func readInput(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
+}
+
+var nonSlug = regexp.MustCompile(`[^a-z0-9]+`)
+
+func slug(s string) string {
+	s = strings.Trim(nonSlug.ReplaceAllString(strings.ToLower(s), "_"), "_")
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// defaultSubject follows Falcosidekick's NATS subject, falco.<priority>.<rule>,
+// for Falco events and uses alerts.<source> for anything else. Undecodable
+// content still gets a subject: the dispatcher dead-letters it with the reason.
+func defaultSubject(data []byte) string {
+	a, err := alert.Decode(data, alert.Limits{})
+	switch {
+	case err != nil:
+		return "alerts.unknown"
+	case a.Format == "falco":
+		return "falco." + slug(a.Severity.String()) + "." + slug(a.Rule)
+	default:
+		return "alerts." + slug(a.Source)
+	}
+}
+
+func newIncidentCmd() *cobra.Command {
+	var (
+		tf     temporalFlags
+		query  string
+		limit  int
+		output string
+	)
+	cmd := &cobra.Command{Use: "incident", Short: "List and inspect incidents"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List incidents, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			items, err := incidents.List(cmd.Context(), tc, tf.namespace, query, limit)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd, items)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tSEVERITY\tTARGET\tOPENED")
+			for _, s := range items {
+				target := s.Namespace + "/" + s.Pod
+				if s.Pod == "" {
+					target = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		},
+	}
+	list.Flags().StringVar(&query, "query", "", "Temporal visibility query to filter by, e.g. \"SoarStatus = 'contained'\"")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many incidents")
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one incident: its alerts, the playbook version, and what each step did",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			d, err := incidents.Show(cmd.Context(), tc, tf.namespace, args[0])
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd, d)
+			}
+			printIncident(cmd, d)
+			return nil
+		},
+	}
+	for _, c := range []*cobra.Command{list, show} {
+		tf.register(c.Flags())
+		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	}
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func writeJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printIncident(cmd *cobra.Command, d *incidents.Detail) {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "Incident:\t%s\n", d.ID)
+	fmt.Fprintf(w, "Playbook:\t%s (version %s)\n", d.Playbook, d.PlaybookVersion)
+	fmt.Fprintf(w, "Status:\t%s\n", d.Status)
+	fmt.Fprintf(w, "Severity:\t%s\n", d.Severity)
+	fmt.Fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
+	if d.Failure != "" {
+		fmt.Fprintf(w, "Failure:\t%s\n", d.Failure)
+	}
+	st := d.State
+	if st == nil {
+		return
+	}
+	if !st.ClosedAt.IsZero() {
+		fmt.Fprintf(w, "Closed:\t%s (%s)\n", st.ClosedAt.Local().Format(time.DateTime), st.CloseReason)
+	}
+	fmt.Fprintf(w, "Incident key:\t%s\n", st.IncidentKey)
+	fmt.Fprintf(w, "Alerts:\t%d (last %s)\n", st.AlertCount, st.LastAlertAt.Local().Format(time.DateTime))
+	if a := st.FirstAlert; a != nil {
+		fmt.Fprintf(w, "First alert:\t%s [%s] %s\n", a.Rule, a.Severity, a.ID)
+		if a.Kubernetes.Pod != "" {
+			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
+		}
+	}
+	fmt.Fprintln(w, "Steps:")
+	for _, s := range st.Steps {
+		line := fmt.Sprintf("  %s\t%s\t%s", s.ID, s.Action, s.Status)
+		if s.Error != "" {
+			line += "\t" + s.ErrorType + ": " + s.Error
+		} else if len(s.Output) > 0 {
+			b, _ := json.Marshal(s.Output)
+			line += "\t" + string(b)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

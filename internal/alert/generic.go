@@ -1,0 +1,26 @@
+package alert
+
+// decodeGeneric maps a generic alert, the format any detector can send (see
+// docs/alerts.md), to an Alert without ID or Rule, which Decode fills in.
+// Members it does not know are ignored, so detectors can send more.
+func decodeGeneric(obj map[string]any) Alert {
+	k8s, _ := obj["kubernetes"].(map[string]any)
+	return Alert{
+		ID:       stringField(obj, "id"),
+		Source:   stringField(obj, "source"),
+		Severity: severityField(obj, "severity"),
+		Time:     timeField(obj, "time"),
+		Summary:  stringField(obj, "summary"),
+		Hostname: stringField(obj, "hostname"),
+		Tags:     tagsField(obj, "tags"),
+		Kubernetes: Kubernetes{
+			Namespace: k8sField(k8s, "namespace"),
+			Pod:       k8sField(k8s, "pod"),
+			Container: k8sField(k8s, "container"),
+			Node:      k8sField(k8s, "node"),
+			PodUID:    k8sField(k8s, "podUID"),
+		},
+		Fields: fieldsOf(obj, "fields"),
+		Format: "generic",
+	}
+}

@@ -1,0 +1,124 @@
+// Package app wires soar's parts together. cmd/soar and the end-to-end tests
+// both build processes from these functions, so the tests run exactly what
+// ships.
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/internal/logging"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// Playbooks holds the playbook set in force. Readers always see a complete,
+// valid set; a later reload replaces it atomically.
+type Playbooks struct {
+	dir string
+	set atomic.Pointer[playbooks.Set]
+}
+
+// LoadPlaybooks loads every playbook in dir. It fails, listing every problem
+// with its file and line, when any playbook is invalid.
+func LoadPlaybooks(dir string) (*Playbooks, error) {
+	set, err := playbooks.Load(dir, playbooks.LoadOptions{Actions: activities.ActionNames()})
+	if err != nil {
+		return nil, err
+	}
+	p := &Playbooks{dir: dir}
+	p.set.Store(set)
+	return p, nil
+}
+
+// Current returns the set in force.
+func (p *Playbooks) Current() *playbooks.Set { return p.set.Load() }
+
+// Dir is the directory the playbooks come from.
+func (p *Playbooks) Dir() string { return p.dir }
+
+// Check is a readiness check: the set is loaded.
+func (p *Playbooks) Check(context.Context) error {
+	if p.Current() == nil {
+		return fmt.Errorf("no playbooks loaded from %s", p.dir)
+	}
+	return nil
+}
+
+// TemporalOptions says how to reach Temporal.
+type TemporalOptions struct {
+	Address   string
+	Namespace string
+	// ConnectionOptions carries TLS; Credentials carries an API key.
+	ConnectionOptions client.ConnectionOptions
+	Credentials       client.Credentials
+	Identity          string
+}
+
+// DialTemporal connects to Temporal and checks that it answers.
+func DialTemporal(ctx context.Context, opts TemporalOptions, log zerolog.Logger) (client.Client, error) {
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:          opts.Address,
+		Namespace:         opts.Namespace,
+		ConnectionOptions: opts.ConnectionOptions,
+		Credentials:       opts.Credentials,
+		Identity:          opts.Identity,
+		Logger:            logging.Temporal{L: log.With().Str("component", "temporal-sdk").Logger()},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", opts.Address, err)
+	}
+	return c, nil
+}
+
+// TemporalCheck is a readiness check for a Temporal client.
+func TemporalCheck(c client.Client) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := c.CheckHealth(ctx, &client.CheckHealthRequest{})
+		return err
+	}
+}
+
+// NATSCheck is a readiness check for a NATS connection.
+func NATSCheck(nc *nats.Conn) func(context.Context) error {
+	return func(context.Context) error {
+		if s := nc.Status(); s != nats.CONNECTED {
+			return fmt.Errorf("nats connection %s", s)
+		}
+		return nil
+	}
+}
+
+// NewWorker returns a worker, not yet started, that runs soar's workflows and
+// the activities in acts on soar's task queue.
+func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
+	w.RegisterActivity(acts)
+	return w
+}
+
+// ProtectedNamespaces returns the namespaces no action may touch: the defaults,
+// the namespace soar itself runs in (from POD_NAMESPACE, set by the manifests
+// in deploy/), and extra.
+func ProtectedNamespaces(extra []string) []string {
+	out := append([]string{}, activities.DefaultProtectedNamespaces...)
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		out = append(out, ns)
+	}
+	for _, ns := range extra {
+		if ns != "" {
+			out = append(out, ns)
+		}
+	}
+	return out
+}

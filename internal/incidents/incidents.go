@@ -1,0 +1,191 @@
+// Package incidents reads incidents back out of Temporal for people: the CLI's
+// 'soar incident list|show', and the registration of the search attributes
+// that make incidents findable.
+package incidents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/soar-dev/soar/workflows"
+)
+
+// EnsureSearchAttributes registers soar's custom search attributes on the
+// namespace when they are missing. It is idempotent. On a cluster where soar
+// may not change the namespace, the error names the attributes an operator
+// must add.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	resp, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for name, typ := range workflows.SearchAttributes() {
+		if _, ok := resp.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		names := make([]string, 0, len(missing))
+		for n := range missing {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return fmt.Errorf("register search attributes %v (Keyword) on namespace %s: %w; an operator can add them with 'temporal operator search-attribute create'", names, namespace, err)
+	}
+	return nil
+}
+
+// Summary is one incident as the list shows it.
+type Summary struct {
+	ID              string    `json:"id"`
+	Playbook        string    `json:"playbook"`
+	PlaybookVersion string    `json:"playbookVersion"`
+	Status          string    `json:"status"`
+	Severity        string    `json:"severity"`
+	Namespace       string    `json:"namespace"`
+	Pod             string    `json:"pod"`
+	Running         bool      `json:"running"`
+	WorkflowStatus  string    `json:"workflowStatus"`
+	OpenedAt        time.Time `json:"openedAt"`
+	ClosedAt        time.Time `json:"closedAt,omitzero"`
+}
+
+// List returns incidents newest first, at most limit of them. query, when not
+// empty, is a Temporal visibility query ANDed with soar's own filter, e.g.
+// "SoarStatus = 'contained'".
+func List(ctx context.Context, c client.Client, namespace, query string, limit int) ([]Summary, error) {
+	q := "TaskQueue = '" + workflows.TaskQueue + "'"
+	if query != "" {
+		q += " AND (" + query + ")"
+	}
+	var out []Summary
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Namespace: namespace, Query: q, NextPageToken: token, PageSize: int32(min(limit, 1000)),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list incidents: %w", err)
+		}
+		for _, e := range resp.GetExecutions() {
+			out = append(out, summary(e.GetExecution().GetWorkflowId(), e.GetStatus(), e.GetStartTime().AsTime(), e.GetCloseTime(), e.GetSearchAttributes()))
+			if len(out) >= limit {
+				return out, nil
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+type timestamp interface {
+	AsTime() time.Time
+	IsValid() bool
+}
+
+func summary(id string, status enumspb.WorkflowExecutionStatus, start time.Time, closed timestamp, sa *commonpb.SearchAttributes) Summary {
+	s := Summary{
+		ID:             id,
+		Running:        status == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING,
+		WorkflowStatus: status.String(),
+		OpenedAt:       start,
+	}
+	if closed != nil && closed.IsValid() && !closed.AsTime().IsZero() && !s.Running {
+		s.ClosedAt = closed.AsTime()
+	}
+	dc := converter.GetDefaultDataConverter()
+	get := func(name string) string {
+		p, ok := sa.GetIndexedFields()[name]
+		if !ok {
+			return ""
+		}
+		var v string
+		if err := dc.FromPayload(p, &v); err != nil {
+			return ""
+		}
+		return v
+	}
+	s.Playbook = get(workflows.SearchPlaybook.GetName())
+	s.PlaybookVersion = get(workflows.SearchPlaybookVersion.GetName())
+	s.Status = get(workflows.SearchStatus.GetName())
+	s.Severity = get(workflows.SearchSeverity.GetName())
+	s.Namespace = get(workflows.SearchNamespace.GetName())
+	s.Pod = get(workflows.SearchPod.GetName())
+	if !s.Running && status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+		// The workflow itself failed or was terminated: say so rather than
+		// showing the last status it recorded.
+		s.Status = status.String()
+	}
+	return s
+}
+
+// Detail is one incident in full.
+type Detail struct {
+	Summary
+	State *workflows.IncidentState `json:"state,omitempty"`
+	// Failure is set when the workflow failed or was terminated.
+	Failure string `json:"failure,omitempty"`
+}
+
+// ErrNotFound means no incident has that ID.
+var ErrNotFound = errors.New("incident not found")
+
+// Show returns the incident with id: the live state of an open incident (from
+// its state query) or the result of a closed one.
+func Show(ctx context.Context, c client.Client, namespace, id string) (*Detail, error) {
+	desc, err := c.DescribeWorkflowExecution(ctx, id, "")
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("describe incident %s: %w", id, err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	d := &Detail{Summary: summary(id, info.GetStatus(), info.GetStartTime().AsTime(), info.GetCloseTime(), info.GetSearchAttributes())}
+	runID := info.GetExecution().GetRunId()
+	var st workflows.IncidentState
+	switch info.GetStatus() {
+	case enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING:
+		v, err := c.QueryWorkflow(ctx, id, runID, workflows.QueryState)
+		if err != nil {
+			return nil, fmt.Errorf("query incident %s: %w", id, err)
+		}
+		if err := v.Get(&st); err != nil {
+			return nil, fmt.Errorf("decode incident %s: %w", id, err)
+		}
+		d.State = &st
+	case enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED:
+		if err := c.GetWorkflow(ctx, id, runID).Get(ctx, &st); err != nil {
+			return nil, fmt.Errorf("result of incident %s: %w", id, err)
+		}
+		d.State = &st
+	default:
+		if err := c.GetWorkflow(ctx, id, runID).Get(ctx, nil); err != nil {
+			d.Failure = err.Error()
+		}
+	}
+	return d, nil
+}

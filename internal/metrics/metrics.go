@@ -1,0 +1,65 @@
+// Package metrics defines soar's Prometheus metrics. Each process creates one
+// Metrics on its own registry and serves it at /metrics.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the counters and histograms soar's parts update.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	AlertsReceived     prometheus.Counter
+	AlertsMatched      prometheus.Counter
+	AlertsUnmatched    prometheus.Counter
+	AlertsDeadLettered *prometheus.CounterVec // by reason
+	PlaybookErrors     *prometheus.CounterVec // by playbook
+	WorkflowsStarted   *prometheus.CounterVec // by playbook
+	Signals            *prometheus.CounterVec // by playbook: alerts joining an open incident
+	DispatchErrors     prometheus.Counter     // Temporal or NATS refused; the alert is retried
+	DispatchLatency    prometheus.Histogram   // from publish to Temporal's acceptance
+}
+
+// New creates and registers soar's metrics, plus the Go runtime and process
+// collectors, on a fresh registry.
+func New() *Metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := &Metrics{
+		Registry: reg,
+		AlertsReceived: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_alerts_received_total", Help: "Alert messages taken from the stream, including redeliveries.",
+		}),
+		AlertsMatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_alerts_matched_total", Help: "Alerts that matched at least one playbook.",
+		}),
+		AlertsUnmatched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_alerts_unmatched_total", Help: "Alerts that matched no playbook (acknowledged and dropped).",
+		}),
+		AlertsDeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_alerts_dead_lettered_total", Help: "Messages moved to the dead-letter subject, by reason.",
+		}, []string{"reason"}),
+		PlaybookErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_playbook_errors_total", Help: "Playbook expressions that failed on an alert, by playbook.",
+		}, []string{"playbook"}),
+		WorkflowsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_workflows_started_total", Help: "Incidents opened (workflows started), by playbook.",
+		}, []string{"playbook"}),
+		Signals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_signals_total", Help: "Alerts that joined an open incident (signals), by playbook.",
+		}, []string{"playbook"}),
+		DispatchErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_dispatch_errors_total", Help: "Alerts whose dispatch failed and were scheduled for redelivery.",
+		}),
+		DispatchLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "soar_dispatch_latency_seconds",
+			Help:    "Time from an alert's publication to Temporal accepting it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+	}
+	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
+		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency)
+	return m
+}

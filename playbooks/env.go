@@ -1,0 +1,64 @@
+package playbooks
+
+import (
+	"github.com/soar-dev/soar/internal/alert"
+)
+
+// Env is the environment every playbook expression is evaluated against.
+// Authors see it as the variables alert, incident and the severity names:
+//
+//	alert.severity >= Warning && "T1059" in alert.tags
+//
+// Build it with NewEnv. The severity fields are constants that NewEnv sets;
+// they are fields rather than expr constants so that the environment stays
+// one plain typed struct that expr checks at compile time.
+type Env struct {
+	// Alert is the alert being matched, or the latest alert of the incident
+	// when a step runs.
+	Alert alert.Alert `expr:"alert"`
+	// Incident is empty while matching, because the incident does not exist
+	// yet; steps see the incident they belong to.
+	Incident Incident `expr:"incident"`
+
+	Debug         alert.Severity `expr:"Debug"`
+	Informational alert.Severity `expr:"Informational"`
+	Notice        alert.Severity `expr:"Notice"`
+	Warning       alert.Severity `expr:"Warning"`
+	Error         alert.Severity `expr:"Error"`
+	Critical      alert.Severity `expr:"Critical"`
+	// AlertSeverity is the severity named "Alert" in expressions; the Go
+	// field cannot be called Alert because the alert itself is.
+	AlertSeverity alert.Severity `expr:"Alert"`
+	Emergency     alert.Severity `expr:"Emergency"`
+}
+
+// Incident describes the incident a step runs for.
+type Incident struct {
+	// ID is the incident's workflow ID (see IncidentID).
+	ID string `expr:"id"`
+	// Key is the value of the playbook's incidentKey for the first alert.
+	Key string `expr:"key"`
+	// AlertCount counts the alerts the incident has received so far.
+	AlertCount int `expr:"alertCount"`
+}
+
+// NewEnv returns the environment for alert a in incident inc, with the
+// severity names set. Pass a zero Incident while matching.
+func NewEnv(a alert.Alert, inc Incident) Env {
+	env := Env{Alert: a, Incident: inc}
+	env.setSeverities()
+	return env
+}
+
+// setSeverities sets the severity names. EvalParams calls it too, so that an
+// Env built by hand cannot make Warning mean something else.
+func (e *Env) setSeverities() {
+	e.Debug = alert.SeverityDebug
+	e.Informational = alert.SeverityInformational
+	e.Notice = alert.SeverityNotice
+	e.Warning = alert.SeverityWarning
+	e.Error = alert.SeverityError
+	e.Critical = alert.SeverityCritical
+	e.AlertSeverity = alert.SeverityAlert
+	e.Emergency = alert.SeverityEmergency
+}

@@ -1,0 +1,104 @@
+package playbooks
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/soar-dev/soar/internal/alert"
+)
+
+// Match is one playbook that an alert matched, with the alert's incident key.
+type Match struct {
+	Playbook    *Playbook
+	IncidentKey string
+}
+
+// IncidentID returns the workflow ID of the incident the alert belongs to.
+func (m Match) IncidentID() string {
+	return IncidentID(m.Playbook.Name, m.IncidentKey)
+}
+
+// MatchError reports that a playbook's match or incidentKey expression
+// failed on an alert, for example because a field had an unexpected type.
+// It carries the playbook and alert apart so that callers can log them as
+// fields.
+type MatchError struct {
+	Playbook string
+	AlertID  string
+	// Field is "match" or "incidentKey".
+	Field string
+	Err   error
+}
+
+func (e *MatchError) Error() string {
+	return fmt.Sprintf("playbook %q: alert %q: %s: %v", e.Playbook, e.AlertID, e.Field, e.Err)
+}
+
+func (e *MatchError) Unwrap() error { return e.Err }
+
+// ErrEmptyIncidentKey is the MatchError.Err of an incident key that
+// evaluated to the empty string. Match refuses it because every such alert
+// would otherwise share one incident by accident.
+var ErrEmptyIncidentKey = errors.New("playbooks: incident key is empty")
+
+// Match runs every playbook's match expression against a, and the incident
+// key expression of each playbook that matches. It returns the matches in
+// playbook name order, and one *MatchError for each playbook whose
+// expressions failed on this alert; a failing playbook never stops the
+// others. Match has no side effects and is safe for concurrent use.
+func (s *Set) Match(a alert.Alert) ([]Match, []error) {
+	// The environment and the VM belong to this call: compiled programs are
+	// shared between goroutines, their inputs and machines are not.
+	env := NewEnv(a, Incident{})
+	var m vm.VM
+	var (
+		matches []Match
+		errs    []error
+	)
+	for _, p := range s.playbooks {
+		key, ok, err := p.evaluate(&m, &env)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case ok:
+			matches = append(matches, Match{Playbook: p, IncidentKey: key})
+		}
+	}
+	return matches, errs
+}
+
+// evaluate runs p's match expression and, if it matched, its incident key.
+func (p *Playbook) evaluate(m *vm.VM, env *Env) (key string, matched bool, err error) {
+	fail := func(field string, err error) (string, bool, error) {
+		return "", false, &MatchError{Playbook: p.Name, AlertID: env.Alert.ID, Field: field, Err: err}
+	}
+	out, err := evaluate(m, p.matchProgram, env)
+	if err != nil {
+		return fail("match", err)
+	}
+	// expr.AsBool converts the result at run time, so out is a bool unless
+	// expr changes; the check keeps a change from becoming a panic.
+	matched, ok := out.(bool)
+	if !ok {
+		return fail("match", fmt.Errorf("result is %T, not bool", out))
+	}
+	if !matched {
+		return "", false, nil
+	}
+	out, err = evaluate(m, p.incidentKeyProgram, env)
+	if err != nil {
+		return fail("incidentKey", err)
+	}
+	// expr.AsKind checks the type only when it is known at compile time, so
+	// an expression of type any (alert.fields["x"]) must be checked here.
+	key, ok = out.(string)
+	if !ok {
+		return fail("incidentKey", fmt.Errorf("result is %T, not string", out))
+	}
+	if key == "" {
+		return fail("incidentKey", ErrEmptyIncidentKey)
+	}
+	return key, true, nil
+}

@@ -1,0 +1,120 @@
+package playbooks
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Spec is a JSON-serialisable snapshot of a playbook. It travels in the
+// input of the workflow that answers an incident, so the workflow keeps
+// running the playbook it started with even after the file changes in git,
+// and replays see the same steps.
+type Spec struct {
+	Name     string `json:"name"`
+	Version  string `json:"version"`
+	Workflow string `json:"workflow"`
+	// Window is in nanoseconds on the wire, as encoding/json writes a
+	// time.Duration.
+	Window time.Duration `json:"window"`
+	Steps  []StepSpec    `json:"steps"`
+	// Source is the playbook file as it was loaded, for audit and display;
+	// its SHA-256 is Version.
+	Source string `json:"source"`
+}
+
+// StepSpec is the snapshot of one step. It is a type of its own, apart from
+// Step, so that the workflow's input format changes only on purpose.
+type StepSpec struct {
+	ID     string `json:"id"`
+	Action string `json:"action"`
+	// With maps parameter names to expression sources, for EvalParams.
+	With map[string]string `json:"with,omitempty"`
+}
+
+// Spec returns the snapshot of p. It shares nothing with p, so the caller
+// may modify it.
+func (p *Playbook) Spec() Spec {
+	steps := make([]StepSpec, len(p.Steps))
+	for i, s := range p.Steps {
+		steps[i] = StepSpec{ID: s.ID, Action: s.Action, With: maps.Clone(s.With)}
+	}
+	return Spec{
+		Name:     p.Name,
+		Version:  p.Version,
+		Workflow: p.Workflow,
+		Window:   p.Window,
+		Steps:    steps,
+		Source:   string(p.source),
+	}
+}
+
+// EvalParams evaluates the parameters of step against env and returns them
+// by name; a step without parameters gives an empty map.
+//
+// It runs inside Temporal workflow code, so it is deterministic: the
+// expressions cannot read the clock, the time zone or random map order (see
+// compile), parameters are evaluated in name order, and the same step and
+// environment always give the same result or the same error. Expressions are
+// compiled on first use and cached by source text; compiling is
+// deterministic, so the cache only saves time. EvalParams is safe for
+// concurrent use.
+//
+// The error joins one error per failing parameter, in name order, each
+// naming the step and parameter; an expression that no longer compiles (a
+// Spec recorded by an older soar) is reported the same way.
+func EvalParams(step StepSpec, env Env) (map[string]any, error) {
+	env.setSeverities()
+	names := slices.Sorted(maps.Keys(step.With))
+	params := make(map[string]any, len(names))
+	var (
+		m    vm.VM
+		errs []error
+	)
+	for _, name := range names {
+		program, err := paramPrograms.get(step.With[name])
+		if err == nil {
+			params[name], err = evaluate(&m, program, &env)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("step %q: with.%s: %w", step.ID, name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return params, nil
+}
+
+// paramPrograms caches compiled parameter expressions by source text for
+// EvalParams. It is the package's one variable: EvalParams is a plain
+// function so that workflow code can call it without a handle to carry
+// around, and a process-wide cache is harmless because compiling is
+// deterministic. It grows with the number of distinct parameter
+// expressions the process has seen, which reviewed playbooks bound.
+var paramPrograms programCache
+
+// programCache maps expression sources to compiled programs. Its zero value
+// is ready to use, and it is safe for concurrent use.
+type programCache struct {
+	programs sync.Map // string → *vm.Program
+}
+
+func (c *programCache) get(src string) (*vm.Program, error) {
+	if p, ok := c.programs.Load(src); ok {
+		return p.(*vm.Program), nil
+	}
+	// Two goroutines may compile the same source at once; both results are
+	// equivalent, so whichever is stored first wins.
+	p, err := compile(src, resultAny)
+	if err != nil {
+		return nil, newExprError(err, true)
+	}
+	actual, _ := c.programs.LoadOrStore(src, p)
+	return actual.(*vm.Program), nil
+}

@@ -1,0 +1,320 @@
+// Package workflows holds soar's Temporal workflows: deterministic
+// orchestration only. Workflows decide; activities act.
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// Names shared by the dispatcher, the worker and the CLI.
+const (
+	// TaskQueue is where soar's workers poll.
+	TaskQueue = "soar"
+	// RespondName is the registered name of the generic Respond workflow.
+	RespondName = "Respond"
+	// SignalAlert delivers an AlertSignal: the first alert of an incident and
+	// every later one that joins it.
+	SignalAlert = "alert"
+	// SignalClose closes an incident now instead of after its quiet window.
+	SignalClose = "close"
+	// QueryState returns the incident's current IncidentState.
+	QueryState = "state"
+)
+
+// Incident statuses, as in the SoarStatus search attribute.
+const (
+	StatusResponding = "responding" // steps are running
+	StatusContained  = "contained"  // every step succeeded; collecting later alerts
+	StatusFailed     = "failed"     // a step failed; collecting later alerts
+	StatusClosed     = "closed"     // the incident is over
+)
+
+// Step statuses in StepResult.
+const (
+	StepSucceeded = "succeeded"
+	StepFailed    = "failed"
+)
+
+// maxSeen bounds the delivery IDs remembered for deduplication.
+const maxSeen = 256
+
+// continueAfter bounds how many alerts one run absorbs before it continues as
+// new, which keeps the history of a long alert storm small.
+const continueAfter = 1000
+
+// RespondInput starts a Respond workflow. The playbook is pinned: the incident
+// runs the exact content it started with, whatever changes in git later.
+type RespondInput struct {
+	IncidentID  string         `json:"incidentID"`
+	IncidentKey string         `json:"incidentKey"`
+	Playbook    playbooks.Spec `json:"playbook"`
+	// State is set only when a run continues as new.
+	State *IncidentState `json:"state,omitempty"`
+}
+
+// AlertSignal is one alert joining an incident.
+type AlertSignal struct {
+	Alert alert.Alert `json:"alert"`
+	// DeliveryID identifies the message that carried the alert (the JetStream
+	// stream and sequence), so a redelivered message is counted once.
+	DeliveryID string `json:"deliveryID"`
+}
+
+// IncidentState is everything the incident knows; it is the workflow's result
+// and the answer to QueryState.
+type IncidentState struct {
+	IncidentID      string       `json:"incidentID"`
+	IncidentKey     string       `json:"incidentKey"`
+	Playbook        string       `json:"playbook"`
+	PlaybookVersion string       `json:"playbookVersion"`
+	Status          string       `json:"status"`
+	FirstAlert      *alert.Alert `json:"firstAlert,omitempty"`
+	LatestAlert     *alert.Alert `json:"latestAlert,omitempty"`
+	AlertCount      int          `json:"alertCount"`
+	OpenedAt        time.Time    `json:"openedAt"`
+	LastAlertAt     time.Time    `json:"lastAlertAt"`
+	ClosedAt        time.Time    `json:"closedAt,omitzero"`
+	CloseReason     string       `json:"closeReason,omitempty"`
+	StepsDone       bool         `json:"stepsDone"`
+	Steps           []StepResult `json:"steps"`
+	// Seen holds the latest delivery IDs, oldest first.
+	Seen []string `json:"seen,omitempty"`
+}
+
+// StepResult records one step: what ran, with which parameters, and what it did.
+type StepResult struct {
+	ID         string         `json:"id"`
+	Action     string         `json:"action"`
+	Status     string         `json:"status"`
+	Params     map[string]any `json:"params,omitempty"`
+	Output     map[string]any `json:"output,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	ErrorType  string         `json:"errorType,omitempty"`
+	StartedAt  time.Time      `json:"startedAt"`
+	FinishedAt time.Time      `json:"finishedAt"`
+}
+
+// Respond is the generic incident workflow. It takes the first alert, runs the
+// playbook's steps once, then stays open while alerts with the same incident
+// key keep arriving, counting them, until the playbook's window passes without
+// a new alert or the incident is closed by SignalClose.
+func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
+	st := in.State
+	if st == nil {
+		st = &IncidentState{
+			IncidentID:      in.IncidentID,
+			IncidentKey:     in.IncidentKey,
+			Playbook:        in.Playbook.Name,
+			PlaybookVersion: in.Playbook.Version,
+			Status:          StatusResponding,
+			OpenedAt:        workflow.Now(ctx),
+		}
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*IncidentState, error) { return st, nil }); err != nil {
+		return nil, fmt.Errorf("register state query: %w", err)
+	}
+	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
+	closing := workflow.GetSignalChannel(ctx, SignalClose)
+	window := in.Playbook.Window
+	if window <= 0 {
+		window = time.Hour
+	}
+
+	if st.FirstAlert == nil {
+		// SignalWithStart delivers the first alert together with the start;
+		// a workflow started any other way waits one window for it.
+		var sig AlertSignal
+		ok, _ := alerts.ReceiveWithTimeout(ctx, window, &sig)
+		if !ok {
+			return finish(ctx, st, "no alert arrived")
+		}
+		st.addAlert(ctx, sig)
+	}
+
+	if !st.StepsDone {
+		runSteps(ctx, in, st)
+		st.StepsDone = true
+		if err := setStatus(ctx, st, st.Status); err != nil {
+			return nil, err
+		}
+	}
+
+	// One timer covers the quiet window. Alerts arriving meanwhile only move
+	// LastAlertAt; when the timer fires, the window is measured again from the
+	// latest alert. A storm of alerts thus costs one timer per window, not one
+	// per alert.
+	absorbed := 0
+	for {
+		remaining := st.LastAlertAt.Add(window).Sub(workflow.Now(ctx))
+		if remaining <= 0 {
+			drain(ctx, alerts, st)
+			if st.LastAlertAt.Add(window).After(workflow.Now(ctx)) {
+				continue
+			}
+			return finish(ctx, st, fmt.Sprintf("no new alert for %s", window))
+		}
+		timer := workflow.NewTimer(ctx, remaining)
+		fired := false
+		for !fired {
+			var closeReason string
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(alerts, func(c workflow.ReceiveChannel, _ bool) {
+				var sig AlertSignal
+				c.Receive(ctx, &sig)
+				st.addAlert(ctx, sig)
+				absorbed++
+			})
+			sel.AddReceive(closing, func(c workflow.ReceiveChannel, _ bool) {
+				var reason string
+				c.Receive(ctx, &reason)
+				if reason == "" {
+					reason = "closed on request"
+				}
+				closeReason = reason
+			})
+			sel.AddFuture(timer, func(workflow.Future) { fired = true })
+			sel.Select(ctx)
+			if closeReason != "" {
+				// Alerts that raced with the close still count.
+				drain(ctx, alerts, st)
+				return finish(ctx, st, closeReason)
+			}
+			if absorbed >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+				drain(ctx, alerts, st)
+				in.State = st
+				return nil, workflow.NewContinueAsNewError(ctx, Respond, in)
+			}
+		}
+	}
+}
+
+func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
+	if sig.DeliveryID != "" {
+		if slices.Contains(st.Seen, sig.DeliveryID) {
+			return
+		}
+		st.Seen = append(st.Seen, sig.DeliveryID)
+		if len(st.Seen) > maxSeen {
+			st.Seen = st.Seen[len(st.Seen)-maxSeen:]
+		}
+	}
+	a := sig.Alert
+	if st.FirstAlert == nil {
+		st.FirstAlert = &a
+	}
+	st.LatestAlert = &a
+	st.AlertCount++
+	st.LastAlertAt = workflow.Now(ctx)
+}
+
+func drain(ctx workflow.Context, alerts workflow.ReceiveChannel, st *IncidentState) {
+	for {
+		var sig AlertSignal
+		if !alerts.ReceiveAsync(&sig) {
+			return
+		}
+		st.addAlert(ctx, sig)
+	}
+}
+
+func finish(ctx workflow.Context, st *IncidentState, reason string) (*IncidentState, error) {
+	st.ClosedAt = workflow.Now(ctx)
+	st.CloseReason = reason
+	if err := setStatus(ctx, st, StatusClosed); err != nil {
+		return nil, err
+	}
+	workflow.GetLogger(ctx).Info("incident closed", "incident_id", st.IncidentID, "reason", reason, "alert_count", st.AlertCount)
+	return st, nil
+}
+
+func setStatus(ctx workflow.Context, st *IncidentState, status string) error {
+	st.Status = status
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
+		return fmt.Errorf("record status %q: %w", status, err)
+	}
+	return nil
+}
+
+// runSteps runs the playbook's steps in order and stops at the first failure.
+func runSteps(ctx workflow.Context, in RespondInput, st *IncidentState) {
+	env := playbooks.NewEnv(*st.FirstAlert, playbooks.Incident{ID: st.IncidentID, Key: st.IncidentKey, AlertCount: st.AlertCount})
+	st.Status = StatusContained
+	for _, step := range in.Playbook.Steps {
+		res := StepResult{ID: step.ID, Action: step.Action, StartedAt: workflow.Now(ctx)}
+		out, err := runStep(ctx, st, step, env, &res)
+		res.FinishedAt = workflow.Now(ctx)
+		if err != nil {
+			res.Status = StepFailed
+			res.Error = err.Error()
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				res.ErrorType = appErr.Type()
+				res.Error = appErr.Message()
+			}
+			st.Steps = append(st.Steps, res)
+			st.Status = StatusFailed
+			workflow.GetLogger(ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
+			return
+		}
+		res.Status = StepSucceeded
+		res.Output = out
+		st.Steps = append(st.Steps, res)
+	}
+}
+
+// actionOptions are the defaults for every action until playbooks can set
+// their own: retry transient failures with backoff for up to five minutes.
+var actionOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 5 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
+
+func runStep(ctx workflow.Context, st *IncidentState, step playbooks.StepSpec, env playbooks.Env, res *StepResult) (map[string]any, error) {
+	// EvalParams is deterministic in what it returns: it sorts parameter
+	// names and expr's compiler and VM iterate maps only for bookkeeping that
+	// never reaches the result. workflowcheck cannot see that through expr.
+	params, err := playbooks.EvalParams(step, env) //workflowcheck:ignore
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidParameters", nil)
+	}
+	res.Params = params
+	actx := workflow.WithActivityOptions(ctx, actionOptions)
+	var a *activities.Activities
+	var out map[string]any
+	switch step.Action {
+	case activities.ActionQuarantine:
+		in := activities.QuarantineInput{
+			IncidentID: st.IncidentID,
+			Namespace:  stringParam(params, "namespace", st.FirstAlert.Kubernetes.Namespace),
+			Pod:        stringParam(params, "pod", st.FirstAlert.Kubernetes.Pod),
+			PodUID:     stringParam(params, "podUID", st.FirstAlert.Kubernetes.PodUID),
+		}
+		err = workflow.ExecuteActivity(actx, a.Quarantine, in).Get(ctx, &out)
+	default:
+		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", step.ID, step.Action), "UnknownAction", nil)
+	}
+	return out, err
+}
+
+// stringParam returns params[name] when it is a non-empty string, else def.
+func stringParam(params map[string]any, name, def string) string {
+	if s, ok := params[name].(string); ok && s != "" {
+		return s
+	}
+	return def
+}

@@ -1,0 +1,238 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// shellAlert is the terminal-shell sample, reduced to what the workflow reads.
+func shellAlert(mods ...func(*alert.Alert)) alert.Alert {
+	a := alert.Alert{
+		ID:       "5d1f3c0e-8a57-4b43-9a8e-1f2b7f0c4a11",
+		Source:   "syscall",
+		Rule:     "Terminal shell in container",
+		Severity: alert.SeverityNotice,
+		Time:     time.Date(2026, 11, 20, 13, 44, 5, 0, time.UTC),
+		Kubernetes: alert.Kubernetes{
+			Namespace: "payments", Pod: "checkout-7d9f8b6c5-x2lqp", Container: "shell", Node: "worker-2",
+		},
+		Format: "falco",
+	}
+	for _, m := range mods {
+		m(&a)
+	}
+	return a
+}
+
+func quarantinePlaybook() playbooks.Spec {
+	return playbooks.Spec{
+		Name:     "terminal-shell-in-container",
+		Version:  "sha256:0123456789abcdef",
+		Workflow: RespondName,
+		Window:   10 * time.Minute,
+		Steps: []playbooks.StepSpec{{
+			ID: "contain", Action: activities.ActionQuarantine,
+			With: map[string]string{"namespace": "alert.k8s.namespace", "pod": "alert.k8s.pod"},
+		}},
+	}
+}
+
+func input() RespondInput {
+	return RespondInput{IncidentID: "soar-terminal-shell-in-container-abc", IncidentKey: "payments/checkout-7d9f8b6c5-x2lqp", Playbook: quarantinePlaybook()}
+}
+
+type env struct {
+	*testsuite.TestWorkflowEnvironment
+	t *testing.T
+}
+
+func newEnv(t *testing.T) env {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	e := s.NewTestWorkflowEnvironment()
+	e.RegisterWorkflowWithOptions(Respond, workflow.RegisterOptions{Name: RespondName})
+	e.RegisterActivity(&activities.Activities{})
+	return env{e, t}
+}
+
+// sendAlert delivers an alert signal after delay of workflow time.
+func (e env) sendAlert(delay time.Duration, a alert.Alert, deliveryID string) {
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(SignalAlert, AlertSignal{Alert: a, DeliveryID: deliveryID})
+	}, delay)
+}
+
+func (e env) result() *IncidentState {
+	e.t.Helper()
+	if !e.IsWorkflowCompleted() {
+		e.t.Fatal("workflow did not complete")
+	}
+	if err := e.GetWorkflowError(); err != nil {
+		e.t.Fatalf("workflow failed: %v", err)
+	}
+	var st IncidentState
+	if err := e.GetWorkflowResult(&st); err != nil {
+		e.t.Fatal(err)
+	}
+	return &st
+}
+
+var a *activities.Activities
+
+func TestRespondQuarantinesThenCountsJoiningAlertsUntilQuiet(t *testing.T) {
+	e := newEnv(t)
+	var got activities.QuarantineInput
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			got = in
+			return kube.QuarantineResult{Namespace: in.Namespace, Pod: in.Pod, Policy: kube.PolicyName, Labeled: true, PolicyCreated: true}, nil
+		}).Once()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.sendAlert(time.Minute, shellAlert(), "SOAR_ALERTS:2")
+	e.sendAlert(2*time.Minute, shellAlert(), "SOAR_ALERTS:3")
+	e.ExecuteWorkflow(Respond, input())
+
+	st := e.result()
+	want := activities.QuarantineInput{IncidentID: input().IncidentID, Namespace: "payments", Pod: "checkout-7d9f8b6c5-x2lqp"}
+	if got != want {
+		t.Errorf("quarantine input = %+v, want %+v", got, want)
+	}
+	if st.Status != StatusClosed || st.AlertCount != 3 || !st.StepsDone {
+		t.Errorf("state = status %q, alerts %d, stepsDone %v; want closed, 3, true", st.Status, st.AlertCount, st.StepsDone)
+	}
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Output["policy"] != kube.PolicyName {
+		t.Errorf("steps = %+v", st.Steps)
+	}
+	if st.Steps[0].Params["pod"] != "checkout-7d9f8b6c5-x2lqp" {
+		t.Errorf("resolved params = %v", st.Steps[0].Params)
+	}
+	// The window is measured from the last alert (at 2m), not the first.
+	if got := st.ClosedAt.Sub(st.OpenedAt); got != 12*time.Minute {
+		t.Errorf("closed %s after opening, want 12m (last alert + window)", got)
+	}
+	if st.PlaybookVersion != "sha256:0123456789abcdef" {
+		t.Errorf("playbook version = %q", st.PlaybookVersion)
+	}
+	e.AssertExpectations(t)
+}
+
+func TestRespondCountsARedeliveredAlertOnce(t *testing.T) {
+	e := newEnv(t)
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil).Once()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:7")
+	e.sendAlert(time.Second, shellAlert(), "SOAR_ALERTS:7")
+	e.sendAlert(2*time.Second, shellAlert(), "SOAR_ALERTS:8")
+	e.ExecuteWorkflow(Respond, input())
+	if st := e.result(); st.AlertCount != 2 {
+		t.Errorf("alert count = %d, want 2 (delivery 7 twice counts once)", st.AlertCount)
+	}
+}
+
+func TestRespondRecordsANonRetryableFailure(t *testing.T) {
+	e := newEnv(t)
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{},
+		temporal.NewNonRetryableApplicationError(`namespace "kube-system" is protected`, activities.ErrTypeProtectedNamespace, nil)).Once()
+	e.sendAlert(0, shellAlert(func(a *alert.Alert) { a.Kubernetes.Namespace = "kube-system" }), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepFailed || st.Steps[0].ErrorType != activities.ErrTypeProtectedNamespace {
+		t.Fatalf("steps = %+v", st.Steps)
+	}
+	if st.Steps[0].Error != `namespace "kube-system" is protected` {
+		t.Errorf("error = %q", st.Steps[0].Error)
+	}
+	if st.Status != StatusClosed {
+		t.Errorf("status = %q", st.Status)
+	}
+}
+
+func TestRespondRetriesTransientFailures(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			calls++
+			if calls < 3 {
+				return kube.QuarantineResult{}, errors.New("the server is currently unable to handle the request")
+			}
+			return kube.QuarantineResult{Labeled: true}, nil
+		})
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if calls != 3 || st.Steps[0].Status != StepSucceeded {
+		t.Errorf("calls = %d, step = %+v; want 3 calls and success", calls, st.Steps[0])
+	}
+}
+
+func TestRespondClosesOnRequest(t *testing.T) {
+	e := newEnv(t)
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil)
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.RegisterDelayedCallback(func() { e.SignalWorkflow(SignalClose, "false positive: admin debugging") }, time.Minute)
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if st.CloseReason != "false positive: admin debugging" || st.ClosedAt.Sub(st.OpenedAt) != time.Minute {
+		t.Errorf("closed %s after opening, reason %q", st.ClosedAt.Sub(st.OpenedAt), st.CloseReason)
+	}
+}
+
+func TestRespondWithoutAlertClosesAfterWindow(t *testing.T) {
+	e := newEnv(t)
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if st.AlertCount != 0 || len(st.Steps) != 0 || st.CloseReason != "no alert arrived" {
+		t.Errorf("state = %+v", st)
+	}
+}
+
+func TestRespondBadParameterFailsTheStepNotTheWorkflow(t *testing.T) {
+	e := newEnv(t)
+	in := input()
+	in.Playbook.Steps[0].With = map[string]string{"pod": "alert.fields.missing.deeper"}
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepFailed || st.Steps[0].ErrorType != "InvalidParameters" {
+		t.Errorf("steps = %+v", st.Steps)
+	}
+}
+
+func TestRespondContinuesAsNewAfterAStorm(t *testing.T) {
+	e := newEnv(t)
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil).Once()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:0")
+	// One callback sends the whole storm: the test environment's callback
+	// queue is too small for a thousand delayed callbacks.
+	e.RegisterDelayedCallback(func() {
+		for i := 1; i <= continueAfter; i++ {
+			e.SignalWorkflow(SignalAlert, AlertSignal{Alert: shellAlert(), DeliveryID: fmt.Sprintf("SOAR_ALERTS:%d", i)})
+		}
+	}, time.Second)
+	e.ExecuteWorkflow(Respond, input())
+	var can *workflow.ContinueAsNewError
+	if !errors.As(e.GetWorkflowError(), &can) {
+		t.Fatalf("workflow error = %v, want continue-as-new", e.GetWorkflowError())
+	}
+	// The next run must carry the state over: steps done, every alert counted.
+	var next RespondInput
+	if err := converterFromPayloads(can, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || !next.State.StepsDone || next.State.AlertCount != continueAfter+1 || len(next.State.Seen) != maxSeen {
+		t.Fatalf("carried state = %+v", next.State)
+	}
+}

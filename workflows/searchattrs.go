@@ -1,0 +1,31 @@
+package workflows
+
+import (
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+)
+
+// Search attributes soar sets on every incident so that incidents can be found
+// with the Temporal CLI and UI, e.g.
+//
+//	temporal workflow list --query "SoarStatus = 'contained' AND SoarNamespace = 'payments'"
+var (
+	SearchPlaybook        = temporal.NewSearchAttributeKeyKeyword("SoarPlaybook")
+	SearchPlaybookVersion = temporal.NewSearchAttributeKeyKeyword("SoarPlaybookVersion")
+	SearchSeverity        = temporal.NewSearchAttributeKeyKeyword("SoarSeverity")
+	SearchNamespace       = temporal.NewSearchAttributeKeyKeyword("SoarNamespace")
+	SearchPod             = temporal.NewSearchAttributeKeyKeyword("SoarPod")
+	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("SoarStatus")
+)
+
+// SearchAttributes lists soar's custom search attributes and their types, for
+// registration on a namespace.
+func SearchAttributes() map[string]enumspb.IndexedValueType {
+	m := map[string]enumspb.IndexedValueType{}
+	for _, k := range []temporal.SearchAttributeKeyKeyword{
+		SearchPlaybook, SearchPlaybookVersion, SearchSeverity, SearchNamespace, SearchPod, SearchStatus,
+	} {
+		m[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
+	}
+	return m
+}
