@@ -53,6 +53,9 @@ type Config struct {
 	TaskQueue string
 	// Identity names this dispatcher in Temporal's history.
 	Identity string
+	// TemporalTimeout bounds one call to Temporal; on timeout the alert is
+	// redelivered later. Default 10s.
+	TemporalTimeout time.Duration
 }
 
 // Defaults.
@@ -102,6 +105,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Identity == "" {
 		c.Identity = "soar-dispatch"
+	}
+	if c.TemporalTimeout <= 0 {
+		c.TemporalTimeout = 10 * time.Second
 	}
 }
 

@@ -40,6 +40,8 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	if workflowType == "" {
 		workflowType = workflows.RespondName
 	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
+	defer cancel()
 	resp, err := d.temporal.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
 		Namespace:                d.cfg.Namespace,
 		WorkflowId:               wid,

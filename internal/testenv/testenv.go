@@ -1,0 +1,53 @@
+// Package testenv starts soar's real dependencies for tests: a NATS server, a
+// Temporal server and a kube-apiserver with etcd, each stopped when the test
+// ends. It fails the test, never skips it, when a dependency cannot start: a
+// missing kube-apiserver is a broken checkout, fixed by 'make kube-tools'.
+package testenv
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/soar-dev/soar/internal/devstack"
+)
+
+// NATS starts a JetStream server on a free port with its store in a temporary
+// directory, and returns it with a connection and a JetStream handle.
+func NATS(t testing.TB) (*server.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	s, err := devstack.StartNATS(devstack.NATSOptions{Port: -1, StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, nc, js
+}
+
+// Kube starts kube-apiserver and etcd. Callers that share one across tests
+// use devstack.StartKube from TestMain instead.
+func Kube(t testing.TB) (*devstack.Kube, kubernetes.Interface) {
+	t.Helper()
+	k, err := devstack.StartKube(devstack.KubeOptions{})
+	if err != nil {
+		t.Fatalf("start kube-apiserver (run 'make kube-tools'): %v", err)
+	}
+	t.Cleanup(func() { _ = k.Stop() })
+	cs, err := kubernetes.NewForConfig(k.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, cs
+}
