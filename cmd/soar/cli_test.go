@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestPlaybookLintReportsEveryProblemAndFails(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a.yaml", "name: a\nmatch: alert.rule ==\nincidentKey: alert.id\nsteps:\n  - id: s\n    action: kubernetes.quarantine\n")
+	write("b.yaml", "name: b\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n  - id: s\n    action: kubernetes.explode\n")
+
+	root := newRootCmd()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetArgs([]string{"playbook", "lint", dir})
+	err := root.Execute()
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Fatalf("lint error = %v, want exit code 1", err)
+	}
+	got := out.String()
+	for _, want := range []string{filepath.Join(dir, "a.yaml") + ":2:", filepath.Join(dir, "b.yaml") + ":6:", "kubernetes.explode"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lint output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+func TestPlaybookLintAcceptsTheLibrary(t *testing.T) {
+	out := soar(t, "playbook", "lint", "../../playbooks/library")
+	if out != "../../playbooks/library: 1 playbooks OK\n" {
+		t.Errorf("lint printed %q", out)
+	}
+}
+
+func TestEnvironmentSetsFlags(t *testing.T) {
+	t.Setenv("SOAR_PLAYBOOKS", "/nonexistent/playbooks")
+	root := newRootCmd()
+	root.SetArgs([]string{"dispatch", "--http-addr", ""})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/playbooks") {
+		t.Fatalf("dispatch with SOAR_PLAYBOOKS set: err = %v, want it to name the directory from the environment", err)
+	}
+}
+
+func TestDefaultSubjectFollowsFalcosidekick(t *testing.T) {
+	for _, tc := range []struct{ data, want string }{
+		{`{"rule":"Terminal shell in container","priority":"Notice","output":"x"}`, "falco.notice.terminal_shell_in_container"},
+		{`{"rule":"Read sensitive file untrusted","priority":"Warning","output":"x"}`, "falco.warning.read_sensitive_file_untrusted"},
+		{`{"id":"1","source":"custom-detector","rule":"x"}`, "alerts.custom_detector"},
+		{`not json`, "alerts.unknown"},
+	} {
+		if got := defaultSubject([]byte(tc.data)); got != tc.want {
+			t.Errorf("defaultSubject(%s) = %q, want %q", tc.data, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// soar runs one soar command line in process and returns what it printed.
+func soar(t *testing.T, args ...string) string {
+	t.Helper()
+	var out syncBuffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetArgs(args)
+	if err := root.ExecuteContext(context.Background()); err != nil {
+		t.Fatalf("soar %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
+
+type devPorts struct{ nats, temporal, ui, http int }
+
+func freePorts(t *testing.T) devPorts {
+	t.Helper()
+	var ps [4]int
+	for i := range ps {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps[i] = l.Addr().(*net.TCPAddr).Port
+		defer l.Close()
+	}
+	return devPorts{ps[0], ps[1], ps[2], ps[3]}
+}
+
+// startDev runs 'soar dev --local-kube' until the returned stop is called,
+// and returns its banner once it is ready.
+func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetArgs([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",
+		"--nats-port", fmt.Sprint(p.nats), "--temporal-port", fmt.Sprint(p.temporal),
+		"--ui-port", fmt.Sprint(p.ui), "--http-port", fmt.Sprint(p.http), "--log-format", "json", "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	deadline := time.After(2 * time.Minute)
+	for !strings.Contains(out.String(), "Press Ctrl-C to stop.") {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("soar dev exited: %v\n%s", err, out.String())
+		case <-deadline:
+			cancel()
+			t.Fatalf("soar dev not ready in 2 minutes:\n%s", out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return out.String(), func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("soar dev: %v", err)
+		}
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDevWalkthrough follows the README: start soar dev, create the pod the
+// sample alert names, send the alert, see the pod quarantined and the incident
+// listed; then restart with the same data directory and find the incident and
+// an alert left undelivered while soar was down.
+func TestDevWalkthrough(t *testing.T) {
+	dataDir := t.TempDir()
+	p := freePorts(t)
+	banner, stop := startDev(t, dataDir, p)
+	for _, want := range []string{
+		"soar dev is running; data in " + dataDir,
+		fmt.Sprintf("NATS         nats://127.0.0.1:%d", p.nats),
+		fmt.Sprintf("Temporal     127.0.0.1:%d", p.temporal),
+		fmt.Sprintf("Temporal UI  http://127.0.0.1:%d", p.ui),
+		fmt.Sprintf("HTTP         http://127.0.0.1:%d", p.http),
+		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
+		"Playbooks    ../../playbooks/library  (1 loaded)",
+	} {
+		if !strings.Contains(banner, want) {
+			t.Errorf("banner lacks %q:\n%s", want, banner)
+		}
+	}
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "payments"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "checkout-7d9f8b6c5-x2lqp", Namespace: "payments", Labels: map[string]string{"app": "checkout"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "shell", Image: "docker.io/library/alpine:3.20"}}},
+	}
+	if _, err := cs.CoreV1().Pods("payments").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	sample := filepath.Join("..", "..", "..", "shared", "testdata", "alerts", "falco-terminal-shell.json")
+	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", p.nats)
+	out := soar(t, "alert", "send", "--nats-url", natsURL, sample)
+	if want := "published " + sample + " to falco.notice.terminal_shell_in_container (stream SOAR_ALERTS, sequence 1)\n"; out != want {
+		t.Errorf("alert send printed %q, want %q", out, want)
+	}
+	waitFor(t, "pod quarantined", func() error {
+		got, err := cs.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if got.Labels["soar.dev/quarantine"] != "true" {
+			return fmt.Errorf("labels %v", got.Labels)
+		}
+		_, err = cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, "soar-quarantine", metav1.GetOptions{})
+		return err
+	})
+
+	id := playbooks.IncidentID("terminal-shell-in-container", "payments/checkout-7d9f8b6c5-x2lqp")
+	temporalAddr := fmt.Sprintf("127.0.0.1:%d", p.temporal)
+	waitFor(t, "incident listed", func() error {
+		out := soar(t, "incident", "list", "--temporal-address", temporalAddr)
+		if !strings.HasPrefix(out, "INCIDENT") || !strings.Contains(out, id+"  terminal-shell-in-container  contained  notice    payments/checkout-7d9f8b6c5-x2lqp") {
+			return fmt.Errorf("incident list printed:\n%s", out)
+		}
+		return nil
+	})
+	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
+	for _, want := range []string{"Status:        contained", "Alerts:        1 ", "contain  kubernetes.quarantine  succeeded"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("incident show lacks %q:\n%s", want, show)
+		}
+	}
+	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/readyz", p.http), fmt.Sprintf("http://127.0.0.1:%d/", p.ui)} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", url, resp.StatusCode)
+		}
+	}
+	stop()
+
+	// While soar is down an alert reaches the stream but no dispatcher: it
+	// must be dispatched after the restart.
+	publishWhileDown(t, filepath.Join(dataDir, "nats"), sample)
+
+	_, stop = startDev(t, dataDir, p)
+	defer stop()
+	waitFor(t, "incident kept and undelivered alert dispatched after restart", func() error {
+		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
+		if !strings.Contains(show, "Alerts:        2 ") || !strings.Contains(show, "Status:        contained") {
+			return fmt.Errorf("incident show printed:\n%s", show)
+		}
+		return nil
+	})
+}
+
+// publishWhileDown stores an alert in soar dev's JetStream directory with only
+// NATS running, as a detector would while soar's dispatcher is down.
+func publishWhileDown(t *testing.T, storeDir, file string) {
+	t.Helper()
+	s, err := devstack.StartNATS(devstack.NATSOptions{Port: -1, StoreDir: storeDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := nats.Connect(s.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), "falco.notice.terminal_shell_in_container", data); err != nil {
+		t.Fatal(err)
+	}
+}
