@@ -216,6 +216,17 @@ func TestDevWalkthrough(t *testing.T) {
 		}
 		return nil
 	})
+
+	if out := soar(t, "incident", "close", "--temporal-address", temporalAddr, "--reason", "walkthrough done", id); out != "incident "+id+": close requested\n" {
+		t.Errorf("incident close printed %q", out)
+	}
+	waitFor(t, "incident closed", func() error {
+		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
+		if !strings.Contains(show, "Status:        closed") || !strings.Contains(show, "(walkthrough done)") {
+			return fmt.Errorf("incident show printed:\n%s", show)
+		}
+		return nil
+	})
 }
 
 // publishWhileDown stores an alert in soar dev's JetStream directory with only

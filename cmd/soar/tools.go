@@ -20,6 +20,7 @@ import (
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/internal/incidents"
 	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
 func newPlaybookCmd() *cobra.Command {
@@ -214,11 +215,31 @@ func newIncidentCmd() *cobra.Command {
 			return nil
 		},
 	}
+	var reason string
+	closeCmd := &cobra.Command{
+		Use:   "close ID",
+		Short: "Close an open incident now instead of after its quiet window",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalClose, reason); err != nil {
+				return fmt.Errorf("close incident %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: close requested\n", args[0])
+			return nil
+		},
+	}
+	closeCmd.Flags().StringVar(&reason, "reason", "closed from the command line", "why, recorded on the incident")
+	tf.register(closeCmd.Flags())
 	for _, c := range []*cobra.Command{list, show} {
 		tf.register(c.Flags())
 		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, closeCmd)
 	return cmd
 }
 

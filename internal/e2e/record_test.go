@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/soar-dev/soar/internal/dispatch"
+	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// TestRecordHistories records, from real runs on the real stack, one history
+// per path of the Respond workflow into workflows/testdata, where the replay
+// test in package workflows checks every future change of the workflow code
+// against them. It runs only when SOAR_RECORD_HISTORIES=1, because recorded
+// histories are fixtures: re-record them only when a path is added, never to
+// make a failing replay pass.
+func TestRecordHistories(t *testing.T) {
+	if os.Getenv("SOAR_RECORD_HISTORIES") != "1" {
+		t.Skip("set SOAR_RECORD_HISTORIES=1 to re-record workflows/testdata")
+	}
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A short window, so that the "closed after the window" path ends quickly.
+	write("contain.yaml", `name: record-contain
+match: alert.rule == "record contain"
+incidentKey: alert.id
+window: 2s
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+`)
+	startSoar(t, js, tc, dir, dispatch.Config{})
+	testenv.Pod(t, kubeCS, "record", "web-1")
+
+	publish := func(id, ns, pod string) string {
+		alert := fmt.Appendf(nil, `{"id":%q,"source":"record","rule":"record contain","severity":"high","kubernetes":{"namespace":%q,"pod":%q}}`, id, ns, pod)
+		if _, err := js.Publish(ctx, "alerts.record", alert); err != nil {
+			t.Fatal(err)
+		}
+		return playbooks.IncidentID("record-contain", id)
+	}
+
+	paths := map[string]string{
+		// Quarantine succeeds, two more alerts join, the window closes it.
+		"respond-contained-window.json": publish("contained", "record", "web-1"),
+		// The pod does not exist: the step fails without retry.
+		"respond-step-failed.json": publish("failed", "record", "no-such-pod"),
+		// Protected namespace: refused before any API call.
+		"respond-protected.json": publish("protected", "kube-system", "coredns"),
+	}
+	time.Sleep(200 * time.Millisecond)
+	publish("contained", "record", "web-1")
+	publish("contained", "record", "web-1")
+
+	// Closed on request.
+	closeID := publish("closed", "record", "web-1")
+	paths["respond-closed-on-request.json"] = closeID
+	eventually(t, 10*time.Second, "incident to close", func() error {
+		return tc.SignalWorkflow(ctx, closeID, "", workflows.SignalClose, "recorded: closed on request")
+	})
+
+	// A storm: the first run continues as new after absorbing 1000 alerts.
+	stormID := publish("storm", "record", "web-1")
+	for range 1000 {
+		publish("storm", "record", "web-1")
+	}
+	var stormRun string
+	eventually(t, 60*time.Second, "storm run to continue as new", func() error {
+		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", stormID),
+		})
+		if err != nil {
+			return err
+		}
+		if len(resp.GetExecutions()) == 0 {
+			return fmt.Errorf("no continued-as-new run yet")
+		}
+		stormRun = resp.GetExecutions()[0].GetExecution().GetRunId()
+		return nil
+	})
+
+	record := func(file, id, runID string) {
+		var events []*historypb.HistoryEvent
+		it := tc.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, ev)
+		}
+		b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(&historypb.History{Events: events})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", file), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events)", file, len(events))
+	}
+	record("respond-continued-as-new.json", stormID, stormRun)
+	for file, id := range paths {
+		eventually(t, 30*time.Second, id+" completed", func() error {
+			d, err := tc.DescribeWorkflowExecution(ctx, id, "")
+			if err != nil {
+				return err
+			}
+			if s := d.GetWorkflowExecutionInfo().GetStatus(); s != enums.WORKFLOW_EXECUTION_STATUS_COMPLETED {
+				return fmt.Errorf("status %s", s)
+			}
+			return nil
+		})
+		record(file, id, "")
+	}
+}
