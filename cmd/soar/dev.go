@@ -14,7 +14,6 @@ import (
 
 	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
 )
@@ -130,11 +129,7 @@ also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
 			}
 			defer d.Stop()
 
-			hs := httpserver.New(m.Registry)
-			hs.AddCheck("temporal", app.TemporalCheck(tc))
-			hs.AddCheck("nats", app.NATSCheck(nc))
-			hs.AddCheck("playbooks", pb.Check)
-			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), hs, log)
+			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), app.Readiness(m, tc, nc, pb), log)
 			if err != nil {
 				return err
 			}

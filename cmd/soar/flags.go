@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
@@ -68,6 +69,19 @@ func (f *temporalFlags) dial(ctx context.Context, identity string, log zerolog.L
 		return nil, err
 	}
 	return app.DialTemporal(ctx, opts, log)
+}
+
+// withClient adapts a one-shot CLI command to run with a Temporal client that
+// is closed when it returns.
+func (f *temporalFlags) withClient(fn func(cmd *cobra.Command, args []string, tc client.Client) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		tc, err := f.dial(cmd.Context(), "soar-cli", zerolog.Nop())
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		return fn(cmd, args, tc)
+	}
 }
 
 // natsFlags say how to reach an external NATS cluster.

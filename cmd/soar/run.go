@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -136,34 +137,22 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			pb, err := app.LoadPlaybooks(df.playbooks)
+			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", log)
 			if err != nil {
 				return err
 			}
-			tc, err := tf.dial(ctx, identity("dispatch"), log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			nc, err := nf.connect(identity("dispatch"), log)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
+			defer c.close()
+			js, err := jetstream.New(c.nc)
 			if err != nil {
 				return err
 			}
 			m := metrics.New()
-			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config(tf.namespace, identity("dispatch")))
+			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, m, log, df.config(tf.namespace, identity("dispatch")))
 			if err != nil {
 				return err
 			}
 			defer d.Stop()
-			hs := httpserver.New(m.Registry)
-			hs.AddCheck("temporal", app.TemporalCheck(tc))
-			hs.AddCheck("nats", app.NATSCheck(nc))
-			hs.AddCheck("playbooks", pb.Check)
+			hs := app.Readiness(m, c.tc, c.nc, c.pb)
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
 		},
 	}
@@ -191,24 +180,12 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			pb, err := app.LoadPlaybooks(playbooks)
+			c, err := connect(ctx, &tf, &nf, playbooks, "serve", log)
 			if err != nil {
 				return err
 			}
-			tc, err := tf.dial(ctx, identity("serve"), log)
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			nc, err := nf.connect(identity("serve"), log)
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			hs := httpserver.New(metrics.New().Registry)
-			hs.AddCheck("temporal", app.TemporalCheck(tc))
-			hs.AddCheck("nats", app.NATSCheck(nc))
-			hs.AddCheck("playbooks", pb.Check)
+			defer c.close()
+			hs := app.Readiness(metrics.New(), c.tc, c.nc, c.pb)
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
 		},
 	}
@@ -217,6 +194,37 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
 	return cmd
+}
+
+// conns are what a part that reads alerts or serves analysts connects to.
+type conns struct {
+	tc client.Client
+	nc *nats.Conn
+	pb *app.Playbooks
+}
+
+// connect loads the playbooks first (a typo is reported before any network
+// wait), then dials Temporal and NATS.
+func connect(ctx context.Context, tf *temporalFlags, nf *natsFlags, playbookDir, part string, log zerolog.Logger) (*conns, error) {
+	pb, err := app.LoadPlaybooks(playbookDir)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := tf.dial(ctx, identity(part), log)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nf.connect(identity(part), log)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	return &conns{tc: tc, nc: nc, pb: pb}, nil
+}
+
+func (c *conns) close() {
+	c.nc.Close()
+	c.tc.Close()
 }
 
 // serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.

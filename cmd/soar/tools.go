@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/internal/alert"
@@ -167,12 +168,7 @@ func newIncidentCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List incidents, newest first",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
+		RunE: tf.withClient(func(cmd *cobra.Command, _ []string, tc client.Client) error {
 			items, err := incidents.List(cmd.Context(), tc, tf.namespace, query, limit)
 			if err != nil {
 				return err
@@ -190,7 +186,7 @@ func newIncidentCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().StringVar(&query, "query", "", "Temporal visibility query to filter by, e.g. \"SoarStatus = 'contained'\"")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many incidents")
@@ -198,12 +194,7 @@ func newIncidentCmd() *cobra.Command {
 		Use:   "show ID",
 		Short: "Show one incident: its alerts, the playbook version, and what each step did",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
 			d, err := incidents.Show(cmd.Context(), tc, tf.namespace, args[0])
 			if err != nil {
 				return err
@@ -213,25 +204,20 @@ func newIncidentCmd() *cobra.Command {
 			}
 			printIncident(cmd, d)
 			return nil
-		},
+		}),
 	}
 	var reason string
 	closeCmd := &cobra.Command{
 		Use:   "close ID",
 		Short: "Close an open incident now instead of after its quiet window",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			tc, err := tf.dial(cmd.Context(), "soar-cli", zerolog.Nop())
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
 			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalClose, reason); err != nil {
 				return fmt.Errorf("close incident %s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: close requested\n", args[0])
 			return nil
-		},
+		}),
 	}
 	closeCmd.Flags().StringVar(&reason, "reason", "closed from the command line", "why, recorded on the incident")
 	tf.register(closeCmd.Flags())

@@ -16,7 +16,9 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/logging"
+	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -96,6 +98,17 @@ func NATSCheck(nc *nats.Conn) func(context.Context) error {
 		}
 		return nil
 	}
+}
+
+// Readiness returns the HTTP endpoints of a part that reads alerts or serves
+// analysts: ready when Temporal answers, NATS is connected and the playbooks
+// are loaded.
+func Readiness(m *metrics.Metrics, tc client.Client, nc *nats.Conn, pb *Playbooks) *httpserver.Server {
+	hs := httpserver.New(m.Registry)
+	hs.AddCheck("temporal", TemporalCheck(tc))
+	hs.AddCheck("nats", NATSCheck(nc))
+	hs.AddCheck("playbooks", pb.Check)
+	return hs
 }
 
 // NewWorker returns a worker, not yet started, that runs soar's workflows and
