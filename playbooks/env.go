@@ -13,8 +13,8 @@ import (
 // they are fields rather than expr constants so that the environment stays
 // one plain typed struct that expr checks at compile time.
 type Env struct {
-	// Alert is the alert being matched, or the latest alert of the incident
-	// when a step runs.
+	// Alert is the alert being matched, or, when a step runs, the alert that
+	// opened the incident.
 	Alert alert.Alert `expr:"alert"`
 	// Incident is empty while matching, because the incident does not exist
 	// yet; steps see the incident they belong to.

@@ -15,6 +15,13 @@ type LoadOptions struct {
 	// load instead of the incident. When nil, any non-empty action name is
 	// accepted, which suits tools that have no registry of actions.
 	Actions []string
+	// Params lists, per action, the parameter names its steps may set in
+	// "with", so that a misspelt parameter fails the load instead of being
+	// ignored. Actions missing from the map accept any parameter.
+	Params map[string][]string
+	// Workflows lists the workflow names a playbook may select, the ones the
+	// workers register. When nil, any valid name is accepted.
+	Workflows []string
 }
 
 // Load reads every playbook in dir: the files ending in .yaml or .yml

@@ -74,6 +74,10 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 				d.failf(n, path, "%q is not a valid workflow name: use letters, digits and '_', starting with a letter", name)
 				return
 			}
+			if d.opts.Workflows != nil && !slices.Contains(d.opts.Workflows, name) {
+				d.failf(n, path, "unknown workflow %q: workers run %s", name, strings.Join(d.opts.Workflows, ", "))
+				return
+			}
 			pb.Workflow = name
 		}},
 		{key: "steps", required: true, decode: func(n *yaml.Node, path string) {
@@ -96,7 +100,10 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 	steps := make([]Step, 0, len(n.Content))
 	ids := make(map[string]*yaml.Node, len(n.Content))
 	for i, item := range n.Content {
-		var step Step
+		var (
+			step     Step
+			withNode *yaml.Node
+		)
 		d.mapping(resolve(item), fmt.Sprintf("%s[%d]", path, i), []field{
 			{key: "id", required: true, decode: func(n *yaml.Node, path string) {
 				id, ok := d.requiredString(n, path)
@@ -126,12 +133,29 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 				step.Action = action
 			}},
 			{key: "with", decode: func(n *yaml.Node, path string) {
+				withNode = n
 				step.With = d.params(n, path)
 			}},
 		})
+		d.checkParamNames(step.Action, withNode, fmt.Sprintf("%s[%d].with", path, i))
 		steps = append(steps, step)
 	}
 	return steps
+}
+
+// checkParamNames reports every parameter in with that the step's action does
+// not take, at the parameter's own line.
+func (d *decoder) checkParamNames(action string, with *yaml.Node, path string) {
+	allowed, known := d.opts.Params[action]
+	if !known || with == nil || with.Kind != yaml.MappingNode {
+		return
+	}
+	for i := 0; i+1 < len(with.Content); i += 2 {
+		key := with.Content[i]
+		if !slices.Contains(allowed, key.Value) {
+			d.failf(key, path+"."+key.Value, "action %s takes no parameter %q (it takes %s)", action, key.Value, strings.Join(allowed, ", "))
+		}
+	}
 }
 
 // params decodes a step's with: mapping of parameter names to expressions.

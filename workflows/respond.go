@@ -142,9 +142,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 
 	if !st.StepsDone {
-		runSteps(ctx, in, st)
+		outcome := runSteps(ctx, in, st)
 		st.StepsDone = true
-		if err := setStatus(ctx, st, st.Status); err != nil {
+		if err := setStatus(ctx, st, outcome); err != nil {
 			return nil, err
 		}
 	}
@@ -245,10 +245,11 @@ func setStatus(ctx workflow.Context, st *IncidentState, status string) error {
 	return nil
 }
 
-// runSteps runs the playbook's steps in order and stops at the first failure.
-func runSteps(ctx workflow.Context, in RespondInput, st *IncidentState) {
+// runSteps runs the playbook's steps in order against the incident's first
+// alert and stops at the first failure. The status stays "responding" while
+// they run; the caller records the outcome.
+func runSteps(ctx workflow.Context, in RespondInput, st *IncidentState) (outcome string) {
 	env := playbooks.NewEnv(*st.FirstAlert, playbooks.Incident{ID: st.IncidentID, Key: st.IncidentKey, AlertCount: st.AlertCount})
-	st.Status = StatusContained
 	for _, step := range in.Playbook.Steps {
 		res := StepResult{ID: step.ID, Action: step.Action, StartedAt: workflow.Now(ctx)}
 		out, err := runStep(ctx, st, step, env, &res)
@@ -262,14 +263,14 @@ func runSteps(ctx workflow.Context, in RespondInput, st *IncidentState) {
 				res.Error = appErr.Message()
 			}
 			st.Steps = append(st.Steps, res)
-			st.Status = StatusFailed
 			workflow.GetLogger(ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
-			return
+			return StatusFailed
 		}
 		res.Status = StepSucceeded
 		res.Output = out
 		st.Steps = append(st.Steps, res)
 	}
+	return StatusContained
 }
 
 // actionOptions are the defaults for every action until playbooks can set

@@ -236,3 +236,38 @@ func TestRespondContinuesAsNewAfterAStorm(t *testing.T) {
 		t.Fatalf("carried state = %+v", next.State)
 	}
 }
+
+func TestRespondReportsRespondingWhileStepsRun(t *testing.T) {
+	e := newEnv(t)
+	var during string
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			v, err := e.QueryWorkflow(QueryState)
+			if err != nil {
+				return kube.QuarantineResult{}, err
+			}
+			var st IncidentState
+			if err := v.Get(&st); err != nil {
+				return kube.QuarantineResult{}, err
+			}
+			during = st.Status
+			return kube.QuarantineResult{}, nil
+		})
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.RegisterDelayedCallback(func() {
+		v, err := e.QueryWorkflow(QueryState)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		var st IncidentState
+		_ = v.Get(&st)
+		if st.Status != StatusContained {
+			t.Errorf("status after the steps = %q, want contained", st.Status)
+		}
+	}, time.Minute)
+	e.ExecuteWorkflow(Respond, input())
+	if during != StatusResponding {
+		t.Errorf("status while the quarantine ran = %q, want responding", during)
+	}
+}

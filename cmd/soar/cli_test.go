@@ -65,3 +65,42 @@ func TestDefaultSubjectFollowsFalcosidekick(t *testing.T) {
 		}
 	}
 }
+
+func TestPlaybookLintChecksWorkflowAndParameterNames(t *testing.T) {
+	dir := t.TempDir()
+	body := "name: a\nmatch: 'true'\nincidentKey: alert.id\nworkflow: Foo\nsteps:\n  - id: s\n    action: kubernetes.quarantine\n    with:\n      podUid: alert.k8s.podUID\n"
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	root := newRootCmd()
+	var out strings.Builder
+	root.SetOut(&out)
+	root.SetArgs([]string{"playbook", "lint", dir})
+	if err := root.Execute(); err == nil {
+		t.Fatal("lint passed a playbook with an unknown workflow and parameter")
+	}
+	for _, want := range []string{`a.yaml:4:11: workflow: unknown workflow "Foo": workers run Respond`, `a.yaml:9:7: steps[0].with.podUid: action kubernetes.quarantine takes no parameter "podUid"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("lint output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestNATSURLsAreRedactedInErrors(t *testing.T) {
+	got := redactURLs("nats://alice:s3cret@nats-1:4222, nats://tok3n@nats-2:4222,nats://nats-3:4222")
+	if strings.Contains(got, "s3cret") || strings.Contains(got, "tok3n") || strings.Contains(got, "alice") {
+		t.Errorf("credentials leak: %s", got)
+	}
+	if !strings.Contains(got, "nats-1:4222") || !strings.Contains(got, "nats://nats-3:4222") {
+		t.Errorf("hosts lost: %s", got)
+	}
+}
+
+func TestDevRefusesToGuessTheCluster(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"dev", "--data-dir", t.TempDir(), "--playbooks", "../../playbooks/library"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "--local-kube") || !strings.Contains(err.Error(), "--kubeconfig") {
+		t.Fatalf("soar dev without --local-kube or --kubeconfig: err = %v", err)
+	}
+}

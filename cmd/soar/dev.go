@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -39,7 +40,8 @@ with its Web UI, the worker, the dispatcher and the HTTP endpoints.
 Everything durable lives in --data-dir: restart with the same directory and every
 incident and every alert not yet dispatched is still there. With --local-kube it
 also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
-<data-dir>/kubeconfig, so the demo needs no cluster.`,
+<data-dir>/kubeconfig, so the demo needs no cluster. Without it, --kubeconfig
+must name the cluster to act on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -57,6 +59,11 @@ also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
 				return err
 			}
 
+			// A laptop's current kubeconfig context may well be production:
+			// the demo acts on a cluster only when told which.
+			if !localKube && wf.kubeconfig == "" {
+				return errors.New("soar dev acts on a Kubernetes cluster: pass --local-kube for a local API server, or --kubeconfig FILE to act on the cluster it names")
+			}
 			kubeconfig := wf.kubeconfig
 			var kubeURL string
 			if localKube {

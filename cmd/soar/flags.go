@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -53,7 +54,7 @@ func (f *temporalFlags) options(identity string) (app.TemporalOptions, error) {
 	if key != "" {
 		opts.Credentials = client.NewAPIKeyStaticCredentials(key)
 	}
-	if f.tls || f.tlsCert != "" || f.tlsCA != "" || key != "" {
+	if f.tls || f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" || f.tlsServerName != "" || key != "" {
 		cfg, err := tlsConfig(f.tlsCert, f.tlsKey, f.tlsCA, f.tlsServerName)
 		if err != nil {
 			return opts, fmt.Errorf("temporal TLS: %w", err)
@@ -117,7 +118,7 @@ func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error)
 	if f.creds != "" {
 		opts = append(opts, nats.UserCredentials(f.creds))
 	}
-	if f.tlsCert != "" || f.tlsCA != "" {
+	if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
 		cfg, err := tlsConfig(f.tlsCert, f.tlsKey, f.tlsCA, "")
 		if err != nil {
 			return nil, fmt.Errorf("nats TLS: %w", err)
@@ -126,9 +127,27 @@ func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error)
 	}
 	nc, err := nats.Connect(f.urls, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", f.urls, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(f.urls), err)
 	}
 	return nc, nil
+}
+
+// redactURLs hides passwords and tokens in comma-separated URLs, so that an
+// error message never carries a credential.
+func redactURLs(urls string) string {
+	parts := strings.Split(urls, ",")
+	for i, p := range parts {
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			parts[i] = "<unparsable URL>"
+			continue
+		}
+		if u.User != nil {
+			u.User = url.User("redacted")
+		}
+		parts[i] = u.Redacted()
+	}
+	return strings.Join(parts, ",")
 }
 
 func tlsConfig(certFile, keyFile, caFile, serverName string) (*tls.Config, error) {

@@ -29,6 +29,8 @@ type dispatchFlags struct {
 	consumer      string
 	maxAlertBytes int
 	concurrency   int
+	maxAckPending int
+	replicas      int
 }
 
 func (f *dispatchFlags) register(cmd *cobra.Command) {
@@ -37,17 +39,21 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts (created or updated at start)")
 	fs.StringVar(&f.consumer, "consumer", dispatch.DefaultConsumer, "durable consumer shared by all dispatchers")
 	fs.IntVar(&f.maxAlertBytes, "max-alert-bytes", alert.DefaultLimits.MaxBytes, "larger alerts go to the dead-letter subject (NATS max_payload must be larger)")
-	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts dispatched at once")
+	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts one dispatcher handles at once")
+	fs.IntVar(&f.maxAckPending, "max-ack-pending", 1024, "alerts in flight across all dispatchers (set the same value on every dispatcher)")
+	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 }
 
 func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 	return dispatch.Config{
-		Stream:      f.stream,
-		Consumer:    f.consumer,
-		Limits:      alert.Limits{MaxBytes: f.maxAlertBytes},
-		Concurrency: f.concurrency,
-		Namespace:   namespace,
-		Identity:    identity,
+		Stream:        f.stream,
+		Consumer:      f.consumer,
+		Limits:        alert.Limits{MaxBytes: f.maxAlertBytes},
+		Concurrency:   f.concurrency,
+		MaxAckPending: f.maxAckPending,
+		Replicas:      f.replicas,
+		Namespace:     namespace,
+		Identity:      identity,
 	}
 }
 
@@ -142,6 +148,11 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer c.close()
+			// The dispatcher sets search attributes when it starts incidents:
+			// without them registered, every alert would be retried for ever.
+			if err := incidents.EnsureSearchAttributes(ctx, c.tc, tf.namespace); err != nil {
+				return err
+			}
 			js, err := jetstream.New(c.nc)
 			if err != nil {
 				return err

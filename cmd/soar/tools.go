@@ -19,6 +19,7 @@ import (
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/internal/incidents"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -34,7 +35,7 @@ func newPlaybookCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			failed := 0
 			for _, dir := range dirs {
-				set, err := playbooks.Load(dir, playbooks.LoadOptions{Actions: activities.ActionNames()})
+				set, err := playbooks.Load(dir, app.PlaybookOptions())
 				var le *playbooks.LoadErrors
 				switch {
 				case errors.As(err, &le):

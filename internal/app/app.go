@@ -33,13 +33,23 @@ type Playbooks struct {
 // LoadPlaybooks loads every playbook in dir. It fails, listing every problem
 // with its file and line, when any playbook is invalid.
 func LoadPlaybooks(dir string) (*Playbooks, error) {
-	set, err := playbooks.Load(dir, playbooks.LoadOptions{Actions: activities.ActionNames()})
+	set, err := playbooks.Load(dir, PlaybookOptions())
 	if err != nil {
 		return nil, err
 	}
 	p := &Playbooks{dir: dir}
 	p.set.Store(set)
 	return p, nil
+}
+
+// PlaybookOptions validates playbooks against what this soar's workers can run:
+// its actions, their parameters and its workflows.
+func PlaybookOptions() playbooks.LoadOptions {
+	return playbooks.LoadOptions{
+		Actions:   activities.ActionNames(),
+		Params:    activities.ActionParams(),
+		Workflows: []string{workflows.RespondName},
+	}
 }
 
 // Current returns the set in force.

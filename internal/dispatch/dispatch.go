@@ -56,6 +56,17 @@ type Config struct {
 	// TemporalTimeout bounds one call to Temporal; on timeout the alert is
 	// redelivered later. Default 10s.
 	TemporalTimeout time.Duration
+	// MaxTemporalPayload bounds the encoded workflow input plus alert signal.
+	// Temporal rejects larger requests (2 MiB by default), so retrying them
+	// would stall the consumer forever; they are dead-lettered instead.
+	// Default 2 MiB less 64 KiB of headroom.
+	MaxTemporalPayload int
+	// MaxAckPending bounds the alerts in flight across all dispatchers
+	// sharing the consumer. Default 1024.
+	MaxAckPending int
+	// Replicas is the number of copies JetStream keeps of each stream: 1 for
+	// a single server, 3 for a production cluster. Default 1.
+	Replicas int
 }
 
 // Defaults.
@@ -76,6 +87,9 @@ const (
 	HeaderError           = "Soar-Error"
 	HeaderOriginalSubject = "Soar-Original-Subject"
 	HeaderOriginalSeq     = "Soar-Original-Sequence"
+	// HeaderTruncatedFrom is set, to the original length in bytes, when the
+	// original did not fit in a dead letter and the body holds its beginning.
+	HeaderTruncatedFrom = "Soar-Truncated-From"
 )
 
 func (c *Config) setDefaults() {
@@ -109,7 +123,20 @@ func (c *Config) setDefaults() {
 	if c.TemporalTimeout <= 0 {
 		c.TemporalTimeout = 10 * time.Second
 	}
+	if c.MaxTemporalPayload <= 0 {
+		c.MaxTemporalPayload = 2<<20 - 64<<10
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1024
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
 }
+
+// ReasonTooLargeForTemporal is the dead-letter reason of an alert that decodes
+// but whose incident input would exceed Config.MaxTemporalPayload.
+const ReasonTooLargeForTemporal alert.Reason = "too_large_for_temporal"
 
 // PlaybookSource returns the playbooks in force; it may change between calls
 // when playbooks are reloaded.
@@ -144,6 +171,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		Subjects:    d.cfg.Subjects,
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
 		// Publishers that set Nats-Msg-Id get transport duplicates removed.
 		Duplicates: 2 * time.Minute,
 	})
@@ -156,6 +184,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		Subjects:    []string{d.cfg.DeadLetterPrefix + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
 		MaxAge:      30 * 24 * time.Hour,
 		Duplicates:  2 * time.Minute,
 	})
@@ -171,12 +200,14 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 
 func (d *Dispatcher) consumerConfig() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:       d.cfg.Consumer,
-		Description:   "soar dispatchers: alerts to incidents",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1, // never give up on an alert; failures are retried with backoff
-		MaxAckPending: 4 * d.cfg.Concurrency,
+		Durable:     d.cfg.Consumer,
+		Description: "soar dispatchers: alerts to incidents",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     30 * time.Second,
+		MaxDeliver:  -1, // never give up on an alert; failures are retried with backoff
+		// One value for the consumer, shared by every dispatcher: it must not
+		// depend on which dispatcher started last.
+		MaxAckPending: d.cfg.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -279,8 +310,18 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 	d.metrics.AlertsMatched.Inc()
 
 	deliveryID := meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
-	for _, m := range matches {
+	for i, m := range matches {
+		if i > 0 {
+			// Each match may take up to TemporalTimeout; keep the message from
+			// being redelivered to another dispatcher meanwhile.
+			_ = msg.InProgress()
+		}
 		started, err := d.signalWithStart(ctx, m, a, deliveryID)
+		var tooLarge *payloadTooLargeError
+		if errors.As(err, &tooLarge) {
+			d.deadLetterWithReason(ctx, msg, meta, ReasonTooLargeForTemporal, err, log)
+			return
+		}
 		if err != nil {
 			d.retryLater(msg, meta, log.With().Str("playbook", m.Playbook.Name).Logger(), err)
 			return
@@ -339,8 +380,23 @@ func (d *Dispatcher) deadLetter(ctx context.Context, msg jetstream.Msg, meta *je
 	if errors.As(cause, &de) {
 		reason = de.Reason
 	}
+	d.deadLetterWithReason(ctx, msg, meta, reason, cause, log)
+}
+
+// deadLetterHeadroom is what a dead letter's headers may take of the server's
+// maximum payload.
+const deadLetterHeadroom = 4 << 10
+
+func (d *Dispatcher) deadLetterWithReason(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason alert.Reason, cause error, log zerolog.Logger) {
 	dl := nats.NewMsg(d.cfg.DeadLetterPrefix + "." + string(reason))
 	dl.Data = msg.Data()
+	// The original came in under the server's limit, but with the dead-letter
+	// headers it may not fit; a truncated dead letter beats one retried for
+	// ever. The header says how long the original was.
+	if limit := int(d.js.Conn().MaxPayload()) - deadLetterHeadroom; limit > 0 && len(dl.Data) > limit {
+		dl.Header.Set(HeaderTruncatedFrom, strconv.Itoa(len(dl.Data)))
+		dl.Data = dl.Data[:limit]
+	}
 	dl.Header.Set(HeaderReason, string(reason))
 	dl.Header.Set(HeaderError, cause.Error())
 	dl.Header.Set(HeaderOriginalSubject, msg.Subject())

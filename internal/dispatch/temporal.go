@@ -32,6 +32,9 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	if err != nil {
 		return false, fmt.Errorf("encode alert signal: %w", err)
 	}
+	if size := payloadsSize(input) + payloadsSize(signal); size > d.cfg.MaxTemporalPayload {
+		return false, &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
+	}
 	attrs, err := searchAttributes(dc, spec, a)
 	if err != nil {
 		return false, err
@@ -83,4 +86,23 @@ func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.A
 		fields[k] = p
 	}
 	return &commonpb.SearchAttributes{IndexedFields: fields}, nil
+}
+
+// payloadTooLargeError means the incident's input would exceed what Temporal
+// accepts: retrying cannot help.
+type payloadTooLargeError struct{ size, limit int }
+
+func (e *payloadTooLargeError) Error() string {
+	return fmt.Sprintf("incident input of %d bytes exceeds the %d-byte limit for Temporal payloads", e.size, e.limit)
+}
+
+func payloadsSize(p *commonpb.Payloads) int {
+	n := 0
+	for _, x := range p.GetPayloads() {
+		n += len(x.GetData())
+		for _, m := range x.GetMetadata() {
+			n += len(m)
+		}
+	}
+	return n
 }

@@ -73,7 +73,7 @@ steps:
 
 func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 	ctx := context.Background()
-	_, _, js := testenv.NATS(t)
+	_, nc, js := testenv.NATS(t)
 	tc := temporalClient(t)
 	s := startSoar(t, js, tc, testPlaybook(t), dispatch.Config{})
 	dl, err := js.CreateOrUpdateConsumer(ctx, dispatch.DefaultDeadLetterStream, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
@@ -84,18 +84,27 @@ func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 	deep := strings.Repeat(`{"a":`, 40) + "1" + strings.Repeat("}", 40)
 	oversize := append([]byte(`{"rule":"x","pad":"`), bytes.Repeat([]byte("a"), alert.DefaultLimits.MaxBytes)...)
 	oversize = append(oversize, `"}`...)
+	// An alert of 900 KiB that JSON-escapes to six times its size on its
+	// way to Temporal: it decodes, matches, and cannot be dispatched.
+	escapes := fmt.Appendf(nil, `{"id":"huge","rule":"e2e quarantine","summary":%q,"kubernetes":{"namespace":"deadletter","pod":"huge"}}`, strings.Repeat("<", 900<<10))
+	// A message just under the server's payload limit: with the dead-letter
+	// headers it no longer fits, so the dead letter keeps its beginning.
+	atLimit := bytes.Repeat([]byte("x"), int(nc.MaxPayload())-200)
 	for i, tc := range []struct {
-		name   string
-		data   []byte
-		reason alert.Reason
+		name      string
+		data      []byte
+		reason    alert.Reason
+		truncated bool
 	}{
-		{"undecodable JSON", []byte(`{"rule": "Terminal shell`), alert.ReasonInvalidJSON},
-		{"a JSON array, not an object", []byte(`[{"rule":"x"}]`), alert.ReasonNotObject},
-		{"a bare string", []byte(`"alert"`), alert.ReasonNotObject},
-		{"invalid UTF-8", []byte("{\"rule\":\"shell \xff\xfe\"}"), alert.ReasonInvalidUTF8},
-		{"over the 1 MiB default limit", oversize, alert.ReasonOversize},
-		{"absurdly nested", []byte(deep), alert.ReasonTooDeep},
-		{"an object that is no alert", []byte(`{"hello":"world"}`), alert.ReasonUnrecognised},
+		{"undecodable JSON", []byte(`{"rule": "Terminal shell`), alert.ReasonInvalidJSON, false},
+		{"a JSON array, not an object", []byte(`[{"rule":"x"}]`), alert.ReasonNotObject, false},
+		{"a bare string", []byte(`"alert"`), alert.ReasonNotObject, false},
+		{"invalid UTF-8", []byte("{\"rule\":\"shell \xff\xfe\"}"), alert.ReasonInvalidUTF8, false},
+		{"over the 1 MiB default limit", oversize, alert.ReasonOversize, false},
+		{"absurdly nested", []byte(deep), alert.ReasonTooDeep, false},
+		{"an object that is no alert", []byte(`{"hello":"world"}`), alert.ReasonUnrecognised, false},
+		{"an alert too large for Temporal once encoded", escapes, dispatch.ReasonTooLargeForTemporal, false},
+		{"a message at the server's payload limit", atLimit, alert.ReasonOversize, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			subject := fmt.Sprintf("alerts.e2e.bad%d", i)
@@ -114,7 +123,13 @@ func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 			if h.Get(dispatch.HeaderReason) != string(tc.reason) || h.Get(dispatch.HeaderOriginalSubject) != subject || h.Get(dispatch.HeaderError) == "" {
 				t.Errorf("dead-letter headers %v", h)
 			}
-			if !bytes.Equal(msg.Data(), tc.data) {
+			switch {
+			case tc.truncated:
+				if h.Get(dispatch.HeaderTruncatedFrom) != fmt.Sprint(len(tc.data)) || !bytes.HasPrefix(tc.data, msg.Data()) || len(msg.Data()) == 0 {
+					t.Errorf("truncated dead letter: header %q, %d bytes, prefix of the original: %v",
+						h.Get(dispatch.HeaderTruncatedFrom), len(msg.Data()), bytes.HasPrefix(tc.data, msg.Data()))
+				}
+			case !bytes.Equal(msg.Data(), tc.data):
 				t.Errorf("dead letter body differs from the original (%d vs %d bytes)", len(msg.Data()), len(tc.data))
 			}
 			// The counter moves once the dead letter is stored, which may be
