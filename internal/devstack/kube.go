@@ -23,15 +23,21 @@ const kubeAssetsDir = "bin/k8s"
 var ErrKubeAssetsMissing = errors.New("kube-apiserver and etcd not found: run 'make kube-tools' or set " + KubeAssetsEnv)
 
 // FindKubeAssets returns the directory holding the kube-apiserver and etcd
-// binaries: $KUBEBUILDER_ASSETS when set, otherwise bin/k8s in the current
-// directory or the nearest parent that has one (so tests in any package find the
-// repository's copy).
+// binaries: $KUBEBUILDER_ASSETS when set; otherwise k8s beside the running
+// executable (bin/soar finds bin/k8s wherever it is started from); otherwise
+// bin/k8s in the current directory or the nearest parent that has one (so
+// tests in any package find the repository's copy).
 func FindKubeAssets() (string, error) {
 	if dir := os.Getenv(KubeAssetsEnv); dir != "" {
 		if hasKubeAssets(dir) {
 			return dir, nil
 		}
 		return "", fmt.Errorf("%s=%s: %w", KubeAssetsEnv, dir, ErrKubeAssetsMissing)
+	}
+	if exe, err := os.Executable(); err == nil {
+		if dir := filepath.Join(filepath.Dir(exe), "k8s"); hasKubeAssets(dir) {
+			return dir, nil
+		}
 	}
 	dir, err := os.Getwd()
 	if err != nil {
