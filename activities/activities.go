@@ -20,17 +20,6 @@ const (
 	ActionQuarantine = "kubernetes.quarantine"
 )
 
-// ActionNames lists every action the worker can run, for playbook validation.
-func ActionNames() []string { return []string{ActionQuarantine} }
-
-// ActionParams lists the parameters each action takes in a step's "with".
-func ActionParams() map[string][]string {
-	return map[string][]string{
-		// Each defaults to the alert's value when the step does not set it.
-		ActionQuarantine: {"namespace", "pod", "podUID"},
-	}
-}
-
 // Error types of non-retryable ApplicationErrors returned by activities.
 const (
 	ErrTypeProtectedNamespace = "ProtectedNamespace"

@@ -104,3 +104,22 @@ func TestDevRefusesToGuessTheCluster(t *testing.T) {
 		t.Fatalf("soar dev without --local-kube or --kubeconfig: err = %v", err)
 	}
 }
+
+func TestActionsListAndShowComeFromTheCatalogue(t *testing.T) {
+	list := soar(t, "actions", "list")
+	if !strings.HasPrefix(list, "ACTION") || !strings.Contains(list, "kubernetes.quarantine  false") {
+		t.Errorf("actions list printed:\n%s", list)
+	}
+	show := soar(t, "actions", "show", "kubernetes.quarantine")
+	for _, want := range []string{"podUID", "policyCreated", "networking.k8s.io  networkpolicies  create,get,update"} {
+		if !strings.Contains(show, want) {
+			t.Errorf("actions show lacks %q:\n%s", want, show)
+		}
+	}
+	root := newRootCmd()
+	root.SetArgs([]string{"actions", "show", "kubernetes.explode"})
+	root.SetOut(&strings.Builder{})
+	if err := root.Execute(); err == nil {
+		t.Error("actions show accepted an unknown action")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/app"
@@ -28,6 +29,7 @@ import (
 // serves the whole package; tests keep apart by namespace and pod names.
 var (
 	temporalAddr string
+	kubeConfig   *rest.Config
 	kubeClient   *kube.Client
 	kubeCS       kubernetes.Interface
 )
@@ -61,6 +63,7 @@ func run(m *testing.M) int {
 	defer k.Stop()
 	cfg := *k.Config
 	cfg.QPS, cfg.Burst = kube.DefaultQPS, kube.DefaultBurst
+	kubeConfig = &cfg
 	if kubeClient, err = kube.NewForConfig(&cfg); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
