@@ -56,7 +56,13 @@ type Playbook struct {
 	// Version is "sha256:" followed by the hex SHA-256 of the file's bytes.
 	// A workflow is pinned to the version it started with.
 	Version string
-	source  []byte
+	// GitCommit is the commit of the git checkout the playbook was loaded
+	// from (HEAD), empty outside a checkout or without git. GitModified says
+	// the file differed from that commit when it was loaded: Version, not the
+	// commit, then identifies the content.
+	GitCommit   string
+	GitModified bool
+	source      []byte
 }
 
 // Step is one action of a playbook.

@@ -74,6 +74,11 @@ func Load(dir string, opts LoadOptions) (*Set, error) {
 		sortLoadErrors(errs)
 		return nil, &LoadErrors{Errs: errs}
 	}
+	if g := readGitState(dir); g != nil {
+		for _, pb := range playbooks {
+			pb.GitCommit, pb.GitModified = g.commit, g.modified(pb.File)
+		}
+	}
 	return newSet(playbooks), nil
 }
 

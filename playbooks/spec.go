@@ -23,6 +23,9 @@ type Spec struct {
 	// time.Duration.
 	Window time.Duration `json:"window"`
 	Steps  []StepSpec    `json:"steps"`
+	// GitCommit and GitModified locate the content in git (see Playbook).
+	GitCommit   string `json:"gitCommit,omitempty"`
+	GitModified bool   `json:"gitModified,omitempty"`
 	// Source is the playbook file as it was loaded, for audit and display;
 	// its SHA-256 is Version.
 	Source string `json:"source"`
@@ -45,12 +48,14 @@ func (p *Playbook) Spec() Spec {
 		steps[i] = StepSpec{ID: s.ID, Action: s.Action, With: maps.Clone(s.With)}
 	}
 	return Spec{
-		Name:     p.Name,
-		Version:  p.Version,
-		Workflow: p.Workflow,
-		Window:   p.Window,
-		Steps:    steps,
-		Source:   string(p.source),
+		Name:        p.Name,
+		Version:     p.Version,
+		Workflow:    p.Workflow,
+		Window:      p.Window,
+		Steps:       steps,
+		GitCommit:   p.GitCommit,
+		GitModified: p.GitModified,
+		Source:      string(p.source),
 	}
 }
 

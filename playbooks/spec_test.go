@@ -42,6 +42,9 @@ func TestSpecRoundTripsThroughJSON(t *testing.T) {
 			With:   map[string]string{"namespace": "alert.k8s.namespace", "pod": "alert.k8s.pod"},
 		}},
 		Source: string(src),
+		// The library is in soar's own git checkout (git_test.go covers these).
+		GitCommit:   p.GitCommit,
+		GitModified: p.GitModified,
 	}
 	if !reflect.DeepEqual(spec, want) {
 		t.Errorf("Spec() = %+v, want %+v", spec, want)

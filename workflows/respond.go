@@ -73,20 +73,24 @@ type AlertSignal struct {
 // IncidentState is everything the incident knows; it is the workflow's result
 // and the answer to QueryState.
 type IncidentState struct {
-	IncidentID      string       `json:"incidentID"`
-	IncidentKey     string       `json:"incidentKey"`
-	Playbook        string       `json:"playbook"`
-	PlaybookVersion string       `json:"playbookVersion"`
-	Status          string       `json:"status"`
-	FirstAlert      *alert.Alert `json:"firstAlert,omitempty"`
-	LatestAlert     *alert.Alert `json:"latestAlert,omitempty"`
-	AlertCount      int          `json:"alertCount"`
-	OpenedAt        time.Time    `json:"openedAt"`
-	LastAlertAt     time.Time    `json:"lastAlertAt"`
-	ClosedAt        time.Time    `json:"closedAt,omitzero"`
-	CloseReason     string       `json:"closeReason,omitempty"`
-	StepsDone       bool         `json:"stepsDone"`
-	Steps           []StepResult `json:"steps"`
+	IncidentID      string `json:"incidentID"`
+	IncidentKey     string `json:"incidentKey"`
+	Playbook        string `json:"playbook"`
+	PlaybookVersion string `json:"playbookVersion"`
+	// PlaybookCommit is the git commit the playbook was loaded from, if any;
+	// PlaybookModified says the file differed from it.
+	PlaybookCommit   string       `json:"playbookCommit,omitempty"`
+	PlaybookModified bool         `json:"playbookModified,omitempty"`
+	Status           string       `json:"status"`
+	FirstAlert       *alert.Alert `json:"firstAlert,omitempty"`
+	LatestAlert      *alert.Alert `json:"latestAlert,omitempty"`
+	AlertCount       int          `json:"alertCount"`
+	OpenedAt         time.Time    `json:"openedAt"`
+	LastAlertAt      time.Time    `json:"lastAlertAt"`
+	ClosedAt         time.Time    `json:"closedAt,omitzero"`
+	CloseReason      string       `json:"closeReason,omitempty"`
+	StepsDone        bool         `json:"stepsDone"`
+	Steps            []StepResult `json:"steps"`
 	// Seen holds the latest delivery IDs, oldest first.
 	Seen []string `json:"seen,omitempty"`
 }
@@ -112,12 +116,14 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	st := in.State
 	if st == nil {
 		st = &IncidentState{
-			IncidentID:      in.IncidentID,
-			IncidentKey:     in.IncidentKey,
-			Playbook:        in.Playbook.Name,
-			PlaybookVersion: in.Playbook.Version,
-			Status:          StatusResponding,
-			OpenedAt:        workflow.Now(ctx),
+			IncidentID:       in.IncidentID,
+			IncidentKey:      in.IncidentKey,
+			Playbook:         in.Playbook.Name,
+			PlaybookVersion:  in.Playbook.Version,
+			PlaybookCommit:   in.Playbook.GitCommit,
+			PlaybookModified: in.Playbook.GitModified,
+			Status:           StatusResponding,
+			OpenedAt:         workflow.Now(ctx),
 		}
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*IncidentState, error) { return st, nil }); err != nil {

@@ -305,6 +305,13 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 	if !st.ClosedAt.IsZero() {
 		fmt.Fprintf(w, "Closed:\t%s (%s)\n", st.ClosedAt.Local().Format(time.DateTime), st.CloseReason)
 	}
+	if st.PlaybookCommit != "" {
+		commit := st.PlaybookCommit
+		if st.PlaybookModified {
+			commit += " (file modified since)"
+		}
+		fmt.Fprintf(w, "Playbook commit:\t%s\n", commit)
+	}
 	fmt.Fprintf(w, "Incident key:\t%s\n", st.IncidentKey)
 	fmt.Fprintf(w, "Alerts:\t%d (last %s)\n", st.AlertCount, st.LastAlertAt.Local().Format(time.DateTime))
 	if a := st.FirstAlert; a != nil {
