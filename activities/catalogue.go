@@ -100,6 +100,17 @@ func ActionNames() []string {
 	return names
 }
 
+// DestructiveActions lists the actions that cannot be undone.
+func DestructiveActions() []string {
+	var names []string
+	for _, a := range Catalogue() {
+		if a.Destructive {
+			names = append(names, a.Name)
+		}
+	}
+	return names
+}
+
 // ActionParams lists the parameters each action takes in a step's "with".
 func ActionParams() map[string][]string {
 	m := map[string][]string{}

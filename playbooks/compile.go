@@ -34,6 +34,7 @@ const (
 	resultAny resultKind = iota
 	resultBool
 	resultString
+	resultSeverity
 )
 
 // disabledBuiltins returns the expr builtins that playbooks may not call.
@@ -85,6 +86,14 @@ func compile(src string, kind resultKind) (*vm.Program, error) {
 	if err != nil {
 		return nil, explainDisabled(err)
 	}
+	// expr.AsKind would refuse a named int type, so a severity is checked
+	// here: a Severity, or a value whose type is only known at run time
+	// (Match checks those).
+	if kind == resultSeverity {
+		if t := program.Node().Type(); t != nil && t.Kind() != reflect.Interface && t != reflect.TypeFor[alert.Severity]() {
+			return nil, fmt.Errorf("expected a severity such as Warning or Critical, but got %s", t)
+		}
+	}
 	return program, nil
 }
 
@@ -98,7 +107,12 @@ func explainDisabled(err error) error {
 	}
 	name, ok := strings.CutPrefix(fe.Message, "unknown name ")
 	if !ok {
-		return err
+		// now is a value in the environment (the incident's time), so now()
+		// fails as a call of a time rather than as an unknown name.
+		if fe.Message != "time.Time is not callable" {
+			return err
+		}
+		name = "now"
 	}
 	reason, ok := disabledReason(name)
 	if !ok {

@@ -1,6 +1,8 @@
 package playbooks
 
 import (
+	"time"
+
 	"github.com/soar-dev/soar/internal/alert"
 )
 
@@ -19,6 +21,14 @@ type Env struct {
 	// Incident is empty while matching, because the incident does not exist
 	// yet; steps see the incident they belong to.
 	Incident Incident `expr:"incident"`
+	// Latest is the latest alert of the incident when a step runs (the alert
+	// being matched while matching).
+	Latest alert.Alert `expr:"latest"`
+	// Steps holds the steps that have run so far, by step ID.
+	Steps map[string]StepView `expr:"steps"`
+	// Now is the workflow's current time when a step runs (deterministic in
+	// Temporal's replays), and the alert's time while matching.
+	Now time.Time `expr:"now"`
 
 	Debug         alert.Severity `expr:"Debug"`
 	Informational alert.Severity `expr:"Informational"`
@@ -42,10 +52,22 @@ type Incident struct {
 	AlertCount int `expr:"alertCount"`
 }
 
+// StepView is what later steps see of an earlier one.
+type StepView struct {
+	// Status is "succeeded", "failed" or "skipped".
+	Status string `expr:"status"`
+	// Output is the action's output; for an approval step,
+	// {"outcome": "approved"|"denied"|"expired", "votes": [...]}.
+	Output map[string]any `expr:"output"`
+	// Error is the failure message of a failed step.
+	Error string `expr:"error"`
+}
+
 // NewEnv returns the environment for alert a in incident inc, with the
-// severity names set. Pass a zero Incident while matching.
+// severity names set. Pass a zero Incident while matching. Latest is a, and
+// Now the alert's time; steps set both from the incident.
 func NewEnv(a alert.Alert, inc Incident) Env {
-	env := Env{Alert: a, Incident: inc}
+	env := Env{Alert: a, Incident: inc, Latest: a, Now: a.Time}
 	env.setSeverities()
 	return env
 }

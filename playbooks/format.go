@@ -44,6 +44,17 @@ type Playbook struct {
 	IncidentKey        string
 	incidentKeyProgram *vm.Program
 
+	// Owner names who answers for the playbook (a team, a person).
+	Owner string
+	// Labels are free key/value metadata.
+	Labels map[string]string
+	// Severity, when set, is an expression giving the incident's severity
+	// instead of the first alert's.
+	Severity        string
+	severityProgram *vm.Program
+	// Mode is ModeEnforce (the default) or ModePlan.
+	Mode string
+
 	// Window is how long an incident stays open without a new alert.
 	Window time.Duration
 	// Workflow names the Temporal workflow that answers the playbook.
@@ -76,6 +87,27 @@ type Step struct {
 	// when the step runs, against the same environment as Match, so that a
 	// step sees the incident as it is then.
 	With map[string]string
+
+	// Kind is KindAction, KindWait or KindApproval.
+	Kind string
+	// If, when set, is a condition evaluated when the step's turn comes and
+	// again each time an alert joins the incident while it is false.
+	If string
+	// Wait is the duration of a wait step: a durable timer.
+	Wait time.Duration
+	// Approval configures an approval step.
+	Approval *Approval
+	// Timeout bounds an action, all its attempts included; 0 means soar's
+	// default of five minutes.
+	Timeout time.Duration
+	// Retry overrides an action's retry policy.
+	Retry *Retry
+	// OnError is OnErrorAbort (the default), OnErrorContinue or
+	// OnErrorRelease.
+	OnError string
+	// WithoutApproval lets a destructive action run with no approval step
+	// before it.
+	WithoutApproval bool
 }
 
 // ShortVersion returns the first 16 hex digits of the playbook's content

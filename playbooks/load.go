@@ -22,6 +22,9 @@ type LoadOptions struct {
 	// Workflows lists the workflow names a playbook may select, the ones the
 	// workers register. When nil, any valid name is accepted.
 	Workflows []string
+	// Destructive lists the actions that cannot be undone: a step running
+	// one needs an approval step before it, or withoutApproval: true.
+	Destructive []string
 }
 
 // Load reads every playbook in dir: the files ending in .yaml or .yml

@@ -13,6 +13,9 @@ import (
 type Match struct {
 	Playbook    *Playbook
 	IncidentKey string
+	// Severity is the incident's severity: the playbook's severity
+	// expression when it has one, else the alert's.
+	Severity alert.Severity
 }
 
 // IncidentID returns the workflow ID of the incident the alert belongs to.
@@ -63,7 +66,12 @@ func (s *Set) Match(a alert.Alert) ([]Match, []error) {
 		case err != nil:
 			errs = append(errs, err)
 		case ok:
-			matches = append(matches, Match{Playbook: p, IncidentKey: key})
+			sev, err := p.severity(&m, &env)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			matches = append(matches, Match{Playbook: p, IncidentKey: key, Severity: sev})
 		}
 	}
 	return matches, errs
@@ -101,4 +109,20 @@ func (p *Playbook) evaluate(m *vm.VM, env *Env) (key string, matched bool, err e
 		return fail("incidentKey", ErrEmptyIncidentKey)
 	}
 	return key, true, nil
+}
+
+// severity evaluates p's severity override, or returns the alert's.
+func (p *Playbook) severity(m *vm.VM, env *Env) (alert.Severity, error) {
+	if p.severityProgram == nil {
+		return env.Alert.Severity, nil
+	}
+	out, err := evaluate(m, p.severityProgram, env)
+	if err == nil {
+		s, ok := out.(alert.Severity)
+		if ok && s >= alert.SeverityDebug && s <= alert.SeverityEmergency {
+			return s, nil
+		}
+		err = fmt.Errorf("result %v is not a severity such as Warning or Critical", out)
+	}
+	return 0, &MatchError{Playbook: p.Name, AlertID: env.Alert.ID, Field: "severity", Err: err}
 }

@@ -24,6 +24,7 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 	pb = &Playbook{
 		Window:   DefaultWindow,
 		Workflow: DefaultWorkflow,
+		Mode:     ModeEnforce,
 		File:     path,
 		Version:  "sha256:" + hex.EncodeToString(sum[:]),
 		source:   src,
@@ -47,6 +48,28 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 		}},
 		{key: "description", decode: func(n *yaml.Node, path string) {
 			pb.Description, _ = d.string(n, path)
+		}},
+		{key: "owner", decode: func(n *yaml.Node, path string) {
+			pb.Owner, _ = d.string(n, path)
+		}},
+		{key: "labels", decode: func(n *yaml.Node, path string) {
+			pb.Labels = d.labels(n, path)
+		}},
+		{key: "severity", decode: func(n *yaml.Node, path string) {
+			if isNull(n) {
+				return
+			}
+			pb.Severity, pb.severityProgram = d.expression(n, path, resultSeverity)
+		}},
+		{key: "mode", decode: func(n *yaml.Node, path string) {
+			m, ok := d.requiredString(n, path)
+			if ok && m != ModeEnforce && m != ModePlan {
+				d.failf(n, path, "%q is not enforce or plan", m)
+				return
+			}
+			if ok {
+				pb.Mode = m
+			}
 		}},
 		{key: "match", required: true, decode: func(n *yaml.Node, path string) {
 			pb.Match, pb.matchProgram = d.expression(n, path, resultBool)
@@ -99,12 +122,15 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 	}
 	steps := make([]Step, 0, len(n.Content))
 	ids := make(map[string]*yaml.Node, len(n.Content))
+	approvalBefore := false
 	for i, item := range n.Content {
 		var (
 			step     Step
 			withNode *yaml.Node
+			nodes    = map[string]*yaml.Node{}
 		)
-		d.mapping(resolve(item), fmt.Sprintf("%s[%d]", path, i), []field{
+		stepPath := fmt.Sprintf("%s[%d]", path, i)
+		d.mapping(resolve(item), stepPath, append([]field{
 			{key: "id", required: true, decode: func(n *yaml.Node, path string) {
 				id, ok := d.requiredString(n, path)
 				if !ok {
@@ -121,7 +147,8 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 				ids[id] = n
 				step.ID = id
 			}},
-			{key: "action", required: true, decode: func(n *yaml.Node, path string) {
+			{key: "action", decode: func(n *yaml.Node, path string) {
+				nodes["action"] = n
 				action, ok := d.requiredString(n, path)
 				if !ok {
 					return
@@ -133,14 +160,39 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 				step.Action = action
 			}},
 			{key: "with", decode: func(n *yaml.Node, path string) {
-				withNode = n
+				withNode, nodes["with"] = n, n
 				step.With = d.params(n, path)
 			}},
-		})
-		d.checkParamNames(step.Action, withNode, fmt.Sprintf("%s[%d].with", path, i))
+		}, d.stepFields(&step, nodes)...))
+		d.checkStep(&step, resolve(item), nodes, stepPath, approvalBefore)
+		if step.Kind == KindApproval {
+			approvalBefore = true
+		}
+		d.checkParamNames(step.Action, withNode, stepPath+".with")
 		steps = append(steps, step)
 	}
 	return steps
+}
+
+// labels decodes a mapping of string keys to string values.
+func (d *decoder) labels(n *yaml.Node, path string) map[string]string {
+	if isNull(n) {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		d.failf(n, path, "must be a mapping of names to values, not %s", kindName(n))
+		return nil
+	}
+	out := make(map[string]string, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
+			d.failf(k, path, "labels are name: value pairs of strings")
+			continue
+		}
+		out[k.Value] = v.Value
+	}
+	return out
 }
 
 // checkParamNames reports every parameter in with that the step's action does

@@ -22,7 +22,9 @@ type Spec struct {
 	// Window is in nanoseconds on the wire, as encoding/json writes a
 	// time.Duration.
 	Window time.Duration `json:"window"`
-	Steps  []StepSpec    `json:"steps"`
+	// Mode is ModeEnforce or ModePlan; empty means enforce.
+	Mode  string     `json:"mode,omitempty"`
+	Steps []StepSpec `json:"steps"`
 	// GitCommit and GitModified locate the content in git (see Playbook).
 	GitCommit   string `json:"gitCommit,omitempty"`
 	GitModified bool   `json:"gitModified,omitempty"`
@@ -35,9 +37,26 @@ type Spec struct {
 // Step, so that the workflow's input format changes only on purpose.
 type StepSpec struct {
 	ID     string `json:"id"`
-	Action string `json:"action"`
+	Kind   string `json:"kind,omitempty"`
+	Action string `json:"action,omitempty"`
 	// With maps parameter names to expression sources, for EvalParams.
-	With map[string]string `json:"with,omitempty"`
+	With            map[string]string `json:"with,omitempty"`
+	If              string            `json:"if,omitempty"`
+	Wait            time.Duration     `json:"wait,omitempty"`
+	Approval        *Approval         `json:"approval,omitempty"`
+	Timeout         time.Duration     `json:"timeout,omitempty"`
+	Retry           *Retry            `json:"retry,omitempty"`
+	OnError         string            `json:"onError,omitempty"`
+	WithoutApproval bool              `json:"withoutApproval,omitempty"`
+}
+
+// StepKind returns the step's kind; a Spec recorded before steps had kinds
+// holds actions only.
+func (s StepSpec) StepKind() string {
+	if s.Kind == "" {
+		return KindAction
+	}
+	return s.Kind
 }
 
 // Spec returns the snapshot of p. It shares nothing with p, so the caller
@@ -45,13 +64,26 @@ type StepSpec struct {
 func (p *Playbook) Spec() Spec {
 	steps := make([]StepSpec, len(p.Steps))
 	for i, s := range p.Steps {
-		steps[i] = StepSpec{ID: s.ID, Action: s.Action, With: maps.Clone(s.With)}
+		steps[i] = StepSpec{
+			ID: s.ID, Kind: s.Kind, Action: s.Action, With: maps.Clone(s.With),
+			If: s.If, Wait: s.Wait, Timeout: s.Timeout, OnError: s.OnError, WithoutApproval: s.WithoutApproval,
+		}
+		if s.Approval != nil {
+			a := *s.Approval
+			a.Approvers = slices.Clone(a.Approvers)
+			steps[i].Approval = &a
+		}
+		if s.Retry != nil {
+			r := *s.Retry
+			steps[i].Retry = &r
+		}
 	}
 	return Spec{
 		Name:        p.Name,
 		Version:     p.Version,
 		Workflow:    p.Workflow,
 		Window:      p.Window,
+		Mode:        p.Mode,
 		Steps:       steps,
 		GitCommit:   p.GitCommit,
 		GitModified: p.GitModified,
@@ -122,4 +154,25 @@ func (c *programCache) get(src string) (*vm.Program, error) {
 	}
 	actual, _ := c.programs.LoadOrStore(src, p)
 	return actual.(*vm.Program), nil
+}
+
+// EvalCondition evaluates a step's "if" condition against env. Like
+// EvalParams it is deterministic and safe for workflow code; a result that is
+// not a bool is an error.
+func EvalCondition(src string, env Env) (bool, error) {
+	env.setSeverities()
+	program, err := paramPrograms.get(src)
+	if err != nil {
+		return false, err
+	}
+	var m vm.VM
+	out, err := evaluate(&m, program, &env)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(bool)
+	if !ok {
+		return false, fmt.Errorf("condition gave %T, not bool", out)
+	}
+	return b, nil
 }

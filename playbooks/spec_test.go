@@ -36,8 +36,10 @@ func TestSpecRoundTripsThroughJSON(t *testing.T) {
 		Version:  p.Version,
 		Workflow: "Respond",
 		Window:   p.Window,
+		Mode:     ModeEnforce,
 		Steps: []StepSpec{{
 			ID:     "contain",
+			Kind:   KindAction,
 			Action: "kubernetes.quarantine",
 			With:   map[string]string{"namespace": "alert.k8s.namespace", "pod": "alert.k8s.pod"},
 		}},

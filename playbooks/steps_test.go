@@ -1,0 +1,154 @@
+package playbooks
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/soar-dev/soar/internal/alert"
+)
+
+const fullPlaybook = `name: escalate-shell
+description: Ask before containing; contain at once when the shell persists.
+owner: secops
+labels: {team: platform, tier: "1"}
+severity: 'incident.alertCount > 1 ? Critical : alert.severity'
+mode: plan
+match: alert.rule == "Terminal shell in container"
+incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
+steps:
+  - id: ask
+    approval:
+      approvers: [U01, S02, cli:alice]
+      quorum: 2
+      timeout: 30m
+      onExpiry: approve
+      message: Contain the pod?
+    onError: continue
+  - id: settle
+    wait: 2m
+  - id: contain
+    action: kubernetes.quarantine
+    if: steps.ask.output.outcome == "approved" || incident.alertCount >= 10
+    timeout: 2m
+    retry: {maxAttempts: 5, initialInterval: 500ms, maximumInterval: 10s, backoffCoefficient: 3}
+    onError: release
+  - id: wipe
+    action: kubernetes.delete_pod
+`
+
+func stepOptions() LoadOptions {
+	return LoadOptions{
+		Actions:     []string{"kubernetes.quarantine", "kubernetes.delete_pod"},
+		Destructive: []string{"kubernetes.delete_pod"},
+	}
+}
+
+func TestStepLanguageLoadsIntoTheSpec(t *testing.T) {
+	set := mustLoad(t, writeFiles(t, map[string]string{"p.yaml": fullPlaybook}), stepOptions())
+	p, _ := set.Get("escalate-shell")
+	if p.Owner != "secops" || !reflect.DeepEqual(p.Labels, map[string]string{"team": "platform", "tier": "1"}) || p.Mode != ModePlan {
+		t.Errorf("metadata: owner %q labels %v mode %q", p.Owner, p.Labels, p.Mode)
+	}
+	spec := p.Spec()
+	want := []StepSpec{
+		{ID: "ask", Kind: KindApproval, OnError: OnErrorContinue, Approval: &Approval{
+			Approvers: []string{"U01", "S02", "cli:alice"}, Quorum: 2, Timeout: 30 * time.Minute, OnExpiry: "approve", Message: "Contain the pod?",
+		}},
+		{ID: "settle", Kind: KindWait, Wait: 2 * time.Minute},
+		{ID: "contain", Kind: KindAction, Action: "kubernetes.quarantine",
+			If:      `steps.ask.output.outcome == "approved" || incident.alertCount >= 10`,
+			Timeout: 2 * time.Minute, OnError: OnErrorRelease,
+			Retry: &Retry{MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, MaximumInterval: 10 * time.Second, BackoffCoefficient: 3}},
+		{ID: "wipe", Kind: KindAction, Action: "kubernetes.delete_pod"},
+	}
+	if !reflect.DeepEqual(spec.Steps, want) {
+		t.Errorf("steps:\n%+v\nwant\n%+v", spec.Steps, want)
+	}
+	if spec.Mode != ModePlan {
+		t.Errorf("spec mode %q", spec.Mode)
+	}
+}
+
+func TestStepLanguageErrors(t *testing.T) {
+	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n"
+	for _, tc := range []struct {
+		name, steps string
+		want        wantError
+	}{
+		{"no kind", "  - id: a\n    onError: continue\n", wantError{"p.yaml:5:5: steps[0]", "needs one of action, wait or approval"}},
+		{"two kinds", "  - id: a\n    action: kubernetes.quarantine\n    wait: 1m\n", wantError{"p.yaml:5:5: steps[0]", "not action and wait"}},
+		{"with on a wait", "  - id: a\n    wait: 1m\n    with: {pod: alert.k8s.pod}\n", wantError{"p.yaml:7:11: steps[0].with", "only an action step takes with"}},
+		{"retry on an approval", "  - id: a\n    approval: {approvers: [U1]}\n    retry: {maxAttempts: 2}\n", wantError{"p.yaml:7:12: steps[0].retry", "only an action step takes retry"}},
+		{"bad onError", "  - id: a\n    wait: 1m\n    onError: ignore\n", wantError{"p.yaml:7:14: steps[0].onError", `"ignore" is not abort, continue or release`}},
+		{"wait too short", "  - id: a\n    wait: 10ms\n", wantError{"p.yaml:6:11: steps[0].wait", "outside the allowed range"}},
+		{"quorum above approvers", "  - id: a\n    approval: {approvers: [U1], quorum: 2}\n", wantError{"p.yaml:6:41: steps[0].approval.quorum", "a quorum of 2 needs at least 2 approvers"}},
+		{"no approvers", "  - id: a\n    approval: {approvers: []}\n", wantError{"p.yaml:6:27: steps[0].approval.approvers", "non-empty list"}},
+		{"if not bool", "  - id: a\n    wait: 1m\n    if: incident.alertCount\n", wantError{"p.yaml:7:9: steps[0].if", "expected bool"}},
+		{"destructive without approval", "  - id: a\n    action: kubernetes.delete_pod\n", wantError{"p.yaml:6:13: steps[0].action", "kubernetes.delete_pod is destructive: put an approval step before it"}},
+		{"retry interval order", "  - id: a\n    action: kubernetes.quarantine\n    retry: {initialInterval: 10s, maximumInterval: 1s}\n", wantError{"p.yaml:7:12: steps[0].retry", "shorter than initialInterval"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(writeFiles(t, map[string]string{"p.yaml": head + tc.steps}), stepOptions())
+			var le *LoadErrors
+			if !errors.As(err, &le) || len(le.Errs) != 1 {
+				t.Fatalf("want exactly one problem, got %v", err)
+			}
+			got := le.Errs[0]
+			at := fmt.Sprintf("%s:%d:%d: %s", filepath.Base(got.File), got.Line, got.Column, got.Field)
+			if !strings.HasPrefix(at, tc.want.at) || !strings.Contains(got.Err.Error(), tc.want.msg) {
+				t.Errorf("problem %q (%v), want at %q containing %q", at, got.Err, tc.want.at, tc.want.msg)
+			}
+		})
+	}
+}
+
+func TestDestructiveActionsPassWithApprovalOrExplicitOptOut(t *testing.T) {
+	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n"
+	for name, steps := range map[string]string{
+		"approval before": "  - id: ask\n    approval: {approvers: [U1]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
+		"withoutApproval": "  - id: wipe\n    action: kubernetes.delete_pod\n    withoutApproval: true\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			mustLoad(t, writeFiles(t, map[string]string{"p.yaml": head + steps}), stepOptions())
+		})
+	}
+}
+
+func TestSeverityOverride(t *testing.T) {
+	pb := "name: p\nmatch: 'true'\nincidentKey: alert.id\nseverity: 'alert.k8s.namespace == \"prod\" ? Critical : alert.severity'\nsteps:\n  - id: a\n    wait: 1m\n"
+	set := mustLoad(t, writeFiles(t, map[string]string{"p.yaml": pb}), LoadOptions{})
+	for ns, want := range map[string]alert.Severity{"prod": alert.SeverityCritical, "dev": alert.SeverityNotice} {
+		ms, errs := set.Match(alert.Alert{ID: "1", Rule: "r", Severity: alert.SeverityNotice, Kubernetes: alert.Kubernetes{Namespace: ns}})
+		if len(errs) != 0 || len(ms) != 1 || ms[0].Severity != want {
+			t.Errorf("namespace %s: matches %+v errs %v, want severity %s", ns, ms, errs, want)
+		}
+	}
+	_, err := Load(writeFiles(t, map[string]string{"p.yaml": strings.Replace(pb, "Critical : alert.severity", `"high" : "low"`, 1)}), LoadOptions{})
+	if err == nil || !strings.Contains(err.Error(), "severity") {
+		t.Errorf("a string severity loaded: %v", err)
+	}
+}
+
+func TestEvalConditionSeesStepsAndIncident(t *testing.T) {
+	env := NewEnv(alert.Alert{Rule: "r"}, Incident{AlertCount: 12})
+	env.Steps = map[string]StepView{"ask": {Status: "failed", Output: map[string]any{"outcome": "denied"}}}
+	for src, want := range map[string]bool{
+		`steps.ask.output.outcome == "approved"`:                              false,
+		`steps.ask.status == "failed"`:                                        true,
+		`incident.alertCount >= 10`:                                           true,
+		`steps.ask.output.outcome == "approved" || incident.alertCount >= 10`: true,
+	} {
+		got, err := EvalCondition(src, env)
+		if err != nil || got != want {
+			t.Errorf("%s = %v, %v; want %v", src, got, err, want)
+		}
+	}
+	if _, err := EvalCondition(`incident.alertCount`, env); err == nil {
+		t.Error("a condition giving an int was accepted")
+	}
+}
