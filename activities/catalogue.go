@@ -69,6 +69,7 @@ func Catalogue() []Action {
 				{Name: "policy", Type: "string", Doc: "name of the deny-all NetworkPolicy (soar-quarantine)"},
 				{Name: "policyCreated", Type: "bool", Doc: "whether this step created the policy"},
 				{Name: "policyRepaired", Type: "bool", Doc: "whether this step restored a policy whose spec had been changed"},
+				{Name: "dryRun", Type: "bool", Doc: "true in plan mode: nothing was stored, the fields above say what would have changed"},
 			},
 			// Reversible: removing the label and the policy restores traffic.
 			// The inverse action, kubernetes.release, is not built yet.

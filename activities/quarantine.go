@@ -18,6 +18,9 @@ type QuarantineInput struct {
 	Pod        string `json:"pod"`
 	// PodUID, when the alert knew it, guards against acting on a replacement.
 	PodUID string `json:"podUID,omitempty"`
+	// DryRun asks the API server to check every change without storing it
+	// (plan mode).
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // QuarantineOutput is what was found and changed; it goes into the incident.
@@ -45,6 +48,7 @@ func (a *Activities) Quarantine(ctx context.Context, in QuarantineInput) (Quaran
 		Pod:       in.Pod,
 		PodUID:    in.PodUID,
 		Incident:  in.IncidentID,
+		DryRun:    in.DryRun,
 	})
 	return out, kubeError(err)
 }

@@ -3,15 +3,12 @@
 package workflows
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -37,6 +34,13 @@ const (
 	StatusContained  = "contained"  // every step succeeded; collecting later alerts
 	StatusFailed     = "failed"     // a step failed; collecting later alerts
 	StatusClosed     = "closed"     // the incident is over
+	// StatusPlanned: a plan-mode playbook ran every step as a dry run.
+	StatusPlanned = "planned"
+	// StatusReleased: a step failed with onError release; what succeeded
+	// before it was undone.
+	StatusReleased = "released"
+	// StatusAwaitingApproval: an approval step waits for its approvers.
+	StatusAwaitingApproval = "awaiting_approval"
 )
 
 // Step statuses in StepResult.
@@ -91,6 +95,11 @@ type IncidentState struct {
 	CloseReason      string       `json:"closeReason,omitempty"`
 	StepsDone        bool         `json:"stepsDone"`
 	Steps            []StepResult `json:"steps"`
+	// Pending lists the steps whose condition was false; each alert that
+	// joins the incident evaluates them again.
+	Pending []string `json:"pending,omitempty"`
+	// Approvals holds every approval step's request and votes.
+	Approvals []ApprovalState `json:"approvals,omitempty"`
 	// Seen holds the latest delivery IDs, oldest first.
 	Seen []string `json:"seen,omitempty"`
 }
@@ -98,7 +107,8 @@ type IncidentState struct {
 // StepResult records one step: what ran, with which parameters, and what it did.
 type StepResult struct {
 	ID         string         `json:"id"`
-	Action     string         `json:"action"`
+	Kind       string         `json:"kind,omitempty"`
+	Action     string         `json:"action,omitempty"`
 	Status     string         `json:"status"`
 	Params     map[string]any `json:"params,omitempty"`
 	Output     map[string]any `json:"output,omitempty"`
@@ -129,6 +139,12 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*IncidentState, error) { return st, nil }); err != nil {
 		return nil, fmt.Errorf("register state query: %w", err)
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
+		func(ctx workflow.Context, d Decision) (ApprovalState, error) { return st.decide(ctx, d) },
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, d Decision) error { return st.validateDecision(d) }},
+	); err != nil {
+		return nil, fmt.Errorf("register decide update: %w", err)
+	}
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
 	window := in.Playbook.Window
@@ -147,8 +163,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 		st.addAlert(ctx, sig)
 	}
 
+	run := &steps{in: in, st: st, ctx: ctx}
 	if !st.StepsDone {
-		outcome := runSteps(ctx, in, st)
+		outcome := run.runAll()
 		st.StepsDone = true
 		if err := setStatus(ctx, st, outcome); err != nil {
 			return nil, err
@@ -190,6 +207,12 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			})
 			sel.AddFuture(timer, func(workflow.Future) { fired = true })
 			sel.Select(ctx)
+			if len(st.Pending) > 0 && st.Status != StatusFailed && st.Status != StatusReleased {
+				// A joining alert may make a skipped step's condition true.
+				if err := recheck(run); err != nil {
+					return nil, err
+				}
+			}
 			if closeReason != "" {
 				// Alerts that raced with the close still count.
 				drain(ctx, alerts, st)
@@ -251,77 +274,15 @@ func setStatus(ctx workflow.Context, st *IncidentState, status string) error {
 	return nil
 }
 
-// runSteps runs the playbook's steps in order against the incident's first
-// alert and stops at the first failure. The status stays "responding" while
-// they run; the caller records the outcome.
-func runSteps(ctx workflow.Context, in RespondInput, st *IncidentState) (outcome string) {
-	env := playbooks.NewEnv(*st.FirstAlert, playbooks.Incident{ID: st.IncidentID, Key: st.IncidentKey, AlertCount: st.AlertCount})
-	for _, step := range in.Playbook.Steps {
-		res := StepResult{ID: step.ID, Action: step.Action, StartedAt: workflow.Now(ctx)}
-		out, err := runStep(ctx, st, step, env, &res)
-		res.FinishedAt = workflow.Now(ctx)
-		if err != nil {
-			res.Status = StepFailed
-			res.Error = err.Error()
-			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) {
-				res.ErrorType = appErr.Type()
-				res.Error = appErr.Message()
-			}
-			st.Steps = append(st.Steps, res)
-			workflow.GetLogger(ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
-			return StatusFailed
-		}
-		res.Status = StepSucceeded
-		res.Output = out
-		st.Steps = append(st.Steps, res)
+// recheck runs the skipped steps whose condition became true and records the
+// incident's new status.
+func recheck(run *steps) error {
+	status := run.recheck()
+	if status == "" {
+		status = run.settled()
 	}
-	return StatusContained
-}
-
-// actionOptions are the defaults for every action until playbooks can set
-// their own: retry transient failures with backoff for up to five minutes.
-var actionOptions = workflow.ActivityOptions{
-	StartToCloseTimeout:    30 * time.Second,
-	ScheduleToCloseTimeout: 5 * time.Minute,
-	RetryPolicy: &temporal.RetryPolicy{
-		InitialInterval:    200 * time.Millisecond,
-		BackoffCoefficient: 2,
-		MaximumInterval:    30 * time.Second,
-	},
-}
-
-func runStep(ctx workflow.Context, st *IncidentState, step playbooks.StepSpec, env playbooks.Env, res *StepResult) (map[string]any, error) {
-	// EvalParams is deterministic in what it returns: it sorts parameter
-	// names and expr's compiler and VM iterate maps only for bookkeeping that
-	// never reaches the result. workflowcheck cannot see that through expr.
-	params, err := playbooks.EvalParams(step, env) //workflowcheck:ignore
-	if err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), "InvalidParameters", nil)
+	if status == run.st.Status {
+		return nil
 	}
-	res.Params = params
-	actx := workflow.WithActivityOptions(ctx, actionOptions)
-	var a *activities.Activities
-	var out map[string]any
-	switch step.Action {
-	case activities.ActionQuarantine:
-		in := activities.QuarantineInput{
-			IncidentID: st.IncidentID,
-			Namespace:  stringParam(params, "namespace", st.FirstAlert.Kubernetes.Namespace),
-			Pod:        stringParam(params, "pod", st.FirstAlert.Kubernetes.Pod),
-			PodUID:     stringParam(params, "podUID", st.FirstAlert.Kubernetes.PodUID),
-		}
-		err = workflow.ExecuteActivity(actx, a.Quarantine, in).Get(ctx, &out)
-	default:
-		err = temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", step.ID, step.Action), "UnknownAction", nil)
-	}
-	return out, err
-}
-
-// stringParam returns params[name] when it is a non-empty string, else def.
-func stringParam(params map[string]any, name, def string) string {
-	if s, ok := params[name].(string); ok && s != "" {
-		return s
-	}
-	return def
+	return setStatus(run.ctx, run.st, status)
 }

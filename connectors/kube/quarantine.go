@@ -22,6 +22,10 @@ type QuarantineRequest struct {
 	PodUID string
 	// Incident is recorded on the pod in IncidentAnnotation.
 	Incident string
+	// DryRun sends every write as a server-side dry run: the API server
+	// validates and admits it, and stores nothing. The result says what would
+	// have changed.
+	DryRun bool
 }
 
 // QuarantineResult says what Quarantine found and changed.
@@ -39,6 +43,9 @@ type QuarantineResult struct {
 	// policy or restored a policy whose spec had been changed.
 	PolicyCreated  bool `json:"policyCreated"`
 	PolicyRepaired bool `json:"policyRepaired"`
+	// DryRun is true when nothing was stored: the booleans above then say
+	// what would have changed.
+	DryRun bool `json:"dryRun,omitempty"`
 }
 
 // Quarantine isolates one pod: it labels the pod with QuarantineLabel and
@@ -56,6 +63,11 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 		Pod:       req.Pod,
 		Label:     QuarantineLabel + "=" + QuarantineValue,
 		Policy:    PolicyName,
+		DryRun:    req.DryRun,
+	}
+	var dryRun []string
+	if req.DryRun {
+		dryRun = []string{metav1.DryRunAll}
 	}
 
 	// The pod is re-read right before acting, so the label lands on the pod the
@@ -74,13 +86,13 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 
 	// The policy comes first: once the pod carries the label, it must already
 	// be selected by a deny-all policy, never the other way round.
-	created, repaired, err := c.ensureDenyAllPolicy(ctx, req.Namespace)
+	created, repaired, err := c.ensureDenyAllPolicy(ctx, req.Namespace, dryRun)
 	if err != nil {
 		return res, err
 	}
 	res.PolicyCreated, res.PolicyRepaired = created, repaired
 
-	labeled, err := c.labelPod(ctx, pod, req.Incident)
+	labeled, err := c.labelPod(ctx, pod, req.Incident, dryRun)
 	if err != nil {
 		return res, err
 	}
@@ -90,7 +102,7 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 
 // labelPod adds the quarantine label unless it is already there. The patch
 // carries the pod's UID as a precondition so it cannot land on a replacement.
-func (c *Client) labelPod(ctx context.Context, pod *corev1.Pod, incident string) (bool, error) {
+func (c *Client) labelPod(ctx context.Context, pod *corev1.Pod, incident string, dryRun []string) (bool, error) {
 	if pod.Labels[QuarantineLabel] == QuarantineValue {
 		return false, nil
 	}
@@ -105,7 +117,7 @@ func (c *Client) labelPod(ctx context.Context, pod *corev1.Pod, incident string)
 	if err != nil {
 		return false, fmt.Errorf("kube: encode label patch: %w", err)
 	}
-	_, err = c.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ManagedByValue})
+	_, err = c.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ManagedByValue, DryRun: dryRun})
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, fmt.Errorf("%w: %s/%s", ErrPodNotFound, pod.Namespace, pod.Name)
@@ -138,12 +150,12 @@ func DenyAllPolicy(namespace string) *networkingv1.NetworkPolicy {
 
 // ensureDenyAllPolicy creates the namespace's deny-all policy, or restores its
 // spec if someone changed it. It reports whether it created or repaired it.
-func (c *Client) ensureDenyAllPolicy(ctx context.Context, namespace string) (created, repaired bool, err error) {
+func (c *Client) ensureDenyAllPolicy(ctx context.Context, namespace string, dryRun []string) (created, repaired bool, err error) {
 	want := DenyAllPolicy(namespace)
 	policies := c.cs.NetworkingV1().NetworkPolicies(namespace)
 	got, err := policies.Get(ctx, PolicyName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = policies.Create(ctx, want, metav1.CreateOptions{FieldManager: ManagedByValue})
+		_, err = policies.Create(ctx, want, metav1.CreateOptions{FieldManager: ManagedByValue, DryRun: dryRun})
 		if err == nil {
 			return true, false, nil
 		}
@@ -160,7 +172,7 @@ func (c *Client) ensureDenyAllPolicy(ctx context.Context, namespace string) (cre
 		return false, false, nil
 	}
 	got.Spec = want.Spec
-	if _, err := policies.Update(ctx, got, metav1.UpdateOptions{FieldManager: ManagedByValue}); err != nil {
+	if _, err := policies.Update(ctx, got, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: dryRun}); err != nil {
 		return false, false, fmt.Errorf("kube: restore network policy %s/%s: %w", namespace, PolicyName, err)
 	}
 	return false, true, nil

@@ -28,6 +28,24 @@ func TestQuarantine(t *testing.T) {
 	c, cs := setup(t)
 	ctx := context.Background()
 
+	t.Run("a dry run reports what it would change and stores nothing", func(t *testing.T) {
+		testenv.Pod(t, cs, "plan", "web-1")
+		res, err := c.Quarantine(ctx, kube.QuarantineRequest{Namespace: "plan", Pod: "web-1", DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.DryRun || !res.Labeled || !res.PolicyCreated {
+			t.Errorf("dry-run result = %+v, want it to report label and policy", res)
+		}
+		got, _ := cs.CoreV1().Pods("plan").Get(ctx, "web-1", metav1.GetOptions{})
+		if _, ok := got.Labels[kube.QuarantineLabel]; ok {
+			t.Error("a dry run labeled the pod")
+		}
+		if _, err := cs.NetworkingV1().NetworkPolicies("plan").Get(ctx, kube.PolicyName, metav1.GetOptions{}); err == nil {
+			t.Error("a dry run created the policy")
+		}
+	})
+
 	t.Run("labels the pod and creates a deny-all policy that selects it", func(t *testing.T) {
 		pod := testenv.Pod(t, cs, "shop", "web-1")
 		testenv.Pod(t, cs, "shop", "web-2") // a sibling that must stay untouched

@@ -35,7 +35,7 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	if size := payloadsSize(input) + payloadsSize(signal); size > d.cfg.MaxTemporalPayload {
 		return false, &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
 	}
-	attrs, err := searchAttributes(dc, spec, a)
+	attrs, err := searchAttributes(dc, spec, a, m.Severity)
 	if err != nil {
 		return false, err
 	}
@@ -65,11 +65,11 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	return resp.GetStarted(), nil
 }
 
-func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert) (*commonpb.SearchAttributes, error) {
+func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert, severity alert.Severity) (*commonpb.SearchAttributes, error) {
 	values := map[string]string{
 		workflows.SearchPlaybook.GetName():        spec.Name,
 		workflows.SearchPlaybookVersion.GetName(): spec.Version,
-		workflows.SearchSeverity.GetName():        a.Severity.String(),
+		workflows.SearchSeverity.GetName():        severity.String(),
 		workflows.SearchNamespace.GetName():       a.Kubernetes.Namespace,
 		workflows.SearchPod.GetName():             a.Kubernetes.Pod,
 		workflows.SearchStatus.GetName():          workflows.StatusResponding,

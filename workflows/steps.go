@@ -1,0 +1,397 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// Step statuses in StepResult, besides StepSucceeded and StepFailed.
+const (
+	// StepSkipped: the step's condition was false. It is evaluated again
+	// each time an alert joins the incident.
+	StepSkipped = "skipped"
+)
+
+// Error types of failed steps that are not activity errors.
+const (
+	ErrTypeApprovalDenied    = "ApprovalDenied"
+	ErrTypeApprovalExpired   = "ApprovalExpired"
+	ErrTypeInvalidParameters = "InvalidParameters"
+	ErrTypeInvalidCondition  = "InvalidCondition"
+	ErrTypeUnknownAction     = "UnknownAction"
+)
+
+// UpdateDecide delivers a Decision on an open approval. Its validator rejects,
+// with a reason the voter sees, a vote on no open approval, by someone who is
+// not an approver, or a second vote by the same approver.
+const UpdateDecide = "decide"
+
+// Decision is one approver's vote.
+type Decision struct {
+	// Step names the approval step; empty means the only open one.
+	Step    string `json:"step,omitempty"`
+	User    string `json:"user"`
+	Approve bool   `json:"approve"`
+	Comment string `json:"comment,omitempty"`
+}
+
+// Vote is a recorded Decision.
+type Vote struct {
+	User    string    `json:"user"`
+	Approve bool      `json:"approve"`
+	Comment string    `json:"comment,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// ApprovalState is one approval step's request and its votes.
+type ApprovalState struct {
+	Step      string    `json:"step"`
+	Approvers []string  `json:"approvers"`
+	Quorum    int       `json:"quorum"`
+	Message   string    `json:"message,omitempty"`
+	OpenedAt  time.Time `json:"openedAt"`
+	Deadline  time.Time `json:"deadline"`
+	Votes     []Vote    `json:"votes,omitempty"`
+	// Outcome is empty while open, then approved, denied or expired.
+	Outcome string `json:"outcome,omitempty"`
+}
+
+func (a *ApprovalState) approvals() int {
+	n := 0
+	for _, v := range a.Votes {
+		if v.Approve {
+			n++
+		}
+	}
+	return n
+}
+
+// validate is the Update validator: it reads and never changes state.
+func (st *IncidentState) validateDecision(d Decision) error {
+	a := st.openApproval(d.Step)
+	switch {
+	case a == nil && d.Step != "":
+		return fmt.Errorf("no open approval for step %q", d.Step)
+	case a == nil:
+		return errors.New("no approval is open")
+	case d.User == "":
+		return errors.New("a vote needs the voter's identity")
+	case !slices.Contains(a.Approvers, d.User):
+		return fmt.Errorf("%s is not an approver of step %q", d.User, a.Step)
+	case slices.ContainsFunc(a.Votes, func(v Vote) bool { return v.User == d.User }):
+		return fmt.Errorf("%s has already voted on step %q", d.User, a.Step)
+	}
+	return nil
+}
+
+func (st *IncidentState) openApproval(step string) *ApprovalState {
+	for i := range st.Approvals {
+		a := &st.Approvals[i]
+		if a.Outcome == "" && (step == "" || a.Step == step) {
+			return a
+		}
+	}
+	return nil
+}
+
+// decide records a validated vote: one denial denies, and the approval passes
+// when Quorum distinct approvers approved.
+func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState, error) {
+	a := st.openApproval(d.Step)
+	if a == nil {
+		return ApprovalState{}, errors.New("no open approval")
+	}
+	a.Votes = append(a.Votes, Vote{User: d.User, Approve: d.Approve, Comment: d.Comment, At: workflow.Now(ctx)})
+	switch {
+	case !d.Approve:
+		a.Outcome = playbooks.OutcomeDenied
+	case a.approvals() >= a.Quorum:
+		a.Outcome = playbooks.OutcomeApproved
+	}
+	return *a, nil
+}
+
+// steps runs the playbook's steps. It keeps the incident's state and the
+// environment that expressions see.
+type steps struct {
+	in  RespondInput
+	st  *IncidentState
+	ctx workflow.Context
+}
+
+// env is what step expressions see now: the first alert, the latest one, the
+// incident, the steps so far and the workflow's time.
+func (s *steps) env() playbooks.Env {
+	st := s.st
+	env := playbooks.NewEnv(*st.FirstAlert, playbooks.Incident{ID: st.IncidentID, Key: st.IncidentKey, AlertCount: st.AlertCount})
+	env.Latest = *st.LatestAlert
+	env.Now = workflow.Now(s.ctx)
+	env.Steps = map[string]playbooks.StepView{}
+	for _, r := range st.Steps {
+		env.Steps[r.ID] = playbooks.StepView{Status: r.Status, Output: r.Output, Error: r.Error}
+	}
+	return env
+}
+
+// runAll runs every step in order and returns the incident's status.
+func (s *steps) runAll() string {
+	for i := range s.in.Playbook.Steps {
+		if stop := s.run(i); stop != "" {
+			return stop
+		}
+	}
+	return s.settled()
+}
+
+// settled is the status of an incident whose steps ran without stopping.
+func (s *steps) settled() string {
+	if s.in.Playbook.Mode == playbooks.ModePlan {
+		return StatusPlanned
+	}
+	if slices.ContainsFunc(s.st.Steps, func(r StepResult) bool { return r.Status == StepFailed }) {
+		return StatusFailed
+	}
+	return StatusContained
+}
+
+// recheck runs the skipped steps whose condition has become true, in
+// playbook order. It returns a status when one of them stopped the playbook.
+func (s *steps) recheck() string {
+	pending := slices.Clone(s.st.Pending)
+	for _, id := range pending {
+		i := slices.IndexFunc(s.in.Playbook.Steps, func(p playbooks.StepSpec) bool { return p.ID == id })
+		if i < 0 {
+			continue
+		}
+		if stop := s.run(i); stop != "" {
+			return stop
+		}
+	}
+	return ""
+}
+
+// run runs step i unless its condition is false, and applies its onError. It
+// returns the incident's status when the playbook must stop, else "".
+func (s *steps) run(i int) string {
+	step := s.in.Playbook.Steps[i]
+	st := s.st
+	st.Pending = slices.DeleteFunc(st.Pending, func(id string) bool { return id == step.ID })
+	res := StepResult{ID: step.ID, Kind: step.StepKind(), Action: step.Action, StartedAt: workflow.Now(s.ctx)}
+	var (
+		out map[string]any
+		err error
+	)
+	if step.If != "" {
+		ok, cerr := playbooks.EvalCondition(step.If, s.env()) //workflowcheck:ignore
+		switch {
+		case cerr != nil:
+			err = temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %q: if: %v", step.ID, cerr), ErrTypeInvalidCondition, nil)
+		case !ok:
+			st.Pending = append(st.Pending, step.ID)
+			if slices.ContainsFunc(st.Steps, func(r StepResult) bool { return r.ID == step.ID }) {
+				return "" // still false: the skipped record stands
+			}
+			res.Status, res.FinishedAt = StepSkipped, res.StartedAt
+			res.Error = "condition is false: " + step.If
+			st.Steps = append(st.Steps, res)
+			return ""
+		}
+	}
+	if err == nil {
+		switch res.Kind {
+		case playbooks.KindWait:
+			err = workflow.Sleep(s.ctx, step.Wait)
+		case playbooks.KindApproval:
+			out, err = s.approve(step)
+		default:
+			out, err = s.action(step, &res)
+		}
+	}
+	res.FinishedAt = workflow.Now(s.ctx)
+	if err == nil {
+		res.Status, res.Output = StepSucceeded, out
+		st.record(res)
+		return ""
+	}
+	res.Status, res.Output, res.Error = StepFailed, out, err.Error()
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		res.ErrorType, res.Error = appErr.Type(), appErr.Message()
+	}
+	st.record(res)
+	workflow.GetLogger(s.ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
+	switch step.OnError {
+	case playbooks.OnErrorContinue:
+		return ""
+	case playbooks.OnErrorRelease:
+		s.release()
+		return StatusReleased
+	default:
+		return StatusFailed
+	}
+}
+
+// defaultActionOptions apply to every action a playbook does not tune:
+// retry transient failures with backoff for up to five minutes.
+var defaultActionOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    30 * time.Second,
+	ScheduleToCloseTimeout: 5 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    200 * time.Millisecond,
+		BackoffCoefficient: 2,
+		MaximumInterval:    30 * time.Second,
+	},
+}
+
+func actionOptions(step playbooks.StepSpec) workflow.ActivityOptions {
+	opts := defaultActionOptions
+	retry := *opts.RetryPolicy
+	if step.Timeout > 0 {
+		opts.ScheduleToCloseTimeout = step.Timeout
+		opts.StartToCloseTimeout = min(opts.StartToCloseTimeout, step.Timeout)
+	}
+	if r := step.Retry; r != nil {
+		if r.MaxAttempts > 0 {
+			retry.MaximumAttempts = int32(r.MaxAttempts)
+		}
+		if r.InitialInterval > 0 {
+			retry.InitialInterval = r.InitialInterval
+		}
+		if r.MaximumInterval > 0 {
+			retry.MaximumInterval = r.MaximumInterval
+		}
+		if r.BackoffCoefficient > 0 {
+			retry.BackoffCoefficient = r.BackoffCoefficient
+		}
+	}
+	opts.RetryPolicy = &retry
+	return opts
+}
+
+func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any, error) {
+	params, err := playbooks.EvalParams(step, s.env()) //workflowcheck:ignore
+	if err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidParameters, nil)
+	}
+	res.Params = params
+	return s.execute(step.ID, step.Action, params, actionOptions(step))
+}
+
+// execute runs one action with its parameters; in plan mode as a dry run.
+func (s *steps) execute(stepID, action string, params map[string]any, opts workflow.ActivityOptions) (map[string]any, error) {
+	first := s.st.FirstAlert.Kubernetes
+	actx := workflow.WithActivityOptions(s.ctx, opts)
+	var a *activities.Activities
+	var out map[string]any
+	switch action {
+	case activities.ActionQuarantine:
+		in := activities.QuarantineInput{
+			IncidentID: s.st.IncidentID,
+			Namespace:  stringParam(params, "namespace", first.Namespace),
+			Pod:        stringParam(params, "pod", first.Pod),
+			PodUID:     stringParam(params, "podUID", first.PodUID),
+			DryRun:     s.in.Playbook.Mode == playbooks.ModePlan,
+		}
+		err := workflow.ExecuteActivity(actx, a.Quarantine, in).Get(s.ctx, &out)
+		return out, err
+	default:
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
+	}
+}
+
+// approve opens an approval and waits, durably, until it is decided or its
+// timeout passes.
+func (s *steps) approve(step playbooks.StepSpec) (map[string]any, error) {
+	cfg := step.Approval
+	if cfg == nil {
+		cfg = &playbooks.Approval{Quorum: 1, Timeout: playbooks.DefaultApprovalTimeout, OnExpiry: "deny"}
+	}
+	now := workflow.Now(s.ctx)
+	s.st.Approvals = append(s.st.Approvals, ApprovalState{
+		Step: step.ID, Approvers: cfg.Approvers, Quorum: max(cfg.Quorum, 1), Message: cfg.Message,
+		OpenedAt: now, Deadline: now.Add(cfg.Timeout),
+	})
+	a := &s.st.Approvals[len(s.st.Approvals)-1]
+	status := s.st.Status
+	if err := setStatus(s.ctx, s.st, StatusAwaitingApproval); err != nil {
+		return nil, err
+	}
+	decided, err := workflow.AwaitWithTimeout(s.ctx, cfg.Timeout, func() bool { return a.Outcome != "" })
+	if err != nil {
+		return nil, err
+	}
+	if !decided {
+		a.Outcome = playbooks.OutcomeExpired
+	}
+	if err := setStatus(s.ctx, s.st, status); err != nil {
+		return nil, err
+	}
+	out := map[string]any{"outcome": a.Outcome, "votes": votesOutput(a.Votes)}
+	switch {
+	case a.Outcome == playbooks.OutcomeApproved:
+		return out, nil
+	case a.Outcome == playbooks.OutcomeExpired && cfg.OnExpiry == "approve":
+		return out, nil
+	case a.Outcome == playbooks.OutcomeExpired:
+		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("approval %q expired after %s with no decision", step.ID, cfg.Timeout), ErrTypeApprovalExpired, nil)
+	default:
+		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("approval %q denied", step.ID), ErrTypeApprovalDenied, nil)
+	}
+}
+
+func votesOutput(votes []Vote) []any {
+	out := make([]any, len(votes))
+	for i, v := range votes {
+		out[i] = map[string]any{"user": v.User, "approve": v.Approve, "comment": v.Comment, "at": v.At.Format(time.RFC3339)}
+	}
+	return out
+}
+
+// release undoes, newest first, every succeeded action whose catalogue entry
+// names an inverse, passing the inverse the action's parameters.
+func (s *steps) release() {
+	for i := len(s.st.Steps) - 1; i >= 0; i-- {
+		r := s.st.Steps[i]
+		if r.Status != StepSucceeded || r.Kind != playbooks.KindAction {
+			continue
+		}
+		def, ok := activities.Lookup(r.Action)
+		if !ok || def.Inverse == "" {
+			continue
+		}
+		res := StepResult{ID: r.ID + ".release", Kind: playbooks.KindAction, Action: def.Inverse, Params: r.Params, StartedAt: workflow.Now(s.ctx)}
+		out, err := s.execute(res.ID, def.Inverse, r.Params, defaultActionOptions)
+		res.FinishedAt, res.Output, res.Status = workflow.Now(s.ctx), out, StepSucceeded
+		if err != nil {
+			res.Status, res.Error = StepFailed, err.Error()
+		}
+		s.st.Steps = append(s.st.Steps, res)
+	}
+}
+
+// stringParam returns params[name] when it is a non-empty string, else def.
+func stringParam(params map[string]any, name, def string) string {
+	if s, ok := params[name].(string); ok && s != "" {
+		return s
+	}
+	return def
+}
+
+// record adds a step's result, replacing the record of the same step when it
+// was skipped earlier and has now run.
+func (st *IncidentState) record(res StepResult) {
+	i := slices.IndexFunc(st.Steps, func(r StepResult) bool { return r.ID == res.ID && r.Status == StepSkipped })
+	if i >= 0 {
+		st.Steps[i] = res
+		return
+	}
+	st.Steps = append(st.Steps, res)
+}

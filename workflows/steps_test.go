@@ -1,0 +1,260 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// vote sends a decision after delay and records how the validator answered.
+type voteResult struct{ rejected error }
+
+func (e env) vote(delay time.Duration, d Decision, res *voteResult) {
+	e.RegisterDelayedCallback(func() {
+		// Temporal deduplicates updates by ID, so every vote gets its own.
+		e.UpdateWorkflow(UpdateDecide, fmt.Sprintf("vote-%s-%s", d.User, delay), &testsuite.TestUpdateCallback{
+			OnAccept:   func() {},
+			OnReject:   func(err error) { res.rejected = err },
+			OnComplete: func(any, error) {},
+		}, d)
+	}, delay)
+}
+
+func approvalThenQuarantine(quorum int, onExpiry string) RespondInput {
+	in := input()
+	in.Playbook.Steps = append([]playbooks.StepSpec{{
+		ID: "ask", Kind: playbooks.KindApproval,
+		Approval: &playbooks.Approval{Approvers: []string{"U1", "U2", "U3"}, Quorum: quorum, Timeout: 30 * time.Minute, OnExpiry: onExpiry},
+	}}, in.Playbook.Steps...)
+	in.Playbook.Steps[1].Kind = playbooks.KindAction
+	return in
+}
+
+func (e env) quarantineCalls() *int {
+	calls := 0
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			calls++
+			return kube.QuarantineResult{Labeled: true}, nil
+		}).Maybe()
+	return &calls
+}
+
+func TestApprovalWithQuorumThenAction(t *testing.T) {
+	e := newEnv(t)
+	calls := e.quarantineCalls()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	var stranger, twice, first, second voteResult
+	e.vote(time.Minute, Decision{User: "mallory", Approve: true}, &stranger)
+	e.vote(2*time.Minute, Decision{User: "U1", Approve: true, Comment: "seen it"}, &first)
+	e.vote(3*time.Minute, Decision{User: "U1", Approve: true}, &twice)
+	e.vote(4*time.Minute, Decision{Step: "ask", User: "U3", Approve: true}, &second)
+	e.ExecuteWorkflow(Respond, approvalThenQuarantine(2, "deny"))
+	st := e.result()
+
+	if stranger.rejected == nil || twice.rejected == nil || first.rejected != nil || second.rejected != nil {
+		t.Errorf("validator: stranger %v, double vote %v, first %v, second %v", stranger.rejected, twice.rejected, first.rejected, second.rejected)
+	}
+	if *calls != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[1].Status != StepSucceeded {
+		t.Fatalf("quarantine calls %d, steps %+v", *calls, st.Steps)
+	}
+	if got := st.Steps[0].FinishedAt.Sub(st.Steps[0].StartedAt); got != 4*time.Minute {
+		t.Errorf("approval decided after %s, want 4m (the second approver)", got)
+	}
+	ap := st.Approvals[0]
+	if ap.Outcome != playbooks.OutcomeApproved || len(ap.Votes) != 2 || ap.Votes[0].User != "U1" || ap.Votes[0].Comment != "seen it" {
+		t.Errorf("approval = %+v", ap)
+	}
+	if st.Steps[0].Output["outcome"] != playbooks.OutcomeApproved {
+		t.Errorf("approval output = %v", st.Steps[0].Output)
+	}
+}
+
+func TestApprovalDeniedStopsThePlaybook(t *testing.T) {
+	e := newEnv(t)
+	calls := e.quarantineCalls()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	var r voteResult
+	e.vote(time.Minute, Decision{User: "U2", Approve: false, Comment: "admin debugging"}, &r)
+	e.ExecuteWorkflow(Respond, approvalThenQuarantine(2, "deny"))
+	st := e.result()
+	if *calls != 0 || len(st.Steps) != 1 || st.Steps[0].ErrorType != ErrTypeApprovalDenied {
+		t.Fatalf("calls %d steps %+v", *calls, st.Steps)
+	}
+	if st.Approvals[0].Outcome != playbooks.OutcomeDenied {
+		t.Errorf("outcome %q", st.Approvals[0].Outcome)
+	}
+}
+
+func TestApprovalExpiry(t *testing.T) {
+	for _, tc := range []struct {
+		onExpiry  string
+		wantCalls int
+		wantType  string
+	}{
+		{"deny", 0, ErrTypeApprovalExpired},
+		{"approve", 1, ""},
+	} {
+		t.Run("onExpiry "+tc.onExpiry, func(t *testing.T) {
+			e := newEnv(t)
+			calls := e.quarantineCalls()
+			e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+			var late voteResult
+			e.vote(31*time.Minute, Decision{User: "U1", Approve: true}, &late)
+			in := approvalThenQuarantine(1, tc.onExpiry)
+			in.Playbook.Window = 2 * time.Hour // the incident outlives the approval
+			e.ExecuteWorkflow(Respond, in)
+			st := e.result()
+			if *calls != tc.wantCalls || st.Steps[0].ErrorType != tc.wantType || st.Approvals[0].Outcome != playbooks.OutcomeExpired {
+				t.Errorf("calls %d, steps %+v, approval %+v", *calls, st.Steps, st.Approvals[0])
+			}
+			if late.rejected == nil {
+				t.Error("a vote after expiry was accepted")
+			}
+		})
+	}
+}
+
+func TestWaitIsADurableTimer(t *testing.T) {
+	e := newEnv(t)
+	var calledAt time.Time
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			calledAt = e.Now()
+			return kube.QuarantineResult{}, nil
+		})
+	in := input()
+	in.Playbook.Steps = append([]playbooks.StepSpec{{ID: "settle", Kind: playbooks.KindWait, Wait: 5 * time.Minute}}, in.Playbook.Steps...)
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	start := e.Now()
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if got := calledAt.Sub(start); got < 5*time.Minute || got > 5*time.Minute+time.Second {
+		t.Errorf("action ran %s after the alert, want after the 5m wait", got)
+	}
+	if st.Steps[0].Kind != playbooks.KindWait || st.Steps[0].Status != StepSucceeded {
+		t.Errorf("steps %+v", st.Steps)
+	}
+}
+
+func TestConditionIsReevaluatedAsAlertsJoin(t *testing.T) {
+	e := newEnv(t)
+	var at time.Time
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			at = e.Now()
+			return kube.QuarantineResult{}, nil
+		}).Once()
+	in := input()
+	in.Playbook.Steps[0].If = "incident.alertCount >= 3"
+	start := e.Now()
+	for i := range 4 {
+		e.sendAlert(time.Duration(i)*time.Minute, shellAlert(), fmt.Sprintf("SOAR_ALERTS:%d", i))
+	}
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if got := at.Sub(start); got < 2*time.Minute || got >= 3*time.Minute {
+		t.Errorf("escalation ran %s after the first alert, want when the third arrived (2m)", got)
+	}
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Params["pod"] != "checkout-7d9f8b6c5-x2lqp" || len(st.Pending) != 0 {
+		t.Errorf("steps %+v pending %v", st.Steps, st.Pending)
+	}
+	e.AssertExpectations(t)
+}
+
+func TestOnErrorContinueAndRelease(t *testing.T) {
+	for _, tc := range []struct {
+		onError    string
+		wantCalls  int
+		wantStatus string
+	}{
+		{playbooks.OnErrorAbort, 1, StatusFailed},
+		{playbooks.OnErrorContinue, 2, StatusFailed},
+		{playbooks.OnErrorRelease, 1, StatusReleased},
+	} {
+		t.Run(tc.onError, func(t *testing.T) {
+			e := newEnv(t)
+			calls := 0
+			e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+				func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+					calls++
+					if calls == 1 {
+						return kube.QuarantineResult{}, errors.New("boom")
+					}
+					return kube.QuarantineResult{}, nil
+				})
+			in := input()
+			first := in.Playbook.Steps[0]
+			first.OnError = tc.onError
+			first.Retry = &playbooks.Retry{MaxAttempts: 1}
+			second := in.Playbook.Steps[0]
+			second.ID = "again"
+			in.Playbook.Steps = []playbooks.StepSpec{first, second}
+			e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+			statuses := []string{}
+			e.RegisterDelayedCallback(func() {
+				v, _ := e.QueryWorkflow(QueryState)
+				var st IncidentState
+				_ = v.Get(&st)
+				statuses = append(statuses, st.Status)
+			}, time.Minute)
+			e.ExecuteWorkflow(Respond, in)
+			e.result()
+			if calls != tc.wantCalls || len(statuses) != 1 || statuses[0] != tc.wantStatus {
+				t.Errorf("calls %d (want %d), status %v (want %s)", calls, tc.wantCalls, statuses, tc.wantStatus)
+			}
+		})
+	}
+}
+
+func TestRetryPolicyFromThePlaybook(t *testing.T) {
+	e := newEnv(t)
+	calls := 0
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			calls++
+			return kube.QuarantineResult{}, errors.New("the server is currently unable to handle the request")
+		})
+	in := input()
+	in.Playbook.Steps[0].Retry = &playbooks.Retry{MaxAttempts: 3, InitialInterval: time.Second}
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if calls != 3 || st.Steps[0].Status != StepFailed {
+		t.Errorf("calls %d, step %+v; want 3 attempts then failure", calls, st.Steps[0])
+	}
+}
+
+func TestPlanModeRunsActionsAsDryRuns(t *testing.T) {
+	e := newEnv(t)
+	var got activities.QuarantineInput
+	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
+			got = in
+			return kube.QuarantineResult{DryRun: true, Labeled: true}, nil
+		})
+	in := input()
+	in.Playbook.Mode = playbooks.ModePlan
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	var status string
+	e.RegisterDelayedCallback(func() {
+		v, _ := e.QueryWorkflow(QueryState)
+		var st IncidentState
+		_ = v.Get(&st)
+		status = st.Status
+	}, time.Minute)
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if !got.DryRun || status != StatusPlanned || st.Steps[0].Output["dryRun"] != true {
+		t.Errorf("dry run %v, status %q, output %v", got.DryRun, status, st.Steps[0].Output)
+	}
+}
