@@ -191,7 +191,7 @@ func (d *decoder) approval(n *yaml.Node, path string) *Approval {
 			a.Quorum = q
 		}},
 		{key: "timeout", decode: func(n *yaml.Node, path string) {
-			if t, ok := d.duration(n, path, time.Minute, maxWait); ok {
+			if t, ok := d.duration(n, path, 10*time.Second, maxWait); ok {
 				a.Timeout = t
 			}
 		}},

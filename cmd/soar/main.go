@@ -78,6 +78,8 @@ SOAR_TEMPORAL_ADDRESS, --nats-url is SOAR_NATS_URL, and so on.`,
 		newAlertCmd(),
 		newIncidentCmd(),
 		newActionsCmd(),
+		newDecideCmd(true),
+		newDecideCmd(false),
 	)
 	return root
 }

@@ -27,6 +27,7 @@ import (
 
 func newPlaybookCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "playbook", Short: "Work with playbooks"}
+	cmd.AddCommand(newPlaybookExplainCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "lint DIR...",
 		Short: "Check every playbook in each directory; print every problem with file, line and column",
@@ -318,6 +319,20 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		fmt.Fprintf(w, "First alert:\t%s [%s] %s\n", a.Rule, a.Severity, a.ID)
 		if a.Kubernetes.Pod != "" {
 			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
+		}
+	}
+	for _, a := range st.Approvals {
+		outcome := a.Outcome
+		if outcome == "" {
+			outcome = "open until " + a.Deadline.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "Approval %s:\t%s (quorum %d of %s)\n", a.Step, outcome, a.Quorum, strings.Join(a.Approvers, ", "))
+		for _, v := range a.Votes {
+			decision := "deny"
+			if v.Approve {
+				decision = "approve"
+			}
+			fmt.Fprintf(w, "  %s\t%s at %s %s\n", v.User, decision, v.At.Local().Format(time.DateTime), v.Comment)
 		}
 	}
 	fmt.Fprintln(w, "Steps:")

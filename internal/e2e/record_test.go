@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/soar-dev/soar/internal/dispatch"
@@ -47,8 +49,77 @@ steps:
   - id: contain
     action: kubernetes.quarantine
 `)
+	// One playbook per path of the step language.
+	write("approval.yaml", `name: record-approval
+match: alert.rule == "record approval"
+incidentKey: alert.id
+window: 2s
+steps:
+  - id: ask
+    approval: {approvers: [U1, U2], quorum: 1, timeout: 10s}
+  - id: contain
+    action: kubernetes.quarantine
+`)
+	write("wait.yaml", `name: record-wait
+match: alert.rule == "record wait"
+incidentKey: alert.id
+window: 2s
+steps:
+  - id: settle
+    wait: 1s
+  - id: contain
+    action: kubernetes.quarantine
+`)
+	write("escalate.yaml", `name: record-escalate
+match: alert.rule == "record escalate"
+incidentKey: alert.id
+window: 3s
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+    if: incident.alertCount >= 2
+`)
+	write("plan.yaml", `name: record-plan
+match: alert.rule == "record plan"
+incidentKey: alert.id
+window: 2s
+mode: plan
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+`)
+	// The storm gets a long window: on a loaded machine 1001 alerts may take
+	// longer than two seconds to dispatch.
+	write("storm.yaml", `name: record-storm
+match: alert.rule == "record storm"
+incidentKey: alert.id
+window: 1m
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+`)
 	startSoar(t, js, tc, dir, dispatch.Config{})
 	testenv.Pod(t, kubeCS, "record", "web-1")
+	send := func(rule, id string) string {
+		alert := fmt.Appendf(nil, `{"id":%q,"source":"record","rule":%q,"severity":"high","kubernetes":{"namespace":"record","pod":"web-1"}}`, id, rule)
+		if _, err := js.Publish(ctx, "alerts.record", alert); err != nil {
+			t.Fatal(err)
+		}
+		return playbooks.IncidentID("record-"+strings.TrimPrefix(rule, "record "), id)
+	}
+	vote := func(id, user string, approve bool) {
+		eventually(t, 10*time.Second, "vote on "+id, func() error {
+			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: id, UpdateName: workflows.UpdateDecide,
+				Args:         []any{workflows.Decision{User: user, Approve: approve}},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return err
+			}
+			return h.Get(ctx, nil)
+		})
+	}
 
 	publish := func(id, ns, pod string) string {
 		alert := fmt.Appendf(nil, `{"id":%q,"source":"record","rule":"record contain","severity":"high","kubernetes":{"namespace":%q,"pod":%q}}`, id, ns, pod)
@@ -77,10 +148,24 @@ steps:
 		return tc.SignalWorkflow(ctx, closeID, "", workflows.SignalClose, "recorded: closed on request")
 	})
 
+	approved := send("record approval", "approved")
+	vote(approved, "U2", true)
+	denied := send("record approval", "denied")
+	vote(denied, "U1", false)
+	paths["respond-approval-approved.json"] = approved
+	paths["respond-approval-denied.json"] = denied
+	paths["respond-approval-expired.json"] = send("record approval", "expired")
+	paths["respond-wait.json"] = send("record wait", "wait")
+	escalated := send("record escalate", "escalated")
+	time.Sleep(500 * time.Millisecond)
+	send("record escalate", "escalated")
+	paths["respond-escalated.json"] = escalated
+	paths["respond-plan.json"] = send("record plan", "plan")
+
 	// A storm: the first run continues as new after absorbing 1000 alerts.
-	stormID := publish("storm", "record", "web-1")
+	stormID := send("record storm", "storm")
 	for range 1000 {
-		publish("storm", "record", "web-1")
+		send("record storm", "storm")
 	}
 	var stormRun string
 	eventually(t, 60*time.Second, "storm run to continue as new", func() error {
@@ -91,7 +176,11 @@ steps:
 			return err
 		}
 		if len(resp.GetExecutions()) == 0 {
-			return fmt.Errorf("no continued-as-new run yet")
+			d, derr := incidentState(ctx, tc, stormID)
+			if derr != nil {
+				return fmt.Errorf("no continued-as-new run yet (%v)", derr)
+			}
+			return fmt.Errorf("no continued-as-new run yet: status %s, %d alerts", d.Status, d.AlertCount)
 		}
 		stormRun = resp.GetExecutions()[0].GetExecution().GetRunId()
 		return nil
@@ -118,7 +207,7 @@ steps:
 	}
 	record("respond-continued-as-new.json", stormID, stormRun)
 	for file, id := range paths {
-		eventually(t, 30*time.Second, id+" completed", func() error {
+		eventually(t, 60*time.Second, id+" completed", func() error {
 			d, err := tc.DescribeWorkflowExecution(ctx, id, "")
 			if err != nil {
 				return err

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/workflows"
+)
+
+// cliIdentity is who votes from this command line: "cli:" and the operating
+// system user. Playbooks name it in an approval's approvers to let that user
+// vote with 'soar approve'; Temporal's own authentication decides who may
+// reach the incident at all.
+func cliIdentity() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return "cli:" + name
+	}
+	return "cli:unknown"
+}
+
+func newDecideCmd(approve bool) *cobra.Command {
+	var (
+		tf      temporalFlags
+		step    string
+		comment string
+	)
+	verb, past := "deny", "denied"
+	if approve {
+		verb, past = "approve", "approved"
+	}
+	cmd := &cobra.Command{
+		Use:   verb + " INCIDENT",
+		Short: strings.ToUpper(verb[:1]) + verb[1:] + " an incident's open approval, as " + cliIdentity(),
+		Long: `Vote on the open approval of an incident, as the operating system user
+(` + cliIdentity() + `). The vote counts only if the approval step lists that
+identity among its approvers; a second vote, a vote on no open approval or by
+someone else is refused with the reason.`,
+		Args: cobra.ExactArgs(1),
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
+			d := workflows.Decision{Step: step, User: cliIdentity(), Approve: approve, Comment: comment}
+			h, err := tc.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
+				WorkflowID:   args[0],
+				UpdateName:   workflows.UpdateDecide,
+				Args:         []any{d},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err != nil {
+				return fmt.Errorf("%s incident %s: %w", verb, args[0], err)
+			}
+			var st workflows.ApprovalState
+			if err := h.Get(cmd.Context(), &st); err != nil {
+				return fmt.Errorf("%s incident %s: %w", verb, args[0], err)
+			}
+			outcome := st.Outcome
+			if outcome == "" {
+				outcome = fmt.Sprintf("still open, %d of %d approvals", countApprovals(st), st.Quorum)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: step %s %s by %s; approval %s\n", args[0], st.Step, past, d.User, outcome)
+			return nil
+		}),
+	}
+	tf.register(cmd.Flags())
+	cmd.Flags().StringVar(&step, "step", "", "the approval step to vote on (default: the only open one)")
+	cmd.Flags().StringVar(&comment, "comment", "", "why, recorded with the vote")
+	return cmd
+}
+
+func countApprovals(st workflows.ApprovalState) int {
+	n := 0
+	for _, v := range st.Votes {
+		if v.Approve {
+			n++
+		}
+	}
+	return n
+}
