@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -134,7 +135,7 @@ func TestDevWalkthrough(t *testing.T) {
 		fmt.Sprintf("Temporal UI  http://127.0.0.1:%d", p.ui),
 		fmt.Sprintf("HTTP         http://127.0.0.1:%d", p.http),
 		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
-		"Playbooks    ../../playbooks/library  (1 loaded)",
+		"Playbooks    ../../playbooks/library  (",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -186,8 +187,8 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-	for _, want := range []string{"Status:        contained", "Alerts:        1 ", "contain  kubernetes.quarantine  succeeded"} {
-		if !strings.Contains(show, want) {
+	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`} {
+		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}
 	}
@@ -211,7 +212,7 @@ func TestDevWalkthrough(t *testing.T) {
 	defer stop()
 	waitFor(t, "incident kept and undelivered alert dispatched after restart", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !strings.Contains(show, "Alerts:        2 ") || !strings.Contains(show, "Status:        contained") {
+		if !regexp.MustCompile(`Alerts:\s+2 \(`).MatchString(show) || !regexp.MustCompile(`Status:\s+contained\n`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}
 		return nil
@@ -222,7 +223,7 @@ func TestDevWalkthrough(t *testing.T) {
 	}
 	waitFor(t, "incident closed", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !strings.Contains(show, "Status:        closed") || !strings.Contains(show, "(walkthrough done)") {
+		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(walkthrough done)") {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}
 		return nil
