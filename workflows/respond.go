@@ -100,6 +100,9 @@ type IncidentState struct {
 	Pending []string `json:"pending,omitempty"`
 	// Approvals holds every approval step's request and votes.
 	Approvals []ApprovalState `json:"approvals,omitempty"`
+	// Stopped is set when a step stopped the playbook (onError abort or
+	// release): skipped steps are then never evaluated again.
+	Stopped bool `json:"stopped,omitempty"`
 	// Seen holds the latest delivery IDs, oldest first.
 	Seen []string `json:"seen,omitempty"`
 }
@@ -207,7 +210,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			})
 			sel.AddFuture(timer, func(workflow.Future) { fired = true })
 			sel.Select(ctx)
-			if len(st.Pending) > 0 && st.Status != StatusFailed && st.Status != StatusReleased {
+			if recheckAllowed(ctx, st) {
 				// A joining alert may make a skipped step's condition true.
 				if err := recheck(run); err != nil {
 					return nil, err
@@ -285,4 +288,22 @@ func recheck(run *steps) error {
 		return nil
 	}
 	return setStatus(run.ctx, run.st, status)
+}
+
+// recheckVersion guards a change of behaviour: skipped steps used to be
+// evaluated again only while no step had failed; now a failure that the
+// playbook continued past (onError: continue) no longer stops them, so that
+// "approval denied or expired, then escalate when alerts persist" works.
+const recheckVersion = "recheck-after-continued-failure"
+
+// recheckAllowed reports whether skipped steps are evaluated again now.
+func recheckAllowed(ctx workflow.Context, st *IncidentState) bool {
+	if len(st.Pending) == 0 || st.Stopped || st.Status == StatusReleased {
+		return false
+	}
+	if st.Status != StatusFailed {
+		return true
+	}
+	// Histories recorded before the change did not evaluate them here.
+	return workflow.GetVersion(ctx, recheckVersion, workflow.DefaultVersion, 1) >= 1
 }

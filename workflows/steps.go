@@ -232,9 +232,11 @@ func (s *steps) run(i int) string {
 	case playbooks.OnErrorContinue:
 		return ""
 	case playbooks.OnErrorRelease:
+		st.Stopped = true
 		s.release()
 		return StatusReleased
 	default:
+		st.Stopped = true
 		return StatusFailed
 	}
 }

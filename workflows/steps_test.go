@@ -258,3 +258,43 @@ func TestPlanModeRunsActionsAsDryRuns(t *testing.T) {
 		t.Errorf("dry run %v, status %q, output %v", got.DryRun, status, st.Steps[0].Output)
 	}
 }
+
+func TestEscalationAfterAnUnansweredApproval(t *testing.T) {
+	e := newEnv(t)
+	calls := e.quarantineCalls()
+	in := approvalThenQuarantine(1, "deny")
+	in.Playbook.Steps[0].OnError = playbooks.OnErrorContinue
+	in.Playbook.Steps[0].Approval.Timeout = 10 * time.Minute
+	in.Playbook.Steps[1].If = `steps.ask.output.outcome == "approved" || incident.alertCount >= 3`
+	in.Playbook.Window = time.Hour
+	for i := range 3 {
+		e.sendAlert(time.Duration(i)*15*time.Minute, shellAlert(), fmt.Sprintf("SOAR_ALERTS:%d", i))
+	}
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if *calls != 1 {
+		t.Fatalf("quarantine ran %d times, want once the third alert arrived after the approval expired; steps %+v", *calls, st.Steps)
+	}
+	if st.Steps[0].ErrorType != ErrTypeApprovalExpired || st.Steps[1].Status != StepSucceeded {
+		t.Errorf("steps %+v", st.Steps)
+	}
+}
+
+func TestAbortStopsReevaluation(t *testing.T) {
+	e := newEnv(t)
+	calls := e.quarantineCalls()
+	in := approvalThenQuarantine(1, "deny")
+	// The quarantine comes first and is skipped; then the approval expires
+	// and aborts (the default onError): the skipped step must stay skipped.
+	in.Playbook.Steps[0], in.Playbook.Steps[1] = in.Playbook.Steps[1], in.Playbook.Steps[0]
+	in.Playbook.Steps[0].If = `incident.alertCount >= 3`
+	in.Playbook.Steps[1].Approval.Timeout = 10 * time.Minute
+	for i := range 3 {
+		e.sendAlert(time.Duration(i)*15*time.Minute, shellAlert(), fmt.Sprintf("SOAR_ALERTS:%d", i))
+	}
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+	if *calls != 0 || !st.Stopped || st.Steps[0].Status != StepSkipped || len(st.Pending) != 1 {
+		t.Errorf("quarantine ran %d times after an abort; stopped %v, steps %+v, pending %v", *calls, st.Stopped, st.Steps, st.Pending)
+	}
+}

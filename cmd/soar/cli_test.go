@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -38,7 +39,7 @@ func TestPlaybookLintReportsEveryProblemAndFails(t *testing.T) {
 
 func TestPlaybookLintAcceptsTheLibrary(t *testing.T) {
 	out := soar(t, "playbook", "lint", "../../playbooks/library")
-	if out != "../../playbooks/library: 1 playbooks OK\n" {
+	if !regexp.MustCompile(`^\.\./\.\./playbooks/library: [0-9]+ playbooks OK\n$`).MatchString(out) {
 		t.Errorf("lint printed %q", out)
 	}
 }
