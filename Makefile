@@ -24,8 +24,10 @@ build: ## Build bin/soar.
 run: build kube-tools ## The demo: soar dev with a local kube-apiserver and the shipped playbooks.
 	$(BIN)/soar dev --local-kube --playbooks playbooks/library
 
-test: kube-tools ## Every test, against real NATS, Temporal and kube-apiserver.
+test: kube-tools build ## Every test, against real NATS, Temporal and kube-apiserver, and the shipped playbooks' author tests.
 	$(GO) test $(TEST_FLAGS) ./...
+	$(BIN)/soar playbook lint playbooks/library
+	$(BIN)/soar playbook test playbooks/library
 	$(GO) test -count=1 -race ./internal/alert/... ./playbooks/... ./internal/logging/... ./internal/httpserver/...
 
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).

@@ -27,7 +27,7 @@ import (
 
 func newPlaybookCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "playbook", Short: "Work with playbooks"}
-	cmd.AddCommand(newPlaybookExplainCmd())
+	cmd.AddCommand(newPlaybookExplainCmd(), newPlaybookTestCmd())
 	cmd.AddCommand(&cobra.Command{
 		Use:   "lint DIR...",
 		Short: "Check every playbook in each directory; print every problem with file, line and column",

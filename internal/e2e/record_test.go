@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,9 +29,11 @@ import (
 // histories are fixtures: re-record them only when a path is added, never to
 // make a failing replay pass.
 func TestRecordHistories(t *testing.T) {
-	if os.Getenv("SOAR_RECORD_HISTORIES") != "1" {
-		t.Skip("set SOAR_RECORD_HISTORIES=1 to re-record workflows/testdata")
+	only := os.Getenv("SOAR_RECORD_HISTORIES")
+	if only == "" {
+		t.Skip("set SOAR_RECORD_HISTORIES=1 (or a comma-separated list of file names) to record workflows/testdata")
 	}
+	wanted := func(file string) bool { return only == "1" || slices.Contains(strings.Split(only, ","), file) }
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	tc := temporalClient(t)
@@ -78,6 +81,18 @@ steps:
   - id: contain
     action: kubernetes.quarantine
     if: incident.alertCount >= 2
+`)
+	write("continue.yaml", `name: record-continue
+match: alert.rule == "record continue"
+incidentKey: alert.id
+window: 5m
+steps:
+  - id: ask
+    approval: {approvers: [U1], timeout: 10s}
+    onError: continue
+  - id: contain
+    action: kubernetes.quarantine
+    if: steps.ask.output.outcome == "approved" || incident.alertCount >= 2
 `)
 	write("plan.yaml", `name: record-plan
 match: alert.rule == "record plan"
@@ -161,6 +176,32 @@ steps:
 	send("record escalate", "escalated")
 	paths["respond-escalated.json"] = escalated
 	paths["respond-plan.json"] = send("record plan", "plan")
+	if wanted("respond-escalated-after-expiry.json") {
+		// The approval expires after 10s; the second alert then escalates.
+		continued := send("record continue", "continued")
+		eventually(t, 30*time.Second, "approval to expire", func() error {
+			st, err := incidentState(ctx, tc, continued)
+			if err != nil {
+				return err
+			}
+			if len(st.Steps) < 2 {
+				return fmt.Errorf("steps %+v", st.Steps)
+			}
+			return nil
+		})
+		send("record continue", "continued")
+		eventually(t, 30*time.Second, "escalation", func() error {
+			st, err := incidentState(ctx, tc, continued)
+			if err != nil {
+				return err
+			}
+			if st.Steps[1].Status != workflows.StepSucceeded {
+				return fmt.Errorf("steps %+v", st.Steps)
+			}
+			return tc.SignalWorkflow(ctx, continued, "", workflows.SignalClose, "recorded")
+		})
+		paths["respond-escalated-after-expiry.json"] = continued
+	}
 
 	// A storm: the first run continues as new after absorbing 1000 alerts.
 	stormID := send("record storm", "storm")
@@ -205,8 +246,13 @@ steps:
 		}
 		t.Logf("recorded %s (%d events)", file, len(events))
 	}
-	record("respond-continued-as-new.json", stormID, stormRun)
+	if wanted("respond-continued-as-new.json") {
+		record("respond-continued-as-new.json", stormID, stormRun)
+	}
 	for file, id := range paths {
+		if !wanted(file) {
+			continue
+		}
 		eventually(t, 60*time.Second, id+" completed", func() error {
 			d, err := tc.DescribeWorkflowExecution(ctx, id, "")
 			if err != nil {

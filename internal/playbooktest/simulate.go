@@ -1,0 +1,298 @@
+package playbooktest
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// simulatedActivities maps every catalogue action to the activity method
+// the Respond workflow runs for it (workflows/steps.go, execute). The
+// catalogue does not name the method, so adding an action means adding it
+// here too; TestEveryCatalogueActionIsSimulated fails until then.
+func simulatedActivities() map[string]any {
+	var a *activities.Activities
+	return map[string]any{
+		activities.ActionQuarantine: a.Quarantine,
+	}
+}
+
+// simulatedString is the value of a string output field that no input
+// parameter of the same name provides.
+const simulatedString = "simulated"
+
+// closeReason is the reason the simulation closes every incident with.
+const closeReason = "soar playbook test: every alert delivered"
+
+// idleTimeout bounds, in wall-clock time, how long the test environment
+// waits while nothing happens. Simulated actions return at once, so only a
+// bug gets near it; the SDK's default of three seconds is tight on a busy CI
+// runner.
+const idleTimeout = 10 * time.Second
+
+// incident is what a simulated incident did.
+type incident struct {
+	// state is the workflow's result, once it completed.
+	state *workflows.IncidentState
+	// statuses are the statuses the workflow set, in order, as the
+	// SoarStatus search attribute saw them; the last before closed is the
+	// status after the steps.
+	statuses []string
+	// delivered counts the alerts delivered before the incident closed.
+	delivered int
+	// problems are failures of the simulation itself: the workflow failed,
+	// a vote was rejected.
+	problems []string
+}
+
+// statusAfterSteps is the last status the incident had before it closed.
+func (inc *incident) statusAfterSteps() string {
+	for i := len(inc.statuses) - 1; i >= 0; i-- {
+		if s := inc.statuses[i]; s != workflows.StatusClosed {
+			return s
+		}
+	}
+	return ""
+}
+
+// simulate runs the Respond workflow for match m of alert a in Temporal's
+// test environment, as the dispatcher would start it, with every action
+// simulated: nothing leaves the process. The alert arrives c.Repeat times,
+// one simulated minute apart; approvers answer every approval the moment it
+// opens, as c.Decisions says; one simulated minute after the last alert the
+// incident is closed. Signals queue while steps run, so the close is handled
+// only once the steps it raced with have finished.
+func simulate(m playbooks.Match, a alert.Alert, c *Case) (inc *incident) {
+	inc = &incident{}
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
+	env := suite.NewTestWorkflowEnvironment()
+	env.SetTestTimeout(idleTimeout)
+	// Starting the clock at the alert's time keeps step expressions that
+	// compare now with alert.time meaningful, and every run alike.
+	if !a.Time.IsZero() {
+		env.SetStartTime(a.Time)
+	}
+	env.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
+	env.RegisterActivity(&activities.Activities{})
+	simulateActions(env)
+	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
+			if s, ok := sa.GetKeyword(workflows.SearchStatus); ok {
+				inc.statuses = append(inc.statuses, s)
+			}
+		}
+	}).Return().Maybe()
+
+	answered := map[string]bool{}
+	answer := func() {
+		if env.IsWorkflowCompleted() {
+			return
+		}
+		v, err := env.QueryWorkflow(workflows.QueryState)
+		if err != nil {
+			return // the state query is registered once the workflow runs
+		}
+		var st workflows.IncidentState
+		if err := v.Get(&st); err != nil {
+			inc.problems = append(inc.problems, fmt.Sprintf("query the incident's state: %v", err))
+			return
+		}
+		for _, ap := range st.Approvals {
+			if ap.Outcome != "" || answered[ap.Step] {
+				continue
+			}
+			answered[ap.Step] = true
+			vote(env, ap, c.Decisions[ap.Step], inc)
+		}
+	}
+	// Every approval waits with a timer, so a timer being scheduled is the
+	// moment to look for a new one. The listener runs inside workflow code:
+	// it only queues the look for the test environment's main loop.
+	env.SetOnTimerScheduledListener(func(string, time.Duration) {
+		env.RegisterDelayedCallback(answer, 0)
+	})
+
+	var deliver func(n int)
+	deliver = func(n int) {
+		env.SignalWorkflow(workflows.SignalAlert, workflows.AlertSignal{Alert: a, DeliveryID: fmt.Sprintf("test:%d", n)})
+		inc.delivered = n
+		if n < c.Repeat {
+			env.RegisterDelayedCallback(func() { deliver(n + 1) }, time.Minute)
+			return
+		}
+		env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalClose, closeReason) }, time.Minute)
+	}
+	env.RegisterDelayedCallback(func() { deliver(1) }, 0)
+
+	in := workflows.RespondInput{
+		IncidentID:  playbooks.IncidentID(m.Playbook.Name, m.IncidentKey),
+		IncidentKey: m.IncidentKey,
+		Playbook:    m.Playbook.Spec(),
+	}
+	if err := execute(env, in); err != nil {
+		inc.problems = append(inc.problems, err.Error())
+		return inc
+	}
+	if !env.IsWorkflowCompleted() {
+		inc.problems = append(inc.problems, "the simulated incident did not complete")
+		return inc
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		inc.problems = append(inc.problems, fmt.Sprintf("the Respond workflow failed: %v", err))
+		return inc
+	}
+	var st workflows.IncidentState
+	if err := env.GetWorkflowResult(&st); err != nil {
+		inc.problems = append(inc.problems, fmt.Sprintf("read the incident's final state: %v", err))
+		return inc
+	}
+	inc.state = &st
+	return inc
+}
+
+// execute runs the workflow and turns a panic of the test environment (it
+// panics when a workflow is stuck) into an error.
+func execute(env *testsuite.TestWorkflowEnvironment, in workflows.RespondInput) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the simulated incident did not complete: %v", r)
+		}
+	}()
+	env.ExecuteWorkflow(workflows.RespondName, in)
+	return nil
+}
+
+// vote answers approval ap as decision says; an empty decision is
+// DecisionExpire. Each vote is its own Update with an ID of its own, because
+// Temporal deduplicates Updates by ID.
+func vote(env *testsuite.TestWorkflowEnvironment, ap workflows.ApprovalState, decision string, inc *incident) {
+	var votes []workflows.Decision
+	switch decision {
+	case DecisionApprove:
+		for _, user := range ap.Approvers[:min(max(ap.Quorum, 1), len(ap.Approvers))] {
+			votes = append(votes, workflows.Decision{Step: ap.Step, User: user, Approve: true, Comment: "soar playbook test"})
+		}
+	case DecisionDeny:
+		if len(ap.Approvers) > 0 {
+			votes = append(votes, workflows.Decision{Step: ap.Step, User: ap.Approvers[0], Approve: false, Comment: "soar playbook test"})
+		}
+	}
+	for _, d := range votes {
+		env.UpdateWorkflow(workflows.UpdateDecide, fmt.Sprintf("test:%s:%s", d.Step, d.User), &testsuite.TestUpdateCallback{
+			OnAccept: func() {},
+			OnReject: func(err error) {
+				inc.problems = append(inc.problems, fmt.Sprintf("approval %q: the vote of %s was rejected: %v", d.Step, d.User, err))
+			},
+			OnComplete: func(_ any, err error) {
+				if err != nil {
+					inc.problems = append(inc.problems, fmt.Sprintf("approval %q: the vote of %s failed: %v", d.Step, d.User, err))
+				}
+			},
+		}, d)
+	}
+}
+
+// simulateActions mocks every catalogue action's activity with one that
+// succeeds at once and returns simulatedOutput. The real activities are
+// registered only so that the mocks have something to replace; with their
+// clients nil they could not reach a cluster even if one ran.
+func simulateActions(env *testsuite.TestWorkflowEnvironment) {
+	fns := simulatedActivities()
+	for _, action := range activities.Catalogue() {
+		fn, ok := fns[action.Name]
+		if !ok {
+			continue // TestEveryCatalogueActionIsSimulated reports it
+		}
+		env.OnActivity(fn, mock.Anything, mock.Anything).Return(simulator(fn, action)).Maybe()
+	}
+}
+
+// simulator returns a function with the signature of activity fn, which the
+// test environment requires of a mock, that answers with simulatedOutput of
+// its input. Building the output through JSON lets one function serve every
+// action: the workflow sees the output as JSON too.
+func simulator(fn any, action activities.Action) any {
+	t := reflect.TypeOf(fn)
+	out, errType := t.Out(0), t.Out(1)
+	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		fail := func(err error) []reflect.Value {
+			return []reflect.Value{reflect.Zero(out), reflect.ValueOf(&err).Elem()}
+		}
+		raw, err := json.Marshal(simulatedOutput(action, inputFields(args[len(args)-1])))
+		if err != nil {
+			return fail(err)
+		}
+		v := reflect.New(out)
+		if err := json.Unmarshal(raw, v.Interface()); err != nil {
+			return fail(err)
+		}
+		return []reflect.Value{v.Elem(), reflect.Zero(errType)}
+	}).Interface()
+}
+
+// inputFields returns the fields of an activity's input struct by their
+// JSON names, zero values included: JSON itself would drop those marked
+// omitempty, such as a dryRun of false.
+func inputFields(v reflect.Value) map[string]any {
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	out := map[string]any{}
+	if v.Kind() != reflect.Struct {
+		return out
+	}
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		out[name] = v.Field(i).Interface()
+	}
+	return out
+}
+
+// simulatedOutput is a plausible output of action for input in: every
+// output field of the catalogue entry, taken from the input field of the
+// same name when there is one (namespace, pod, dryRun), else "simulated"
+// for strings and true for booleans.
+func simulatedOutput(action activities.Action, in map[string]any) map[string]any {
+	out := make(map[string]any, len(action.Output))
+	for _, f := range action.Output {
+		v, ok := in[f.Name]
+		if s, isString := v.(string); ok && (!isString || s != "") {
+			out[f.Name] = v
+			continue
+		}
+		switch f.Type {
+		case "bool":
+			out[f.Name] = true
+		case "int", "integer", "number":
+			out[f.Name] = 1
+		default:
+			out[f.Name] = simulatedString
+		}
+	}
+	return out
+}
