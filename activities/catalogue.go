@@ -112,6 +112,19 @@ func DestructiveActions() []string {
 	return names
 }
 
+// RequiredParams lists, per action, the parameters a step must set.
+func RequiredParams() map[string][]string {
+	m := map[string][]string{}
+	for _, a := range Catalogue() {
+		for _, p := range a.Params {
+			if p.Required {
+				m[a.Name] = append(m[a.Name], p.Name)
+			}
+		}
+	}
+	return m
+}
+
 // ActionParams lists the parameters each action takes in a step's "with".
 func ActionParams() map[string][]string {
 	m := map[string][]string{}

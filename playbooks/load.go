@@ -19,6 +19,8 @@ type LoadOptions struct {
 	// "with", so that a misspelt parameter fails the load instead of being
 	// ignored. Actions missing from the map accept any parameter.
 	Params map[string][]string
+	// Required lists, per action, the parameters its steps must set.
+	Required map[string][]string
 	// Workflows lists the workflow names a playbook may select, the ones the
 	// workers register. When nil, any valid name is accepted.
 	Workflows []string

@@ -169,6 +169,11 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 			approvalBefore = true
 		}
 		d.checkParamNames(step.Action, withNode, stepPath+".with")
+		for _, name := range d.opts.Required[step.Action] {
+			if _, ok := step.With[name]; !ok && step.Kind == KindAction {
+				d.failf(resolve(item), stepPath+".with."+name, "action %s needs the parameter %q", step.Action, name)
+			}
+		}
 		steps = append(steps, step)
 	}
 	return steps

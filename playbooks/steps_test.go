@@ -152,3 +152,13 @@ func TestEvalConditionSeesStepsAndIncident(t *testing.T) {
 		t.Error("a condition giving an int was accepted")
 	}
 }
+
+func TestRequiredParameters(t *testing.T) {
+	opts := LoadOptions{Actions: []string{"ticket.open"}, Required: map[string][]string{"ticket.open": {"project"}}}
+	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n  - id: t\n    action: ticket.open\n"
+	_, err := Load(writeFiles(t, map[string]string{"p.yaml": head}), opts)
+	if err == nil || !strings.Contains(err.Error(), `p.yaml:5:5: steps[0].with.project: action ticket.open needs the parameter "project"`) {
+		t.Errorf("missing required parameter: %v", err)
+	}
+	mustLoad(t, writeFiles(t, map[string]string{"p.yaml": head + "    with: {project: '\"SEC\"'}\n"}), opts)
+}
