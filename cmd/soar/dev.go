@@ -53,11 +53,18 @@ must name the cluster to act on.`,
 				return fmt.Errorf("data directory: %w", err)
 			}
 			// Playbooks are checked first: a typo should not cost a minute of
-			// start-up before it is reported.
+			// start-up before it is reported. They are watched from then on,
+			// so an edit made during start-up is not missed.
 			pb, err := app.LoadPlaybooks(df.playbooks)
 			if err != nil {
 				return err
 			}
+			m := metrics.New()
+			watch, err := pb.Watch(ctx, log, m)
+			if err != nil {
+				return err
+			}
+			defer watch.Stop()
 
 			// A laptop's current kubeconfig context may well be production:
 			// the demo acts on a cluster only when told which.
@@ -129,7 +136,6 @@ must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			m := metrics.New()
 			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config("default", identity("dev")))
 			if err != nil {
 				return err

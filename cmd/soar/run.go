@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -100,6 +102,9 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The worker reads no playbooks: a SIGHUP sent to every soar
+			// process to reload them must not end it.
+			signal.Ignore(syscall.SIGHUP)
 			ctx := cmd.Context()
 			tc, err := tf.dial(ctx, identity("worker"), log)
 			if err != nil {
@@ -157,13 +162,12 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := metrics.New()
-			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, m, log, df.config(tf.namespace, identity("dispatch")))
+			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, df.config(tf.namespace, identity("dispatch")))
 			if err != nil {
 				return err
 			}
 			defer d.Stop()
-			hs := app.Readiness(m, c.tc, c.nc, c.pb)
+			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
 		},
 	}
@@ -196,7 +200,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer c.close()
-			hs := app.Readiness(metrics.New(), c.tc, c.nc, c.pb)
+			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
 		},
 	}
@@ -207,35 +211,47 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// conns are what a part that reads alerts or serves analysts connects to.
+// conns are what a part that reads alerts or serves analysts connects to,
+// and the playbooks and metrics it keeps up to date.
 type conns struct {
-	tc client.Client
-	nc *nats.Conn
-	pb *app.Playbooks
+	tc    client.Client
+	nc    *nats.Conn
+	pb    *app.Playbooks
+	watch *app.PlaybookWatch
+	m     *metrics.Metrics
 }
 
 // connect loads the playbooks first (a typo is reported before any network
-// wait), then dials Temporal and NATS.
+// wait) and watches them for changes from then on, so that an edit made
+// while Temporal and NATS are dialled is not missed; then it dials them.
 func connect(ctx context.Context, tf *temporalFlags, nf *natsFlags, playbookDir, part string, log zerolog.Logger) (*conns, error) {
 	pb, err := app.LoadPlaybooks(playbookDir)
 	if err != nil {
 		return nil, err
 	}
+	m := metrics.New()
+	watch, err := pb.Watch(ctx, log, m)
+	if err != nil {
+		return nil, err
+	}
 	tc, err := tf.dial(ctx, identity(part), log)
 	if err != nil {
+		watch.Stop()
 		return nil, err
 	}
 	nc, err := nf.connect(identity(part), log)
 	if err != nil {
 		tc.Close()
+		watch.Stop()
 		return nil, err
 	}
-	return &conns{tc: tc, nc: nc, pb: pb}, nil
+	return &conns{tc: tc, nc: nc, pb: pb, watch: watch, m: m}, nil
 }
 
 func (c *conns) close() {
 	c.nc.Close()
 	c.tc.Close()
+	c.watch.Stop()
 }
 
 // serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.

@@ -7,7 +7,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -24,10 +26,13 @@ import (
 )
 
 // Playbooks holds the playbook set in force. Readers always see a complete,
-// valid set; a later reload replaces it atomically.
+// valid set: Reload (and Watch, which calls it) compiles a new set in full
+// before it replaces the old one atomically, and keeps the old one when the
+// new one has any problem.
 type Playbooks struct {
-	dir string
-	set atomic.Pointer[playbooks.Set]
+	dir       string
+	state     atomic.Pointer[playbookState] // never nil after LoadPlaybooks
+	reloading sync.Mutex                    // one Reload at a time
 }
 
 // LoadPlaybooks loads every playbook in dir. It fails, listing every problem
@@ -38,7 +43,7 @@ func LoadPlaybooks(dir string) (*Playbooks, error) {
 		return nil, err
 	}
 	p := &Playbooks{dir: dir}
-	p.set.Store(set)
+	p.state.Store(&playbookState{set: set, loadedAt: time.Now()})
 	return p, nil
 }
 
@@ -46,22 +51,37 @@ func LoadPlaybooks(dir string) (*Playbooks, error) {
 // its actions, their parameters and its workflows.
 func PlaybookOptions() playbooks.LoadOptions {
 	return playbooks.LoadOptions{
-		Actions:   activities.ActionNames(),
-		Params:    activities.ActionParams(),
-		Workflows: []string{workflows.RespondName},
+		Actions:     activities.ActionNames(),
+		Params:      activities.ActionParams(),
+		Required:    activities.RequiredParams(),
+		Workflows:   []string{workflows.RespondName},
+		Destructive: activities.DestructiveActions(),
 	}
 }
 
-// Current returns the set in force.
-func (p *Playbooks) Current() *playbooks.Set { return p.set.Load() }
+// Current returns the set in force. Callers that use several playbooks
+// together should call it once and keep the set, which a reload does not
+// change.
+func (p *Playbooks) Current() *playbooks.Set {
+	if st := p.state.Load(); st != nil {
+		return st.set
+	}
+	return nil
+}
 
 // Dir is the directory the playbooks come from.
 func (p *Playbooks) Dir() string { return p.dir }
 
-// Check is a readiness check: the set is loaded.
+// Check is a readiness check: a set is loaded. While the latest reload has
+// failed the process still runs the previous set, so Check stays ready and
+// returns an *httpserver.Degraded saying when the reload failed and why.
 func (p *Playbooks) Check(context.Context) error {
-	if p.Current() == nil {
+	st := p.state.Load()
+	switch {
+	case st == nil || st.set == nil:
 		return fmt.Errorf("no playbooks loaded from %s", p.dir)
+	case st.err != nil:
+		return &httpserver.Degraded{Detail: degradedDetail(st)}
 	}
 	return nil
 }

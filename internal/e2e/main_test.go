@@ -105,6 +105,7 @@ type stack struct {
 	worker     interface{ Stop() }
 	dispatcher *app.Dispatcher
 	metrics    *metrics.Metrics
+	playbooks  *app.Playbooks
 }
 
 // startSoar starts a worker and a dispatcher on js with the playbooks in dir.
@@ -131,7 +132,7 @@ func startDispatcher(t testing.TB, js jetstream.JetStream, tc client.Client, pla
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{dispatcher: d, metrics: m}
+	s := &stack{dispatcher: d, metrics: m, playbooks: pb}
 	t.Cleanup(s.stop)
 	return s
 }

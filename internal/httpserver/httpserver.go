@@ -1,11 +1,13 @@
 // Package httpserver serves soar's operational endpoints: /healthz (the
-// process is alive), /readyz (every dependency answers) and /metrics
-// (Prometheus). Later issues mount the Slack and API handlers on the same mux.
+// process is alive), /readyz (every dependency answers, possibly degraded)
+// and /metrics (Prometheus). Later issues mount the Slack and API handlers
+// on the same mux.
 package httpserver
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"sync"
@@ -16,7 +18,19 @@ import (
 )
 
 // Check reports whether one dependency is usable; a nil error means ready.
+// An error that is (or wraps) a *Degraded also means ready.
 type Check func(ctx context.Context) error
+
+// Degraded is the error a Check returns when its dependency is usable but
+// not as intended, and the process still does its job: for instance when a
+// playbook reload failed and the previous playbooks stay in force. Readiness
+// holds; /readyz shows the error's message, "degraded: " and Detail, under
+// the check's name.
+type Degraded struct {
+	Detail string
+}
+
+func (e *Degraded) Error() string { return "degraded: " + e.Detail }
 
 // Server holds the readiness checks and the mux.
 type Server struct {
@@ -50,7 +64,9 @@ func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, 
 // Handler returns the root handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
-// ReadyReport is the body of /readyz.
+// ReadyReport is the body of /readyz. Checks maps each check's name to "ok",
+// to its error when it fails (Ready is then false), or to "degraded: …"
+// when it passes with a Degraded detail.
 type ReadyReport struct {
 	Ready  bool              `json:"ready"`
 	Checks map[string]string `json:"checks"`
@@ -84,12 +100,16 @@ func (s *Server) Ready(ctx context.Context) ReadyReport {
 	wg.Wait()
 	rep := ReadyReport{Ready: true, Checks: map[string]string{}}
 	for i, n := range names {
-		if results[i] != nil {
+		var degraded *Degraded
+		switch err := results[i]; {
+		case err == nil:
+			rep.Checks[n] = "ok"
+		case errors.As(err, &degraded):
+			rep.Checks[n] = err.Error()
+		default:
 			rep.Ready = false
-			rep.Checks[n] = results[i].Error()
-			continue
+			rep.Checks[n] = err.Error()
 		}
-		rep.Checks[n] = "ok"
 	}
 	return rep
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// Metrics are the counters and histograms soar's parts update.
+// Metrics are the counters, gauges and histograms soar's parts update.
 type Metrics struct {
 	Registry *prometheus.Registry
 
@@ -20,6 +20,12 @@ type Metrics struct {
 	Signals            *prometheus.CounterVec // by playbook: alerts joining an open incident
 	DispatchErrors     prometheus.Counter     // Temporal or NATS refused; the alert is retried
 	DispatchLatency    prometheus.Histogram   // from publish to Temporal's acceptance
+
+	// Playbook reloads, on the processes that load playbooks.
+	PlaybookReloads       *prometheus.CounterVec // by result: success or failure
+	PlaybooksLoaded       prometheus.Gauge       // playbooks in force
+	PlaybookReloadFailing prometheus.Gauge       // 1 while the latest reload failed
+	PlaybooksLastReload   prometheus.Gauge       // Unix time the set in force was loaded
 }
 
 // New creates and registers soar's metrics, plus the Go runtime and process
@@ -58,8 +64,25 @@ func New() *Metrics {
 			Help:    "Time from an alert's publication to Temporal accepting it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		PlaybookReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_playbook_reloads_total", Help: "Playbook reloads, by result: success (the new set is in force) or failure (the previous set stays).",
+		}, []string{"result"}),
+		PlaybooksLoaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_playbooks_loaded", Help: "Playbooks in force.",
+		}),
+		PlaybookReloadFailing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_playbook_reload_failing", Help: "1 while the latest playbook reload failed and the previous playbooks stay in force, else 0.",
+		}),
+		PlaybooksLastReload: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_playbooks_last_reload_timestamp_seconds", Help: "Unix time at which the playbooks in force were loaded, at start or by the latest successful reload.",
+		}),
 	}
+	// Both results are exported from the start, so that rate() and
+	// increase() see the first failure.
+	m.PlaybookReloads.WithLabelValues("success")
+	m.PlaybookReloads.WithLabelValues("failure")
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
-		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency)
+		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
+		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload)
 	return m
 }
