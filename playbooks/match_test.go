@@ -13,15 +13,16 @@ import (
 func TestLibraryMatchesFalcoAlerts(t *testing.T) {
 	set := mustLoad(t, "library", LoadOptions{})
 	tests := []struct {
-		name    string
-		alert   alert.Alert
-		wantKey string // empty: no match
+		name     string
+		alert    alert.Alert
+		wantName string // the one playbook that matches
+		wantKey  string // empty: no match
 	}{
-		{"terminal shell in a pod", terminalShellAlert(), "payments/checkout-7d9f8b6c5-x2lqp"},
-		{"crypto miner", cryptoMinerAlert(), ""},
-		{"terminal shell outside Kubernetes", terminalShellAlert(withPod("", "")), ""},
-		{"terminal shell with a namespace but no pod", terminalShellAlert(withPod("payments", "")), ""},
-		{"same rule in another pod", terminalShellAlert(withPod("shop", "web-1")), "shop/web-1"},
+		{"terminal shell in a pod", terminalShellAlert(), "terminal-shell-in-container", "payments/checkout-7d9f8b6c5-x2lqp"},
+		{"crypto miner", cryptoMinerAlert(), "crypto-miner-pool-connection", "shop/web-5c7d9f6b8-qz8kd"},
+		{"terminal shell outside Kubernetes", terminalShellAlert(withPod("", "")), "", ""},
+		{"terminal shell with a namespace but no pod", terminalShellAlert(withPod("payments", "")), "", ""},
+		{"same rule in another pod", terminalShellAlert(withPod("shop", "web-1")), "terminal-shell-in-container", "shop/web-1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,10 +40,10 @@ func TestLibraryMatchesFalcoAlerts(t *testing.T) {
 				t.Fatalf("Match = %+v, want one", matches)
 			}
 			m := matches[0]
-			if m.Playbook.Name != "terminal-shell-in-container" || m.IncidentKey != tt.wantKey {
-				t.Errorf("Match = %s with key %q, want terminal-shell-in-container with key %q", m.Playbook.Name, m.IncidentKey, tt.wantKey)
+			if m.Playbook.Name != tt.wantName || m.IncidentKey != tt.wantKey {
+				t.Errorf("Match = %s with key %q, want %s with key %q", m.Playbook.Name, m.IncidentKey, tt.wantName, tt.wantKey)
 			}
-			if got, want := m.IncidentID(), IncidentID("terminal-shell-in-container", tt.wantKey); got != want {
+			if got, want := m.IncidentID(), IncidentID(tt.wantName, tt.wantKey); got != want {
 				t.Errorf("IncidentID() = %q, want %q", got, want)
 			}
 		})
@@ -113,8 +114,8 @@ func TestMatchConcurrently(t *testing.T) {
 					errs <- fmt.Errorf("alert for %s: matches %+v, errors %v", pod, matches, matchErrs)
 					return
 				}
-				if matches, _ := set.Match(cryptoMinerAlert()); len(matches) != 0 {
-					errs <- fmt.Errorf("crypto miner matched %+v", matches)
+				if matches, _ := set.Match(cryptoMinerAlert()); len(matches) != 1 || matches[0].Playbook.Name != "crypto-miner-pool-connection" {
+					errs <- fmt.Errorf("crypto miner matched %+v, want only crypto-miner-pool-connection", matches)
 					return
 				}
 			}
