@@ -1,11 +1,10 @@
 package playbooks
 
 import (
-	"cmp"
 	"errors"
-	"fmt"
-	"slices"
 	"strings"
+
+	"github.com/soar-dev/soar/internal/yamlfile"
 )
 
 // ErrNoPlaybooks is returned (wrapped) by Load when a directory holds no
@@ -17,33 +16,7 @@ var ErrNoPlaybooks = errors.New("playbooks: no playbook files")
 // "file:line:col: field: message", the form editors and CI annotations
 // understand; Line and Column are 1-based and 0 when unknown, and Field is
 // the path of the offending key, such as "steps[1].with.pod", or empty.
-type LoadError struct {
-	File   string
-	Line   int
-	Column int
-	Field  string
-	Err    error
-}
-
-func (e *LoadError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-		if e.Column > 0 {
-			fmt.Fprintf(&b, ":%d", e.Column)
-		}
-	}
-	b.WriteString(": ")
-	if e.Field != "" {
-		b.WriteString(e.Field)
-		b.WriteString(": ")
-	}
-	b.WriteString(e.Err.Error())
-	return b.String()
-}
-
-func (e *LoadError) Unwrap() error { return e.Err }
+type LoadError = yamlfile.Error
 
 // LoadErrors is every problem Load found, sorted by file, line and column,
 // so that an author fixes them all in one round.
@@ -69,14 +42,5 @@ func (e *LoadErrors) Unwrap() []error {
 	return errs
 }
 
-// sortLoadErrors orders errors by position. The sort is stable so that two
-// problems at one position keep the order in which they were found.
-func sortLoadErrors(errs []*LoadError) {
-	slices.SortStableFunc(errs, func(a, b *LoadError) int {
-		return cmp.Or(
-			cmp.Compare(a.File, b.File),
-			cmp.Compare(a.Line, b.Line),
-			cmp.Compare(a.Column, b.Column),
-		)
-	})
-}
+// sortLoadErrors orders errors by position, stably.
+func sortLoadErrors(errs []*LoadError) { yamlfile.Sort(errs) }

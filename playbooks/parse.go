@@ -12,6 +12,8 @@ import (
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 	"gopkg.in/yaml.v3"
+
+	"github.com/soar-dev/soar/internal/yamlfile"
 )
 
 // parseFile decodes, validates and compiles the playbook in src. It returns
@@ -19,7 +21,7 @@ import (
 // so that Load can check names across files; nameNode is the node of a valid
 // name, or nil.
 func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNode *yaml.Node, errs []*LoadError) {
-	d := &decoder{file: path, lines: strings.Split(string(src), "\n"), opts: opts}
+	d := &decoder{Decoder: yamlfile.Decoder{File: path}, lines: strings.Split(string(src), "\n"), opts: opts}
 	sum := sha256.Sum256(src)
 	pb = &Playbook{
 		Window:   DefaultWindow,
@@ -30,94 +32,94 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 		source:   src,
 	}
 
-	root, ok := d.document(src)
+	root, ok := d.Document(src, "playbook")
 	if !ok {
-		return pb, nil, d.errs
+		return pb, nil, d.Errs
 	}
-	d.mapping(root, "", []field{
-		{key: "name", required: true, decode: func(n *yaml.Node, path string) {
-			name, ok := d.requiredString(n, path)
+	d.Mapping(root, "", []yamlfile.Field{
+		{Key: "name", Required: true, Decode: func(n *yaml.Node, path string) {
+			name, ok := d.RequiredString(n, path)
 			if !ok {
 				return
 			}
 			if !validName(name) {
-				d.failf(n, path, "%q is not a valid name: use at most %d lowercase letters, digits and '-', starting and ending with a letter or digit", name, maxNameLen)
+				d.Failf(n, path, "%q is not a valid name: use at most %d lowercase letters, digits and '-', starting and ending with a letter or digit", name, maxNameLen)
 				return
 			}
 			pb.Name, nameNode = name, n
 		}},
-		{key: "description", decode: func(n *yaml.Node, path string) {
-			pb.Description, _ = d.string(n, path)
+		{Key: "description", Decode: func(n *yaml.Node, path string) {
+			pb.Description, _ = d.String(n, path)
 		}},
-		{key: "owner", decode: func(n *yaml.Node, path string) {
-			pb.Owner, _ = d.string(n, path)
+		{Key: "owner", Decode: func(n *yaml.Node, path string) {
+			pb.Owner, _ = d.String(n, path)
 		}},
-		{key: "labels", decode: func(n *yaml.Node, path string) {
+		{Key: "labels", Decode: func(n *yaml.Node, path string) {
 			pb.Labels = d.labels(n, path)
 		}},
-		{key: "severity", decode: func(n *yaml.Node, path string) {
-			if isNull(n) {
+		{Key: "severity", Decode: func(n *yaml.Node, path string) {
+			if yamlfile.IsNull(n) {
 				return
 			}
 			pb.Severity, pb.severityProgram = d.expression(n, path, resultSeverity)
 		}},
-		{key: "mode", decode: func(n *yaml.Node, path string) {
-			m, ok := d.requiredString(n, path)
+		{Key: "mode", Decode: func(n *yaml.Node, path string) {
+			m, ok := d.RequiredString(n, path)
 			if ok && m != ModeEnforce && m != ModePlan {
-				d.failf(n, path, "%q is not enforce or plan", m)
+				d.Failf(n, path, "%q is not enforce or plan", m)
 				return
 			}
 			if ok {
 				pb.Mode = m
 			}
 		}},
-		{key: "match", required: true, decode: func(n *yaml.Node, path string) {
+		{Key: "match", Required: true, Decode: func(n *yaml.Node, path string) {
 			pb.Match, pb.matchProgram = d.expression(n, path, resultBool)
 		}},
-		{key: "incidentKey", required: true, decode: func(n *yaml.Node, path string) {
+		{Key: "incidentKey", Required: true, Decode: func(n *yaml.Node, path string) {
 			pb.IncidentKey, pb.incidentKeyProgram = d.expression(n, path, resultString)
 		}},
-		{key: "window", decode: func(n *yaml.Node, path string) {
-			if isNull(n) {
+		{Key: "window", Decode: func(n *yaml.Node, path string) {
+			if yamlfile.IsNull(n) {
 				return
 			}
 			if w, ok := d.window(n, path); ok {
 				pb.Window = w
 			}
 		}},
-		{key: "workflow", decode: func(n *yaml.Node, path string) {
-			if isNull(n) {
+		{Key: "workflow", Decode: func(n *yaml.Node, path string) {
+			if yamlfile.IsNull(n) {
 				return
 			}
-			name, ok := d.requiredString(n, path)
+			name, ok := d.RequiredString(n, path)
 			if !ok {
 				return
 			}
 			if !validIdentifier(name) {
-				d.failf(n, path, "%q is not a valid workflow name: use letters, digits and '_', starting with a letter", name)
+				d.Failf(n, path, "%q is not a valid workflow name: use letters, digits and '_', starting with a letter", name)
 				return
 			}
 			if d.opts.Workflows != nil && !slices.Contains(d.opts.Workflows, name) {
-				d.failf(n, path, "unknown workflow %q: workers run %s", name, strings.Join(d.opts.Workflows, ", "))
+				d.Failf(n, path, "unknown workflow %q: workers run %s", name, strings.Join(d.opts.Workflows, ", "))
 				return
 			}
 			pb.Workflow = name
 		}},
-		{key: "steps", required: true, decode: func(n *yaml.Node, path string) {
+		{Key: "steps", Required: true, Decode: func(n *yaml.Node, path string) {
 			pb.Steps = d.steps(n, path)
 		}},
 	})
-	return pb, nameNode, d.errs
+	return pb, nameNode, d.Errs
 }
 
 // steps decodes the steps sequence.
 func (d *decoder) steps(n *yaml.Node, path string) []Step {
-	if isNull(n) || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
-		d.failf(n, path, "at least one step is required")
+	if yamlfile.IsNull(n) || n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		d.Failf(n, path, "at least one step is required")
 		return nil
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.failf(n, path, "must be a list of steps, not %s", kindName(n))
+		d.Failf(n, path, "must be a list of steps, not %s", yamlfile.KindName(n))
 		return nil
 	}
 	steps := make([]Step, 0, len(n.Content))
@@ -130,48 +132,48 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 			nodes    = map[string]*yaml.Node{}
 		)
 		stepPath := fmt.Sprintf("%s[%d]", path, i)
-		d.mapping(resolve(item), stepPath, append([]field{
-			{key: "id", required: true, decode: func(n *yaml.Node, path string) {
-				id, ok := d.requiredString(n, path)
+		d.Mapping(yamlfile.Resolve(item), stepPath, append([]yamlfile.Field{
+			{Key: "id", Required: true, Decode: func(n *yaml.Node, path string) {
+				id, ok := d.RequiredString(n, path)
 				if !ok {
 					return
 				}
 				if !validStepID(id) {
-					d.failf(n, path, "%q is not a valid step id: use at most %d lowercase letters, digits, '-' and '_'", id, maxStepIDLen)
+					d.Failf(n, path, "%q is not a valid step id: use at most %d lowercase letters, digits, '-' and '_'", id, maxStepIDLen)
 					return
 				}
 				if first, dup := ids[id]; dup {
-					d.failf(n, path, "duplicate step id %q (first at line %d)", id, first.Line)
+					d.Failf(n, path, "duplicate step id %q (first at line %d)", id, first.Line)
 					return
 				}
 				ids[id] = n
 				step.ID = id
 			}},
-			{key: "action", decode: func(n *yaml.Node, path string) {
+			{Key: "action", Decode: func(n *yaml.Node, path string) {
 				nodes["action"] = n
-				action, ok := d.requiredString(n, path)
+				action, ok := d.RequiredString(n, path)
 				if !ok {
 					return
 				}
 				if d.opts.Actions != nil && !slices.Contains(d.opts.Actions, action) {
-					d.failf(n, path, "unknown action %q", action)
+					d.Failf(n, path, "unknown action %q", action)
 					return
 				}
 				step.Action = action
 			}},
-			{key: "with", decode: func(n *yaml.Node, path string) {
+			{Key: "with", Decode: func(n *yaml.Node, path string) {
 				withNode, nodes["with"] = n, n
 				step.With = d.params(n, path)
 			}},
 		}, d.stepFields(&step, nodes)...))
-		d.checkStep(&step, resolve(item), nodes, stepPath, approvalBefore)
+		d.checkStep(&step, yamlfile.Resolve(item), nodes, stepPath, approvalBefore)
 		if step.Kind == KindApproval {
 			approvalBefore = true
 		}
 		d.checkParamNames(step.Action, withNode, stepPath+".with")
 		for _, name := range d.opts.Required[step.Action] {
 			if _, ok := step.With[name]; !ok && step.Kind == KindAction {
-				d.failf(resolve(item), stepPath+".with."+name, "action %s needs the parameter %q", step.Action, name)
+				d.Failf(yamlfile.Resolve(item), stepPath+".with."+name, "action %s needs the parameter %q", step.Action, name)
 			}
 		}
 		steps = append(steps, step)
@@ -181,18 +183,18 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 
 // labels decodes a mapping of string keys to string values.
 func (d *decoder) labels(n *yaml.Node, path string) map[string]string {
-	if isNull(n) {
+	if yamlfile.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		d.failf(n, path, "must be a mapping of names to values, not %s", kindName(n))
+		d.Failf(n, path, "must be a mapping of names to values, not %s", yamlfile.KindName(n))
 		return nil
 	}
 	out := make(map[string]string, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), resolve(n.Content[i+1])
+		k, v := yamlfile.Resolve(n.Content[i]), yamlfile.Resolve(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode || v.Kind != yaml.ScalarNode {
-			d.failf(k, path, "labels are name: value pairs of strings")
+			d.Failf(k, path, "labels are name: value pairs of strings")
 			continue
 		}
 		out[k.Value] = v.Value
@@ -210,7 +212,7 @@ func (d *decoder) checkParamNames(action string, with *yaml.Node, path string) {
 	for i := 0; i+1 < len(with.Content); i += 2 {
 		key := with.Content[i]
 		if !slices.Contains(allowed, key.Value) {
-			d.failf(key, path+"."+key.Value, "action %s takes no parameter %q (it takes %s)", action, key.Value, strings.Join(allowed, ", "))
+			d.Failf(key, path+"."+key.Value, "action %s takes no parameter %q (it takes %s)", action, key.Value, strings.Join(allowed, ", "))
 		}
 	}
 }
@@ -219,28 +221,28 @@ func (d *decoder) checkParamNames(action string, with *yaml.Node, path string) {
 // The expressions are compiled only to check them; EvalParams compiles them
 // again where they run, from the source text a workflow carries.
 func (d *decoder) params(n *yaml.Node, path string) map[string]string {
-	if isNull(n) {
+	if yamlfile.IsNull(n) {
 		return nil
 	}
 	if n.Kind != yaml.MappingNode {
-		d.failf(n, path, "must be a mapping of parameter names to expressions, not %s", kindName(n))
+		d.Failf(n, path, "must be a mapping of parameter names to expressions, not %s", yamlfile.KindName(n))
 		return nil
 	}
 	params := make(map[string]string, len(n.Content)/2)
 	lines := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		keyNode, value := resolve(n.Content[i]), resolve(n.Content[i+1])
+		keyNode, value := yamlfile.Resolve(n.Content[i]), yamlfile.Resolve(n.Content[i+1])
 		name := keyNode.Value
-		keyPath := joinPath(path, name)
+		keyPath := yamlfile.JoinPath(path, name)
 		switch {
 		case keyNode.Kind != yaml.ScalarNode:
-			d.failf(keyNode, path, "parameter names must be scalars, not %s", kindName(keyNode))
+			d.Failf(keyNode, path, "parameter names must be scalars, not %s", yamlfile.KindName(keyNode))
 			continue
 		case lines[name] != 0:
-			d.failf(keyNode, keyPath, "duplicate parameter (first at line %d)", lines[name])
+			d.Failf(keyNode, keyPath, "duplicate parameter (first at line %d)", lines[name])
 			continue
 		case !validIdentifier(name):
-			d.failf(keyNode, keyPath, "%q is not a valid parameter name: use letters, digits and '_', starting with a letter", name)
+			d.Failf(keyNode, keyPath, "%q is not a valid parameter name: use letters, digits and '_', starting with a letter", name)
 			continue
 		}
 		lines[name] = keyNode.Line
@@ -254,7 +256,7 @@ func (d *decoder) params(n *yaml.Node, path string) map[string]string {
 // expression compiles the expression in scalar n and returns its source and
 // program; the program is nil when there was a problem.
 func (d *decoder) expression(n *yaml.Node, path string, kind resultKind) (string, *vm.Program) {
-	src, ok := d.requiredString(n, path)
+	src, ok := d.RequiredString(n, path)
 	if !ok {
 		return "", nil
 	}
@@ -266,8 +268,8 @@ func (d *decoder) expression(n *yaml.Node, path string, kind resultKind) (string
 			offset = fe.From
 		}
 		line, column := exprPosition(n, d.lines, offset)
-		d.errs = append(d.errs, &LoadError{
-			File: d.file, Line: line, Column: column, Field: path,
+		d.Errs = append(d.Errs, &LoadError{
+			File: d.File, Line: line, Column: column, Field: path,
 			Err: newExprError(err, false),
 		})
 		return src, nil
@@ -277,17 +279,17 @@ func (d *decoder) expression(n *yaml.Node, path string, kind resultKind) (string
 
 // window decodes a Go duration of at least MinWindow.
 func (d *decoder) window(n *yaml.Node, path string) (time.Duration, bool) {
-	s, ok := d.requiredString(n, path)
+	s, ok := d.RequiredString(n, path)
 	if !ok {
 		return 0, false
 	}
 	w, err := time.ParseDuration(s)
 	if err != nil {
-		d.failf(n, path, "%q is not a duration such as 30m or 1h", s)
+		d.Failf(n, path, "%q is not a duration such as 30m or 1h", s)
 		return 0, false
 	}
 	if w < MinWindow {
-		d.failf(n, path, "%s is shorter than the minimum of %s", w, MinWindow)
+		d.Failf(n, path, "%s is shorter than the minimum of %s", w, MinWindow)
 		return 0, false
 	}
 	return w, true

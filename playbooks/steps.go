@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/soar-dev/soar/internal/yamlfile"
 )
 
 // Step kinds: every step is exactly one of them.
@@ -80,16 +82,16 @@ type Approval struct {
 // stepFields decodes the fields of one step into step. Which fields make
 // sense depends on the step's kind, which is only known once the mapping is
 // read; checkStep then checks the combination.
-func (d *decoder) stepFields(step *Step, nodes map[string]*yaml.Node) []field {
-	remember := func(key string, decode func(n *yaml.Node, path string)) field {
-		return field{key: key, decode: func(n *yaml.Node, path string) {
+func (d *decoder) stepFields(step *Step, nodes map[string]*yaml.Node) []yamlfile.Field {
+	remember := func(key string, decode func(n *yaml.Node, path string)) yamlfile.Field {
+		return yamlfile.Field{Key: key, Decode: func(n *yaml.Node, path string) {
 			nodes[key] = n
 			decode(n, path)
 		}}
 	}
-	return []field{
+	return []yamlfile.Field{
 		remember("if", func(n *yaml.Node, path string) {
-			if isNull(n) {
+			if yamlfile.IsNull(n) {
 				return
 			}
 			step.If, _ = d.expression(n, path, resultBool)
@@ -107,18 +109,18 @@ func (d *decoder) stepFields(step *Step, nodes map[string]*yaml.Node) []field {
 			step.Retry = d.retry(n, path)
 		}),
 		remember("onError", func(n *yaml.Node, path string) {
-			s, ok := d.requiredString(n, path)
+			s, ok := d.RequiredString(n, path)
 			if !ok {
 				return
 			}
 			if !slices.Contains([]string{OnErrorAbort, OnErrorContinue, OnErrorRelease}, s) {
-				d.failf(n, path, "%q is not abort, continue or release", s)
+				d.Failf(n, path, "%q is not abort, continue or release", s)
 				return
 			}
 			step.OnError = s
 		}),
 		remember("withoutApproval", func(n *yaml.Node, path string) {
-			step.WithoutApproval, _ = d.bool(n, path)
+			step.WithoutApproval, _ = d.Bool(n, path)
 		}),
 	}
 }
@@ -141,22 +143,22 @@ func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.
 	}
 	switch len(kinds) {
 	case 0:
-		d.failf(item, path, "a step needs one of action, wait or approval")
+		d.Failf(item, path, "a step needs one of action, wait or approval")
 		return
 	case 1:
 		step.Kind = kinds[0]
 	default:
-		d.failf(item, path, "a step is one of action, wait or approval, not %s", strings.Join(kinds, " and "))
+		d.Failf(item, path, "a step is one of action, wait or approval, not %s", strings.Join(kinds, " and "))
 		return
 	}
 	onlyFor := map[string]string{"with": KindAction, "retry": KindAction, "timeout": KindAction, "withoutApproval": KindAction}
 	for key, kind := range onlyFor {
 		if n := nodes[key]; n != nil && step.Kind != kind {
-			d.failf(n, joinPath(path, key), "only an action step takes %s", key)
+			d.Failf(n, yamlfile.JoinPath(path, key), "only an action step takes %s", key)
 		}
 	}
 	if step.Kind == KindAction && slices.Contains(d.opts.Destructive, step.Action) && !approvalBefore && !step.WithoutApproval {
-		d.failf(nodes["action"], joinPath(path, "action"),
+		d.Failf(nodes["action"], yamlfile.JoinPath(path, "action"),
 			"%s is destructive: put an approval step before it, or set withoutApproval: true to run it unapproved", step.Action)
 	}
 }
@@ -164,110 +166,101 @@ func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.
 func (d *decoder) approval(n *yaml.Node, path string) *Approval {
 	a := &Approval{Quorum: 1, Timeout: DefaultApprovalTimeout, OnExpiry: "deny"}
 	var approversNode, quorumNode *yaml.Node
-	d.mapping(n, path, []field{
-		{key: "approvers", required: true, decode: func(n *yaml.Node, path string) {
+	d.Mapping(n, path, []yamlfile.Field{
+		{Key: "approvers", Required: true, Decode: func(n *yaml.Node, path string) {
 			approversNode = n
 			if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-				d.failf(n, path, "must be a non-empty list of approver IDs")
+				d.Failf(n, path, "must be a non-empty list of approver IDs")
 				return
 			}
 			for i, item := range n.Content {
-				if s, ok := d.requiredString(resolve(item), fmt.Sprintf("%s[%d]", path, i)); ok {
+				if s, ok := d.RequiredString(yamlfile.Resolve(item), fmt.Sprintf("%s[%d]", path, i)); ok {
 					if slices.Contains(a.Approvers, s) {
-						d.failf(item, fmt.Sprintf("%s[%d]", path, i), "duplicate approver %q", s)
+						d.Failf(item, fmt.Sprintf("%s[%d]", path, i), "duplicate approver %q", s)
 						continue
 					}
 					a.Approvers = append(a.Approvers, s)
 				}
 			}
 		}},
-		{key: "quorum", decode: func(n *yaml.Node, path string) {
+		{Key: "quorum", Decode: func(n *yaml.Node, path string) {
 			quorumNode = n
 			q, err := strconv.Atoi(n.Value)
 			if n.Kind != yaml.ScalarNode || err != nil || q < 1 {
-				d.failf(n, path, "must be a whole number of at least 1")
+				d.Failf(n, path, "must be a whole number of at least 1")
 				return
 			}
 			a.Quorum = q
 		}},
-		{key: "timeout", decode: func(n *yaml.Node, path string) {
+		{Key: "timeout", Decode: func(n *yaml.Node, path string) {
 			if t, ok := d.duration(n, path, 10*time.Second, maxWait); ok {
 				a.Timeout = t
 			}
 		}},
-		{key: "onExpiry", decode: func(n *yaml.Node, path string) {
-			s, ok := d.requiredString(n, path)
+		{Key: "onExpiry", Decode: func(n *yaml.Node, path string) {
+			s, ok := d.RequiredString(n, path)
 			if ok && s != "deny" && s != "approve" {
-				d.failf(n, path, "%q is not deny or approve", s)
+				d.Failf(n, path, "%q is not deny or approve", s)
 				return
 			}
 			a.OnExpiry = s
 		}},
-		{key: "message", decode: func(n *yaml.Node, path string) {
-			a.Message, _ = d.string(n, path)
+		{Key: "message", Decode: func(n *yaml.Node, path string) {
+			a.Message, _ = d.String(n, path)
 		}},
 	})
 	if quorumNode != nil && approversNode != nil && len(a.Approvers) > 0 && a.Quorum > len(a.Approvers) {
-		d.failf(quorumNode, joinPath(path, "quorum"), "a quorum of %d needs at least %d approvers, not %d", a.Quorum, a.Quorum, len(a.Approvers))
+		d.Failf(quorumNode, yamlfile.JoinPath(path, "quorum"), "a quorum of %d needs at least %d approvers, not %d", a.Quorum, a.Quorum, len(a.Approvers))
 	}
 	return a
 }
 
 func (d *decoder) retry(n *yaml.Node, path string) *Retry {
 	r := &Retry{}
-	d.mapping(n, path, []field{
-		{key: "maxAttempts", decode: func(n *yaml.Node, path string) {
+	d.Mapping(n, path, []yamlfile.Field{
+		{Key: "maxAttempts", Decode: func(n *yaml.Node, path string) {
 			v, err := strconv.Atoi(n.Value)
 			if n.Kind != yaml.ScalarNode || err != nil || v < 1 {
-				d.failf(n, path, "must be a whole number of at least 1")
+				d.Failf(n, path, "must be a whole number of at least 1")
 				return
 			}
 			r.MaxAttempts = v
 		}},
-		{key: "initialInterval", decode: func(n *yaml.Node, path string) {
+		{Key: "initialInterval", Decode: func(n *yaml.Node, path string) {
 			r.InitialInterval, _ = d.duration(n, path, time.Millisecond, time.Hour)
 		}},
-		{key: "maximumInterval", decode: func(n *yaml.Node, path string) {
+		{Key: "maximumInterval", Decode: func(n *yaml.Node, path string) {
 			r.MaximumInterval, _ = d.duration(n, path, time.Millisecond, 24*time.Hour)
 		}},
-		{key: "backoffCoefficient", decode: func(n *yaml.Node, path string) {
+		{Key: "backoffCoefficient", Decode: func(n *yaml.Node, path string) {
 			v, err := strconv.ParseFloat(n.Value, 64)
 			if n.Kind != yaml.ScalarNode || err != nil || v < 1 || v > 100 {
-				d.failf(n, path, "must be a number from 1 to 100")
+				d.Failf(n, path, "must be a number from 1 to 100")
 				return
 			}
 			r.BackoffCoefficient = v
 		}},
 	})
 	if r.InitialInterval > 0 && r.MaximumInterval > 0 && r.MaximumInterval < r.InitialInterval {
-		d.failf(n, path, "maximumInterval %s is shorter than initialInterval %s", r.MaximumInterval, r.InitialInterval)
+		d.Failf(n, path, "maximumInterval %s is shorter than initialInterval %s", r.MaximumInterval, r.InitialInterval)
 	}
 	return r
 }
 
 // duration decodes a Go duration within [lo, hi].
 func (d *decoder) duration(n *yaml.Node, path string, lo, hi time.Duration) (time.Duration, bool) {
-	s, ok := d.requiredString(n, path)
+	s, ok := d.RequiredString(n, path)
 	if !ok {
 		return 0, false
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		d.failf(n, path, "%q is not a duration such as 30s, 5m or 1h", s)
+		d.Failf(n, path, "%q is not a duration such as 30s, 5m or 1h", s)
 		return 0, false
 	}
 	if v < lo || v > hi {
-		d.failf(n, path, "%s is outside the allowed range %s to %s", v, lo, hi)
+		d.Failf(n, path, "%s is outside the allowed range %s to %s", v, lo, hi)
 		return 0, false
 	}
 	return v, true
-}
-
-// bool decodes a YAML boolean.
-func (d *decoder) bool(n *yaml.Node, path string) (bool, bool) {
-	if n.Kind != yaml.ScalarNode || (n.Tag != "!!bool" && n.ShortTag() != "!!bool") {
-		d.failf(n, path, "must be true or false")
-		return false, false
-	}
-	return n.Value == "true", true
 }
