@@ -13,7 +13,7 @@ func TestDecoderReportsEveryProblemWithItsPosition(t *testing.T) {
 		want      []string
 	}{
 		{"empty", "", []string{"f.yaml: file is empty"}},
-		{"two documents", "a: 1\n---\nb: 2\n", []string{"f.yaml:3:1: a thing holds one YAML document"}},
+		{"two documents", "a: 1\n---\nb: 2\n", []string{"f.yaml:2:1: a thing holds one YAML document"}},
 		{"not a mapping", "- a\n", []string{"f.yaml:1:1: a thing must be a YAML mapping, not a list"}},
 		// yaml.v3 names the line where the unclosed flow sequence opened.
 		{"syntax", "a: [\n", []string{"f.yaml:1: invalid YAML: did not find expected node content"}},
