@@ -14,7 +14,7 @@ TEST_FLAGS  ?= -count=1 -timeout 20m
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
-.PHONY: all build run test test-unit playbook-test bench fuzz lint fmt kube-tools clean
+.PHONY: all build run test bench fuzz lint fmt kube-tools record-histories clean
 
 all: build
 
@@ -36,12 +36,18 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./internal/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 
+# Records the Respond workflow's histories from real runs into
+# workflows/testdata (all of them, or the files named in HISTORIES=a.json,b.json).
+record-histories: kube-tools
+	SOAR_RECORD_HISTORIES=$(HISTORIES) $(GO) test -count=1 -tags record -run TestRecordHistories ./internal/e2e/
+
 fuzz: ## Fuzz the alert decoder for a minute.
 	$(GO) test ./internal/alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s
 
 lint: $(BIN)/workflowcheck ## gofmt, go vet and Temporal's workflowcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags record ./internal/e2e/
 	$(BIN)/workflowcheck ./workflows/...
 
 fmt:

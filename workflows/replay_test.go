@@ -9,7 +9,7 @@ import (
 )
 
 // TestReplayRecordedHistories replays every history in testdata, recorded from
-// real runs of each path of Respond (internal/e2e TestRecordHistories), through
+// real runs of each path of Respond (make record-histories), through
 // the current workflow code. A failure means a change broke determinism for
 // incidents already running: guard the change with workflow.GetVersion rather
 // than re-recording the history.

@@ -163,8 +163,8 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	assertDrained(t, js, dispatch.DefaultStream)
 }
 
-// incidentsShow returns the SoarPlaybookVersion search attribute of an incident.
-func incidentsShow(ctx context.Context, tc client.Client, id string) (string, error) {
+// playbookVersionOf returns the SoarPlaybookVersion search attribute of an incident.
+func playbookVersionOf(ctx context.Context, tc client.Client, id string) (string, error) {
 	d, err := incidents.Show(ctx, tc, "default", id)
 	if err != nil {
 		return "", err

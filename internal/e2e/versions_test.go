@@ -152,8 +152,8 @@ func TestEditedPlaybookChangesNewIncidentsOnly(t *testing.T) {
 		}
 	}
 	// The versions are searchable, as the Temporal CLI and UI see them.
-	oldSum, _ := incidentsShow(ctx, tc, oldID)
-	newSum, _ := incidentsShow(ctx, tc, newID)
+	oldSum, _ := playbookVersionOf(ctx, tc, oldID)
+	newSum, _ := playbookVersionOf(ctx, tc, newID)
 	if oldSum == newSum || oldSum != old.PlaybookVersion {
 		t.Errorf("SoarPlaybookVersion: old %q new %q", oldSum, newSum)
 	}
