@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -105,21 +106,6 @@ func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop fun
 	}
 }
 
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestDevWalkthrough follows the README: start soar dev, create the pod the
 // sample alert names, send the alert, see the pod quarantined and the incident
 // listed; then restart with the same data directory and find the incident and
@@ -165,7 +151,7 @@ func TestDevWalkthrough(t *testing.T) {
 	if want := "published " + sample + " to falco.notice.terminal_shell_in_container (stream SOAR_ALERTS, sequence 1)\n"; out != want {
 		t.Errorf("alert send printed %q, want %q", out, want)
 	}
-	waitFor(t, "pod quarantined", func() error {
+	testenv.Eventually(t, 20*time.Second, "pod quarantined", func() error {
 		got, err := cs.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -179,7 +165,7 @@ func TestDevWalkthrough(t *testing.T) {
 
 	id := playbooks.IncidentID("terminal-shell-in-container", "payments/checkout-7d9f8b6c5-x2lqp")
 	temporalAddr := fmt.Sprintf("127.0.0.1:%d", p.temporal)
-	waitFor(t, "incident listed", func() error {
+	testenv.Eventually(t, 20*time.Second, "incident listed", func() error {
 		out := soar(t, "incident", "list", "--temporal-address", temporalAddr)
 		if !strings.HasPrefix(out, "INCIDENT") || !strings.Contains(out, id+"  terminal-shell-in-container  contained  notice    payments/checkout-7d9f8b6c5-x2lqp") {
 			return fmt.Errorf("incident list printed:\n%s", out)
@@ -210,7 +196,7 @@ func TestDevWalkthrough(t *testing.T) {
 
 	_, stop = startDev(t, dataDir, p)
 	defer stop()
-	waitFor(t, "incident kept and undelivered alert dispatched after restart", func() error {
+	testenv.Eventually(t, 20*time.Second, "incident kept and undelivered alert dispatched after restart", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
 		if !regexp.MustCompile(`Alerts:\s+2 \(`).MatchString(show) || !regexp.MustCompile(`Status:\s+contained\n`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
@@ -221,7 +207,7 @@ func TestDevWalkthrough(t *testing.T) {
 	if out := soar(t, "incident", "close", "--temporal-address", temporalAddr, "--reason", "walkthrough done", id); out != "incident "+id+": close requested\n" {
 		t.Errorf("incident close printed %q", out)
 	}
-	waitFor(t, "incident closed", func() error {
+	testenv.Eventually(t, 20*time.Second, "incident closed", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
 		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(walkthrough done)") {
 			return fmt.Errorf("incident show printed:\n%s", show)

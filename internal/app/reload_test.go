@@ -26,6 +26,7 @@ import (
 
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -143,23 +144,6 @@ func startWatch(t *testing.T, dir string, debounce time.Duration) *watched {
 	}
 	t.Cleanup(pw.Stop)
 	return w
-}
-
-// waitFor polls cond until it returns nil, and fails the test with cond's
-// last error after ten seconds.
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // versions returns name → version of the set in force.
@@ -288,7 +272,7 @@ func TestWatchPicksUpChanges(t *testing.T) {
 			w := startWatch(t, dir, 0)
 			before := versions(w.pb)
 			tt.change(t, root, dir)
-			waitFor(t, "new playbooks in force", inForce(w.pb, tt.want))
+			testenv.Eventually(t, 10*time.Second, "new playbooks in force", inForce(w.pb, tt.want))
 			if w.reloads("success") < 1 || w.reloads("failure") != 0 {
 				t.Errorf("reloads: %v successful, %v failed; want at least 1 and 0", w.reloads("success"), w.reloads("failure"))
 			}
@@ -393,7 +377,7 @@ func TestWatchKeepsPreviousSetOnBrokenEdit(t *testing.T) {
 	inForceBefore := w.pb.Current()
 
 	replaceFile(t, filepath.Join(dir, "shell.yaml"), brokenYAML)
-	waitFor(t, "reload failure counted", func() error {
+	testenv.Eventually(t, 10*time.Second, "reload failure counted", func() error {
 		if got := w.reloads("failure"); got != 1 {
 			return fmt.Errorf("failed reloads = %v", got)
 		}
@@ -437,7 +421,7 @@ func TestWatchKeepsPreviousSetOnBrokenEdit(t *testing.T) {
 
 	fixed := playbookYAML("shell", "Shell spawned")
 	replaceFile(t, filepath.Join(dir, "shell.yaml"), fixed)
-	waitFor(t, "fixed playbook in force", inForce(w.pb, map[string]string{"shell": version(fixed)}))
+	testenv.Eventually(t, 10*time.Second, "fixed playbook in force", inForce(w.pb, map[string]string{"shell": version(fixed)}))
 	if err := w.pb.Status().Err; err != nil {
 		t.Errorf("Status().Err = %v after the fix", err)
 	}
@@ -466,7 +450,7 @@ func TestWatchFollowsDirectoryRecreated(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "missing directory reported", func() error {
+	testenv.Eventually(t, 10*time.Second, "missing directory reported", func() error {
 		if err := w.pb.Status().Err; !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("Status().Err = %v", err)
 		}
@@ -479,7 +463,7 @@ func TestWatchFollowsDirectoryRecreated(t *testing.T) {
 	}
 	next := playbookYAML("shell", "Shell spawned")
 	writeFile(t, dir, "shell.yaml", next)
-	waitFor(t, "playbooks in the new directory in force", inForce(w.pb, map[string]string{"shell": version(next)}))
+	testenv.Eventually(t, 10*time.Second, "playbooks in the new directory in force", inForce(w.pb, map[string]string{"shell": version(next)}))
 	assertGauges(t, w.m, 1, 0)
 }
 
@@ -553,7 +537,7 @@ func TestWatchReloadsOnceForBurst(t *testing.T) {
 		writeFile(t, dir, name+".yaml", content)
 		want[name] = version(content)
 	}
-	waitFor(t, "a reload", func() error {
+	testenv.Eventually(t, 10*time.Second, "a reload", func() error {
 		if w.reloads("success") == 0 {
 			return errors.New("no reload yet")
 		}
@@ -590,7 +574,7 @@ func TestWatchReloadsOnSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "reload on SIGHUP", func() error {
+	testenv.Eventually(t, 10*time.Second, "reload on SIGHUP", func() error {
 		if got := w.reloads("success"); got != 1 {
 			return fmt.Errorf("successful reloads = %v", got)
 		}

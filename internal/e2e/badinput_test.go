@@ -23,7 +23,7 @@ import (
 // was acknowledged or terminated, none waits for redelivery.
 func assertDrained(t *testing.T, js jetstream.JetStream, stream string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "alert stream drained", func() error {
+	testenv.Eventually(t, 10*time.Second, "alert stream drained", func() error {
 		ctx := context.Background()
 		c, err := js.Consumer(ctx, stream, dispatch.DefaultConsumer)
 		if err != nil {
@@ -134,7 +134,7 @@ func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 			}
 			// The counter moves once the dead letter is stored, which may be
 			// just after this test reads it.
-			eventually(t, 5*time.Second, "dead letter counted", func() error {
+			testenv.Eventually(t, 5*time.Second, "dead letter counted", func() error {
 				if got := testutil.ToFloat64(s.metrics.AlertsDeadLettered.WithLabelValues(string(tc.reason))); got < 1 {
 					return fmt.Errorf("dead-lettered counter for %s = %v", tc.reason, got)
 				}
@@ -147,7 +147,7 @@ func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 			if _, err := js.Publish(ctx, "alerts.e2e", goodAlert("good-"+pod, "deadletter", pod)); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 10*time.Second, "good alert after bad input quarantined", func() error { return quarantined(ctx, "deadletter", pod) })
+			testenv.Eventually(t, 10*time.Second, "good alert after bad input quarantined", func() error { return quarantined(ctx, "deadletter", pod) })
 		})
 	}
 	assertDrained(t, js, dispatch.DefaultStream)
@@ -161,7 +161,7 @@ func TestUnmatchedAlertIsAcknowledgedAndCounted(t *testing.T) {
 	if _, err := js.Publish(ctx, "alerts.e2e", []byte(`{"id":"u1","source":"e2e","rule":"Nothing answers this rule","severity":"low"}`)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "unmatched alert counted", func() error {
+	testenv.Eventually(t, 10*time.Second, "unmatched alert counted", func() error {
 		if got := testutil.ToFloat64(s.metrics.AlertsUnmatched); got != 1 {
 			return fmt.Errorf("unmatched = %v", got)
 		}
@@ -187,7 +187,7 @@ func TestTemporalUnreachableLosesAndDuplicatesNothing(t *testing.T) {
 	if _, err := js.Publish(ctx, "alerts.e2e", goodAlert("outage-1", "outage", "api-1")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "dispatch failures while Temporal is down", func() error {
+	testenv.Eventually(t, 10*time.Second, "dispatch failures while Temporal is down", func() error {
 		if got := testutil.ToFloat64(broken.metrics.DispatchErrors); got < 2 {
 			return fmt.Errorf("dispatch errors = %v", got)
 		}
@@ -199,7 +199,7 @@ func TestTemporalUnreachableLosesAndDuplicatesNothing(t *testing.T) {
 	// exactly one incident.
 	tc := temporalClient(t)
 	fixed := startSoar(t, js, tc, dir, dispatch.Config{})
-	eventually(t, 20*time.Second, "alert dispatched after the outage", func() error { return quarantined(ctx, "outage", "api-1") })
+	testenv.Eventually(t, 20*time.Second, "alert dispatched after the outage", func() error { return quarantined(ctx, "outage", "api-1") })
 	assertDrained(t, js, dispatch.DefaultStream)
 	if got := testutil.ToFloat64(fixed.metrics.WorkflowsStarted.WithLabelValues("e2e-quarantine")); got != 1 {
 		t.Errorf("workflows started = %v, want 1", got)

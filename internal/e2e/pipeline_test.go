@@ -82,7 +82,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	if _, err := js.Publish(ctx, subject, alert); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "pod quarantined", func() error { return quarantined(ctx, "payments", pod.Name) })
+	testenv.Eventually(t, 5*time.Second, "pod quarantined", func() error { return quarantined(ctx, "payments", pod.Name) })
 
 	id := playbooks.IncidentID(libraryPlaybook, "payments/checkout-7d9f8b6c5-x2lqp")
 	for range 100 {
@@ -90,7 +90,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 30*time.Second, "101 alerts in the incident", func() error {
+	testenv.Eventually(t, 30*time.Second, "101 alerts in the incident", func() error {
 		st, err := incidentState(ctx, tc, id)
 		if err != nil {
 			return err
@@ -100,7 +100,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 10*time.Second, "one workflow", func() error {
+	testenv.Eventually(t, 10*time.Second, "one workflow", func() error {
 		n, err := runs(ctx, tc, id)
 		if err != nil || n != 1 {
 			return fmt.Errorf("%d runs of %s (%v)", n, id, err)
@@ -109,7 +109,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	})
 	// The dispatcher counts after Temporal answers, which may be after the
 	// workflow has already seen the signal.
-	eventually(t, 5*time.Second, "dispatch metrics", func() error {
+	testenv.Eventually(t, 5*time.Second, "dispatch metrics", func() error {
 		started := testutil.ToFloat64(s.metrics.WorkflowsStarted.WithLabelValues(libraryPlaybook))
 		signals := testutil.ToFloat64(s.metrics.Signals.WithLabelValues(libraryPlaybook))
 		if started != 1 || signals != 100 {
@@ -138,7 +138,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	if _, err := js.Publish(ctx, subject, alert); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the alert after the restart joins the incident", func() error {
+	testenv.Eventually(t, 30*time.Second, "the alert after the restart joins the incident", func() error {
 		st, err := incidentState(ctx, tc, id)
 		if err != nil {
 			return err

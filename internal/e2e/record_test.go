@@ -125,7 +125,7 @@ steps:
 		return playbooks.IncidentID("record-"+strings.TrimPrefix(rule, "record "), id)
 	}
 	vote := func(id, user string, approve bool) {
-		eventually(t, 10*time.Second, "vote on "+id, func() error {
+		testenv.Eventually(t, 10*time.Second, "vote on "+id, func() error {
 			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 				WorkflowID: id, UpdateName: workflows.UpdateDecide,
 				Args:         []any{workflows.Decision{User: user, Approve: approve}},
@@ -161,7 +161,7 @@ steps:
 	// Closed on request.
 	closeID := publish("closed", "record", "web-1")
 	paths["respond-closed-on-request.json"] = closeID
-	eventually(t, 10*time.Second, "incident to close", func() error {
+	testenv.Eventually(t, 10*time.Second, "incident to close", func() error {
 		return tc.SignalWorkflow(ctx, closeID, "", workflows.SignalClose, "recorded: closed on request")
 	})
 
@@ -181,7 +181,7 @@ steps:
 	if wanted("respond-escalated-after-expiry.json") {
 		// The approval expires after 10s; the second alert then escalates.
 		continued := send("record continue", "continued")
-		eventually(t, 30*time.Second, "approval to expire", func() error {
+		testenv.Eventually(t, 30*time.Second, "approval to expire", func() error {
 			st, err := incidentState(ctx, tc, continued)
 			if err != nil {
 				return err
@@ -192,7 +192,7 @@ steps:
 			return nil
 		})
 		send("record continue", "continued")
-		eventually(t, 30*time.Second, "escalation", func() error {
+		testenv.Eventually(t, 30*time.Second, "escalation", func() error {
 			st, err := incidentState(ctx, tc, continued)
 			if err != nil {
 				return err
@@ -211,7 +211,7 @@ steps:
 		send("record storm", "storm")
 	}
 	var stormRun string
-	eventually(t, 60*time.Second, "storm run to continue as new", func() error {
+	testenv.Eventually(t, 60*time.Second, "storm run to continue as new", func() error {
 		resp, err := tc.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
 			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", stormID),
 		})
@@ -255,7 +255,7 @@ steps:
 		if !wanted(file) {
 			continue
 		}
-		eventually(t, 60*time.Second, id+" completed", func() error {
+		testenv.Eventually(t, 60*time.Second, id+" completed", func() error {
 			d, err := tc.DescribeWorkflowExecution(ctx, id, "")
 			if err != nil {
 				return err

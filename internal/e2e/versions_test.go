@@ -70,7 +70,7 @@ func TestEditedPlaybookChangesNewIncidentsOnly(t *testing.T) {
 	awaiting := func(id string) *workflows.IncidentState {
 		t.Helper()
 		var st *workflows.IncidentState
-		eventually(t, 10*time.Second, id+" awaiting approval", func() error {
+		testenv.Eventually(t, 10*time.Second, id+" awaiting approval", func() error {
 			var err error
 			if st, err = incidentState(ctx, tc, id); err != nil {
 				return err
@@ -122,7 +122,7 @@ func TestEditedPlaybookChangesNewIncidentsOnly(t *testing.T) {
 	stepIDs := func(id string) []string {
 		t.Helper()
 		var ids []string
-		eventually(t, 15*time.Second, id+" contained", func() error {
+		testenv.Eventually(t, 15*time.Second, id+" contained", func() error {
 			st, err := incidentState(ctx, tc, id)
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -50,4 +51,22 @@ func Kube(t testing.TB) (*devstack.Kube, kubernetes.Interface) {
 		t.Fatal(err)
 	}
 	return k, cs
+}
+
+// Eventually polls cond every 20ms until it returns nil, and fails the test
+// with cond's last error when timeout passes first. Tests use it instead of
+// sleeping, so they are as fast as the system and never assert a timing.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
