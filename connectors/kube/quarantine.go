@@ -1,27 +1,79 @@
+// RBAC for Quarantine:
+//   - "" pods: get, patch
+//   - networking.k8s.io networkpolicies: get, list, create, update
+//   - apps replicasets: get (detach only, pods owned by a ReplicaSet)
+//   - "" replicationcontrollers: get (detach only, pods owned by a ReplicationController)
+
 package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// QuarantineRequest names the pod to isolate.
+// IncidentHash is the short, label-safe form of an incident ID that names
+// soar's per-incident labels, annotations and policies: the first 16 hex
+// digits of its SHA-256.
+func IncidentHash(incident string) string {
+	sum := sha256.Sum256([]byte(incident))
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// IncidentLabel is the pod label key, soar.dev/quarantine-<hash>, by which the
+// incident's deny-all policy selects the pods it quarantined. Its value is
+// QuarantineValue.
+func IncidentLabel(incident string) string {
+	return incidentLabelPrefix + IncidentHash(incident)
+}
+
+// PodIncidentAnnotation is the pod annotation key, soar.dev/incident-<hash>,
+// whose value is the incident ID behind IncidentLabel.
+func PodIncidentAnnotation(incident string) string {
+	return podIncidentAnnotationPrefix + IncidentHash(incident)
+}
+
+// PolicyName is the name of the incident's deny-all NetworkPolicy,
+// soar-quarantine-<hash>.
+func PolicyName(incident string) string {
+	return "soar-quarantine-" + IncidentHash(incident)
+}
+
+const (
+	incidentLabelPrefix         = QuarantineLabel + "-"
+	podIncidentAnnotationPrefix = IncidentAnnotation + "-"
+)
+
+// QuarantineRequest names the pod to isolate and the incident isolating it.
 type QuarantineRequest struct {
 	Namespace string
 	Pod       string
 	// PodUID, when known, must match the live pod's UID; otherwise the pod was
 	// replaced since the alert and the request fails with ErrTargetChanged.
 	PodUID string
-	// Incident is recorded on the pod in IncidentAnnotation.
+	// Incident is required: each incident has its own label and policy, so
+	// releasing one incident never frees a pod another still holds.
 	Incident string
+	// Detach also removes the labels by which the pod's ReplicaSet (or
+	// ReplicationController) selects it. The controller then no longer counts
+	// the pod and starts a clean replacement, while the suspect pod is kept,
+	// isolated, for forensics.
+	Detach bool
 	// DryRun sends every write as a server-side dry run: the API server
 	// validates and admits it, and stores nothing. The result says what would
 	// have changed.
@@ -33,27 +85,48 @@ type QuarantineResult struct {
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
 	PodUID    string `json:"podUID"`
-	// Label is the key=value now on the pod.
+	// Label is the summary key=value on the pod (soar.dev/quarantine=true).
 	Label string `json:"label"`
-	// Labeled is true when this call added the label, false when it was there.
+	// Labeled is true when this call added the quarantine labels, false when
+	// the pod carried them already.
 	Labeled bool `json:"labeled"`
-	// Policy is the NetworkPolicy that selects the pod.
+	// Policy is the incident's NetworkPolicy that selects the pod.
 	Policy string `json:"policy"`
 	// PolicyCreated and PolicyRepaired say whether this call created the
 	// policy or restored a policy whose spec had been changed.
 	PolicyCreated  bool `json:"policyCreated"`
 	PolicyRepaired bool `json:"policyRepaired"`
+	// Detached is true when this call removed the owner's selector labels.
+	// DetachedLabels are the labels removed, by this call or an earlier one,
+	// as recorded in DetachedLabelsAnnotation; Owner is the controller they
+	// were removed from ("ReplicaSet/web-7d9c"), when it still owns the pod.
+	Detached       bool              `json:"detached,omitempty"`
+	DetachedLabels map[string]string `json:"detachedLabels,omitempty"`
+	Owner          string            `json:"owner,omitempty"`
+	// OtherPolicies are NetworkPolicies not managed by soar that also select
+	// the pod. NetworkPolicies only ever add allowed traffic, so any of them
+	// with rules may still let traffic reach or leave the pod.
+	OtherPolicies []string `json:"otherPolicies,omitempty"`
 	// DryRun is true when nothing was stored: the booleans above then say
 	// what would have changed.
 	DryRun bool `json:"dryRun,omitempty"`
 }
 
-// Quarantine isolates one pod: it labels the pod with QuarantineLabel and
-// ensures a NetworkPolicy in the pod's namespace that selects that label and
-// allows no ingress and no egress. It is idempotent: a second call finds both in
-// place and changes nothing. Errors wrap ErrPodNotFound, ErrTargetChanged, or
-// the API server's status error (use k8s.io/apimachinery/pkg/api/errors to
-// inspect it).
+// Quarantine isolates one pod for one incident. It ensures the incident's
+// deny-all NetworkPolicy (PolicyName) in the pod's namespace, selecting
+// IncidentLabel and allowing no ingress and no egress, and only then labels the
+// pod with QuarantineLabel and IncidentLabel and annotates it with the incident
+// ID, so the pod is never labeled without a policy in place. With Detach, the
+// same patch removes the labels by which the pod's ReplicaSet selects it.
+// Afterwards it reads the pod and the policy back and checks that the policy
+// is deny-all and selects the pod.
+//
+// It is idempotent: a second call finds everything in place and writes
+// nothing; a policy whose spec was changed is restored. Errors wrap
+// ErrInvalidInput (no incident), ErrPodNotFound, ErrTargetChanged,
+// ErrNamespaceTerminating, ErrUnsupportedOwner or ErrOwnerNotFound (Detach),
+// all permanent; any other error, including a failed verification and an
+// optimistic-lock conflict, is transient and the call may be retried.
 //
 // Whether established connections are cut depends on the cluster's network
 // plugin; the policy itself only stops new traffic on all plugins.
@@ -62,118 +135,355 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 		Namespace: req.Namespace,
 		Pod:       req.Pod,
 		Label:     QuarantineLabel + "=" + QuarantineValue,
-		Policy:    PolicyName,
 		DryRun:    req.DryRun,
 	}
-	var dryRun []string
-	if req.DryRun {
-		dryRun = []string{metav1.DryRunAll}
+	if err := requireFields("quarantine", "namespace", req.Namespace, "pod", req.Pod, "incident", req.Incident); err != nil {
+		return res, err
 	}
+	res.Policy = PolicyName(req.Incident)
 
-	// The pod is re-read right before acting, so the label lands on the pod the
-	// alert named and not on a namesake.
-	pod, err := c.cs.CoreV1().Pods(req.Namespace).Get(ctx, req.Pod, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return res, fmt.Errorf("%w: %s/%s", ErrPodNotFound, req.Namespace, req.Pod)
-	}
+	pod, err := c.getPod(ctx, req.Namespace, req.Pod, req.PodUID)
 	if err != nil {
-		return res, fmt.Errorf("kube: get pod %s/%s: %w", req.Namespace, req.Pod, err)
-	}
-	if req.PodUID != "" && string(pod.UID) != req.PodUID {
-		return res, fmt.Errorf("%w: pod %s/%s has UID %s, the alert named %s", ErrTargetChanged, req.Namespace, req.Pod, pod.UID, req.PodUID)
+		return res, err
 	}
 	res.PodUID = string(pod.UID)
 
+	// Detaching is planned before anything is written, so a pod whose owner
+	// cannot be detached from is left entirely alone.
+	var det *detachment
+	if req.Detach {
+		if det, err = c.planDetach(ctx, pod); err != nil {
+			return res, err
+		}
+		res.Owner, res.DetachedLabels = det.owner, det.recorded
+	}
+
 	// The policy comes first: once the pod carries the label, it must already
 	// be selected by a deny-all policy, never the other way round.
-	created, repaired, err := c.ensureDenyAllPolicy(ctx, req.Namespace, dryRun)
+	created, repaired, err := c.ensureDenyAllPolicy(ctx, req.Namespace, req.Incident, req.DryRun)
 	if err != nil {
 		return res, err
 	}
 	res.PolicyCreated, res.PolicyRepaired = created, repaired
 
-	labeled, err := c.labelPod(ctx, pod, req.Incident, dryRun)
-	if err != nil {
+	labelPatch, annotationPatch := quarantinePatch(pod, req.Incident, det)
+	if len(labelPatch) > 0 || len(annotationPatch) > 0 {
+		labeled := pod.Labels[QuarantineLabel] != QuarantineValue || pod.Labels[IncidentLabel(req.Incident)] != QuarantineValue
+		if pod, err = c.patchPodMetadata(ctx, pod, labelPatch, annotationPatch, "quarantine", req.DryRun); err != nil {
+			return res, err
+		}
+		res.Labeled = labeled
+		res.Detached = det != nil && len(det.remove) > 0
+	}
+
+	// In a dry run nothing was stored, so there is nothing to read back; the
+	// dry-run patch returned the pod as it would be, which is enough to tell
+	// which other policies would select it.
+	if !req.DryRun {
+		if pod, err = c.verifyQuarantine(ctx, pod, req.Incident, det); err != nil {
+			return res, err
+		}
+	}
+	if res.OtherPolicies, err = c.otherPolicies(ctx, pod, res.Policy); err != nil {
 		return res, err
 	}
-	res.Labeled = labeled
 	return res, nil
 }
 
-// labelPod adds the quarantine label unless it is already there. The patch
-// carries the pod's UID as a precondition so it cannot land on a replacement.
-func (c *Client) labelPod(ctx context.Context, pod *corev1.Pod, incident string, dryRun []string) (bool, error) {
-	if pod.Labels[QuarantineLabel] == QuarantineValue {
-		return false, nil
+// quarantinePatch returns the label and annotation changes (nil removes a key)
+// that quarantine pod for incident and, when det is set, detach it. Both are
+// empty when the pod is quarantined and detached already.
+func quarantinePatch(pod *corev1.Pod, incident string, det *detachment) (labelPatch, annotationPatch map[string]any) {
+	labelPatch, annotationPatch = map[string]any{}, map[string]any{}
+	for _, key := range []string{QuarantineLabel, IncidentLabel(incident)} {
+		if pod.Labels[key] != QuarantineValue {
+			labelPatch[key] = QuarantineValue
+		}
 	}
-	patch := map[string]any{
-		"metadata": map[string]any{
-			"uid":         pod.UID,
-			"labels":      map[string]string{QuarantineLabel: QuarantineValue},
-			"annotations": map[string]string{IncidentAnnotation: incident},
-		},
+	if key := PodIncidentAnnotation(incident); pod.Annotations[key] != incident {
+		annotationPatch[key] = incident
 	}
-	body, err := json.Marshal(patch)
-	if err != nil {
-		return false, fmt.Errorf("kube: encode label patch: %w", err)
+	if det != nil {
+		for _, key := range det.remove {
+			labelPatch[key] = nil
+		}
+		if det.record != "" {
+			annotationPatch[DetachedLabelsAnnotation] = det.record
+		}
 	}
-	_, err = c.cs.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: ManagedByValue, DryRun: dryRun})
-	switch {
-	case apierrors.IsNotFound(err):
-		return false, fmt.Errorf("%w: %s/%s", ErrPodNotFound, pod.Namespace, pod.Name)
-	case apierrors.IsConflict(err):
-		// A UID precondition failure is a conflict: the pod was replaced
-		// between the read and the patch.
-		return false, fmt.Errorf("%w: pod %s/%s was replaced while it was being labeled", ErrTargetChanged, pod.Namespace, pod.Name)
-	case err != nil:
-		return false, fmt.Errorf("kube: label pod %s/%s: %w", pod.Namespace, pod.Name, err)
-	}
-	return true, nil
+	return labelPatch, annotationPatch
 }
 
-// DenyAllPolicy is the NetworkPolicy Quarantine keeps in a namespace: it selects
-// quarantined pods and, by listing both policy types with no rules, allows them
-// no traffic in either direction.
-func DenyAllPolicy(namespace string) *networkingv1.NetworkPolicy {
+// detachment is what Quarantine does to take a pod out of its controller.
+type detachment struct {
+	// owner is "Kind/name" of the controller, when the pod still has one.
+	owner string
+	// selector is the owner's selector, nil when the owner is gone.
+	selector labels.Selector
+	// recorded are the removed labels, as recorded or to be recorded.
+	recorded map[string]string
+	// remove are the label keys still to remove from the pod.
+	remove []string
+	// record is the JSON for DetachedLabelsAnnotation when it is still to be
+	// written, empty otherwise.
+	record string
+}
+
+// planDetach works out which labels to remove from pod so that its controller
+// no longer selects it. A pod detached before (it carries
+// DetachedLabelsAnnotation) keeps the labels recorded then: once detached, the
+// controller usually drops its ownerReference, and the labels the pod has now
+// say nothing about the ones it had.
+func (c *Client) planDetach(ctx context.Context, pod *corev1.Pod) (*detachment, error) {
+	det := &detachment{}
+	if raw, ok := pod.Annotations[DetachedLabelsAnnotation]; ok {
+		if err := json.Unmarshal([]byte(raw), &det.recorded); err != nil {
+			return nil, fmt.Errorf("kube: annotation %s on pod %s/%s is not a JSON object of labels: %w", DetachedLabelsAnnotation, pod.Namespace, pod.Name, err)
+		}
+		for _, key := range slices.Sorted(maps.Keys(det.recorded)) {
+			if _, present := pod.Labels[key]; present {
+				det.remove = append(det.remove, key)
+			}
+		}
+		// The owner, if it still claims the pod, is checked after the write.
+		if ref := metav1.GetControllerOf(pod); ref != nil {
+			owner, sel, _, err := c.controllerSelector(ctx, pod, ref)
+			switch {
+			case err == nil:
+				det.owner, det.selector = owner, sel
+			case !errors.Is(err, ErrOwnerNotFound) && !errors.Is(err, ErrUnsupportedOwner):
+				return nil, err
+			}
+		}
+		return det, nil
+	}
+
+	ref := metav1.GetControllerOf(pod)
+	if ref == nil {
+		return nil, fmt.Errorf("%w: pod %s/%s has no controller, so nothing would start a replacement; detach needs a ReplicaSet or ReplicationController", ErrUnsupportedOwner, pod.Namespace, pod.Name)
+	}
+	owner, sel, keys, err := c.controllerSelector(ctx, pod, ref)
+	if err != nil {
+		return nil, err
+	}
+	det.owner, det.selector = owner, sel
+	det.recorded = map[string]string{}
+	for _, key := range keys {
+		if v, present := pod.Labels[key]; present {
+			det.recorded[key] = v
+			det.remove = append(det.remove, key)
+		}
+	}
+	// Check before writing anything that the removal will work.
+	after := labels.Set(maps.Clone(pod.Labels))
+	for _, key := range det.remove {
+		delete(after, key)
+	}
+	if sel.Matches(after) {
+		return nil, fmt.Errorf("%w: %s's selector %q would still select pod %s/%s without the labels it names", ErrUnsupportedOwner, owner, sel, pod.Namespace, pod.Name)
+	}
+	if len(det.recorded) > 0 {
+		raw, err := json.Marshal(det.recorded)
+		if err != nil {
+			return nil, fmt.Errorf("kube: encode detached labels: %w", err)
+		}
+		det.record = string(raw)
+	}
+	return det, nil
+}
+
+// controllerSelector gets the pod's controller and returns its "Kind/name",
+// its selector, and the label keys whose removal can break the selector's
+// match: those in matchLabels and in In and Exists expressions (NotIn and
+// DoesNotExist match a pod without the key). Only ReplicaSets and
+// ReplicationControllers are supported.
+func (c *Client) controllerSelector(ctx context.Context, pod *corev1.Pod, ref *metav1.OwnerReference) (string, labels.Selector, []string, error) {
+	owner := ref.Kind + "/" + ref.Name
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return owner, nil, nil, fmt.Errorf("%w: pod %s/%s: owner %s has apiVersion %q: %w", ErrUnsupportedOwner, pod.Namespace, pod.Name, owner, ref.APIVersion, err)
+	}
+	switch {
+	case gv.Group == "apps" && ref.Kind == "ReplicaSet":
+		rs, err := c.cs.AppsV1().ReplicaSets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return owner, nil, nil, ownerGetError(pod, owner, err)
+		}
+		if err := ownerUIDError(pod, owner, ref, rs.UID); err != nil {
+			return owner, nil, nil, err
+		}
+		sel, err := metav1.LabelSelectorAsSelector(rs.Spec.Selector)
+		if err != nil {
+			return owner, nil, nil, fmt.Errorf("%w: %s has an invalid selector: %w", ErrUnsupportedOwner, owner, err)
+		}
+		var keys []string
+		if rs.Spec.Selector != nil {
+			keys = slices.Sorted(maps.Keys(rs.Spec.Selector.MatchLabels))
+			for _, req := range rs.Spec.Selector.MatchExpressions {
+				if req.Operator == metav1.LabelSelectorOpIn || req.Operator == metav1.LabelSelectorOpExists {
+					keys = append(keys, req.Key)
+				}
+			}
+		}
+		return owner, sel, keys, nil
+	case gv.Group == "" && ref.Kind == "ReplicationController":
+		rc, err := c.cs.CoreV1().ReplicationControllers(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return owner, nil, nil, ownerGetError(pod, owner, err)
+		}
+		if err := ownerUIDError(pod, owner, ref, rc.UID); err != nil {
+			return owner, nil, nil, err
+		}
+		if len(rc.Spec.Selector) == 0 {
+			return owner, nil, nil, fmt.Errorf("%w: %s has no selector", ErrUnsupportedOwner, owner)
+		}
+		return owner, labels.SelectorFromSet(rc.Spec.Selector), slices.Sorted(maps.Keys(rc.Spec.Selector)), nil
+	case ref.Kind == "StatefulSet":
+		return owner, nil, nil, fmt.Errorf("%w: pod %s/%s belongs to %s, which names its pods: it cannot start a replacement while the detached pod keeps the name; detach needs a ReplicaSet or ReplicationController", ErrUnsupportedOwner, pod.Namespace, pod.Name, owner)
+	default:
+		return owner, nil, nil, fmt.Errorf("%w: pod %s/%s belongs to %s; detach needs a ReplicaSet or ReplicationController, whose replacement pod is interchangeable with the detached one", ErrUnsupportedOwner, pod.Namespace, pod.Name, owner)
+	}
+}
+
+// ownerGetError interprets the error from getting the pod's controller:
+// missing is ErrOwnerNotFound.
+func ownerGetError(pod *corev1.Pod, owner string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w: %s, the controller of pod %s/%s", ErrOwnerNotFound, owner, pod.Namespace, pod.Name)
+	}
+	return fmt.Errorf("kube: get %s in %s: %w", owner, pod.Namespace, err)
+}
+
+// ownerUIDError fails with ErrOwnerNotFound when the controller found under
+// the name in ref is not the one ref names: the pod's owner was deleted and a
+// namesake created.
+func ownerUIDError(pod *corev1.Pod, owner string, ref *metav1.OwnerReference, uid types.UID) error {
+	if uid != ref.UID {
+		return fmt.Errorf("%w: %s, the controller of pod %s/%s, was replaced (UID %s, the pod names %s)", ErrOwnerNotFound, owner, pod.Namespace, pod.Name, uid, ref.UID)
+	}
+	return nil
+}
+
+// DenyAllPolicy is the NetworkPolicy Quarantine keeps in a namespace for one
+// incident: it selects the pods carrying the incident's label and, by listing
+// both policy types with no rules, allows them no traffic in either direction.
+func DenyAllPolicy(namespace, incident string) *networkingv1.NetworkPolicy {
 	return &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:      PolicyName,
-			Namespace: namespace,
-			Labels:    map[string]string{ManagedByLabel: ManagedByValue},
+			Name:        PolicyName(incident),
+			Namespace:   namespace,
+			Labels:      map[string]string{ManagedByLabel: ManagedByValue},
+			Annotations: map[string]string{IncidentAnnotation: incident},
 		},
 		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{QuarantineLabel: QuarantineValue}},
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{IncidentLabel(incident): QuarantineValue}},
 			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress},
 		},
 	}
 }
 
-// ensureDenyAllPolicy creates the namespace's deny-all policy, or restores its
-// spec if someone changed it. It reports whether it created or repaired it.
-func (c *Client) ensureDenyAllPolicy(ctx context.Context, namespace string, dryRun []string) (created, repaired bool, err error) {
-	want := DenyAllPolicy(namespace)
+// ensureDenyAllPolicy creates the incident's deny-all policy, or restores its
+// spec and managed-by label if someone changed them. It reports whether it
+// created or repaired it.
+func (c *Client) ensureDenyAllPolicy(ctx context.Context, namespace, incident string, dryRun bool) (created, repaired bool, err error) {
+	want := DenyAllPolicy(namespace, incident)
 	policies := c.cs.NetworkingV1().NetworkPolicies(namespace)
-	got, err := policies.Get(ctx, PolicyName, metav1.GetOptions{})
+	got, err := policies.Get(ctx, want.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		_, err = policies.Create(ctx, want, metav1.CreateOptions{FieldManager: ManagedByValue, DryRun: dryRun})
-		if err == nil {
+		_, err = policies.Create(ctx, want, metav1.CreateOptions{FieldManager: ManagedByValue, DryRun: dryRunOption(dryRun)})
+		switch {
+		case err == nil:
 			return true, false, nil
+		case apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause):
+			return false, false, fmt.Errorf("%w: cannot create network policy %s/%s: %w", ErrNamespaceTerminating, namespace, want.Name, err)
+		case !apierrors.IsAlreadyExists(err):
+			return false, false, writeError(fmt.Sprintf("create network policy %s/%s", namespace, want.Name), err)
 		}
-		if !apierrors.IsAlreadyExists(err) {
-			return false, false, fmt.Errorf("kube: create network policy %s/%s: %w", namespace, PolicyName, err)
-		}
-		// A concurrent quarantine in the same namespace created it first.
-		got, err = policies.Get(ctx, PolicyName, metav1.GetOptions{})
+		// A concurrent quarantine for the same incident created it first.
+		got, err = policies.Get(ctx, want.Name, metav1.GetOptions{})
 	}
 	if err != nil {
-		return false, false, fmt.Errorf("kube: get network policy %s/%s: %w", namespace, PolicyName, err)
+		return false, false, fmt.Errorf("kube: get network policy %s/%s: %w", namespace, want.Name, err)
 	}
-	if apiequality.Semantic.DeepEqual(got.Spec, want.Spec) {
+	if apiequality.Semantic.DeepEqual(got.Spec, want.Spec) && got.Labels[ManagedByLabel] == ManagedByValue {
 		return false, false, nil
 	}
 	got.Spec = want.Spec
-	if _, err := policies.Update(ctx, got, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: dryRun}); err != nil {
-		return false, false, fmt.Errorf("kube: restore network policy %s/%s: %w", namespace, PolicyName, err)
+	if got.Labels == nil {
+		got.Labels = map[string]string{}
+	}
+	got.Labels[ManagedByLabel] = ManagedByValue
+	// The update carries the resourceVersion read above: if someone changes
+	// the policy meanwhile, it fails with a conflict and a retry starts over.
+	if _, err := policies.Update(ctx, got, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: dryRunOption(dryRun)}); err != nil {
+		return false, false, writeError(fmt.Sprintf("restore network policy %s/%s", namespace, want.Name), err)
 	}
 	return false, true, nil
+}
+
+// verifyQuarantine reads the pod and the incident's policy back and checks
+// that the policy exists, allows nothing and selects the pod, and that the
+// detached pod's controller no longer selects it. A failure is a plain
+// (transient) error: a retry of Quarantine repairs what it can. It returns the
+// pod as read.
+func (c *Client) verifyQuarantine(ctx context.Context, pod *corev1.Pod, incident string, det *detachment) (*corev1.Pod, error) {
+	pod, err := c.getPod(ctx, pod.Namespace, pod.Name, string(pod.UID))
+	if err != nil {
+		return nil, err
+	}
+	want := DenyAllPolicy(pod.Namespace, incident)
+	np, err := c.cs.NetworkingV1().NetworkPolicies(pod.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, fmt.Errorf("kube: verify quarantine of pod %s/%s: network policy %s disappeared", pod.Namespace, pod.Name, want.Name)
+	case err != nil:
+		return nil, fmt.Errorf("kube: verify quarantine of pod %s/%s: get network policy %s: %w", pod.Namespace, pod.Name, want.Name, err)
+	case !apiequality.Semantic.DeepEqual(np.Spec, want.Spec):
+		return nil, fmt.Errorf("kube: verify quarantine of pod %s/%s: network policy %s was changed and is no longer deny-all for the incident", pod.Namespace, pod.Name, want.Name)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+	if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+		return nil, fmt.Errorf("kube: verify quarantine of pod %s/%s: network policy %s does not select the pod (labels %v)", pod.Namespace, pod.Name, want.Name, pod.Labels)
+	}
+	if det != nil && det.selector != nil && det.selector.Matches(labels.Set(pod.Labels)) {
+		return nil, fmt.Errorf("kube: verify quarantine of pod %s/%s: %s still selects the pod (labels %v)", pod.Namespace, pod.Name, det.owner, pod.Labels)
+	}
+	return pod, nil
+}
+
+// otherPolicies lists the namespace's NetworkPolicies not managed by soar whose
+// pod selector selects pod (an empty selector selects every pod), sorted.
+func (c *Client) otherPolicies(ctx context.Context, pod *corev1.Pod, own string) ([]string, error) {
+	list, err := c.cs.NetworkingV1().NetworkPolicies(pod.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("kube: list network policies in %s: %w", pod.Namespace, err)
+	}
+	var names []string
+	for _, np := range list.Items {
+		if np.Name == own || np.Labels[ManagedByLabel] == ManagedByValue {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil {
+			continue // the API server validates selectors; an invalid one selects nothing
+		}
+		if sel.Matches(labels.Set(pod.Labels)) {
+			names = append(names, np.Name)
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// otherIncidents returns the per-incident quarantine label keys on pod other
+// than except, sorted.
+func otherIncidents(pod *corev1.Pod, except string) []string {
+	var keys []string
+	for key := range pod.Labels {
+		if strings.HasPrefix(key, incidentLabelPrefix) && key != except {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,4 +37,55 @@ func Pod(t testing.TB, cs kubernetes.Interface, namespace, name string, mods ...
 		t.Fatal(err)
 	}
 	return got
+}
+
+// DeploymentChain creates what a Deployment controller would: a Deployment
+// with the given replicas, its ReplicaSet (controlled by it) and one pod
+// (controlled by the ReplicaSet). Nothing in the test API server reconciles
+// them.
+func DeploymentChain(t testing.TB, cs kubernetes.Interface, namespace, name string, replicas int32) (*appsv1.Deployment, *appsv1.ReplicaSet, *corev1.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	Namespace(t, cs, namespace)
+	const hash = "5d8f7"
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": name, "tier": "backend"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "docker.io/library/alpine:3.20"}}},
+	}
+	d, err := cs.AppsV1().Deployments(namespace).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+			Template: template,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsTemplate := *template.DeepCopy()
+	rsTemplate.Labels["pod-template-hash"] = hash
+	rs, err := cs.AppsV1().ReplicaSets(namespace).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name + "-" + hash, Namespace: namespace,
+			Labels:          map[string]string{"app": name, "pod-template-hash": hash},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: new(true)}},
+		},
+		Spec: appsv1.ReplicaSetSpec{
+			Replicas: &replicas,
+			Selector: &metav1.LabelSelector{
+				MatchLabels:      map[string]string{"pod-template-hash": hash},
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{name}}},
+			},
+			Template: rsTemplate,
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := Pod(t, cs, namespace, rs.Name+"-x7k2p", func(p *corev1.Pod) {
+		p.Labels = rsTemplate.Labels
+		p.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: new(true)}}
+	})
+	return d, rs, pod
 }
