@@ -3,6 +3,7 @@ package activities
 import (
 	"slices"
 	"sort"
+	"time"
 )
 
 // Action describes one action a playbook step can run: what it takes, what it
@@ -14,11 +15,20 @@ type Action struct {
 	Summary string  `json:"summary"`
 	Params  []Param `json:"params"`
 	Output  []Field `json:"output"`
-	// Destructive actions cannot be undone. Playbooks will have to put an
-	// approval before them (the approval step comes with the step language).
+	// Destructive actions stop a workload or destroy what evidence it holds,
+	// even when an inverse can start it again. A playbook step running one
+	// needs an approval step before it (or withoutApproval: true).
 	Destructive bool `json:"destructive"`
 	// Inverse names the action that undoes this one, when there is one.
 	Inverse string `json:"inverse,omitempty"`
+	// InverseOf names the action this one undoes, when it only exists to
+	// undo it: such actions run on release and are not written in steps.
+	InverseOf string `json:"inverseOf,omitempty"`
+	// Attempt bounds one attempt of the action when the step sets no
+	// timeout; zero means the workflow's default (30s).
+	Attempt time.Duration `json:"attempt,omitempty"`
+	// Role is the deploy/ ClusterRole that grants its permissions.
+	Role string `json:"role"`
 	// Permissions are the Kubernetes RBAC rules the worker needs for it.
 	Permissions []Permission `json:"permissions"`
 }
@@ -30,7 +40,11 @@ type Param struct {
 	Required bool   `json:"required"`
 	// Default says what an unset parameter means.
 	Default string `json:"default,omitempty"`
-	Doc     string `json:"doc"`
+	// FromAlert names the field of the alert's kubernetes section that fills
+	// the parameter when the step leaves it out (namespace, pod, podUID,
+	// node).
+	FromAlert string `json:"fromAlert,omitempty"`
+	Doc       string `json:"doc"`
 }
 
 // Field is one field of an action's output, as later steps and the incident
@@ -49,37 +63,275 @@ type Permission struct {
 	Verbs    []string `json:"verbs"`
 }
 
+// Roles a permission is granted through, as ClusterRoles in deploy/rbac.yaml.
+const (
+	// RoleResponder holds what containment needs: pods, policies, nodes,
+	// workloads.
+	RoleResponder = "responder"
+	// RoleEvidence holds what the snapshot needs, notably nodes/proxy for
+	// logs and checkpoints, which reaches every kubelet's API: operators may
+	// grant it separately, or not at all.
+	RoleEvidence = "evidence"
+)
+
+// pod parameters shared by every pod action, defaulted from the alert.
+var podParams = []Param{
+	{Name: "namespace", Type: "string", Default: "the alert's namespace", FromAlert: "namespace", Doc: "namespace of the pod"},
+	{Name: "pod", Type: "string", Default: "the alert's pod", FromAlert: "pod", Doc: "name of the pod"},
+	{Name: "podUID", Type: "string", Default: "the alert's pod UID, if any", FromAlert: "podUID", Doc: "when set, the live pod must have this UID, or the step fails with TargetChanged"},
+}
+
+func withPod(extra ...Param) []Param { return append(slices.Clone(podParams), extra...) }
+
+var podOutput = []Field{
+	{Name: "namespace", Type: "string", Doc: "namespace of the pod"},
+	{Name: "pod", Type: "string", Doc: "name of the pod"},
+	{Name: "podUID", Type: "string", Doc: "UID of the pod acted on"},
+}
+
+func outputs(extra ...Field) []Field { return append(slices.Clone(podOutput), extra...) }
+
+var dryRunField = Field{Name: "dryRun", Type: "bool", Doc: "true in plan mode: nothing was stored; the other fields say what would have changed"}
+
+var gracePeriod = Param{Name: "gracePeriodSeconds", Type: "int", Default: "the pod's terminationGracePeriodSeconds", Doc: "seconds the containers get to stop; 0 kills at once"}
+
 // Catalogue returns every action the worker runs, sorted by name.
 func Catalogue() []Action {
 	return []Action{
 		{
-			Name:    ActionQuarantine,
-			Summary: "Isolate one pod: label it and ensure a deny-all ingress and egress NetworkPolicy in its namespace selects it.",
-			Params: []Param{
-				{Name: "namespace", Type: "string", Default: "the alert's namespace", Doc: "namespace of the pod"},
-				{Name: "pod", Type: "string", Default: "the alert's pod", Doc: "name of the pod"},
-				{Name: "podUID", Type: "string", Default: "the alert's pod UID, if any", Doc: "when set, the live pod must have this UID, or the step fails with TargetChanged"},
-			},
-			Output: []Field{
-				{Name: "namespace", Type: "string", Doc: "namespace of the pod"},
-				{Name: "pod", Type: "string", Doc: "name of the pod"},
-				{Name: "podUID", Type: "string", Doc: "UID of the pod that was quarantined"},
-				{Name: "label", Type: "string", Doc: "the label now on the pod (soar.dev/quarantine=true)"},
-				{Name: "labeled", Type: "bool", Doc: "whether this step added the label (false: it was already there)"},
-				{Name: "policy", Type: "string", Doc: "name of the deny-all NetworkPolicy (soar-quarantine)"},
-				{Name: "policyCreated", Type: "bool", Doc: "whether this step created the policy"},
-				{Name: "policyRepaired", Type: "bool", Doc: "whether this step restored a policy whose spec had been changed"},
-				{Name: "dryRun", Type: "bool", Doc: "true in plan mode: nothing was stored, the fields above say what would have changed"},
-			},
-			// Reversible: removing the label and the policy restores traffic.
-			// The inverse action, kubernetes.release, is not built yet.
-			Destructive: false,
+			Name:    ActionAnnotatePod,
+			Summary: "Set annotations on one pod, recording the values they replace.",
+			Params:  withPod(Param{Name: "annotations", Type: "map", Required: true, Doc: "annotation names and values to set; names under soar.dev/ are reserved"}),
+			Output: outputs(
+				Field{Name: "set", Type: "map", Doc: "the annotations now set"},
+				Field{Name: "previous", Type: "map", Doc: "annotations that had another value before, with that value"},
+				Field{Name: "added", Type: "list", Doc: "annotations that were absent before"},
+				Field{Name: "changed", Type: "bool", Doc: "whether anything was written"},
+				dryRunField),
+			Inverse: ActionRestoreAnnotations,
+			Role:    RoleResponder,
 			Permissions: []Permission{
 				{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}},
-				{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "get", "update"}},
 			},
 		},
+		{
+			Name:    ActionCordonNode,
+			Summary: "Mark a node unschedulable, so no new pod lands next to a compromised one.",
+			Params: withPod(
+				Param{Name: "node", Type: "string", Default: "the alert's node, else the pod's node", FromAlert: "node", Doc: "name of the node; when empty, the node the pod runs on"}),
+			Output: []Field{
+				{Name: "node", Type: "string", Doc: "the node"},
+				{Name: "nodeUID", Type: "string", Doc: "UID of the node"},
+				{Name: "cordoned", Type: "bool", Doc: "whether this step cordoned it (false: it was unschedulable already, and uncordon leaves it so)"},
+				{Name: "wasUnschedulable", Type: "bool", Doc: "whether the node was unschedulable before"},
+				dryRunField,
+			},
+			Inverse: ActionUncordonNode,
+			Role:    RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"get"}},
+				{Group: "", Resource: "nodes", Verbs: []string{"get", "patch"}},
+			},
+		},
+		{
+			Name:        ActionDeletePod,
+			Summary:     "Delete one pod, with a grace period. Its controller, if any, starts a replacement.",
+			Params:      withPod(gracePeriod),
+			Output:      outputs(Field{Name: "deleted", Type: "bool", Doc: "whether this step deleted it"}, Field{Name: "alreadyGone", Type: "bool", Doc: "the pod was already gone or terminating"}, Field{Name: "gracePeriodSeconds", Type: "int", Doc: "the grace period asked for, if any"}, dryRunField),
+			Destructive: true,
+			Role:        RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"delete", "get"}},
+			},
+		},
+		{
+			Name:        ActionEvictPod,
+			Summary:     "Evict one pod through the Eviction API, which respects PodDisruptionBudgets; a budget that forbids it is retried with backoff.",
+			Params:      withPod(gracePeriod),
+			Output:      outputs(Field{Name: "evicted", Type: "bool", Doc: "whether this step evicted it"}, Field{Name: "alreadyGone", Type: "bool", Doc: "the pod was already gone or terminating"}, dryRunField),
+			Destructive: true,
+			Role:        RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"get"}},
+				{Group: "", Resource: "pods/eviction", Verbs: []string{"create"}},
+			},
+		},
+		{
+			Name:    ActionLabelPod,
+			Summary: "Set labels on one pod, recording the values they replace.",
+			Params:  withPod(Param{Name: "labels", Type: "map", Required: true, Doc: "label names and values to set; names under soar.dev/ are reserved"}),
+			Output: outputs(
+				Field{Name: "set", Type: "map", Doc: "the labels now set"},
+				Field{Name: "previous", Type: "map", Doc: "labels that had another value before, with that value"},
+				Field{Name: "added", Type: "list", Doc: "labels that were absent before"},
+				Field{Name: "changed", Type: "bool", Doc: "whether anything was written"},
+				dryRunField),
+			Inverse: ActionRestoreLabels,
+			Role:    RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}},
+			},
+		},
+		{
+			Name:    ActionQuarantine,
+			Summary: "Isolate one pod: label it and ensure a deny-all ingress and egress NetworkPolicy of the incident selects it; optionally detach it from its ReplicaSet.",
+			Params: withPod(Param{Name: "detach", Type: "bool", Default: "false",
+				Doc: "also remove the labels its ReplicaSet selects it by, so the controller starts a clean replacement while the suspect pod is kept for forensics"}),
+			Output: outputs(
+				Field{Name: "label", Type: "string", Doc: "the label now on the pod (soar.dev/quarantine=true)"},
+				Field{Name: "labeled", Type: "bool", Doc: "whether this step added the label (false: it was already there)"},
+				Field{Name: "policy", Type: "string", Doc: "name of the incident's deny-all NetworkPolicy"},
+				Field{Name: "policyCreated", Type: "bool", Doc: "whether this step created the policy"},
+				Field{Name: "policyRepaired", Type: "bool", Doc: "whether this step restored a policy whose spec had been changed"},
+				Field{Name: "detached", Type: "bool", Doc: "whether the pod is detached from its owner"},
+				Field{Name: "detachedLabels", Type: "map", Doc: "the labels removed to detach it, restored on release"},
+				Field{Name: "owner", Type: "string", Doc: "the owner it was detached from (ReplicaSet/name)"},
+				Field{Name: "detachSkipped", Type: "string", Doc: "why a pod asked to be detached was quarantined without it (a bare pod, a StatefulSet's pod)"},
+				Field{Name: "otherPolicies", Type: "list", Doc: "other NetworkPolicies that select the pod: they may still allow it traffic, since policies only add allows"},
+				dryRunField),
+			Inverse: ActionRelease,
+			Role:    RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}},
+				{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},
+				{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
+				{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "get", "list", "update"}},
+			},
+		},
+		{
+			Name:    ActionRelease,
+			Summary: "Undo a quarantine: remove the incident's label, restore detached labels once no other incident holds the pod, and delete the incident's policy once no pod needs it.",
+			Params:  podParams,
+			Output: outputs(
+				Field{Name: "unlabeled", Type: "bool", Doc: "whether this step removed the incident's label"},
+				Field{Name: "labelsRestored", Type: "map", Doc: "detached labels put back"},
+				Field{Name: "markerRemoved", Type: "bool", Doc: "whether soar.dev/quarantine was removed (no other incident holds the pod)"},
+				Field{Name: "stillQuarantinedBy", Type: "list", Doc: "other incidents that still hold the pod"},
+				Field{Name: "policyDeleted", Type: "bool", Doc: "whether the incident's policy was deleted"},
+				Field{Name: "podGone", Type: "bool", Doc: "the pod no longer exists (the policy is still cleaned up)"},
+				Field{Name: "podReplaced", Type: "bool", Doc: "the pod was replaced by a namesake, which was left alone"},
+				dryRunField),
+			Role: RoleResponder,
+			Permissions: []Permission{
+				{Group: "", Resource: "pods", Verbs: []string{"get", "list", "patch"}},
+				{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"delete"}},
+			},
+		},
+		{
+			Name:        ActionRestoreAnnotations,
+			Summary:     "Undo annotate_pod: put back the values it replaced and remove the ones it added, unless someone changed them since.",
+			Params:      podParams,
+			Output:      restoreOutput,
+			InverseOf:   ActionAnnotatePod,
+			Role:        RoleResponder,
+			Permissions: []Permission{{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}}},
+		},
+		{
+			Name:        ActionRestoreLabels,
+			Summary:     "Undo label_pod: put back the values it replaced and remove the ones it added, unless someone changed them since.",
+			Params:      podParams,
+			Output:      restoreOutput,
+			InverseOf:   ActionLabelPod,
+			Role:        RoleResponder,
+			Permissions: []Permission{{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}}},
+		},
+		{
+			Name:    ActionRestoreScale,
+			Summary: "Undo scale_to_zero: scale the workload back to its recorded replicas, unless someone scaled it since.",
+			Params: []Param{
+				{Name: "namespace", Type: "string", Required: true, Doc: "namespace of the workload"},
+				{Name: "kind", Type: "string", Required: true, Doc: "Deployment, StatefulSet or ReplicaSet"},
+				{Name: "name", Type: "string", Required: true, Doc: "name of the workload"},
+			},
+			Output: []Field{
+				{Name: "namespace", Type: "string", Doc: "namespace of the workload"},
+				{Name: "kind", Type: "string", Doc: "its kind"},
+				{Name: "name", Type: "string", Doc: "its name"},
+				{Name: "replicas", Type: "int", Doc: "the replicas restored"},
+				{Name: "restored", Type: "bool", Doc: "whether this step scaled it back"},
+				{Name: "skipped", Type: "string", Doc: "why nothing was restored, if so"},
+				dryRunField,
+			},
+			Role:        RoleResponder,
+			Permissions: scalePermissions,
+		},
+		{
+			Name:    ActionScaleToZero,
+			Summary: "Scale the pod's workload (Deployment, StatefulSet or ReplicaSet) to zero replicas, recording the previous count on it.",
+			Params:  podParams,
+			Output: []Field{
+				{Name: "namespace", Type: "string", Doc: "namespace of the workload"},
+				{Name: "kind", Type: "string", Doc: "Deployment, StatefulSet or ReplicaSet"},
+				{Name: "name", Type: "string", Doc: "name of the workload"},
+				{Name: "previousReplicas", Type: "int", Doc: "replicas before, restored by restore_scale"},
+				{Name: "scaled", Type: "bool", Doc: "whether this step scaled it (false: it was at zero already)"},
+				dryRunField,
+			},
+			Destructive: true,
+			Inverse:     ActionRestoreScale,
+			Role:        RoleResponder,
+			Permissions: append([]Permission{{Group: "", Resource: "pods", Verbs: []string{"get"}}}, scalePermissions...),
+		},
+		{
+			Name: ActionSnapshot,
+			Summary: "Collect forensic evidence of one pod — manifest, owner chain, node, events, image digests, current and previous logs, optionally a kubelet checkpoint — " +
+				"hash every artifact (SHA-256) into a manifest and store the bundle.",
+			Params: withPod(
+				Param{Name: "checkpoint", Type: "bool", Default: "false", Doc: "also ask the kubelet to checkpoint each container (Kubernetes ≥ 1.30 with the ContainerCheckpoint feature and a runtime that supports it)"},
+				Param{Name: "logLimitBytes", Type: "int", Default: "10485760", Doc: "bytes kept of each container log"}),
+			Output: outputs(
+				Field{Name: "node", Type: "string", Doc: "the node the pod runs on"},
+				Field{Name: "location", Type: "string", Doc: "where the bundle's manifest is stored (file:// or s3://)"},
+				Field{Name: "sha256", Type: "string", Doc: "SHA-256 of the manifest, which holds every artifact's SHA-256"},
+				Field{Name: "artifacts", Type: "int", Doc: "artifacts stored"},
+				Field{Name: "failed", Type: "int", Doc: "artifacts that could not be collected (the manifest says why)"},
+				Field{Name: "planned", Type: "list", Doc: "in plan mode, the artifacts it would collect"},
+				dryRunField),
+			// Logs and checkpoints of every container take longer than
+			// an API write.
+			Attempt: 5 * time.Minute,
+			Role:    RoleEvidence,
+			Permissions: []Permission{
+				{Group: "", Resource: "events", Verbs: []string{"list"}},
+				{Group: "", Resource: "nodes", Verbs: []string{"get"}},
+				{Group: "", Resource: "nodes/proxy", Verbs: []string{"create"}},
+				{Group: "", Resource: "pods", Verbs: []string{"get"}},
+				{Group: "", Resource: "pods/log", Verbs: []string{"get"}},
+				{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},
+				{Group: "apps", Resource: "daemonsets", Verbs: []string{"get"}},
+				{Group: "apps", Resource: "deployments", Verbs: []string{"get"}},
+				{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
+				{Group: "apps", Resource: "statefulsets", Verbs: []string{"get"}},
+				{Group: "batch", Resource: "cronjobs", Verbs: []string{"get"}},
+				{Group: "batch", Resource: "jobs", Verbs: []string{"get"}},
+			},
+		},
+		{
+			Name:    ActionUncordonNode,
+			Summary: "Undo cordon_node: make the node schedulable again, only if this incident cordoned it.",
+			Params:  []Param{{Name: "node", Type: "string", Required: true, Doc: "name of the node"}},
+			Output: []Field{
+				{Name: "node", Type: "string", Doc: "the node"},
+				{Name: "uncordoned", Type: "bool", Doc: "whether this step uncordoned it"},
+				{Name: "skipped", Type: "string", Doc: "why it was left cordoned, if so"},
+				dryRunField,
+			},
+			Role:        RoleResponder,
+			Permissions: []Permission{{Group: "", Resource: "nodes", Verbs: []string{"get", "patch"}}},
+		},
 	}
+}
+
+var restoreOutput = outputs(
+	Field{Name: "restored", Type: "list", Doc: "keys put back or removed"},
+	Field{Name: "skipped", Type: "list", Doc: "keys someone changed since: left alone"},
+	Field{Name: "alreadyGone", Type: "bool", Doc: "the pod is gone"},
+	dryRunField)
+
+var scalePermissions = []Permission{
+	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "patch"}},
+	{Group: "apps", Resource: "replicasets", Verbs: []string{"get", "patch"}},
+	{Group: "apps", Resource: "statefulsets", Verbs: []string{"get", "patch"}},
 }
 
 // Lookup returns the action named name.
@@ -92,10 +344,14 @@ func Lookup(name string) (Action, bool) {
 	return Action{}, false
 }
 
-// ActionNames lists every action the worker can run, for playbook validation.
+// ActionNames lists the actions playbook steps may use: every action but
+// those that only undo another (InverseOf).
 func ActionNames() []string {
 	var names []string
 	for _, a := range Catalogue() {
+		if a.InverseOf != "" {
+			continue
+		}
 		names = append(names, a.Name)
 	}
 	return names
@@ -137,12 +393,19 @@ func ActionParams() map[string][]string {
 }
 
 // RequiredPermissions merges the permissions of every action into one rule
-// per group and resource, with sorted, unique verbs: what the worker's role
-// must grant, and no more.
-func RequiredPermissions() []Permission {
+// per group and resource, with sorted, unique verbs: what the worker's roles
+// must grant together, and no more.
+func RequiredPermissions() []Permission { return RolePermissions("") }
+
+// RolePermissions merges the permissions of the actions of one role
+// (RoleResponder, RoleEvidence; "" for all) like RequiredPermissions.
+func RolePermissions(role string) []Permission {
 	type key struct{ group, resource string }
 	verbs := map[key][]string{}
 	for _, a := range Catalogue() {
+		if role != "" && a.Role != role {
+			continue
+		}
 		for _, p := range a.Permissions {
 			k := key{p.Group, p.Resource}
 			verbs[k] = append(verbs[k], p.Verbs...)

@@ -2,11 +2,9 @@ package activities
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/temporal"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/soar-dev/soar/connectors/kube"
 )
@@ -26,8 +24,10 @@ type QuarantineInput struct {
 // QuarantineOutput is what was found and changed; it goes into the incident.
 type QuarantineOutput = kube.QuarantineResult
 
-// Quarantine labels the pod and ensures the namespace's deny-all NetworkPolicy
-// selects it. It is idempotent, so Temporal may retry it freely. It fails
+// Quarantine is the activity incidents started before actions became generic
+// (ActionRequest, one activity per catalogue action) still call; it stays
+// registered until no such incident runs. It labels the pod and ensures the
+// incident's deny-all NetworkPolicy selects it. It is idempotent, so Temporal may retry it freely. It fails
 // without retry (ApplicationError types ErrTypeProtectedNamespace,
 // ErrTypeTargetNotFound, ErrTypeTargetChanged, ErrTypeForbidden,
 // ErrTypeInvalidRequest) when retrying cannot help; other errors (API server
@@ -51,24 +51,4 @@ func (a *Activities) Quarantine(ctx context.Context, in QuarantineInput) (Quaran
 		DryRun:    in.DryRun,
 	})
 	return out, kubeError(err)
-}
-
-// kubeError maps a connector error to a Temporal error: permanent conditions
-// become non-retryable with a type the workflow can branch on; everything else
-// is returned as is and retried.
-func kubeError(err error) error {
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, kube.ErrPodNotFound):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTargetNotFound, err)
-	case errors.Is(err, kube.ErrTargetChanged):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeTargetChanged, err)
-	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
-		return temporal.NewNonRetryableApplicationError(err.Error()+" (check soar's RBAC: see deploy/)", ErrTypeForbidden, err)
-	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidRequest, err)
-	default:
-		return err
-	}
 }

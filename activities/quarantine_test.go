@@ -14,15 +14,20 @@ import (
 )
 
 // stubKube is a unit-test double: it returns a fixed error and records calls.
-// The real connector is tested against a real API server in connectors/kube.
+// The real connector is tested against a real API server in connectors/kube
+// and internal/e2e. Methods a test does not stub panic through the nil
+// embedded interface.
 type stubKube struct {
+	Kube
 	err   error
 	calls int
+	reqs  []kube.QuarantineRequest
 }
 
-func (s *stubKube) Quarantine(context.Context, kube.QuarantineRequest) (kube.QuarantineResult, error) {
+func (s *stubKube) Quarantine(_ context.Context, req kube.QuarantineRequest) (kube.QuarantineResult, error) {
 	s.calls++
-	return kube.QuarantineResult{}, s.err
+	s.reqs = append(s.reqs, req)
+	return kube.QuarantineResult{Namespace: req.Namespace, Pod: req.Pod}, s.err
 }
 
 func TestQuarantineErrors(t *testing.T) {

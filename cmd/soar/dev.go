@@ -121,7 +121,7 @@ must name the cluster to act on.`,
 			if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
 				return err
 			}
-			w, err := wf.start(tc, kubeconfig)
+			w, evidenceAt, err := wf.start(tc, kubeconfig, filepath.Join(dataDir, "evidence"), log)
 			if err != nil {
 				return err
 			}
@@ -161,6 +161,7 @@ must name the cluster to act on.`,
 			if kubeURL != "" {
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
 			}
+			fmt.Fprintf(out, "  Evidence     %s\n", evidenceAt)
 			fmt.Fprintf(out, "  Playbooks    %s  (%d loaded)\n", pb.Dir(), len(pb.Current().Playbooks()))
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			<-ctx.Done()

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/internal/app"
@@ -61,25 +64,73 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 
 // workerFlags configure the worker's actions.
 type workerFlags struct {
-	kubeconfig string
-	protected  []string
+	kubeconfig  string
+	kubeTimeout time.Duration
+	protected   []string
+	evidenceDir string
+	s3          evidence.S3Config
 }
 
 func (f *workerFlags) register(cmd *cobra.Command) {
-	cmd.Flags().StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
-	cmd.Flags().StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to kube-system, kube-public, kube-node-lease and soar's own")
+	fs := cmd.Flags()
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
+	fs.DurationVar(&f.kubeTimeout, "kube-timeout", 0, "timeout of one Kubernetes API request; 0 bounds each only by its step's attempt (30s, 5m for snapshots, whose logs and checkpoints take longer). A timed-out attempt is retried")
+	fs.StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to kube-system, kube-public, kube-node-lease and soar's own")
+	fs.StringVar(&f.evidenceDir, "evidence-dir", "", "directory that stores snapshot evidence bundles when no S3 bucket is set (default: soar-evidence in the working directory; <data-dir>/evidence for soar dev)")
+	fs.StringVar(&f.s3.Bucket, "evidence-s3-bucket", "", "S3 bucket for evidence bundles (credentials from SOAR_EVIDENCE_S3_ACCESS_KEY_ID and SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY, else the AWS environment or instance role)")
+	fs.StringVar(&f.s3.Endpoint, "evidence-s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint, host[:port]")
+	fs.StringVar(&f.s3.Region, "evidence-s3-region", "", "S3 region")
+	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
+	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
+	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
 }
 
-func (f *workerFlags) start(tc client.Client, kubeconfig string) (worker.Worker, error) {
+// evidenceStore opens the S3 bucket when one is named, else the directory.
+func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, error) {
+	if f.s3.Bucket != "" {
+		cfg := f.s3
+		cfg.AccessKeyID = os.Getenv("SOAR_EVIDENCE_S3_ACCESS_KEY_ID")
+		cfg.SecretAccessKey = os.Getenv("SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY")
+		cfg.SessionToken = os.Getenv("SOAR_EVIDENCE_S3_SESSION_TOKEN")
+		st, err := evidence.NewS3(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return st, st.Location(""), nil
+	}
+	dir := cmp.Or(f.evidenceDir, defaultDir, "soar-evidence")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	st := evidence.NewLocal(abs)
+	return st, st.Location(""), nil
+}
+
+// start starts a worker acting on the cluster of kubeconfig. It returns
+// where evidence bundles go.
+func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir string, log zerolog.Logger) (worker.Worker, string, error) {
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
+	cfg.Timeout = f.kubeTimeout
 	kc, err := kube.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return app.StartWorker(tc, app.WorkerConfig{Kube: kc, ProtectedNamespaces: app.ProtectedNamespaces(f.protected)})
+	store, where, err := f.evidenceStore(defaultEvidenceDir)
+	if err != nil {
+		return nil, "", err
+	}
+	log.Info().Str("evidence", where).Msg("evidence bundles are stored here")
+	w, err := app.StartWorker(tc, app.WorkerConfig{
+		Kube:                kc,
+		Evidence:            store,
+		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
+		ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
+	})
+	return w, where, err
 }
 
 func identity(part string) string {
@@ -114,7 +165,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
 				return err
 			}
-			w, err := wf.start(tc, wf.kubeconfig)
+			w, _, err := wf.start(tc, wf.kubeconfig, "", log)
 			if err != nil {
 				return err
 			}

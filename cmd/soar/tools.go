@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/internal/alert"
@@ -119,10 +120,32 @@ func newActionsCmd() *cobra.Command {
 			return w.Flush()
 		},
 	}
+	rbac := &cobra.Command{
+		Use:   "rbac",
+		Short: "Print the worker's ClusterRoles, generated from the actions' permissions",
+		Long: `Print, as YAML, one ClusterRole per role: soar-worker-actions for the
+containment actions and soar-worker-evidence for kubernetes.snapshot (it needs
+nodes/proxy, which reaches every kubelet's API: grant it only if you use
+snapshots). deploy/rbac.yaml holds the same rules, which a test checks.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for i, cr := range activities.ClusterRoles() {
+				b, err := yaml.Marshal(cr)
+				if err != nil {
+					return err
+				}
+				if i > 0 {
+					fmt.Fprintln(cmd.OutOrStdout(), "---")
+				}
+				fmt.Fprint(cmd.OutOrStdout(), string(b))
+			}
+			return nil
+		},
+	}
 	for _, c := range []*cobra.Command{list, show} {
 		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	}
-	cmd.AddCommand(list, show)
+	cmd.AddCommand(list, show, rbac)
 	return cmd
 }
 
@@ -274,11 +297,34 @@ func newIncidentCmd() *cobra.Command {
 	}
 	closeCmd.Flags().StringVar(&reason, "reason", "closed from the command line", "why, recorded on the incident")
 	tf.register(closeCmd.Flags())
+	var releaseReason string
+	releaseCmd := &cobra.Command{
+		Use:   "release ID",
+		Short: "Undo what an incident's actions did (a false positive) and close it",
+		Long: `Undo, newest first, every action of the incident that has an inverse
+(quarantine → release, cordon_node → uncordon_node, label_pod → restore_labels,
+scale_to_zero → restore_scale…), then close the incident. Deleted or evicted
+pods stay deleted. 'soar incident show ID' lists what was undone.`,
+		Args: cobra.ExactArgs(1),
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
+			why := releaseReason
+			if why == "" {
+				why = "released from the command line by " + cliIdentity()
+			}
+			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalRelease, why); err != nil {
+				return fmt.Errorf("release incident %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: release requested\n", args[0])
+			return nil
+		}),
+	}
+	releaseCmd.Flags().StringVar(&releaseReason, "reason", "", "why, recorded on the incident (default: who released it)")
+	tf.register(releaseCmd.Flags())
 	for _, c := range []*cobra.Command{list, show} {
 		tf.register(c.Flags())
 		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	}
-	cmd.AddCommand(list, show, closeCmd)
+	cmd.AddCommand(list, show, closeCmd, releaseCmd)
 	return cmd
 }
 

@@ -146,7 +146,10 @@ func Readiness(m *metrics.Metrics, tc client.Client, nc *nats.Conn, pb *Playbook
 func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
+	// The legacy Quarantine method, for incidents started before actions
+	// became generic, and one activity per catalogue action.
 	w.RegisterActivity(acts)
+	activities.Register(w, acts)
 	return w
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/dispatch"
 	"github.com/soar-dev/soar/internal/httpserver"
@@ -24,6 +25,10 @@ import (
 type WorkerConfig struct {
 	// Kube is the Kubernetes connector the actions use.
 	Kube *kube.Client
+	// Evidence stores snapshot bundles; Collector is written in their
+	// manifests.
+	Evidence  evidence.Store
+	Collector evidence.Collector
 	// ProtectedNamespaces are refused by every action (see ProtectedNamespaces).
 	ProtectedNamespaces []string
 }
@@ -31,7 +36,12 @@ type WorkerConfig struct {
 // StartWorker starts a worker for soar's workflows and activities. Stop it
 // with its Stop method.
 func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
-	w := NewWorker(tc, &activities.Activities{Kube: cfg.Kube, ProtectedNamespaces: cfg.ProtectedNamespaces})
+	w := NewWorker(tc, &activities.Activities{
+		Kube:                cfg.Kube,
+		Evidence:            cfg.Evidence,
+		Collector:           cfg.Collector,
+		ProtectedNamespaces: cfg.ProtectedNamespaces,
+	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
