@@ -24,6 +24,10 @@ const (
 	SignalAlert = "alert"
 	// SignalClose closes an incident now instead of after its quiet window.
 	SignalClose = "close"
+	// SignalRelease undoes what the incident's actions did (each action's
+	// inverse, newest first) and closes it: the answer to a false positive.
+	// Its value is the reason, recorded as the close reason.
+	SignalRelease = "release"
 	// QueryState returns the incident's current IncidentState.
 	QueryState = "state"
 )
@@ -36,8 +40,8 @@ const (
 	StatusClosed     = "closed"     // the incident is over
 	// StatusPlanned: a plan-mode playbook ran every step as a dry run.
 	StatusPlanned = "planned"
-	// StatusReleased: a step failed with onError release; what succeeded
-	// before it was undone.
+	// StatusReleased: a step failed with onError release, or someone
+	// released the incident (SignalRelease); what its actions did was undone.
 	StatusReleased = "released"
 	// StatusAwaitingApproval: an approval step waits for its approvers.
 	StatusAwaitingApproval = "awaiting_approval"
@@ -150,6 +154,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
+	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
 	window := in.Playbook.Window
 	if window <= 0 {
 		window = time.Hour
@@ -192,7 +197,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 		timer := workflow.NewTimer(ctx, remaining)
 		fired := false
 		for !fired {
-			var closeReason string
+			var closeReason, releaseReason string
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(alerts, func(c workflow.ReceiveChannel, _ bool) {
 				var sig AlertSignal
@@ -208,8 +213,23 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 				}
 				closeReason = reason
 			})
+			sel.AddReceive(releasing, func(c workflow.ReceiveChannel, _ bool) {
+				c.Receive(ctx, &releaseReason)
+				if releaseReason == "" {
+					releaseReason = "released on request"
+				}
+			})
 			sel.AddFuture(timer, func(workflow.Future) { fired = true })
 			sel.Select(ctx)
+			if releaseReason != "" {
+				st.Stopped = true
+				run.release()
+				if err := setStatus(ctx, st, StatusReleased); err != nil {
+					return nil, err
+				}
+				drain(ctx, alerts, st)
+				return finish(ctx, st, releaseReason)
+			}
 			if recheckAllowed(ctx, st) {
 				// A joining alert may make a skipped step's condition true.
 				if err := recheck(run); err != nil {

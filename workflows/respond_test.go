@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -13,7 +14,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
-	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -64,8 +64,61 @@ func newEnv(t *testing.T) env {
 	var s testsuite.WorkflowTestSuite
 	e := s.NewTestWorkflowEnvironment()
 	e.RegisterWorkflowWithOptions(Respond, workflow.RegisterOptions{Name: RespondName})
+	// The Quarantine method is what incidents from before generic actions
+	// call; every catalogue action is an activity named after it. Both are
+	// registered so that mocks have something to replace; with nil clients
+	// an unmocked action fails rather than reach a cluster.
 	e.RegisterActivity(&activities.Activities{})
+	activities.Register(e, &activities.Activities{})
 	return env{e, t}
+}
+
+// reply is how a mocked action answers a request.
+type reply func(req activities.ActionRequest) (map[string]any, error)
+
+// onAction mocks the activity of action with r and returns the requests it
+// receives, retries included, in order.
+func (e env) onAction(action string, r reply) *[]activities.ActionRequest {
+	var reqs []activities.ActionRequest
+	e.OnActivity(action, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req activities.ActionRequest) (map[string]any, error) {
+			reqs = append(reqs, req)
+			return r(req)
+		})
+	return &reqs
+}
+
+// quarantined answers a quarantine as the real action does when it isolated
+// the pod: the pod, the label and the incident's policy.
+func quarantined(req activities.ActionRequest) (map[string]any, error) {
+	return map[string]any{
+		"namespace": req.Params["namespace"], "pod": req.Params["pod"],
+		"label": "soar.dev/quarantine=true", "labeled": true,
+		"policy": "soar-quarantine-" + req.IncidentID, "policyCreated": true,
+		"dryRun": req.DryRun,
+	}, nil
+}
+
+// succeeds answers any action with an empty output.
+func succeeds(activities.ActionRequest) (map[string]any, error) { return map[string]any{}, nil }
+
+// fails answers any action with err.
+func fails(err error) reply {
+	return func(activities.ActionRequest) (map[string]any, error) { return nil, err }
+}
+
+// statuses records every status the workflow sets, in order, as the
+// SoarStatus search attribute sees them.
+func (e env) statuses() *[]string {
+	var got []string
+	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
+			if s, ok := sa.GetKeyword(SearchStatus); ok {
+				got = append(got, s)
+			}
+		}
+	}).Return().Maybe()
+	return &got
 }
 
 // sendAlert delivers an alert signal after delay of workflow time.
@@ -90,30 +143,26 @@ func (e env) result() *IncidentState {
 	return &st
 }
 
-var a *activities.Activities
-
 func TestRespondQuarantinesThenCountsJoiningAlertsUntilQuiet(t *testing.T) {
 	e := newEnv(t)
-	var got activities.QuarantineInput
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			got = in
-			return kube.QuarantineResult{Namespace: in.Namespace, Pod: in.Pod, Policy: kube.PolicyName, Labeled: true, PolicyCreated: true}, nil
-		}).Once()
+	reqs := e.onAction(activities.ActionQuarantine, quarantined)
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	e.sendAlert(time.Minute, shellAlert(), "SOAR_ALERTS:2")
 	e.sendAlert(2*time.Minute, shellAlert(), "SOAR_ALERTS:3")
 	e.ExecuteWorkflow(Respond, input())
 
 	st := e.result()
-	want := activities.QuarantineInput{IncidentID: input().IncidentID, Namespace: "payments", Pod: "checkout-7d9f8b6c5-x2lqp"}
-	if got != want {
-		t.Errorf("quarantine input = %+v, want %+v", got, want)
+	want := activities.ActionRequest{
+		Action: activities.ActionQuarantine, IncidentID: input().IncidentID, Step: "contain",
+		Params: map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp"},
+	}
+	if len(*reqs) != 1 || !reflect.DeepEqual((*reqs)[0], want) {
+		t.Errorf("quarantine requests = %+v, want once %+v", *reqs, want)
 	}
 	if st.Status != StatusClosed || st.AlertCount != 3 || !st.StepsDone {
 		t.Errorf("state = status %q, alerts %d, stepsDone %v; want closed, 3, true", st.Status, st.AlertCount, st.StepsDone)
 	}
-	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Output["policy"] != kube.PolicyName {
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Output["policy"] != "soar-quarantine-"+input().IncidentID {
 		t.Errorf("steps = %+v", st.Steps)
 	}
 	if st.Steps[0].Params["pod"] != "checkout-7d9f8b6c5-x2lqp" {
@@ -126,28 +175,30 @@ func TestRespondQuarantinesThenCountsJoiningAlertsUntilQuiet(t *testing.T) {
 	if st.PlaybookVersion != "sha256:0123456789abcdef" {
 		t.Errorf("playbook version = %q", st.PlaybookVersion)
 	}
-	e.AssertExpectations(t)
 }
 
 func TestRespondCountsARedeliveredAlertOnce(t *testing.T) {
 	e := newEnv(t)
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil).Once()
+	reqs := e.onAction(activities.ActionQuarantine, quarantined)
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:7")
 	e.sendAlert(time.Second, shellAlert(), "SOAR_ALERTS:7")
 	e.sendAlert(2*time.Second, shellAlert(), "SOAR_ALERTS:8")
 	e.ExecuteWorkflow(Respond, input())
-	if st := e.result(); st.AlertCount != 2 {
-		t.Errorf("alert count = %d, want 2 (delivery 7 twice counts once)", st.AlertCount)
+	if st := e.result(); st.AlertCount != 2 || len(*reqs) != 1 {
+		t.Errorf("alert count = %d, quarantines %d; want 2 (delivery 7 twice counts once) and 1", st.AlertCount, len(*reqs))
 	}
 }
 
 func TestRespondRecordsANonRetryableFailure(t *testing.T) {
 	e := newEnv(t)
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{},
-		temporal.NewNonRetryableApplicationError(`namespace "kube-system" is protected`, activities.ErrTypeProtectedNamespace, nil)).Once()
+	reqs := e.onAction(activities.ActionQuarantine, fails(
+		temporal.NewNonRetryableApplicationError(`namespace "kube-system" is protected`, activities.ErrTypeProtectedNamespace, nil)))
 	e.sendAlert(0, shellAlert(func(a *alert.Alert) { a.Kubernetes.Namespace = "kube-system" }), "SOAR_ALERTS:1")
 	e.ExecuteWorkflow(Respond, input())
 	st := e.result()
+	if len(*reqs) != 1 || (*reqs)[0].Params["namespace"] != "kube-system" {
+		t.Errorf("quarantine requests = %+v, want one, for kube-system", *reqs)
+	}
 	if len(st.Steps) != 1 || st.Steps[0].Status != StepFailed || st.Steps[0].ErrorType != activities.ErrTypeProtectedNamespace {
 		t.Fatalf("steps = %+v", st.Steps)
 	}
@@ -162,14 +213,13 @@ func TestRespondRecordsANonRetryableFailure(t *testing.T) {
 func TestRespondRetriesTransientFailures(t *testing.T) {
 	e := newEnv(t)
 	calls := 0
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			calls++
-			if calls < 3 {
-				return kube.QuarantineResult{}, errors.New("the server is currently unable to handle the request")
-			}
-			return kube.QuarantineResult{Labeled: true}, nil
-		})
+	e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+		calls++
+		if calls < 3 {
+			return nil, errors.New("the server is currently unable to handle the request")
+		}
+		return quarantined(req)
+	})
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	e.ExecuteWorkflow(Respond, input())
 	st := e.result()
@@ -180,7 +230,7 @@ func TestRespondRetriesTransientFailures(t *testing.T) {
 
 func TestRespondClosesOnRequest(t *testing.T) {
 	e := newEnv(t)
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil)
+	e.onAction(activities.ActionQuarantine, quarantined)
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	e.RegisterDelayedCallback(func() { e.SignalWorkflow(SignalClose, "false positive: admin debugging") }, time.Minute)
 	e.ExecuteWorkflow(Respond, input())
@@ -213,7 +263,7 @@ func TestRespondBadParameterFailsTheStepNotTheWorkflow(t *testing.T) {
 
 func TestRespondContinuesAsNewAfterAStorm(t *testing.T) {
 	e := newEnv(t)
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(kube.QuarantineResult{}, nil).Once()
+	reqs := e.onAction(activities.ActionQuarantine, quarantined)
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:0")
 	// One callback sends the whole storm: the test environment's callback
 	// queue is too small for a thousand delayed callbacks.
@@ -235,24 +285,26 @@ func TestRespondContinuesAsNewAfterAStorm(t *testing.T) {
 	if next.State == nil || !next.State.StepsDone || next.State.AlertCount != continueAfter+1 || len(next.State.Seen) != maxSeen {
 		t.Fatalf("carried state = %+v", next.State)
 	}
+	if len(*reqs) != 1 {
+		t.Errorf("quarantine ran %d times, want once", len(*reqs))
+	}
 }
 
 func TestRespondReportsRespondingWhileStepsRun(t *testing.T) {
 	e := newEnv(t)
 	var during string
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			v, err := e.QueryWorkflow(QueryState)
-			if err != nil {
-				return kube.QuarantineResult{}, err
-			}
-			var st IncidentState
-			if err := v.Get(&st); err != nil {
-				return kube.QuarantineResult{}, err
-			}
-			during = st.Status
-			return kube.QuarantineResult{}, nil
-		})
+	e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+		v, err := e.QueryWorkflow(QueryState)
+		if err != nil {
+			return nil, err
+		}
+		var st IncidentState
+		if err := v.Get(&st); err != nil {
+			return nil, err
+		}
+		during = st.Status
+		return quarantined(req)
+	})
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	e.RegisterDelayedCallback(func() {
 		v, err := e.QueryWorkflow(QueryState)

@@ -255,6 +255,10 @@ var defaultActionOptions = workflow.ActivityOptions{
 
 func actionOptions(step playbooks.StepSpec) workflow.ActivityOptions {
 	opts := defaultActionOptions
+	if def, ok := activities.Lookup(step.Action); ok && def.Attempt > 0 {
+		opts.StartToCloseTimeout = def.Attempt
+		opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, 2*def.Attempt)
+	}
 	retry := *opts.RetryPolicy
 	if step.Timeout > 0 {
 		opts.ScheduleToCloseTimeout = step.Timeout
@@ -283,30 +287,81 @@ func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidParameters, nil)
 	}
+	if s.generic() {
+		params = s.withAlertDefaults(step.Action, params)
+	}
 	res.Params = params
-	return s.execute(step.ID, step.Action, params, actionOptions(step))
+	return s.execute(step.ID, step.Action, params, nil, actionOptions(step))
 }
 
-// execute runs one action with its parameters; in plan mode as a dry run.
-func (s *steps) execute(stepID, action string, params map[string]any, opts workflow.ActivityOptions) (map[string]any, error) {
-	first := s.st.FirstAlert.Kubernetes
+// genericActionsVersion guards a change of behaviour: actions used to run as
+// per-action activity methods (only Quarantine existed) with the alert's pod
+// filled in by the workflow; now every catalogue action runs as the activity
+// named after it with an ActionRequest, the parameters recorded in the step
+// include the ones filled from the alert, and release runs inverses.
+const genericActionsVersion = "generic-actions"
+
+// generic reports whether this incident runs actions the generic way.
+func (s *steps) generic() bool {
+	return workflow.GetVersion(s.ctx, genericActionsVersion, workflow.DefaultVersion, 1) >= 1
+}
+
+// withAlertDefaults fills the parameters of action that the step left out
+// and the catalogue says come from the alert, from the incident's first
+// alert. Empty alert fields fill nothing.
+func (s *steps) withAlertDefaults(action string, params map[string]any) map[string]any {
+	def, ok := activities.Lookup(action)
+	if !ok {
+		return params
+	}
+	k := s.st.FirstAlert.Kubernetes
+	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": k.PodUID, "node": k.Node}
+	out := make(map[string]any, len(params)+3)
+	// Copying a map gives the same map in any order of iteration.
+	//workflowcheck:ignore
+	for name, v := range params {
+		out[name] = v
+	}
+	for _, p := range def.Params {
+		if _, set := out[p.Name]; set || p.FromAlert == "" || fields[p.FromAlert] == "" {
+			continue
+		}
+		out[p.Name] = fields[p.FromAlert]
+	}
+	return out
+}
+
+// execute runs one action with its parameters (and, for an inverse, the
+// output of the action it undoes); in plan mode as a dry run.
+func (s *steps) execute(stepID, action string, params, undo map[string]any, opts workflow.ActivityOptions) (map[string]any, error) {
 	actx := workflow.WithActivityOptions(s.ctx, opts)
-	var a *activities.Activities
+	dryRun := s.in.Playbook.Mode == playbooks.ModePlan
 	var out map[string]any
-	switch action {
-	case activities.ActionQuarantine:
+	if _, ok := activities.Lookup(action); !ok {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
+	}
+	if !s.generic() {
+		if action != activities.ActionQuarantine {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
+		}
+		first := s.st.FirstAlert.Kubernetes
+		var a *activities.Activities
 		in := activities.QuarantineInput{
 			IncidentID: s.st.IncidentID,
 			Namespace:  stringParam(params, "namespace", first.Namespace),
 			Pod:        stringParam(params, "pod", first.Pod),
 			PodUID:     stringParam(params, "podUID", first.PodUID),
-			DryRun:     s.in.Playbook.Mode == playbooks.ModePlan,
+			DryRun:     dryRun,
 		}
 		err := workflow.ExecuteActivity(actx, a.Quarantine, in).Get(s.ctx, &out)
 		return out, err
-	default:
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
 	}
+	req := activities.ActionRequest{
+		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
+		Params: params, Undo: undo, DryRun: dryRun,
+	}
+	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
+	return out, err
 }
 
 // approve opens an approval and waits, durably, until it is decided or its
@@ -358,8 +413,13 @@ func votesOutput(votes []Vote) []any {
 }
 
 // release undoes, newest first, every succeeded action whose catalogue entry
-// names an inverse, passing the inverse the action's parameters.
+// names an inverse. The inverse gets the action's parameters and, as Undo,
+// its output: what it changed and what was there before. Incidents from
+// before generic actions had no inverses and release nothing.
 func (s *steps) release() {
+	if !s.generic() {
+		return
+	}
 	for i := len(s.st.Steps) - 1; i >= 0; i-- {
 		r := s.st.Steps[i]
 		if r.Status != StepSucceeded || r.Kind != playbooks.KindAction {
@@ -370,10 +430,17 @@ func (s *steps) release() {
 			continue
 		}
 		res := StepResult{ID: r.ID + ".release", Kind: playbooks.KindAction, Action: def.Inverse, Params: r.Params, StartedAt: workflow.Now(s.ctx)}
-		out, err := s.execute(res.ID, def.Inverse, r.Params, defaultActionOptions)
+		if slices.ContainsFunc(s.st.Steps, func(done StepResult) bool { return done.ID == res.ID && done.Status == StepSucceeded }) {
+			continue // released already
+		}
+		out, err := s.execute(res.ID, def.Inverse, r.Params, r.Output, defaultActionOptions)
 		res.FinishedAt, res.Output, res.Status = workflow.Now(s.ctx), out, StepSucceeded
 		if err != nil {
 			res.Status, res.Error = StepFailed, err.Error()
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				res.ErrorType, res.Error = appErr.Type(), appErr.Message()
+			}
 		}
 		s.st.Steps = append(s.st.Steps, res)
 	}

@@ -1,17 +1,16 @@
 package workflows
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/soar-dev/soar/activities"
-	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -39,19 +38,14 @@ func approvalThenQuarantine(quorum int, onExpiry string) RespondInput {
 	return in
 }
 
-func (e env) quarantineCalls() *int {
-	calls := 0
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			calls++
-			return kube.QuarantineResult{Labeled: true}, nil
-		}).Maybe()
-	return &calls
+// quarantines mocks the quarantine and returns the requests it receives.
+func (e env) quarantines() *[]activities.ActionRequest {
+	return e.onAction(activities.ActionQuarantine, quarantined)
 }
 
 func TestApprovalWithQuorumThenAction(t *testing.T) {
 	e := newEnv(t)
-	calls := e.quarantineCalls()
+	calls := e.quarantines()
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	var stranger, twice, first, second voteResult
 	e.vote(time.Minute, Decision{User: "mallory", Approve: true}, &stranger)
@@ -64,8 +58,8 @@ func TestApprovalWithQuorumThenAction(t *testing.T) {
 	if stranger.rejected == nil || twice.rejected == nil || first.rejected != nil || second.rejected != nil {
 		t.Errorf("validator: stranger %v, double vote %v, first %v, second %v", stranger.rejected, twice.rejected, first.rejected, second.rejected)
 	}
-	if *calls != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[1].Status != StepSucceeded {
-		t.Fatalf("quarantine calls %d, steps %+v", *calls, st.Steps)
+	if len(*calls) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[1].Status != StepSucceeded {
+		t.Fatalf("quarantine calls %d, steps %+v", len(*calls), st.Steps)
 	}
 	if got := st.Steps[0].FinishedAt.Sub(st.Steps[0].StartedAt); got != 4*time.Minute {
 		t.Errorf("approval decided after %s, want 4m (the second approver)", got)
@@ -81,14 +75,14 @@ func TestApprovalWithQuorumThenAction(t *testing.T) {
 
 func TestApprovalDeniedStopsThePlaybook(t *testing.T) {
 	e := newEnv(t)
-	calls := e.quarantineCalls()
+	calls := e.quarantines()
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 	var r voteResult
 	e.vote(time.Minute, Decision{User: "U2", Approve: false, Comment: "admin debugging"}, &r)
 	e.ExecuteWorkflow(Respond, approvalThenQuarantine(2, "deny"))
 	st := e.result()
-	if *calls != 0 || len(st.Steps) != 1 || st.Steps[0].ErrorType != ErrTypeApprovalDenied {
-		t.Fatalf("calls %d steps %+v", *calls, st.Steps)
+	if len(*calls) != 0 || len(st.Steps) != 1 || st.Steps[0].ErrorType != ErrTypeApprovalDenied {
+		t.Fatalf("calls %d steps %+v", len(*calls), st.Steps)
 	}
 	if st.Approvals[0].Outcome != playbooks.OutcomeDenied {
 		t.Errorf("outcome %q", st.Approvals[0].Outcome)
@@ -106,7 +100,7 @@ func TestApprovalExpiry(t *testing.T) {
 	} {
 		t.Run("onExpiry "+tc.onExpiry, func(t *testing.T) {
 			e := newEnv(t)
-			calls := e.quarantineCalls()
+			calls := e.quarantines()
 			e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
 			var late voteResult
 			e.vote(31*time.Minute, Decision{User: "U1", Approve: true}, &late)
@@ -114,8 +108,8 @@ func TestApprovalExpiry(t *testing.T) {
 			in.Playbook.Window = 2 * time.Hour // the incident outlives the approval
 			e.ExecuteWorkflow(Respond, in)
 			st := e.result()
-			if *calls != tc.wantCalls || st.Steps[0].ErrorType != tc.wantType || st.Approvals[0].Outcome != playbooks.OutcomeExpired {
-				t.Errorf("calls %d, steps %+v, approval %+v", *calls, st.Steps, st.Approvals[0])
+			if len(*calls) != tc.wantCalls || st.Steps[0].ErrorType != tc.wantType || st.Approvals[0].Outcome != playbooks.OutcomeExpired {
+				t.Errorf("calls %d, steps %+v, approval %+v", len(*calls), st.Steps, st.Approvals[0])
 			}
 			if late.rejected == nil {
 				t.Error("a vote after expiry was accepted")
@@ -127,11 +121,10 @@ func TestApprovalExpiry(t *testing.T) {
 func TestWaitIsADurableTimer(t *testing.T) {
 	e := newEnv(t)
 	var calledAt time.Time
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			calledAt = e.Now()
-			return kube.QuarantineResult{}, nil
-		})
+	e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+		calledAt = e.Now()
+		return quarantined(req)
+	})
 	in := input()
 	in.Playbook.Steps = append([]playbooks.StepSpec{{ID: "settle", Kind: playbooks.KindWait, Wait: 5 * time.Minute}}, in.Playbook.Steps...)
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
@@ -149,11 +142,10 @@ func TestWaitIsADurableTimer(t *testing.T) {
 func TestConditionIsReevaluatedAsAlertsJoin(t *testing.T) {
 	e := newEnv(t)
 	var at time.Time
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			at = e.Now()
-			return kube.QuarantineResult{}, nil
-		}).Once()
+	reqs := e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+		at = e.Now()
+		return quarantined(req)
+	})
 	in := input()
 	in.Playbook.Steps[0].If = "incident.alertCount >= 3"
 	start := e.Now()
@@ -168,7 +160,9 @@ func TestConditionIsReevaluatedAsAlertsJoin(t *testing.T) {
 	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Params["pod"] != "checkout-7d9f8b6c5-x2lqp" || len(st.Pending) != 0 {
 		t.Errorf("steps %+v pending %v", st.Steps, st.Pending)
 	}
-	e.AssertExpectations(t)
+	if len(*reqs) != 1 {
+		t.Errorf("escalation ran %d times, want once", len(*reqs))
+	}
 }
 
 func TestOnErrorContinueAndRelease(t *testing.T) {
@@ -184,14 +178,13 @@ func TestOnErrorContinueAndRelease(t *testing.T) {
 		t.Run(tc.onError, func(t *testing.T) {
 			e := newEnv(t)
 			calls := 0
-			e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-				func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-					calls++
-					if calls == 1 {
-						return kube.QuarantineResult{}, errors.New("boom")
-					}
-					return kube.QuarantineResult{}, nil
-				})
+			e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+				calls++
+				if calls == 1 {
+					return nil, errors.New("boom")
+				}
+				return quarantined(req)
+			})
 			in := input()
 			first := in.Playbook.Steps[0]
 			first.OnError = tc.onError
@@ -219,11 +212,10 @@ func TestOnErrorContinueAndRelease(t *testing.T) {
 func TestRetryPolicyFromThePlaybook(t *testing.T) {
 	e := newEnv(t)
 	calls := 0
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			calls++
-			return kube.QuarantineResult{}, errors.New("the server is currently unable to handle the request")
-		})
+	e.onAction(activities.ActionQuarantine, func(activities.ActionRequest) (map[string]any, error) {
+		calls++
+		return nil, errors.New("the server is currently unable to handle the request")
+	})
 	in := input()
 	in.Playbook.Steps[0].Retry = &playbooks.Retry{MaxAttempts: 3, InitialInterval: time.Second}
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
@@ -236,12 +228,7 @@ func TestRetryPolicyFromThePlaybook(t *testing.T) {
 
 func TestPlanModeRunsActionsAsDryRuns(t *testing.T) {
 	e := newEnv(t)
-	var got activities.QuarantineInput
-	e.OnActivity(a.Quarantine, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.QuarantineInput) (activities.QuarantineOutput, error) {
-			got = in
-			return kube.QuarantineResult{DryRun: true, Labeled: true}, nil
-		})
+	reqs := e.quarantines()
 	in := input()
 	in.Playbook.Mode = playbooks.ModePlan
 	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
@@ -254,14 +241,14 @@ func TestPlanModeRunsActionsAsDryRuns(t *testing.T) {
 	}, time.Minute)
 	e.ExecuteWorkflow(Respond, in)
 	st := e.result()
-	if !got.DryRun || status != StatusPlanned || st.Steps[0].Output["dryRun"] != true {
-		t.Errorf("dry run %v, status %q, output %v", got.DryRun, status, st.Steps[0].Output)
+	if len(*reqs) != 1 || !(*reqs)[0].DryRun || status != StatusPlanned || st.Steps[0].Output["dryRun"] != true {
+		t.Errorf("requests %+v, status %q, output %v; want one dry run, planned", *reqs, status, st.Steps[0].Output)
 	}
 }
 
 func TestEscalationAfterAnUnansweredApproval(t *testing.T) {
 	e := newEnv(t)
-	calls := e.quarantineCalls()
+	calls := e.quarantines()
 	in := approvalThenQuarantine(1, "deny")
 	in.Playbook.Steps[0].OnError = playbooks.OnErrorContinue
 	in.Playbook.Steps[0].Approval.Timeout = 10 * time.Minute
@@ -272,8 +259,8 @@ func TestEscalationAfterAnUnansweredApproval(t *testing.T) {
 	}
 	e.ExecuteWorkflow(Respond, in)
 	st := e.result()
-	if *calls != 1 {
-		t.Fatalf("quarantine ran %d times, want once the third alert arrived after the approval expired; steps %+v", *calls, st.Steps)
+	if len(*calls) != 1 {
+		t.Fatalf("quarantine ran %d times, want once the third alert arrived after the approval expired; steps %+v", len(*calls), st.Steps)
 	}
 	if st.Steps[0].ErrorType != ErrTypeApprovalExpired || st.Steps[1].Status != StepSucceeded {
 		t.Errorf("steps %+v", st.Steps)
@@ -282,7 +269,7 @@ func TestEscalationAfterAnUnansweredApproval(t *testing.T) {
 
 func TestAbortStopsReevaluation(t *testing.T) {
 	e := newEnv(t)
-	calls := e.quarantineCalls()
+	calls := e.quarantines()
 	in := approvalThenQuarantine(1, "deny")
 	// The quarantine comes first and is skipped; then the approval expires
 	// and aborts (the default onError): the skipped step must stay skipped.
@@ -294,7 +281,67 @@ func TestAbortStopsReevaluation(t *testing.T) {
 	}
 	e.ExecuteWorkflow(Respond, in)
 	st := e.result()
-	if *calls != 0 || !st.Stopped || st.Steps[0].Status != StepSkipped || len(st.Pending) != 1 {
-		t.Errorf("quarantine ran %d times after an abort; stopped %v, steps %+v, pending %v", *calls, st.Stopped, st.Steps, st.Pending)
+	if len(*calls) != 0 || !st.Stopped || st.Steps[0].Status != StepSkipped || len(st.Pending) != 1 {
+		t.Errorf("quarantine ran %d times after an abort; stopped %v, steps %+v, pending %v", len(*calls), st.Stopped, st.Steps, st.Pending)
+	}
+}
+
+func TestActionParamsAreFilledFromTheAlert(t *testing.T) {
+	const uid = "6f1c8e0e-3b7a-4e8e-9a51-0c6a1f3d2b9e"
+	withUID := func(a *alert.Alert) { a.Kubernetes.PodUID = uid }
+	tests := []struct {
+		name  string
+		step  playbooks.StepSpec
+		alert alert.Alert
+		want  map[string]any
+	}{
+		{
+			name:  "a step without parameters gets the alert's namespace and pod, and no podUID when the alert has none",
+			step:  playbooks.StepSpec{ID: "contain", Action: activities.ActionQuarantine},
+			alert: shellAlert(),
+			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp"},
+		},
+		{
+			name:  "the alert's pod UID when it has one",
+			step:  quarantinePlaybook().Steps[0],
+			alert: shellAlert(withUID),
+			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp", "podUID": uid},
+		},
+		{
+			name: "what the step sets wins over the alert",
+			step: playbooks.StepSpec{ID: "contain", Action: activities.ActionQuarantine,
+				With: map[string]string{"pod": `"checkout-7d9f8b6c5-other"`, "detach": "true"}},
+			alert: shellAlert(withUID),
+			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-other", "podUID": uid, "detach": true},
+		},
+		{
+			name:  "cordon_node gets the alert's node",
+			step:  playbooks.StepSpec{ID: "cordon", Action: activities.ActionCordonNode},
+			alert: shellAlert(),
+			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp", "node": "worker-2"},
+		},
+		{
+			name:  "a parameter the catalogue does not fill from the alert stays unset",
+			step:  playbooks.StepSpec{ID: "uncordon", Action: activities.ActionUncordonNode},
+			alert: shellAlert(),
+			want:  map[string]any{},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			reqs := e.onAction(tc.step.Action, succeeds)
+			in := input()
+			in.Playbook.Steps = []playbooks.StepSpec{tc.step}
+			e.sendAlert(0, tc.alert, "SOAR_ALERTS:1")
+			e.ExecuteWorkflow(Respond, in)
+			st := e.result()
+			if len(*reqs) != 1 || !maps.Equal((*reqs)[0].Params, tc.want) {
+				t.Errorf("requests %+v, want one with params %v", *reqs, tc.want)
+			}
+			if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || !maps.Equal(st.Steps[0].Params, tc.want) {
+				t.Errorf("steps %+v, want one that succeeded with params %v", st.Steps, tc.want)
+			}
+		})
 	}
 }

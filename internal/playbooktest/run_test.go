@@ -260,7 +260,7 @@ func TestRun(t *testing.T) {
     expect:
       match: true
       steps:
-        - {id: contain, status: succeeded, with: {pod: checkout-7d9f8b6c5-x2lqp}}
+        - {id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
       status: contained
   - name: two shells are expected to contain it
     alert: alerts/shell.json
@@ -294,7 +294,7 @@ func TestRun(t *testing.T) {
       match: true
       steps:
         - {id: ask, status: succeeded}
-        - {id: contain, status: succeeded, with: {pod: checkout-7d9f8b6c5-x2lqp}}
+        - {id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
       approvals: [ask]
       status: contained
   - name: a denial stops the playbook
@@ -362,7 +362,7 @@ func TestRun(t *testing.T) {
     expect:
       match: true
       severity: critical
-      steps: [{id: contain, status: succeeded, with: {}}]
+      steps: [{id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}]
       status: planned
 `,
 			},
@@ -375,7 +375,7 @@ func TestRun(t *testing.T) {
 				"      incidentKey: payments/checkout-7d9f8b6c5-x2lqp # incident soar-plan-...",
 				"      severity: critical",
 				"      steps:",
-				"        - {id: contain, status: succeeded}",
+				"        - {id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}",
 				"      approvals: []",
 				"      status: planned # 1 alert",
 				"ok  \tDIR\t1 case",

@@ -1,11 +1,10 @@
 package playbooktest
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
-	"strings"
+	"maps"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -19,17 +18,6 @@ import (
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
-
-// simulatedActivities maps every catalogue action to the activity method
-// the Respond workflow runs for it (workflows/steps.go, execute). The
-// catalogue does not name the method, so adding an action means adding it
-// here too; TestEveryCatalogueActionIsSimulated fails until then.
-func simulatedActivities() map[string]any {
-	var a *activities.Activities
-	return map[string]any{
-		activities.ActionQuarantine: a.Quarantine,
-	}
-}
 
 // simulatedString is the value of a string output field that no input
 // parameter of the same name provides.
@@ -88,7 +76,6 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case) (inc *incident) {
 		env.SetStartTime(a.Time)
 	}
 	env.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
-	env.RegisterActivity(&activities.Activities{})
 	simulateActions(env)
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
@@ -207,76 +194,41 @@ func vote(env *testsuite.TestWorkflowEnvironment, ap workflows.ApprovalState, de
 	}
 }
 
-// simulateActions mocks every catalogue action's activity with one that
-// succeeds at once and returns simulatedOutput. The real activities are
-// registered only so that the mocks have something to replace; with their
-// clients nil they could not reach a cluster even if one ran.
+// simulateActions mocks the activity of every catalogue action, which the
+// Respond workflow runs by the action's name, with one that succeeds at once
+// and returns simulatedOutput. The real activities are registered only so
+// that the mocks have something to replace; with their clients nil they
+// could not reach a cluster even if one ran.
 func simulateActions(env *testsuite.TestWorkflowEnvironment) {
-	fns := simulatedActivities()
+	activities.Register(env, &activities.Activities{})
 	for _, action := range activities.Catalogue() {
-		fn, ok := fns[action.Name]
-		if !ok {
-			continue // TestEveryCatalogueActionIsSimulated reports it
-		}
-		env.OnActivity(fn, mock.Anything, mock.Anything).Return(simulator(fn, action)).Maybe()
+		env.OnActivity(action.Name, mock.Anything, mock.Anything).Return(simulator(action)).Maybe()
 	}
 }
 
-// simulator returns a function with the signature of activity fn, which the
-// test environment requires of a mock, that answers with simulatedOutput of
-// its input. Building the output through JSON lets one function serve every
-// action: the workflow sees the output as JSON too.
-func simulator(fn any, action activities.Action) any {
-	t := reflect.TypeOf(fn)
-	out, errType := t.Out(0), t.Out(1)
-	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
-		fail := func(err error) []reflect.Value {
-			return []reflect.Value{reflect.Zero(out), reflect.ValueOf(&err).Elem()}
-		}
-		raw, err := json.Marshal(simulatedOutput(action, inputFields(args[len(args)-1])))
-		if err != nil {
-			return fail(err)
-		}
-		v := reflect.New(out)
-		if err := json.Unmarshal(raw, v.Interface()); err != nil {
-			return fail(err)
-		}
-		return []reflect.Value{v.Elem(), reflect.Zero(errType)}
-	}).Interface()
+// simulator returns the mock of action's activity: it answers every request
+// with simulatedOutput of the request's fields.
+func simulator(action activities.Action) func(context.Context, activities.ActionRequest) (map[string]any, error) {
+	return func(_ context.Context, req activities.ActionRequest) (map[string]any, error) {
+		return simulatedOutput(action, requestFields(req)), nil
+	}
 }
 
-// inputFields returns the fields of an activity's input struct by their
-// JSON names, zero values included: JSON itself would drop those marked
-// omitempty, such as a dryRun of false.
-func inputFields(v reflect.Value) map[string]any {
-	for v.Kind() == reflect.Pointer && !v.IsNil() {
-		v = v.Elem()
-	}
-	out := map[string]any{}
-	if v.Kind() != reflect.Struct {
-		return out
-	}
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		if !f.IsExported() {
-			continue
-		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch name {
-		case "-":
-			continue
-		case "":
-			name = f.Name
-		}
-		out[name] = v.Field(i).Interface()
-	}
-	return out
+// requestFields are the fields an action reads from req, as the real
+// activities decode them: the output of the action an inverse undoes (Undo),
+// then the step's parameters, which win; and dryRun, false included.
+func requestFields(req activities.ActionRequest) map[string]any {
+	in := make(map[string]any, len(req.Undo)+len(req.Params)+1)
+	maps.Copy(in, req.Undo)
+	maps.Copy(in, req.Params)
+	in["dryRun"] = req.DryRun
+	return in
 }
 
 // simulatedOutput is a plausible output of action for input in: every
 // output field of the catalogue entry, taken from the input field of the
 // same name when there is one (namespace, pod, dryRun), else "simulated"
-// for strings and true for booleans.
+// for strings, true for booleans, 1 for numbers, and an empty map or list.
 func simulatedOutput(action activities.Action, in map[string]any) map[string]any {
 	out := make(map[string]any, len(action.Output))
 	for _, f := range action.Output {
@@ -290,6 +242,10 @@ func simulatedOutput(action activities.Action, in map[string]any) map[string]any
 			out[f.Name] = true
 		case "int", "integer", "number":
 			out[f.Name] = 1
+		case "map":
+			out[f.Name] = map[string]any{}
+		case "list":
+			out[f.Name] = []any{}
 		default:
 			out[f.Name] = simulatedString
 		}

@@ -2,49 +2,131 @@ package playbooktest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
-	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
 
+// TestEveryCatalogueActionIsSimulated runs every catalogue action by name,
+// as the Respond workflow does, in a test environment set up like the
+// simulation's: an action left unmocked would run the real activity, whose
+// nil clients fail it.
 func TestEveryCatalogueActionIsSimulated(t *testing.T) {
-	fns := simulatedActivities()
-	for _, action := range activities.Catalogue() {
-		fn, ok := fns[action.Name]
-		if !ok {
-			t.Errorf("action %s has no simulated activity: add it to simulatedActivities", action.Name)
-			continue
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestWorkflowEnvironment()
+	simulateActions(env)
+	runAll := func(ctx workflow.Context) (map[string]map[string]any, error) {
+		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
+		})
+		outs := map[string]map[string]any{}
+		for _, action := range activities.Catalogue() {
+			req := activities.ActionRequest{
+				Action: action.Name, IncidentID: "i", Step: "s",
+				Params: map[string]any{"namespace": "payments", "pod": "web-1"}, DryRun: true,
+			}
+			var out map[string]any
+			if err := workflow.ExecuteActivity(ctx, action.Name, req).Get(ctx, &out); err != nil {
+				return nil, fmt.Errorf("%s: %w", action.Name, err)
+			}
+			outs[action.Name] = out
 		}
-		ft := reflect.TypeOf(fn)
-		if ft.Kind() != reflect.Func || ft.NumIn() != 2 || ft.NumOut() != 2 {
-			t.Errorf("action %s: activity %s is not func(ctx, input) (output, error)", action.Name, ft)
+		return outs, nil
+	}
+	env.ExecuteWorkflow(runAll)
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatalf("an action is not simulated: %v", err)
+	}
+	var outs map[string]map[string]any
+	if err := env.GetWorkflowResult(&outs); err != nil {
+		t.Fatal(err)
+	}
+	// Every output field is there, with a value of its type, as the workflow
+	// sees it after JSON.
+	kinds := map[string]reflect.Kind{
+		"string": reflect.String, "bool": reflect.Bool, "int": reflect.Float64,
+		"map": reflect.Map, "list": reflect.Slice,
+	}
+	for _, action := range activities.Catalogue() {
+		out := outs[action.Name]
+		for _, f := range action.Output {
+			v, ok := out[f.Name]
+			if !ok || v == nil || reflect.TypeOf(v).Kind() != kinds[f.Type] {
+				t.Errorf("%s: output %s = %#v, want a %s", action.Name, f.Name, v, f.Type)
+			}
+		}
+		if len(out) != len(action.Output) {
+			t.Errorf("%s: output %v has fields the catalogue does not list", action.Name, out)
+		}
+		if _, hasPod := out["pod"]; hasPod && (out["namespace"] != "payments" || out["pod"] != "web-1") {
+			t.Errorf("%s: output %v does not name the pod it was asked about", action.Name, out)
+		}
+		if out["dryRun"] != true {
+			t.Errorf("%s: output dryRun = %v, want true in plan mode", action.Name, out["dryRun"])
 		}
 	}
 }
 
 func TestSimulatedQuarantineEchoesItsInputAndFillsEveryOutputField(t *testing.T) {
 	action, _ := activities.Lookup(activities.ActionQuarantine)
-	fn := simulatedActivities()[activities.ActionQuarantine]
-	sim := simulator(fn, action).(func(context.Context, activities.QuarantineInput) (activities.QuarantineOutput, error))
+	sim := simulator(action)
 	for _, dryRun := range []bool{false, true} {
-		out, err := sim(context.Background(), activities.QuarantineInput{IncidentID: "i", Namespace: "payments", Pod: "web-1", DryRun: dryRun})
+		out, err := sim(context.Background(), activities.ActionRequest{
+			Action: action.Name, IncidentID: "i", Step: "contain",
+			Params: map[string]any{"namespace": "payments", "pod": "web-1", "detach": true}, DryRun: dryRun,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := kube.QuarantineResult{
-			Namespace: "payments", Pod: "web-1", PodUID: "simulated", Label: "simulated", Labeled: true,
-			Policy: "simulated", PolicyCreated: true, PolicyRepaired: true, DryRun: dryRun,
+		// One field of each kind; TestEveryCatalogueActionIsSimulated checks
+		// that every field is there.
+		want := map[string]any{
+			"namespace": "payments", "pod": "web-1", "podUID": "simulated",
+			"policy": "simulated", "labeled": true,
+			"detachedLabels": map[string]any{}, "otherPolicies": []any{},
+			"dryRun": dryRun,
 		}
-		if out != want {
-			t.Errorf("dry run %v: output = %+v, want %+v", dryRun, out, want)
+		for name, w := range want {
+			if got := out[name]; !reflect.DeepEqual(got, w) {
+				t.Errorf("dry run %v: output %s = %#v, want %#v", dryRun, name, got, w)
+			}
+		}
+		if len(out) != len(action.Output) {
+			t.Errorf("dry run %v: output %v has %d fields, the catalogue %d", dryRun, out, len(out), len(action.Output))
+		}
+	}
+}
+
+func TestSimulatedInverseReadsWhatItUndoesAndTheStepsParams(t *testing.T) {
+	action, _ := activities.Lookup(activities.ActionRestoreScale)
+	out, err := simulator(action)(context.Background(), activities.ActionRequest{
+		Action: action.Name, IncidentID: "i", Step: "scale.release",
+		Params: map[string]any{"namespace": "payments", "pod": "web-1"},
+		Undo:   map[string]any{"namespace": "simulated", "kind": "Deployment", "name": "web", "previousReplicas": 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The workload comes from what scale_to_zero reported (Undo); the
+	// step's namespace wins, as it does in the real activity.
+	want := map[string]any{"namespace": "payments", "kind": "Deployment", "name": "web", "restored": true, "dryRun": false}
+	for name, w := range want {
+		if got := out[name]; !reflect.DeepEqual(got, w) {
+			t.Errorf("output %s = %#v, want %#v", name, got, w)
 		}
 	}
 }
