@@ -42,6 +42,11 @@ func TestSpecRoundTripsThroughJSON(t *testing.T) {
 			Kind:   KindAction,
 			Action: "kubernetes.quarantine",
 			With:   map[string]string{"namespace": "alert.k8s.namespace", "pod": "alert.k8s.pod"},
+		}, {
+			ID:      "evidence",
+			Kind:    KindAction,
+			Action:  "kubernetes.snapshot",
+			OnError: OnErrorContinue,
 		}},
 		Source: string(src),
 		// The library is in soar's own git checkout (git_test.go covers these).

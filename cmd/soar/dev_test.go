@@ -17,10 +17,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
@@ -145,6 +148,7 @@ func TestDevWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	id := playbooks.IncidentID("terminal-shell-in-container", "payments/checkout-7d9f8b6c5-x2lqp")
 	sample := filepath.Join("..", "..", "..", "shared", "testdata", "alerts", "falco-terminal-shell.json")
 	natsURL := fmt.Sprintf("nats://127.0.0.1:%d", p.nats)
 	out := soar(t, "alert", "send", "--nats-url", natsURL, sample)
@@ -159,11 +163,10 @@ func TestDevWalkthrough(t *testing.T) {
 		if got.Labels["soar.dev/quarantine"] != "true" {
 			return fmt.Errorf("labels %v", got.Labels)
 		}
-		_, err = cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, "soar-quarantine", metav1.GetOptions{})
+		_, err = cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{})
 		return err
 	})
 
-	id := playbooks.IncidentID("terminal-shell-in-container", "payments/checkout-7d9f8b6c5-x2lqp")
 	temporalAddr := fmt.Sprintf("127.0.0.1:%d", p.temporal)
 	testenv.Eventually(t, 20*time.Second, "incident listed", func() error {
 		out := soar(t, "incident", "list", "--temporal-address", temporalAddr)
@@ -173,10 +176,18 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`} {
+	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`, `evidence\s+kubernetes.snapshot\s+succeeded`} {
 		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}
+	}
+	// The evidence bundle is in the data directory, and verifies.
+	st, err := evidence.Verify(ctx, evidence.NewLocal(filepath.Join(dataDir, "evidence")), id+"/evidence/manifest.json", "")
+	if err != nil {
+		t.Fatalf("evidence bundle: %v", err)
+	}
+	if st.Incident != id || st.Target.Pod != pod.Name || len(st.Artifacts) == 0 {
+		t.Errorf("evidence manifest %+v", st)
 	}
 	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/readyz", p.http), fmt.Sprintf("http://127.0.0.1:%d/", p.ui)} {
 		resp, err := http.Get(url)
@@ -204,16 +215,31 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 
-	if out := soar(t, "incident", "close", "--temporal-address", temporalAddr, "--reason", "walkthrough done", id); out != "incident "+id+": close requested\n" {
-		t.Errorf("incident close printed %q", out)
+	if out := soar(t, "incident", "release", "--temporal-address", temporalAddr, "--reason", "false positive: the walkthrough", id); out != "incident "+id+": release requested\n" {
+		t.Errorf("incident release printed %q", out)
 	}
-	testenv.Eventually(t, 20*time.Second, "incident closed", func() error {
+	testenv.Eventually(t, 20*time.Second, "incident released and closed", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(walkthrough done)") {
+		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(false positive: the walkthrough)") ||
+			!regexp.MustCompile(`contain\.release\s+kubernetes.release\s+succeeded`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}
 		return nil
 	})
+	// The restarted API server listens on another port: read the
+	// kubeconfig again.
+	cfg, err = clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs = kubernetes.NewForConfigOrDie(cfg)
+	got, err := cs.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil || got.Labels["soar.dev/quarantine"] != "" || got.Labels["app"] != "checkout" {
+		t.Errorf("released pod: labels %v, err %v", got.Labels, err)
+	}
+	if _, err := cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the incident's policy after release: %v", err)
+	}
 }
 
 // publishWhileDown stores an alert in soar dev's JetStream directory with only

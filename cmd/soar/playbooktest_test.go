@@ -58,6 +58,8 @@ const libraryTests = `cases:
         - id: contain
           status: succeeded
           with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}
+        - id: evidence
+          status: succeeded
       status: contained
   - name: a miner alert does not match
     alert: miner.json
@@ -81,7 +83,7 @@ func TestPlaybookTestCommand(t *testing.T) {
 --- PASS: terminal-shell-in-container/a shell in a payments pod is contained (0.00s)
 === RUN   terminal-shell-in-container/a miner alert does not match
 --- FAIL: terminal-shell-in-container/a miner alert does not match (0.00s)
-    terminal-shell-in-container_test.yaml:15: match: got false, want true
+    terminal-shell-in-container_test.yaml:17: match: got false, want true
     got:
       match: false
 FAIL	DIR	2 cases, 1 failed
@@ -108,6 +110,7 @@ ok  	DIR	1 case
       severity: notice
       steps:
         - {id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
+        - {id: evidence, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
       approvals: []
       status: contained # 1 alert
 ok  	DIR	1 case

@@ -76,3 +76,63 @@ func waitLabeled(b *testing.B, w watch.Interface, pod string) {
 		}
 	}
 }
+
+// BenchmarkQuarantineStorm100 is an alert storm: 100 alerts for 100 pods
+// published at once, each a new incident. It measures the time from the
+// first publish until the last pod is labeled behind its policy. Each
+// iteration is one storm in a fresh namespace; run it with -benchtime 3x.
+func BenchmarkQuarantineStorm100(b *testing.B) {
+	const pods = 100
+	ctx := context.Background()
+	_, _, js := testenv.NATS(b)
+	tc := temporalClient(b)
+	startSoar(b, js, tc, libraryDir, dispatch.Config{})
+	var total time.Duration
+	for n := range b.N {
+		b.StopTimer()
+		ns := fmt.Sprintf("storm-%d-%d", time.Now().UnixNano(), n)
+		testenv.Namespace(b, kubeCS, ns)
+		for i := range pods {
+			testenv.Pod(b, kubeCS, ns, fmt.Sprintf("web-%d", i))
+		}
+		w, err := kubeCS.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: kube.QuarantineLabel + "=" + kube.QuarantineValue})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		for i := range pods {
+			alert := fmt.Appendf(nil, `{"id":"storm-%s-%d","source":"bench","rule":"Terminal shell in container","severity":"notice","kubernetes":{"namespace":%q,"pod":"web-%d"}}`, ns, i, ns, i)
+			if _, err := js.PublishAsync("alerts.bench", alert); err != nil {
+				b.Fatal(err)
+			}
+		}
+		select {
+		case <-js.PublishAsyncComplete():
+		case <-time.After(30 * time.Second):
+			b.Fatal("the stream did not acknowledge the storm")
+		}
+		labeled := map[string]bool{}
+		timeout := time.After(2 * time.Minute)
+		for len(labeled) < pods {
+			select {
+			case ev, ok := <-w.ResultChan():
+				if !ok {
+					b.Fatal("watch closed")
+				}
+				if p, isPod := ev.Object.(*corev1.Pod); isPod {
+					labeled[p.Name] = true
+				}
+			case <-timeout:
+				b.Fatalf("%d of %d pods quarantined within 2 minutes", len(labeled), pods)
+			}
+		}
+		total += time.Since(start)
+		b.StopTimer()
+		w.Stop()
+		b.StartTimer()
+	}
+	perStorm := total / time.Duration(b.N)
+	b.ReportMetric(perStorm.Seconds(), "s/100-pods")
+	b.ReportMetric(float64(pods)/perStorm.Seconds(), "pods/s")
+}

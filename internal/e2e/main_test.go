@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/internal/devstack"
@@ -111,7 +113,18 @@ type stack struct {
 // startSoar starts a worker and a dispatcher on js with the playbooks in dir.
 func startSoar(t testing.TB, js jetstream.JetStream, tc client.Client, playbookDir string, cfg dispatch.Config) *stack {
 	t.Helper()
-	w, err := app.StartWorker(tc, app.WorkerConfig{Kube: kubeClient, ProtectedNamespaces: app.ProtectedNamespaces(nil)})
+	return startSoarOn(t, kubeClient, js, tc, playbookDir, cfg)
+}
+
+// startSoarOn is startSoar with a worker acting through kc.
+func startSoarOn(t testing.TB, kc *kube.Client, js jetstream.JetStream, tc client.Client, playbookDir string, cfg dispatch.Config) *stack {
+	t.Helper()
+	w, err := app.StartWorker(tc, app.WorkerConfig{
+		Kube:                kc,
+		Evidence:            evidence.NewLocal(evidenceDir(t)),
+		Collector:           evidence.Collector{Tool: "soar", Version: "e2e", Identity: "soar-worker@e2e"},
+		ProtectedNamespaces: app.ProtectedNamespaces(nil),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +132,20 @@ func startSoar(t testing.TB, js jetstream.JetStream, tc client.Client, playbookD
 	s.worker = w
 	return s
 }
+
+// evidenceDir is the evidence store of the test's workers: one per test, so
+// that a restarted worker finds what the first one stored.
+func evidenceDir(t testing.TB) string {
+	t.Helper()
+	if d, ok := evidenceDirs.Load(t.Name()); ok {
+		return d.(string)
+	}
+	d := t.TempDir()
+	evidenceDirs.Store(t.Name(), d)
+	return d
+}
+
+var evidenceDirs sync.Map
 
 // startDispatcher starts only a dispatcher.
 func startDispatcher(t testing.TB, js jetstream.JetStream, tc client.Client, playbookDir string, cfg dispatch.Config) *stack {

@@ -26,8 +26,8 @@ const (
 	libraryPlaybook = "terminal-shell-in-container"
 )
 
-// quarantined reports nil once the pod carries the quarantine label and the
-// namespace's deny-all policy selects it.
+// quarantined reports nil once the pod carries the quarantine label and a
+// deny-all policy of soar's (an incident's) selects it.
 func quarantined(ctx context.Context, namespace, pod string) error {
 	p, err := kubeCS.CoreV1().Pods(namespace).Get(ctx, pod, metav1.GetOptions{})
 	if err != nil {
@@ -36,18 +36,20 @@ func quarantined(ctx context.Context, namespace, pod string) error {
 	if p.Labels[kube.QuarantineLabel] != kube.QuarantineValue {
 		return fmt.Errorf("pod %s/%s labels %v", namespace, pod, p.Labels)
 	}
-	np, err := kubeCS.NetworkingV1().NetworkPolicies(namespace).Get(ctx, kube.PolicyName, metav1.GetOptions{})
+	nps, err := kubeCS.NetworkingV1().NetworkPolicies(namespace).List(ctx, metav1.ListOptions{LabelSelector: kube.ManagedByLabel + "=" + kube.ManagedByValue})
 	if err != nil {
 		return err
 	}
-	sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
-	if err != nil {
-		return err
+	for _, np := range nps.Items {
+		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
+		if err != nil {
+			return err
+		}
+		if sel.Matches(labels.Set(p.Labels)) && len(np.Spec.Ingress)+len(np.Spec.Egress) == 0 && len(np.Spec.PolicyTypes) == 2 {
+			return nil
+		}
 	}
-	if !sel.Matches(labels.Set(p.Labels)) || len(np.Spec.Ingress)+len(np.Spec.Egress) != 0 || len(np.Spec.PolicyTypes) != 2 {
-		return fmt.Errorf("policy %+v does not deny all traffic of the pod", np.Spec)
-	}
-	return nil
+	return fmt.Errorf("no deny-all policy of soar's selects pod %s/%s (labels %v)", namespace, pod, p.Labels)
 }
 
 func incidentState(ctx context.Context, tc client.Client, id string) (*workflows.IncidentState, error) {
@@ -122,14 +124,14 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status != workflows.StatusContained || len(st.Steps) != 1 || st.Steps[0].Status != workflows.StepSucceeded {
+	if st.Status != workflows.StatusContained || len(st.Steps) != 2 || st.Steps[0].Status != workflows.StepSucceeded || st.Steps[1].Status != workflows.StepSucceeded {
 		t.Fatalf("incident = status %s, steps %+v", st.Status, st.Steps)
 	}
 	if st.PlaybookVersion == "" || st.FirstAlert.ID != "5d1f3c0e-8a57-4b43-9a8e-1f2b7f0c4a11" {
 		t.Errorf("incident version %q, first alert %q", st.PlaybookVersion, st.FirstAlert.ID)
 	}
 	podBefore, _ := kubeCS.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
-	npBefore, _ := kubeCS.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName, metav1.GetOptions{})
+	npBefore, _ := kubeCS.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{})
 
 	// Restart the dispatcher and the worker: the incident and the cluster are
 	// as they were, and the next alert joins the same incident.
@@ -143,7 +145,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if st.AlertCount != 102 || len(st.Steps) != 1 {
+		if st.AlertCount != 102 || len(st.Steps) != 2 {
 			return fmt.Errorf("alert count %d, %d steps", st.AlertCount, len(st.Steps))
 		}
 		return nil
@@ -155,7 +157,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 		t.Errorf("restarted dispatcher started %v workflows", got)
 	}
 	podAfter, _ := kubeCS.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
-	npAfter, _ := kubeCS.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName, metav1.GetOptions{})
+	npAfter, _ := kubeCS.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{})
 	if podAfter.ResourceVersion != podBefore.ResourceVersion || npAfter.ResourceVersion != npBefore.ResourceVersion {
 		t.Errorf("the cluster changed after the restart: pod %s→%s, policy %s→%s",
 			podBefore.ResourceVersion, podAfter.ResourceVersion, npBefore.ResourceVersion, npAfter.ResourceVersion)

@@ -105,6 +105,34 @@ steps:
   - id: contain
     action: kubernetes.quarantine
 `)
+	// Generic actions (one activity per catalogue action), evidence, and
+	// release: by signal, and by a step failing with onError: release.
+	write("release.yaml", `name: record-release
+match: alert.rule == "record release"
+incidentKey: alert.id
+window: 5m
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+    with: {detach: true}
+  - id: evidence
+    action: kubernetes.snapshot
+  - id: mark
+    action: kubernetes.label_pod
+    with: {labels: '{"security.example.com/suspect": "true"}'}
+`)
+	write("rollback.yaml", `name: record-rollback
+match: alert.rule == "record rollback"
+incidentKey: alert.id
+window: 2s
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: mark
+    action: kubernetes.label_pod
+    with: {labels: '{"soar.dev/reserved": "no"}'}
+    onError: release
+`)
 	// The storm gets a long window: on a loaded machine 1001 alerts may take
 	// longer than two seconds to dispatch.
 	write("storm.yaml", `name: record-storm
@@ -178,6 +206,19 @@ steps:
 	send("record escalate", "escalated")
 	paths["respond-escalated.json"] = escalated
 	paths["respond-plan.json"] = send("record plan", "plan")
+	released := send("record release", "released")
+	testenv.Eventually(t, 30*time.Second, "steps before the release", func() error {
+		st, err := incidentState(ctx, tc, released)
+		if err != nil {
+			return err
+		}
+		if st.Status != workflows.StatusContained {
+			return fmt.Errorf("status %s, steps %+v", st.Status, st.Steps)
+		}
+		return tc.SignalWorkflow(ctx, released, "", workflows.SignalRelease, "recorded: false positive")
+	})
+	paths["respond-generic-release-signal.json"] = released
+	paths["respond-generic-onerror-release.json"] = send("record rollback", "rollback")
 	if wanted("respond-escalated-after-expiry.json") {
 		// The approval expires after 10s; the second alert then escalates.
 		continued := send("record continue", "continued")
