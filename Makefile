@@ -33,7 +33,8 @@ test: kube-tools build ## Every test, against real NATS, Temporal and kube-apise
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/alert/... ./playbooks/... > $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200x ./internal/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./internal/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./internal/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 
 # Records the Respond workflow's histories from real runs into
