@@ -118,7 +118,7 @@ func Catalogue() []Action {
 			Name:    ActionCordonNode,
 			Summary: "Mark a node unschedulable, so no new pod lands next to a compromised one.",
 			Params: withPod(
-				Param{Name: "node", Type: "string", Default: "the alert's node, else the pod's node", FromAlert: "node", Doc: "name of the node; when empty, the node the pod runs on"}),
+				Param{Name: "node", Type: "string", Default: "the node the pod runs on, read from the pod (not from the alert)", Doc: "name of the node to cordon instead"}),
 			Output: []Field{
 				{Name: "node", Type: "string", Doc: "the node"},
 				{Name: "nodeUID", Type: "string", Doc: "UID of the node"},

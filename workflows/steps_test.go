@@ -315,10 +315,12 @@ func TestActionParamsAreFilledFromTheAlert(t *testing.T) {
 			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-other", "podUID": uid, "detach": true},
 		},
 		{
-			name:  "cordon_node gets the alert's node",
+			// The node comes from the live pod (after its UID guard), never
+			// from what the alert says.
+			name:  "cordon_node gets the alert's pod and not its node",
 			step:  playbooks.StepSpec{ID: "cordon", Action: activities.ActionCordonNode},
 			alert: shellAlert(),
-			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp", "node": "worker-2"},
+			want:  map[string]any{"namespace": "payments", "pod": "checkout-7d9f8b6c5-x2lqp"},
 		},
 		{
 			name:  "a parameter the catalogue does not fill from the alert stays unset",
