@@ -176,3 +176,24 @@ func EvalCondition(src string, env Env) (bool, error) {
 	}
 	return b, nil
 }
+
+// Precompile compiles every step expression of spec (parameters and
+// conditions) into the cache EvalParams and EvalCondition use, and returns
+// the first error. Workflow code then only evaluates: the first compile of a
+// process is slow enough, on a loaded machine, to trip Temporal's one-second
+// deadlock detector.
+func Precompile(spec Spec) error {
+	for _, step := range spec.Steps {
+		for _, src := range step.With {
+			if _, err := paramPrograms.get(src); err != nil {
+				return err
+			}
+		}
+		if step.If != "" {
+			if _, err := paramPrograms.get(step.If); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -187,3 +187,19 @@ func TestEvalParamsConcurrently(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestPrecompileFillsTheCacheAndReportsBadExpressions(t *testing.T) {
+	src := `alert.k8s.namespace + "/precompiled"`
+	spec := Spec{Steps: []StepSpec{{ID: "a", With: map[string]string{"pod": src}, If: `incident.alertCount > 41`}}}
+	if err := Precompile(spec); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{src, spec.Steps[0].If} {
+		if _, ok := paramPrograms.programs.Load(s); !ok {
+			t.Errorf("%q is not in the cache", s)
+		}
+	}
+	if err := Precompile(Spec{Steps: []StepSpec{{ID: "b", If: `alert.rule ==`}}}); err == nil {
+		t.Error("a broken condition compiled")
+	}
+}

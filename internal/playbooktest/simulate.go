@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
@@ -70,6 +71,16 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case) (inc *incident) {
 	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
 	env := suite.NewTestWorkflowEnvironment()
 	env.SetTestTimeout(idleTimeout)
+	// Temporal fails a workflow task that runs for a second without
+	// yielding, a guard against real deadlocks. On a loaded CI runner the
+	// first task of a process (expression compiles, the SDK's own warm-up)
+	// can take that long; expressions are compiled beforehand, and the
+	// guard is widened to what a real deadlock would still trip.
+	env.SetWorkerOptions(worker.Options{DeadlockDetectionTimeout: 5 * time.Second})
+	if err := playbooks.Precompile(m.Playbook.Spec()); err != nil {
+		inc.problems = append(inc.problems, fmt.Sprintf("compile the playbook's step expressions: %v", err))
+		return inc
+	}
 	// Starting the clock at the alert's time keeps step expressions that
 	// compare now with alert.time meaningful, and every run alike.
 	if !a.Time.IsZero() {
