@@ -183,7 +183,7 @@ func Catalogue() []Action {
 				Field{Name: "policy", Type: "string", Doc: "name of the incident's deny-all NetworkPolicy"},
 				Field{Name: "policyCreated", Type: "bool", Doc: "whether this step created the policy"},
 				Field{Name: "policyRepaired", Type: "bool", Doc: "whether this step restored a policy whose spec had been changed"},
-				Field{Name: "detached", Type: "bool", Doc: "whether the pod is detached from its owner"},
+				Field{Name: "detached", Type: "bool", Doc: "whether this step detached the pod from its owner (false on a repeat: detachedLabels says it is)"},
 				Field{Name: "detachedLabels", Type: "map", Doc: "the labels removed to detach it, restored on release"},
 				Field{Name: "owner", Type: "string", Doc: "the owner it was detached from (ReplicaSet/name)"},
 				Field{Name: "detachSkipped", Type: "string", Doc: "why a pod asked to be detached was quarantined without it (a bare pod, a StatefulSet's pod)"},
