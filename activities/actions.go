@@ -23,7 +23,7 @@ type ActionRequest struct {
 	// finds what its earlier attempt stored.
 	Step string `json:"step,omitempty"`
 	// Params are the step's parameters, with the ones the playbook left out
-	// filled from the incident's first alert (namespace, pod, podUID, node).
+	// filled from the incident's first alert (namespace, pod, podUID).
 	Params map[string]any `json:"params,omitempty"`
 	// Undo is the output of the action an inverse undoes: what it changed and
 	// what was there before.

@@ -41,8 +41,7 @@ type Param struct {
 	// Default says what an unset parameter means.
 	Default string `json:"default,omitempty"`
 	// FromAlert names the field of the alert's kubernetes section that fills
-	// the parameter when the step leaves it out (namespace, pod, podUID,
-	// node).
+	// the parameter when the step leaves it out (namespace, pod, podUID).
 	FromAlert string `json:"fromAlert,omitempty"`
 	Doc       string `json:"doc"`
 }

@@ -315,7 +315,7 @@ func (s *steps) withAlertDefaults(action string, params map[string]any) map[stri
 		return params
 	}
 	k := s.st.FirstAlert.Kubernetes
-	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": k.PodUID, "node": k.Node}
+	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": k.PodUID}
 	out := make(map[string]any, len(params)+3)
 	// Copying a map gives the same map in any order of iteration.
 	//workflowcheck:ignore
