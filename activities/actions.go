@@ -31,6 +31,9 @@ type ActionRequest struct {
 	// DryRun asks for a plan: every write is sent as a server-side dry run, or
 	// the action only describes what it would do.
 	DryRun bool `json:"dryRun,omitempty"`
+	// Incident tells actions that need it where the incident's Slack
+	// thread is.
+	Incident *IncidentContext `json:"incident,omitempty"`
 }
 
 // handler runs one action. Its input is decoded from the request's Params

@@ -97,6 +97,9 @@ type Activities struct {
 	// fills it with DefaultProtectedNamespaces, soar's own namespace and the
 	// operator's list.
 	ProtectedNamespaces []string
+	// Slack posts incident threads and approval requests; its zero value
+	// means no Slack.
+	Slack SlackConfig
 }
 
 func (a *Activities) protected(namespace string) bool {

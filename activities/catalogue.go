@@ -71,6 +71,8 @@ const (
 	// logs and checkpoints, which reaches every kubelet's API: operators may
 	// grant it separately, or not at all.
 	RoleEvidence = "evidence"
+	// RoleNone: the action needs nothing from Kubernetes (Slack).
+	RoleNone = "none"
 )
 
 // pod parameters shared by every pod action, defaulted from the alert.
@@ -304,6 +306,23 @@ func Catalogue() []Action {
 				{Group: "batch", Resource: "cronjobs", Verbs: []string{"get"}},
 				{Group: "batch", Resource: "jobs", Verbs: []string{"get"}},
 			},
+		},
+		{
+			Name:    ActionSlackNotify,
+			Summary: "Post a note in the incident's Slack thread (or in another channel). Alert text in it is escaped.",
+			Params: []Param{
+				{Name: "text", Type: "string", Required: true, Doc: "the note; it may quote the alert, whose text is escaped so it cannot mention, link or format"},
+				{Name: "channel", Type: "string", Default: "the incident's thread", Doc: "post to this channel (ID or #name) instead, as a message of its own"},
+				{Name: "broadcast", Type: "bool", Default: "false", Doc: "also show the thread reply in the channel"},
+			},
+			Output: []Field{
+				{Name: "posted", Type: "bool", Doc: "whether the note was posted"},
+				{Name: "channel", Type: "string", Doc: "the channel it went to"},
+				{Name: "ts", Type: "string", Doc: "the message's Slack timestamp"},
+				{Name: "skipped", Type: "string", Doc: "why nothing was posted: no Slack on the worker, or no channel"},
+				dryRunField,
+			},
+			Role: RoleNone,
 		},
 		{
 			Name:    ActionUncordonNode,

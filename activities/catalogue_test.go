@@ -42,6 +42,7 @@ func TestCatalogueDescribesWhatTheActivitiesTakeAndReturn(t *testing.T) {
 		ActionScaleToZero:        {reflect.TypeFor[PodParams](), reflect.TypeFor[kube.ScaleResult]()},
 		ActionSnapshot:           {reflect.TypeFor[SnapshotParams](), reflect.TypeFor[SnapshotOutput]()},
 		ActionUncordonNode:       {reflect.TypeFor[UncordonParams](), reflect.TypeFor[kube.UncordonResult]()},
+		ActionSlackNotify:        {reflect.TypeFor[NotifyParams](), reflect.TypeFor[NotifyResult]()},
 	}
 	for _, a := range Catalogue() {
 		types, ok := io[a.Name]
@@ -68,8 +69,8 @@ func TestCatalogueDescribesWhatTheActivitiesTakeAndReturn(t *testing.T) {
 				t.Errorf("%s: parameter %s lacks a type or doc", a.Name, p.Name)
 			}
 		}
-		if len(a.Permissions) == 0 {
-			t.Errorf("%s declares no Kubernetes permissions", a.Name)
+		if (len(a.Permissions) == 0) != (a.Role == RoleNone) {
+			t.Errorf("%s: role %q with %d Kubernetes permissions; only role %q has none", a.Name, a.Role, len(a.Permissions), RoleNone)
 		}
 		if a.Inverse != "" {
 			if _, ok := Lookup(a.Inverse); !ok {

@@ -80,6 +80,7 @@ type RestoreScaleParams struct {
 
 // handlers maps each catalogue action to the code that runs it.
 var handlers = map[string]handler{
+	ActionSlackNotify: slackNotify,
 	ActionQuarantine: func(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
 		var in QuarantineParams
 		if err := a.podRequest(req, &in, &in.PodParams); err != nil {

@@ -61,6 +61,9 @@ type Playbook struct {
 	Workflow string
 	// Steps run in order.
 	Steps []Step
+	// SlackChannel is where the incident's Slack thread goes (a channel ID
+	// or #name); empty means the worker's --slack-channel.
+	SlackChannel string
 
 	// File is the path the playbook was loaded from.
 	File string

@@ -105,6 +105,13 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 			}
 			pb.Workflow = name
 		}},
+		{Key: "slack", Decode: func(n *yaml.Node, path string) {
+			d.Mapping(n, path, []yamlfile.Field{
+				{Key: "channel", Required: true, Decode: func(n *yaml.Node, path string) {
+					pb.SlackChannel, _ = d.RequiredString(n, path)
+				}},
+			})
+		}},
 		{Key: "steps", Required: true, Decode: func(n *yaml.Node, path string) {
 			pb.Steps = d.steps(n, path)
 		}},
@@ -123,6 +130,7 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 		return nil
 	}
 	steps := make([]Step, 0, len(n.Content))
+	items := make([]*yaml.Node, 0, len(n.Content))
 	ids := make(map[string]*yaml.Node, len(n.Content))
 	approvalBefore := false
 	for i, item := range n.Content {
@@ -177,7 +185,9 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 			}
 		}
 		steps = append(steps, step)
+		items = append(items, yamlfile.Resolve(item))
 	}
+	d.checkQuorums(steps, items, path)
 	return steps
 }
 

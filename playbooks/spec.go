@@ -25,6 +25,8 @@ type Spec struct {
 	// Mode is ModeEnforce or ModePlan; empty means enforce.
 	Mode  string     `json:"mode,omitempty"`
 	Steps []StepSpec `json:"steps"`
+	// SlackChannel is the playbook's slack.channel.
+	SlackChannel string `json:"slackChannel,omitempty"`
 	// GitCommit and GitModified locate the content in git (see Playbook).
 	GitCommit   string `json:"gitCommit,omitempty"`
 	GitModified bool   `json:"gitModified,omitempty"`
@@ -71,6 +73,12 @@ func (p *Playbook) Spec() Spec {
 		if s.Approval != nil {
 			a := *s.Approval
 			a.Approvers = slices.Clone(a.Approvers)
+			a.quorumSet = false // how the quorum came about is not part of the spec
+			if a.Escalate != nil {
+				e := *a.Escalate
+				e.Approvers = slices.Clone(e.Approvers)
+				a.Escalate = &e
+			}
 			steps[i].Approval = &a
 		}
 		if s.Retry != nil {
@@ -79,15 +87,16 @@ func (p *Playbook) Spec() Spec {
 		}
 	}
 	return Spec{
-		Name:        p.Name,
-		Version:     p.Version,
-		Workflow:    p.Workflow,
-		Window:      p.Window,
-		Mode:        p.Mode,
-		Steps:       steps,
-		GitCommit:   p.GitCommit,
-		GitModified: p.GitModified,
-		Source:      string(p.source),
+		Name:         p.Name,
+		Version:      p.Version,
+		Workflow:     p.Workflow,
+		Window:       p.Window,
+		Mode:         p.Mode,
+		Steps:        steps,
+		SlackChannel: p.SlackChannel,
+		GitCommit:    p.GitCommit,
+		GitModified:  p.GitModified,
+		Source:       string(p.source),
 	}
 }
 
@@ -177,6 +186,26 @@ func EvalCondition(src string, env Env) (bool, error) {
 	return b, nil
 }
 
+// EvalString evaluates an expression that must give a string, such as an
+// approval's requester, against env. Like EvalParams it is deterministic.
+func EvalString(src string, env Env) (string, error) {
+	env.setSeverities()
+	program, err := paramPrograms.get(src)
+	if err != nil {
+		return "", err
+	}
+	var m vm.VM
+	out, err := evaluate(&m, program, &env)
+	if err != nil {
+		return "", err
+	}
+	s, ok := out.(string)
+	if !ok {
+		return "", fmt.Errorf("gave %T, not a string", out)
+	}
+	return s, nil
+}
+
 // Precompile compiles every step expression of spec (parameters and
 // conditions) into the cache EvalParams and EvalCondition use, and returns
 // the first error. Workflow code then only evaluates: the first compile of a
@@ -191,6 +220,11 @@ func Precompile(spec Spec) error {
 		}
 		if step.If != "" {
 			if _, err := paramPrograms.get(step.If); err != nil {
+				return err
+			}
+		}
+		if a := step.Approval; a != nil && a.Requester != "" {
+			if _, err := paramPrograms.get(a.Requester); err != nil {
 				return err
 			}
 		}

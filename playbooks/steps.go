@@ -77,6 +77,57 @@ type Approval struct {
 	OnExpiry string `json:"onExpiry"`
 	// Message is shown to the approvers.
 	Message string `json:"message,omitempty"`
+	// Requester is an expression giving the identity the approval is about,
+	// such as the user an alert names (alert.fields.user): that person may
+	// not vote on it. It is compared with the voter's Slack user ID, handle
+	// and e-mail, and with the name of a cli: or api: identity.
+	Requester string `json:"requester,omitempty"`
+	// Remind re-posts a reminder in the incident's thread at this interval
+	// while the approval is open; 0 sends none.
+	Remind time.Duration `json:"remind,omitempty"`
+	// Escalate widens the approval after a delay.
+	Escalate *Escalation `json:"escalate,omitempty"`
+
+	// quorumSet says the playbook wrote a quorum; otherwise it defaults to
+	// 2 before a destructive action and 1 elsewhere.
+	quorumSet bool
+}
+
+// Escalation widens an approval nobody decided after a delay: more
+// approvers may vote, and the request is posted again, to another channel
+// when one is named.
+type Escalation struct {
+	After     time.Duration `json:"after"`
+	Approvers []string      `json:"approvers,omitempty"`
+	Channel   string        `json:"channel,omitempty"`
+}
+
+// DestructiveQuorum is the quorum of an approval that sets none and comes
+// before a destructive action: two distinct approvers.
+const DestructiveQuorum = 2
+
+// IsUserGroup reports whether an approver ID names a Slack user group
+// (S…), whose members may each vote.
+func IsUserGroup(id string) bool { return strings.HasPrefix(id, "S") }
+
+// validApprover reports whether id is a Slack user (U…, W…) or user group
+// (S…) ID, or a cli: or api: identity.
+func validApprover(id string) bool {
+	if name, ok := strings.CutPrefix(id, "cli:"); ok {
+		return name != "" && !strings.ContainsAny(name, " \t\n")
+	}
+	if name, ok := strings.CutPrefix(id, "api:"); ok {
+		return name != "" && !strings.ContainsAny(name, " \t\n")
+	}
+	if len(id) < 2 || !strings.ContainsRune("UWS", rune(id[0])) {
+		return false
+	}
+	for _, c := range id[1:] {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // stepFields decodes the fields of one step into step. Which fields make
@@ -165,32 +216,18 @@ func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.
 
 func (d *decoder) approval(n *yaml.Node, path string) *Approval {
 	a := &Approval{Quorum: 1, Timeout: DefaultApprovalTimeout, OnExpiry: "deny"}
-	var approversNode, quorumNode *yaml.Node
+	var escalateNode *yaml.Node
 	d.Mapping(n, path, []yamlfile.Field{
 		{Key: "approvers", Required: true, Decode: func(n *yaml.Node, path string) {
-			approversNode = n
-			if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
-				d.Failf(n, path, "must be a non-empty list of approver IDs")
-				return
-			}
-			for i, item := range n.Content {
-				if s, ok := d.RequiredString(yamlfile.Resolve(item), fmt.Sprintf("%s[%d]", path, i)); ok {
-					if slices.Contains(a.Approvers, s) {
-						d.Failf(item, fmt.Sprintf("%s[%d]", path, i), "duplicate approver %q", s)
-						continue
-					}
-					a.Approvers = append(a.Approvers, s)
-				}
-			}
+			a.Approvers = d.approvers(n, path, nil)
 		}},
 		{Key: "quorum", Decode: func(n *yaml.Node, path string) {
-			quorumNode = n
 			q, err := strconv.Atoi(n.Value)
 			if n.Kind != yaml.ScalarNode || err != nil || q < 1 {
 				d.Failf(n, path, "must be a whole number of at least 1")
 				return
 			}
-			a.Quorum = q
+			a.Quorum, a.quorumSet = q, true
 		}},
 		{Key: "timeout", Decode: func(n *yaml.Node, path string) {
 			if t, ok := d.duration(n, path, 10*time.Second, maxWait); ok {
@@ -208,11 +245,120 @@ func (d *decoder) approval(n *yaml.Node, path string) *Approval {
 		{Key: "message", Decode: func(n *yaml.Node, path string) {
 			a.Message, _ = d.String(n, path)
 		}},
+		{Key: "requester", Decode: func(n *yaml.Node, path string) {
+			if yamlfile.IsNull(n) {
+				return
+			}
+			a.Requester, _ = d.expression(n, path, resultString)
+		}},
+		{Key: "remind", Decode: func(n *yaml.Node, path string) {
+			a.Remind, _ = d.duration(n, path, time.Minute, maxWait)
+		}},
+		{Key: "escalate", Decode: func(n *yaml.Node, path string) {
+			escalateNode = n
+			a.Escalate = d.escalation(n, path)
+		}},
 	})
-	if quorumNode != nil && approversNode != nil && len(a.Approvers) > 0 && a.Quorum > len(a.Approvers) {
-		d.Failf(quorumNode, yamlfile.JoinPath(path, "quorum"), "a quorum of %d needs at least %d approvers, not %d", a.Quorum, a.Quorum, len(a.Approvers))
+	if a.Escalate != nil && a.Escalate.After >= a.Timeout {
+		d.Failf(mappingValue(escalateNode, "after"), yamlfile.JoinPath(path, "escalate.after"), "escalation after %s comes after the approval expires (timeout %s)", a.Escalate.After, a.Timeout)
 	}
 	return a
+}
+
+// approvers decodes a non-empty list of distinct approver IDs; seen holds
+// IDs listed already elsewhere in the approval.
+func (d *decoder) approvers(n *yaml.Node, path string, seen []string) []string {
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		d.Failf(n, path, "must be a non-empty list of approver IDs")
+		return nil
+	}
+	var out []string
+	for i, item := range n.Content {
+		ipath := fmt.Sprintf("%s[%d]", path, i)
+		s, ok := d.RequiredString(yamlfile.Resolve(item), ipath)
+		switch {
+		case !ok:
+		case !validApprover(s):
+			d.Failf(item, ipath, "%q is not an approver: use a Slack user ID (U…, W…), a user group ID (S…), cli:<user> or api:<token name>", s)
+		case slices.Contains(out, s) || slices.Contains(seen, s):
+			d.Failf(item, ipath, "duplicate approver %q", s)
+		default:
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (d *decoder) escalation(n *yaml.Node, path string) *Escalation {
+	e := &Escalation{}
+	d.Mapping(n, path, []yamlfile.Field{
+		{Key: "after", Required: true, Decode: func(n *yaml.Node, path string) {
+			e.After, _ = d.duration(n, path, time.Minute, maxWait)
+		}},
+		{Key: "approvers", Decode: func(n *yaml.Node, path string) {
+			e.Approvers = d.approvers(n, path, nil)
+		}},
+		{Key: "channel", Decode: func(n *yaml.Node, path string) {
+			e.Channel, _ = d.RequiredString(n, path)
+		}},
+	})
+	return e
+}
+
+// checkQuorums sets the default quorum of each approval step (two before a
+// destructive action, up to the next approval; else one) and checks that
+// enough approvers can reach it: a user group counts as many.
+func (d *decoder) checkQuorums(steps []Step, items []*yaml.Node, path string) {
+	for i := range steps {
+		a := steps[i].Approval
+		if a == nil || len(a.Approvers) == 0 {
+			continue
+		}
+		destructive := ""
+		for _, later := range steps[i+1:] {
+			if later.Kind == KindApproval {
+				break
+			}
+			if later.Kind == KindAction && slices.Contains(d.opts.Destructive, later.Action) {
+				destructive = later.Action
+				break
+			}
+		}
+		if !a.quorumSet && destructive != "" {
+			a.Quorum = DestructiveQuorum
+		}
+		voters := slices.Concat(a.Approvers, escalationApprovers(a))
+		if slices.ContainsFunc(voters, IsUserGroup) || a.Quorum <= len(voters) {
+			continue
+		}
+		apath := fmt.Sprintf("%s[%d].approval", path, i)
+		node := mappingValue(mappingValue(items[i], "approval"), "quorum")
+		if a.quorumSet {
+			d.Failf(node, apath+".quorum", "a quorum of %d needs at least %d approvers, not %d", a.Quorum, a.Quorum, len(voters))
+			continue
+		}
+		d.Failf(mappingValue(mappingValue(items[i], "approval"), "approvers"), apath+".approvers", "%s is destructive, so this approval needs %d distinct approvers by default: list another approver or a user group, or set quorum: 1 to let one person decide", destructive, a.Quorum)
+	}
+}
+
+// mappingValue returns the value of key in mapping n, or n itself when there is
+// none, so that an error still points near the problem.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return yamlfile.Resolve(n.Content[i+1])
+			}
+		}
+	}
+	return n
+}
+
+func escalationApprovers(a *Approval) []string {
+	if a.Escalate == nil {
+		return nil
+	}
+	return a.Escalate.Approvers
 }
 
 func (d *decoder) retry(n *yaml.Node, path string) *Retry {

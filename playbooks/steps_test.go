@@ -90,6 +90,10 @@ func TestStepLanguageErrors(t *testing.T) {
 		{"no approvers", "  - id: a\n    approval: {approvers: []}\n", wantError{"p.yaml:6:27: steps[0].approval.approvers", "non-empty list"}},
 		{"if not bool", "  - id: a\n    wait: 1m\n    if: incident.alertCount\n", wantError{"p.yaml:7:9: steps[0].if", "expected bool"}},
 		{"destructive without approval", "  - id: a\n    action: kubernetes.delete_pod\n", wantError{"p.yaml:6:13: steps[0].action", "kubernetes.delete_pod is destructive: put an approval step before it"}},
+		{"bad approver", "  - id: a\n    approval: {approvers: [alice]}\n", wantError{"p.yaml:6:28: steps[0].approval.approvers[0]", `"alice" is not an approver`}},
+		{"one approver before a destructive action", "  - id: a\n    approval: {approvers: [U1]}\n  - id: b\n    action: kubernetes.delete_pod\n", wantError{"p.yaml:6:27: steps[0].approval.approvers", "kubernetes.delete_pod is destructive, so this approval needs 2 distinct approvers by default"}},
+		{"escalation after expiry", "  - id: a\n    approval: {approvers: [U1], timeout: 10m, escalate: {after: 1h, approvers: [U2]}}\n", wantError{"p.yaml:6:65: steps[0].approval.escalate.after", "comes after the approval expires"}},
+		{"requester not a string", "  - id: a\n    approval: {approvers: [U1], requester: incident.alertCount}\n", wantError{"p.yaml:6:44: steps[0].approval.requester", "expected string"}},
 		{"retry interval order", "  - id: a\n    action: kubernetes.quarantine\n    retry: {initialInterval: 10s, maximumInterval: 1s}\n", wantError{"p.yaml:7:12: steps[0].retry", "shorter than initialInterval"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,12 +114,41 @@ func TestStepLanguageErrors(t *testing.T) {
 func TestDestructiveActionsPassWithApprovalOrExplicitOptOut(t *testing.T) {
 	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n"
 	for name, steps := range map[string]string{
-		"approval before": "  - id: ask\n    approval: {approvers: [U1]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
-		"withoutApproval": "  - id: wipe\n    action: kubernetes.delete_pod\n    withoutApproval: true\n",
+		"approval before":          "  - id: ask\n    approval: {approvers: [U1, U2]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
+		"one person, explicitly":   "  - id: ask\n    approval: {approvers: [U1], quorum: 1}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
+		"a user group counts many": "  - id: ask\n    approval: {approvers: [S1]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
+		"withoutApproval":          "  - id: wipe\n    action: kubernetes.delete_pod\n    withoutApproval: true\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			mustLoad(t, writeFiles(t, map[string]string{"p.yaml": head + steps}), stepOptions())
 		})
+	}
+}
+
+func TestApprovalQuorumDefaultsToTwoBeforeADestructiveAction(t *testing.T) {
+	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nslack: {channel: '#secops'}\nsteps:\n"
+	steps := `  - id: first
+    approval: {approvers: [U1, U2], remind: 10m, requester: alert.fields.user, escalate: {after: 30m, approvers: [S9], channel: '#ir-leads'}}
+  - id: contain
+    action: kubernetes.quarantine
+  - id: second
+    approval: {approvers: [U1, U2]}
+  - id: wipe
+    action: kubernetes.delete_pod
+`
+	set := mustLoad(t, writeFiles(t, map[string]string{"p.yaml": head + steps}), stepOptions())
+	p, _ := set.Get("p")
+	spec := p.Spec()
+	first, second := spec.Steps[0].Approval, spec.Steps[2].Approval
+	if first.Quorum != 1 || second.Quorum != DestructiveQuorum {
+		t.Errorf("quorums %d and %d, want 1 (quarantine is not destructive) and %d", first.Quorum, second.Quorum, DestructiveQuorum)
+	}
+	want := &Escalation{After: 30 * time.Minute, Approvers: []string{"S9"}, Channel: "#ir-leads"}
+	if first.Remind != 10*time.Minute || first.Requester != "alert.fields.user" || !reflect.DeepEqual(first.Escalate, want) {
+		t.Errorf("first approval %+v, escalate %+v", first, first.Escalate)
+	}
+	if spec.SlackChannel != "#secops" {
+		t.Errorf("slack channel %q", spec.SlackChannel)
 	}
 }
 

@@ -103,7 +103,9 @@ type IncidentState struct {
 	// joins the incident evaluates them again.
 	Pending []string `json:"pending,omitempty"`
 	// Approvals holds every approval step's request and votes.
-	Approvals []ApprovalState `json:"approvals,omitempty"`
+	Approvals []*ApprovalState `json:"approvals,omitempty"`
+	// Slack is the incident's Slack thread, once one was needed.
+	Slack *SlackThread `json:"slack,omitempty"`
 	// Stopped is set when a step stopped the playbook (onError abort or
 	// release): skipped steps are then never evaluated again.
 	Stopped bool `json:"stopped,omitempty"`
@@ -148,7 +150,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, d Decision) (ApprovalState, error) { return st.decide(ctx, d) },
-		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, d Decision) error { return st.validateDecision(d) }},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return st.validateDecision(ctx, d) }},
 	); err != nil {
 		return nil, fmt.Errorf("register decide update: %w", err)
 	}
@@ -192,6 +194,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			if st.LastAlertAt.Add(window).After(workflow.Now(ctx)) {
 				continue
 			}
+			if err := run.flushSlack(); err != nil {
+				return nil, err
+			}
 			return finish(ctx, st, fmt.Sprintf("no new alert for %s", window))
 		}
 		timer := workflow.NewTimer(ctx, remaining)
@@ -228,6 +233,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 					return nil, err
 				}
 				drain(ctx, alerts, st)
+				if err := run.flushSlack(); err != nil {
+					return nil, err
+				}
 				return finish(ctx, st, releaseReason)
 			}
 			if recheckAllowed(ctx, st) {
@@ -239,11 +247,17 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			if closeReason != "" {
 				// Alerts that raced with the close still count.
 				drain(ctx, alerts, st)
+				if err := run.flushSlack(); err != nil {
+					return nil, err
+				}
 				return finish(ctx, st, closeReason)
 			}
 			if absorbed >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 				drain(ctx, alerts, st)
 				in.State = st
+				if err := run.flushSlack(); err != nil {
+					return nil, err
+				}
 				return nil, workflow.NewContinueAsNewError(ctx, Respond, in)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -29,102 +30,17 @@ const (
 	ErrTypeUnknownAction     = "UnknownAction"
 )
 
-// UpdateDecide delivers a Decision on an open approval. Its validator rejects,
-// with a reason the voter sees, a vote on no open approval, by someone who is
-// not an approver, or a second vote by the same approver.
-const UpdateDecide = "decide"
-
-// Decision is one approver's vote.
-type Decision struct {
-	// Step names the approval step; empty means the only open one.
-	Step    string `json:"step,omitempty"`
-	User    string `json:"user"`
-	Approve bool   `json:"approve"`
-	Comment string `json:"comment,omitempty"`
-}
-
-// Vote is a recorded Decision.
-type Vote struct {
-	User    string    `json:"user"`
-	Approve bool      `json:"approve"`
-	Comment string    `json:"comment,omitempty"`
-	At      time.Time `json:"at"`
-}
-
-// ApprovalState is one approval step's request and its votes.
-type ApprovalState struct {
-	Step      string    `json:"step"`
-	Approvers []string  `json:"approvers"`
-	Quorum    int       `json:"quorum"`
-	Message   string    `json:"message,omitempty"`
-	OpenedAt  time.Time `json:"openedAt"`
-	Deadline  time.Time `json:"deadline"`
-	Votes     []Vote    `json:"votes,omitempty"`
-	// Outcome is empty while open, then approved, denied or expired.
-	Outcome string `json:"outcome,omitempty"`
-}
-
-func (a *ApprovalState) approvals() int {
-	n := 0
-	for _, v := range a.Votes {
-		if v.Approve {
-			n++
-		}
-	}
-	return n
-}
-
-// validate is the Update validator: it reads and never changes state.
-func (st *IncidentState) validateDecision(d Decision) error {
-	a := st.openApproval(d.Step)
-	switch {
-	case a == nil && d.Step != "":
-		return fmt.Errorf("no open approval for step %q", d.Step)
-	case a == nil:
-		return errors.New("no approval is open")
-	case d.User == "":
-		return errors.New("a vote needs the voter's identity")
-	case !slices.Contains(a.Approvers, d.User):
-		return fmt.Errorf("%s is not an approver of step %q", d.User, a.Step)
-	case slices.ContainsFunc(a.Votes, func(v Vote) bool { return v.User == d.User }):
-		return fmt.Errorf("%s has already voted on step %q", d.User, a.Step)
-	}
-	return nil
-}
-
-func (st *IncidentState) openApproval(step string) *ApprovalState {
-	for i := range st.Approvals {
-		a := &st.Approvals[i]
-		if a.Outcome == "" && (step == "" || a.Step == step) {
-			return a
-		}
-	}
-	return nil
-}
-
-// decide records a validated vote: one denial denies, and the approval passes
-// when Quorum distinct approvers approved.
-func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState, error) {
-	a := st.openApproval(d.Step)
-	if a == nil {
-		return ApprovalState{}, errors.New("no open approval")
-	}
-	a.Votes = append(a.Votes, Vote{User: d.User, Approve: d.Approve, Comment: d.Comment, At: workflow.Now(ctx)})
-	switch {
-	case !d.Approve:
-		a.Outcome = playbooks.OutcomeDenied
-	case a.approvals() >= a.Quorum:
-		a.Outcome = playbooks.OutcomeApproved
-	}
-	return *a, nil
-}
-
 // steps runs the playbook's steps. It keeps the incident's state and the
 // environment that expressions see.
 type steps struct {
 	in  RespondInput
 	st  *IncidentState
 	ctx workflow.Context
+
+	// slackq feeds the incident's Slack coroutine (see slack); the counts
+	// tell flushSlack when it is idle.
+	slackq                 workflow.Channel
+	slackQueued, slackDone int
 }
 
 // env is what step expressions see now: the first alert, the latest one, the
@@ -210,7 +126,7 @@ func (s *steps) run(i int) string {
 		case playbooks.KindWait:
 			err = workflow.Sleep(s.ctx, step.Wait)
 		case playbooks.KindApproval:
-			out, err = s.approve(step)
+			out, err = s.approve(step, i)
 		default:
 			out, err = s.action(step, &res)
 		}
@@ -360,56 +276,29 @@ func (s *steps) execute(stepID, action string, params, undo map[string]any, opts
 		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
 		Params: params, Undo: undo, DryRun: dryRun,
 	}
+	if strings.HasPrefix(action, "slack.") && !dryRun {
+		return s.slackAction(req, opts)
+	}
 	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
 	return out, err
 }
 
-// approve opens an approval and waits, durably, until it is decided or its
-// timeout passes.
-func (s *steps) approve(step playbooks.StepSpec) (map[string]any, error) {
-	cfg := step.Approval
-	if cfg == nil {
-		cfg = &playbooks.Approval{Quorum: 1, Timeout: playbooks.DefaultApprovalTimeout, OnExpiry: "deny"}
-	}
-	now := workflow.Now(s.ctx)
-	s.st.Approvals = append(s.st.Approvals, ApprovalState{
-		Step: step.ID, Approvers: cfg.Approvers, Quorum: max(cfg.Quorum, 1), Message: cfg.Message,
-		OpenedAt: now, Deadline: now.Add(cfg.Timeout),
+// slackAction runs a Slack action in the incident's Slack coroutine, after
+// the thread exists, and waits for it.
+func (s *steps) slackAction(req activities.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
+	done, set := workflow.NewFuture(s.ctx)
+	s.slack(func(ctx workflow.Context) {
+		t := s.thread(ctx)
+		req.Incident = &activities.IncidentContext{
+			Playbook: s.st.Playbook, SlackChannel: t.Channel, SlackThreadTS: t.TS, SlackSkipped: t.Skipped + t.Error,
+		}
+		var out map[string]any
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), req.Action, req).Get(ctx, &out)
+		set.Set(out, err)
 	})
-	a := &s.st.Approvals[len(s.st.Approvals)-1]
-	status := s.st.Status
-	if err := setStatus(s.ctx, s.st, StatusAwaitingApproval); err != nil {
-		return nil, err
-	}
-	decided, err := workflow.AwaitWithTimeout(s.ctx, cfg.Timeout, func() bool { return a.Outcome != "" })
-	if err != nil {
-		return nil, err
-	}
-	if !decided {
-		a.Outcome = playbooks.OutcomeExpired
-	}
-	if err := setStatus(s.ctx, s.st, status); err != nil {
-		return nil, err
-	}
-	out := map[string]any{"outcome": a.Outcome, "votes": votesOutput(a.Votes)}
-	switch {
-	case a.Outcome == playbooks.OutcomeApproved:
-		return out, nil
-	case a.Outcome == playbooks.OutcomeExpired && cfg.OnExpiry == "approve":
-		return out, nil
-	case a.Outcome == playbooks.OutcomeExpired:
-		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("approval %q expired after %s with no decision", step.ID, cfg.Timeout), ErrTypeApprovalExpired, nil)
-	default:
-		return out, temporal.NewNonRetryableApplicationError(fmt.Sprintf("approval %q denied", step.ID), ErrTypeApprovalDenied, nil)
-	}
-}
-
-func votesOutput(votes []Vote) []any {
-	out := make([]any, len(votes))
-	for i, v := range votes {
-		out[i] = map[string]any{"user": v.User, "approve": v.Approve, "comment": v.Comment, "at": v.At.Format(time.RFC3339)}
-	}
-	return out
+	var out map[string]any
+	err := done.Get(s.ctx, &out)
+	return out, err
 }
 
 // release undoes, newest first, every succeeded action whose catalogue entry

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/user"
 	"strings"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
+	"github.com/soar-dev/soar/internal/approvals"
 	"github.com/soar-dev/soar/workflows"
 )
 
@@ -45,18 +48,16 @@ identity among its approvers; a second vote, a vote on no open approval or by
 someone else is refused with the reason.`,
 		Args: cobra.ExactArgs(1),
 		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
-			d := workflows.Decision{Step: step, User: cliIdentity(), Approve: approve, Comment: comment}
-			h, err := tc.UpdateWorkflow(cmd.Context(), client.UpdateWorkflowOptions{
-				WorkflowID:   args[0],
-				UpdateName:   workflows.UpdateDecide,
-				Args:         []any{d},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err != nil {
-				return fmt.Errorf("%s incident %s: %w", verb, args[0], err)
+			user := cliIdentity()
+			d := workflows.Decision{
+				Step: step, User: user, Name: strings.TrimPrefix(user, "cli:"), Approve: approve, Comment: comment,
+				Source: workflows.SourceCLI,
 			}
-			var st workflows.ApprovalState
-			if err := h.Get(cmd.Context(), &st); err != nil {
+			ctx, cancel := context.WithTimeout(cmd.Context(), approvals.VoteTimeout)
+			defer cancel()
+			svc := &approvals.Service{Temporal: tc, Log: zerolog.Nop()}
+			st, err := svc.Vote(ctx, args[0], d)
+			if err != nil {
 				return fmt.Errorf("%s incident %s: %w", verb, args[0], err)
 			}
 			outcome := st.Outcome

@@ -142,7 +142,13 @@ must name the cluster to act on.`,
 			}
 			defer d.Stop()
 
-			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), app.Readiness(m, tc, nc, pb), log)
+			hs := app.Readiness(m, tc, nc, pb)
+			ap, err := startApprovals(ctx, hs, tc, &wf.slack, log)
+			if err != nil {
+				return err
+			}
+			defer ap.Stop()
+			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), hs, log)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/internal/app"
+	"github.com/soar-dev/soar/internal/approvals"
 	"github.com/soar-dev/soar/internal/dispatch"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/incidents"
@@ -69,6 +71,30 @@ type workerFlags struct {
 	protected   []string
 	evidenceDir string
 	s3          evidence.S3Config
+	slack       slackFlags
+}
+
+// slackFlags locate Slack; its secrets come from the environment (see
+// app.LoadSlackSecrets).
+type slackFlags struct {
+	channel string
+	apiURL  string
+}
+
+func (f *slackFlags) register(fs *pflag.FlagSet, worker bool) {
+	if worker {
+		fs.StringVar(&f.channel, "slack-channel", "", "Slack channel (ID, or #name) of incident threads when the playbook names none; Slack needs SOAR_SLACK_BOT_TOKEN and SOAR_SLACK_BUTTON_KEY")
+	}
+	fs.StringVar(&f.apiURL, "slack-api-url", "", "Slack Web API base URL (default Slack's own; for a proxy or a test server)")
+}
+
+func (f *slackFlags) secrets(log zerolog.Logger) (app.SlackSecrets, error) {
+	sec, err := app.LoadSlackSecrets(f.apiURL)
+	if err != nil {
+		return sec, err
+	}
+	log.Info().Str("slack", sec.Describe()).Msg("slack")
+	return sec, nil
 }
 
 func (f *workerFlags) register(cmd *cobra.Command) {
@@ -83,6 +109,7 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
 	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
 	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
+	f.slack.register(fs, true)
 }
 
 // evidenceStore opens the S3 bucket when one is named, else the directory.
@@ -124,7 +151,16 @@ func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir str
 		return nil, "", err
 	}
 	log.Info().Str("evidence", where).Msg("evidence bundles are stored here")
+	sec, err := f.slack.secrets(log)
+	if err != nil {
+		return nil, "", err
+	}
+	sl, err := sec.WorkerSlack(f.slack.channel)
+	if err != nil {
+		return nil, "", err
+	}
 	w, err := app.StartWorker(tc, app.WorkerConfig{
+		Slack:               sl,
 		Kube:                kc,
 		Evidence:            store,
 		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
@@ -233,12 +269,13 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf        temporalFlags
 		nf        natsFlags
+		sf        slackFlags
 		playbooks string
 		httpAddr  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve soar's HTTP endpoints (/healthz, /readyz, /metrics; the Slack and incident APIs as they arrive)",
+		Short: "Serve soar's HTTP endpoints: /healthz, /readyz, /metrics, Slack's /slack/interactions (or Socket Mode) and the vote API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -252,14 +289,38 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 			}
 			defer c.close()
 			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
+			ap, err := startApprovals(ctx, hs, c.tc, &sf, log)
+			if err != nil {
+				return err
+			}
+			defer ap.Stop()
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
 		},
 	}
 	tf.register(cmd.Flags())
 	nf.register(cmd.Flags())
+	sf.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
 	return cmd
+}
+
+// startApprovals starts what takes votes: Slack interactions and the vote
+// API, as the secrets in the environment allow.
+func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, sf *slackFlags, log zerolog.Logger) (*app.Approvals, error) {
+	sec, err := sf.secrets(log)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := app.Secret(app.EnvAPITokens)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := approvals.ParseTokens(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", app.EnvAPITokens, err)
+	}
+	return app.StartApprovals(ctx, hs, tc, sec, tokens, log)
 }
 
 // conns are what a part that reads alerts or serves analysts connects to,

@@ -367,18 +367,51 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
 		}
 	}
+	if t := st.Slack; t != nil {
+		switch {
+		case t.TS != "":
+			fmt.Fprintf(w, "Slack thread:\t%s %s\n", t.Channel, t.TS)
+		default:
+			fmt.Fprintf(w, "Slack thread:\tnone: %s\n", t.Skipped+t.Error)
+		}
+	}
 	for _, a := range st.Approvals {
 		outcome := a.Outcome
 		if outcome == "" {
 			outcome = "open until " + a.Deadline.Local().Format(time.DateTime)
+		} else if !a.DecidedAt.IsZero() {
+			outcome += " at " + a.DecidedAt.Local().Format(time.DateTime)
 		}
 		fmt.Fprintf(w, "Approval %s:\t%s (quorum %d of %s)\n", a.Step, outcome, a.Quorum, strings.Join(a.Approvers, ", "))
+		if a.PlanHash != "" {
+			fmt.Fprintf(w, "  plan %s:\t%s\n", a.PlanHash, planSummary(a.Plan))
+		}
+		if a.Requester != "" {
+			fmt.Fprintf(w, "  requester:\t%s (may not vote)\n", a.Requester)
+		}
+		if a.Escalated {
+			fmt.Fprintf(w, "  escalated:\t%s\n", a.EscalatedAt.Local().Format(time.DateTime))
+		}
+		if a.SlackError != "" {
+			fmt.Fprintf(w, "  slack error:\t%s\n", a.SlackError)
+		}
 		for _, v := range a.Votes {
 			decision := "deny"
 			if v.Approve {
 				decision = "approve"
 			}
-			fmt.Fprintf(w, "  %s\t%s at %s %s\n", v.User, decision, v.At.Local().Format(time.DateTime), v.Comment)
+			who := v.User
+			if v.Name != "" && v.Name != strings.TrimPrefix(v.User, v.Source+":") {
+				who += " (" + v.Name + ")"
+			}
+			via := dash(v.Source)
+			if v.Team != "" {
+				via += " team " + v.Team
+			}
+			if v.Via != "" {
+				via += " via " + v.Via
+			}
+			fmt.Fprintf(w, "  %s\t%s at %s [%s] %s\n", who, decision, v.At.Local().Format(time.DateTime), via, v.Comment)
 		}
 	}
 	fmt.Fprintln(w, "Steps:")
@@ -392,6 +425,21 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// planSummary lists an approval's planned steps.
+func planSummary(plan []workflows.PlannedAction) string {
+	if len(plan) == 0 {
+		return "no action"
+	}
+	parts := make([]string, len(plan))
+	for i, p := range plan {
+		parts[i] = p.Step + " " + p.Action
+		if p.Destructive {
+			parts[i] += " (destructive)"
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 func dash(s string) string {

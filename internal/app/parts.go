@@ -31,6 +31,9 @@ type WorkerConfig struct {
 	Collector evidence.Collector
 	// ProtectedNamespaces are refused by every action (see ProtectedNamespaces).
 	ProtectedNamespaces []string
+	// Slack posts incident threads and approval requests (see
+	// SlackSecrets.WorkerSlack); the zero value means none.
+	Slack activities.SlackConfig
 }
 
 // StartWorker starts a worker for soar's workflows and activities. Stop it
@@ -41,6 +44,7 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 		Evidence:            cfg.Evidence,
 		Collector:           cfg.Collector,
 		ProtectedNamespaces: cfg.ProtectedNamespaces,
+		Slack:               cfg.Slack,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -178,16 +179,17 @@ func execute(env *testsuite.TestWorkflowEnvironment, in workflows.RespondInput) 
 // vote answers approval ap as decision says; an empty decision is
 // DecisionExpire. Each vote is its own Update with an ID of its own, because
 // Temporal deduplicates Updates by ID.
-func vote(env *testsuite.TestWorkflowEnvironment, ap workflows.ApprovalState, decision string, inc *incident) {
+func vote(env *testsuite.TestWorkflowEnvironment, ap *workflows.ApprovalState, decision string, inc *incident) {
 	var votes []workflows.Decision
-	switch decision {
+	switch voters := simulatedVoters(ap); decision {
 	case DecisionApprove:
-		for _, user := range ap.Approvers[:min(max(ap.Quorum, 1), len(ap.Approvers))] {
-			votes = append(votes, workflows.Decision{Step: ap.Step, User: user, Approve: true, Comment: "soar playbook test"})
+		for _, d := range voters[:min(max(ap.Quorum, 1), len(voters))] {
+			d.Approve = true
+			votes = append(votes, d)
 		}
 	case DecisionDeny:
-		if len(ap.Approvers) > 0 {
-			votes = append(votes, workflows.Decision{Step: ap.Step, User: ap.Approvers[0], Approve: false, Comment: "soar playbook test"})
+		if len(voters) > 0 {
+			votes = append(votes, voters[0])
 		}
 	}
 	for _, d := range votes {
@@ -205,13 +207,33 @@ func vote(env *testsuite.TestWorkflowEnvironment, ap workflows.ApprovalState, de
 	}
 }
 
+// simulatedVoters are distinct allowed voters of ap: each user approver,
+// and for a user group as many simulated members as the quorum needs. The
+// requester, if any, never votes.
+func simulatedVoters(ap *workflows.ApprovalState) []workflows.Decision {
+	var out []workflows.Decision
+	for _, id := range ap.Approvers {
+		if !playbooks.IsUserGroup(id) {
+			out = append(out, workflows.Decision{Step: ap.Step, User: id, Source: "simulated", Comment: "soar playbook test"})
+			continue
+		}
+		for n := range max(ap.Quorum, 1) {
+			user := fmt.Sprintf("U%sMEMBER%d", strings.TrimPrefix(id, "S"), n+1)
+			out = append(out, workflows.Decision{Step: ap.Step, User: user, Groups: []string{id}, Source: "simulated", Comment: "soar playbook test"})
+		}
+	}
+	return out
+}
+
 // simulateActions mocks the activity of every catalogue action, which the
 // Respond workflow runs by the action's name, with one that succeeds at once
 // and returns simulatedOutput. The real activities are registered only so
 // that the mocks have something to replace; with their clients nil they
 // could not reach a cluster even if one ran.
 func simulateActions(env *testsuite.TestWorkflowEnvironment) {
-	activities.Register(env, &activities.Activities{})
+	acts := &activities.Activities{}
+	activities.Register(env, acts)
+	env.RegisterActivity(acts) // Slack's: with no Slack configured they skip
 	for _, action := range activities.Catalogue() {
 		env.OnActivity(action.Name, mock.Anything, mock.Anything).Return(simulator(action)).Maybe()
 	}

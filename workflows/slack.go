@@ -1,0 +1,298 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/slack"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// SlackThread is the incident's Slack thread: its root message. Skipped
+// says why there is none (no Slack on the worker, no channel); Error is a
+// failure that retrying cannot fix (channel not found, bad token).
+type SlackThread struct {
+	Channel string `json:"channel,omitempty"`
+	TS      string `json:"ts,omitempty"`
+	Skipped string `json:"skipped,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// SlackMessage locates one message soar posted.
+type SlackMessage struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
+// usable reports whether messages can go to the thread.
+func (t *SlackThread) usable() bool { return t != nil && t.TS != "" }
+
+// slackOptions bound one Slack call: a short attempt, retried with backoff
+// (a 429's Retry-After comes back as the next delay) for up to ten minutes.
+var slackOptions = workflow.ActivityOptions{
+	StartToCloseTimeout:    15 * time.Second,
+	ScheduleToCloseTimeout: 10 * time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
+}
+
+// slackJob is one piece of Slack work; jobs run one at a time, in order,
+// in the incident's Slack coroutine.
+type slackJob func(ctx workflow.Context)
+
+// slack queues a job for the incident's Slack coroutine, starting it on
+// first use. Slack work thus never blocks the steps, and the thread's root
+// message is posted once, before anything that replies to it.
+func (s *steps) slack(job slackJob) {
+	if s.slackq == nil {
+		s.slackq = workflow.NewBufferedChannel(s.ctx, 1<<20)
+		workflow.Go(s.ctx, func(ctx workflow.Context) {
+			for {
+				var j slackJob
+				s.slackq.Receive(ctx, &j)
+				j(ctx)
+				s.slackDone++
+			}
+		})
+	}
+	s.slackQueued++
+	s.slackq.Send(s.ctx, job)
+}
+
+// flushSlack gives queued Slack work up to a minute to finish, before the
+// incident closes or continues as new. Incidents with no Slack work create
+// no timer here.
+func (s *steps) flushSlack() error {
+	if s.slackDone == s.slackQueued {
+		return nil
+	}
+	_, err := workflow.AwaitWithTimeout(s.ctx, time.Minute, func() bool { return s.slackDone == s.slackQueued })
+	return err
+}
+
+// thread returns the incident's thread, posting its root message first if
+// need be. It runs in the Slack coroutine only.
+func (s *steps) thread(ctx workflow.Context) *SlackThread {
+	st := s.st
+	if st.Slack != nil {
+		return st.Slack
+	}
+	first := st.FirstAlert
+	req := activities.SlackThreadRequest{
+		IncidentID: st.IncidentID,
+		Channel:    s.in.Playbook.SlackChannel,
+		OpenedAt:   st.OpenedAt,
+		View: slack.IncidentView{
+			IncidentID: st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: st.Playbook, Summary: first.Summary,
+			Target: slack.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+		},
+	}
+	var a *activities.Activities
+	var res activities.SlackThreadResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), a.SlackThread, req).Get(ctx, &res)
+	switch {
+	case err == nil:
+		st.Slack = &SlackThread{Channel: res.Channel, TS: res.TS, Skipped: res.Skipped}
+	case isPermanent(err):
+		st.Slack = &SlackThread{Error: errorMessage(err)}
+	default:
+		// Slack was down for the whole retry budget: the next Slack job
+		// tries again.
+		workflow.GetLogger(ctx).Warn("slack thread not posted", "incident_id", st.IncidentID, "error", errorMessage(err))
+		return &SlackThread{Error: errorMessage(err)}
+	}
+	if st.Slack.Error != "" {
+		workflow.GetLogger(ctx).Error("slack thread not posted", "incident_id", st.IncidentID, "error", st.Slack.Error)
+	}
+	return st.Slack
+}
+
+// severity is the incident's severity, as the dispatcher recorded it.
+func (s *steps) severity() string {
+	sev, _ := workflow.GetTypedSearchAttributes(s.ctx).GetKeyword(SearchSeverity)
+	return sev
+}
+
+// renderApproval queues the rendering of the approval's messages. Each
+// rendering shows the state at the time it runs, so changes that pile up
+// while Slack is slow cost one update, not one each.
+func (s *steps) renderApproval(a *ApprovalState) {
+	s.slack(func(ctx workflow.Context) {
+		if a.rendered == a.version {
+			return
+		}
+		t := s.thread(ctx)
+		if !t.usable() {
+			return
+		}
+		version := a.version
+		s.syncApprovalMessage(ctx, a, t, 0, "")
+		if a.Escalated && a.escalation != nil && a.escalation.Channel != "" {
+			s.syncApprovalMessage(ctx, a, t, 1, a.escalation.Channel)
+		}
+		a.rendered = version
+	})
+}
+
+// syncApprovalMessage posts or updates message i of the approval: 0 in the
+// thread (also shown in the channel), 1 in the escalation channel.
+func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *SlackThread, i int, channel string) {
+	req := activities.SlackApprovalRequest{
+		IncidentID: s.st.IncidentID,
+		Thread:     slack.MessageRef{Channel: t.Channel, TS: t.TS},
+		Channel:    channel,
+		Key:        a.Step,
+		View:       s.approvalView(a),
+	}
+	if i > 0 {
+		req.Key = a.Step + "/escalation"
+	}
+	if i < len(a.Slack) {
+		req.Existing = &slack.MessageRef{Channel: a.Slack[i].Channel, TS: a.Slack[i].TS}
+	}
+	opts := slackOptions
+	if req.Existing == nil && a.Outcome == "" {
+		// Keep trying to ask for as long as the approval is open.
+		opts.ScheduleToCloseTimeout = max(a.Deadline.Sub(workflow.Now(ctx)), time.Minute)
+	}
+	var a2 *activities.Activities
+	var ref slack.MessageRef
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a2.SlackApproval, req).Get(ctx, &ref)
+	if err != nil {
+		a.SlackError = errorMessage(err)
+		workflow.GetLogger(ctx).Error("slack approval message failed", "incident_id", s.st.IncidentID, "step", a.Step, "error", a.SlackError)
+		return
+	}
+	if i >= len(a.Slack) {
+		a.Slack = append(a.Slack, SlackMessage{Channel: ref.Channel, TS: ref.TS})
+	}
+}
+
+func (s *steps) approvalView(a *ApprovalState) slack.ApprovalView {
+	first := s.st.FirstAlert
+	v := slack.ApprovalView{
+		IncidentID: s.st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: s.st.Playbook, Step: a.Step,
+		Target:   slack.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+		Message:  a.Message,
+		PlanHash: a.PlanHash, Quorum: a.Quorum, Approvers: a.Approvers, Deadline: a.Deadline,
+		Outcome: a.Outcome, OnExpiry: a.OnExpiry, DecidedAt: a.DecidedAt, Escalated: a.Escalated,
+	}
+	for _, p := range a.Plan {
+		v.Plan = append(v.Plan, slack.PlannedAction{Step: p.Step, Action: p.Action, Params: p.Params, Destructive: p.Destructive, Condition: p.If})
+	}
+	for _, vote := range a.Votes {
+		v.Votes = append(v.Votes, slack.VoteView{User: vote.User, Approve: vote.Approve, Comment: vote.Comment, At: vote.At})
+	}
+	return v
+}
+
+// note queues a message in the incident's thread. key makes it findable,
+// so a retried post does not post it twice.
+func (s *steps) note(key, text string, broadcast bool) {
+	s.slack(func(ctx workflow.Context) {
+		t := s.thread(ctx)
+		if !t.usable() {
+			return
+		}
+		var a *activities.Activities
+		req := activities.SlackNoteRequest{
+			IncidentID: s.st.IncidentID, Thread: slack.MessageRef{Channel: t.Channel, TS: t.TS},
+			Key: key, Text: text, Broadcast: broadcast, Since: workflow.Now(ctx),
+		}
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), a.SlackNote, req).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("slack note failed", "incident_id", s.st.IncidentID, "key", key, "error", errorMessage(err))
+		}
+	})
+}
+
+func (s *steps) remind(a *ApprovalState) {
+	left := a.Quorum - a.approvals()
+	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders),
+		fmt.Sprintf("Reminder: step %s still needs %d more approval(s) from %s before %s.",
+			a.Step, left, mentions(a.Approvers), slackDate(a.Deadline)), true)
+}
+
+func (s *steps) escalationNotice(a *ApprovalState, e *playbooks.Escalation) {
+	s.renderApproval(a)
+	if e.Channel == "" {
+		s.note(a.Step+"/escalated", fmt.Sprintf("Escalated: nobody decided step %s in %s; %s may now vote too.",
+			a.Step, e.After, mentions(e.Approvers)), true)
+	}
+}
+
+// announceOutcome updates the request and posts the outcome in the thread.
+func (s *steps) announceOutcome(a *ApprovalState) {
+	s.renderApproval(a)
+	var text string
+	switch a.Outcome {
+	case playbooks.OutcomeApproved:
+		var who []string
+		for _, v := range a.Votes {
+			if v.Approve {
+				who = append(who, v.User)
+			}
+		}
+		text = fmt.Sprintf("Step %s approved by %s: running %s.", a.Step, mentions(who), plannedSteps(a.Plan))
+	case playbooks.OutcomeDenied:
+		var who []string
+		for _, v := range a.Votes {
+			if !v.Approve {
+				who = append(who, v.User)
+			}
+		}
+		text = fmt.Sprintf("Step %s denied by %s: %s will not run.", a.Step, mentions(who), plannedSteps(a.Plan))
+	default:
+		outcome := "denied"
+		if a.OnExpiry == "approve" {
+			outcome = "approved"
+		}
+		text = fmt.Sprintf("Step %s expired with no decision at %s: %s by default.", a.Step, slackDate(a.DecidedAt), outcome)
+	}
+	s.note(a.Step+"/outcome", text, false)
+}
+
+func plannedSteps(plan []PlannedAction) string {
+	if len(plan) == 0 {
+		return "nothing"
+	}
+	parts := make([]string, len(plan))
+	for i, p := range plan {
+		parts[i] = p.Step + " (" + p.Action + ")"
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mentions renders approver IDs for a thread note; the activity escapes
+// everything but these mentions.
+func mentions(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = slack.Mention(id)
+	}
+	return strings.Join(out, ", ")
+}
+
+func slackDate(t time.Time) string { return slack.Date(t) }
+
+// isPermanent reports whether err is a non-retryable application error.
+func isPermanent(err error) bool {
+	var appErr *temporal.ApplicationError
+	return errors.As(err, &appErr) && appErr.NonRetryable()
+}
+
+func errorMessage(err error) string {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Message()
+	}
+	return err.Error()
+}
