@@ -187,7 +187,8 @@ func EvalCondition(src string, env Env) (bool, error) {
 }
 
 // EvalString evaluates an expression that must give a string, such as an
-// approval's requester, against env. Like EvalParams it is deterministic.
+// approval's requester, against env; nil (a field the alert lacks) gives "".
+// Like EvalParams it is deterministic.
 func EvalString(src string, env Env) (string, error) {
 	env.setSeverities()
 	program, err := paramPrograms.get(src)
@@ -198,6 +199,9 @@ func EvalString(src string, env Env) (string, error) {
 	out, err := evaluate(&m, program, &env)
 	if err != nil {
 		return "", err
+	}
+	if out == nil {
+		return "", nil // a field the alert does not have: no value
 	}
 	s, ok := out.(string)
 	if !ok {

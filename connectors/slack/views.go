@@ -187,9 +187,9 @@ func planBlocks(plan []PlannedAction, hash string) []goslack.Block {
 func plannedLine(a PlannedAction) string {
 	var b strings.Builder
 	b.WriteString("• ")
-	b.WriteString(oneLine(a.Step))
+	b.WriteString(identifier(a.Step))
 	b.WriteString(": ")
-	b.WriteString(oneLine(a.Action))
+	b.WriteString(identifier(a.Action))
 	if a.Destructive {
 		b.WriteString(" :warning: DESTRUCTIVE")
 	}
@@ -204,7 +204,7 @@ func plannedLine(a PlannedAction) string {
 		} else {
 			b.WriteString(", ")
 		}
-		b.WriteString(oneLine(k))
+		b.WriteString(identifier(k))
 		b.WriteString("=")
 		b.WriteString(clip(oneLine(paramString(a.Params[k])), maxParamValue))
 	}
@@ -216,6 +216,19 @@ func plannedLine(a PlannedAction) string {
 		b.WriteString(oneLine(a.Condition))
 	}
 	return b.String()
+}
+
+// identifier renders a step ID, action or parameter name: in a code span,
+// so that kubernetes.delete_pod keeps its underscore, when it is made of
+// letters, digits, '.', '_' and '-' only (as playbooks are checked to use);
+// escaped like any other text otherwise.
+func identifier(s string) string {
+	if s == "" || strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-')
+	}) >= 0 {
+		return oneLine(s)
+	}
+	return "`" + s + "`"
 }
 
 // paramString renders a parameter value: strings as they are, anything else

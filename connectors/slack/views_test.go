@@ -125,8 +125,8 @@ func TestApprovalMessageWhileOpen(t *testing.T) {
 		"approvals: 1 of 2 needed",
 		"<@U0ALICE>", "<!subteam^S0SECOPS>", "<@W0WORKER>", "cli:bob", "U123&gt; &lt;!channel",
 		fmt.Sprintf("<!date^%d^{date_short_pretty} {time}|2026-03-04T05:06:07Z>", deadline.Unix()),
-		"If approved:", "isolate: kubernetes.networkIsolate", "ports=[80,443]",
-		"kill: kubernetes.deletePod :warning: DESTRUCTIVE", "plan ph1",
+		"If approved:", "`isolate`: `kubernetes.networkIsolate`", "`ports`=[80,443]",
+		"`kill`: `kubernetes.deletePod` :warning: DESTRUCTIVE", "plan ph1",
 		"Votes:", "<@U0ALICE> approved", "ok &lt;!channel",
 		`"style":"primary"`, `"style":"danger"`, `"confirm"`,
 	); sub != "" {

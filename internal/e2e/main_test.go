@@ -119,12 +119,17 @@ func startSoar(t testing.TB, js jetstream.JetStream, tc client.Client, playbookD
 // startSoarOn is startSoar with a worker acting through kc.
 func startSoarOn(t testing.TB, kc *kube.Client, js jetstream.JetStream, tc client.Client, playbookDir string, cfg dispatch.Config) *stack {
 	t.Helper()
-	w, err := app.StartWorker(tc, app.WorkerConfig{
-		Kube:                kc,
-		Evidence:            evidence.NewLocal(evidenceDir(t)),
-		Collector:           evidence.Collector{Tool: "soar", Version: "e2e", Identity: "soar-worker@e2e"},
-		ProtectedNamespaces: app.ProtectedNamespaces(nil),
-	})
+	return startSoarWith(t, app.WorkerConfig{Kube: kc}, js, tc, playbookDir, cfg)
+}
+
+// startSoarWith is startSoar with a worker configured as wc, whose
+// evidence store, collector and protected namespaces are the tests'.
+func startSoarWith(t testing.TB, wc app.WorkerConfig, js jetstream.JetStream, tc client.Client, playbookDir string, cfg dispatch.Config) *stack {
+	t.Helper()
+	wc.Evidence = evidence.NewLocal(evidenceDir(t))
+	wc.Collector = evidence.Collector{Tool: "soar", Version: "e2e", Identity: "soar-worker@e2e"}
+	wc.ProtectedNamespaces = app.ProtectedNamespaces(nil)
+	w, err := app.StartWorker(tc, wc)
 	if err != nil {
 		t.Fatal(err)
 	}

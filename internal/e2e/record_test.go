@@ -21,8 +21,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/slack"
+	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/internal/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/internal/testenv/fakeslack"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -143,7 +147,40 @@ steps:
   - id: contain
     action: kubernetes.quarantine
 `)
-	startSoar(t, js, tc, dir, dispatch.Config{})
+	// Slack approvals: the thread, the request, a reminder, an escalation
+	// to another channel, votes from a user group member and an escalation
+	// approver, the outcome, and a slack.notify step.
+	write("slack.yaml", `name: record-slack
+match: alert.rule == "record slack"
+incidentKey: alert.id
+window: 2s
+slack: {channel: "#secops"}
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: ask
+    approval:
+      approvers: [S0SECOPS]
+      requester: alert.fields.user
+      remind: 1m
+      escalate: {after: 1m, approvers: [U0LEAD], channel: "#ir-leads"}
+      timeout: 5m
+  - id: remove
+    action: kubernetes.delete_pod
+  - id: tell
+    action: slack.notify
+    with: {text: '"Removed " + alert.k8s.pod'}
+`)
+	fs := fakeslack.New(t)
+	fs.SetChannel("#secops", "C0SECOPS")
+	fs.SetChannel("#ir-leads", "C0IRLEADS")
+	signer, err := slack.NewSigner([]byte("record-button-key-0123456789abcdef0123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Slack: activities.SlackConfig{
+		Client: slack.New(slack.Config{BotToken: "xoxb-record", APIURL: fs.URL}), Signer: signer,
+	}}, js, tc, dir, dispatch.Config{})
 	testenv.Pod(t, kubeCS, "record", "web-1")
 	send := func(rule, id string) string {
 		alert := fmt.Appendf(nil, `{"id":%q,"source":"record","rule":%q,"severity":"high","kubernetes":{"namespace":"record","pod":"web-1"}}`, id, rule)
@@ -206,6 +243,40 @@ steps:
 	send("record escalate", "escalated")
 	paths["respond-escalated.json"] = escalated
 	paths["respond-plan.json"] = send("record plan", "plan")
+	if wanted("respond-slack-approval.json") {
+		testenv.Pod(t, kubeCS, "record", "web-slack")
+		alert := []byte(`{"id":"slack","source":"record","rule":"record slack","severity":"high","kubernetes":{"namespace":"record","pod":"web-slack"},"fields":{"user":"dave"}}`)
+		if _, err := js.Publish(ctx, "alerts.record", alert); err != nil {
+			t.Fatal(err)
+		}
+		id := playbooks.IncidentID("record-slack", "slack")
+		testenv.Eventually(t, 100*time.Second, "escalation", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if len(st.Approvals) == 0 || !st.Approvals[0].Escalated || len(st.Approvals[0].Slack) < 2 {
+				return fmt.Errorf("approvals %+v", st.Approvals)
+			}
+			return nil
+		})
+		for _, d := range []workflows.Decision{
+			{User: "U0ALICE", Groups: []string{"S0SECOPS"}, Approve: true, Source: workflows.SourceSlack},
+			{User: "U0LEAD", Approve: true, Source: workflows.SourceSlack},
+		} {
+			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+				WorkflowID: id, UpdateName: workflows.UpdateDecide, Args: []any{d},
+				WaitForStage: client.WorkflowUpdateStageCompleted,
+			})
+			if err == nil {
+				err = h.Get(ctx, nil)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		paths["respond-slack-approval.json"] = id
+	}
 	released := send("record release", "released")
 	testenv.Eventually(t, 30*time.Second, "steps before the release", func() error {
 		st, err := incidentState(ctx, tc, released)
