@@ -168,6 +168,7 @@ must name the cluster to act on.`,
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
 			}
 			fmt.Fprintf(out, "  Evidence     %s\n", evidenceAt)
+			fmt.Fprintf(out, "  Slack        %s\n", slackBanner(ap.Slack))
 			fmt.Fprintf(out, "  Playbooks    %s  (%d loaded)\n", pb.Dir(), len(pb.Current().Playbooks()))
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
 			<-ctx.Done()
@@ -185,4 +186,12 @@ must name the cluster to act on.`,
 	df.register(cmd)
 	wf.register(cmd)
 	return cmd
+}
+
+// slackBanner says what soar dev does with Slack.
+func slackBanner(s app.SlackSecrets) string {
+	if s.BotToken == "" && s.SigningSecret == "" && s.AppToken == "" {
+		return "not configured: vote with 'soar approve' (docs/slack.md sets it up)"
+	}
+	return s.Describe()
 }

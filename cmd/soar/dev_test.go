@@ -125,6 +125,7 @@ func TestDevWalkthrough(t *testing.T) {
 		fmt.Sprintf("HTTP         http://127.0.0.1:%d", p.http),
 		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
 		"Playbooks    ../../playbooks/library  (",
+		"Slack        not configured: vote with 'soar approve'",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)

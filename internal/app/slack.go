@@ -127,7 +127,9 @@ func (s SlackSecrets) Describe() string {
 // Approvals is what takes votes: Slack's interactions (HTTP, Socket Mode)
 // and the HTTP API.
 type Approvals struct {
-	Service      *approvals.Service
+	Service *approvals.Service
+	// Slack is what Slack setup the votes came with.
+	Slack        SlackSecrets
 	interactions *slack.Interactions
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
@@ -150,7 +152,7 @@ func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 			return nil
 		})
 	}
-	a := &Approvals{Service: svc}
+	a := &Approvals{Service: svc, Slack: sec}
 	if len(tokens) > 0 {
 		(&approvals.API{Service: svc, Tokens: tokens}).Register(hs)
 	}
