@@ -389,14 +389,15 @@ func (s *steps) plan(i int) ([]PlannedAction, string) {
 		if def, ok := activities.Lookup(later.Action); ok {
 			p.Destructive = def.Destructive
 		}
-		if params, err := playbooks.EvalParams(later, s.env()); err == nil { //workflowcheck:ignore
+		params, err := playbooks.EvalParams(later, s.env()) //workflowcheck:ignore
+		if err == nil {
 			p.Params = s.withAlertDefaults(later.Action, params)
 		}
 		plan = append(plan, p)
 	}
 	// encoding/json writes map keys in order: the same plan always gives
 	// the same bytes.
-	raw, _ := json.Marshal(plan)
+	raw, _ := json.Marshal(plan) //workflowcheck:ignore
 	sum := sha256.Sum256(raw)
 	return plan, hex.EncodeToString(sum[:])[:12]
 }

@@ -219,7 +219,7 @@ func TestEveryActionRunsAsTheDeployServiceAccount(t *testing.T) {
 	must(activities.ActionDeletePod, err)
 
 	for _, def := range activities.Catalogue() {
-		if !ran[def.Name] {
+		if !ran[def.Name] && def.Role != activities.RoleNone { // Slack's need nothing of Kubernetes
 			t.Errorf("%s was not run as the deploy ServiceAccount", def.Name)
 		}
 	}

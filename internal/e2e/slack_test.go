@@ -39,6 +39,7 @@ const (
 	signingSecret = "e2e-signing-secret-0123456789abcdef"
 	buttonKey     = "e2e-button-key-0123456789abcdef0123456789"
 	apiToken      = "e2e-api-token-0123456789abcdef0123456789"
+	appToken      = "xapp-e2e"
 )
 
 // approvalPlaybooks are the playbooks of the Slack test: contain, then two
@@ -113,7 +114,8 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	sec := app.SlackSecrets{BotToken: "xoxb-e2e", SigningSecret: signingSecret, ButtonKey: buttonKey, APIURL: slackAPI}
+	// Clicks arrive both ways: over HTTP and over Socket Mode.
+	sec := app.SlackSecrets{BotToken: "xoxb-e2e", SigningSecret: signingSecret, AppToken: appToken, ButtonKey: buttonKey, APIURL: slackAPI}
 	sl, err := sec.WorkerSlack("")
 	if err != nil {
 		t.Fatal(err)
@@ -269,6 +271,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	_, _, js := testenv.NATS(t)
 	fs := fakeslack.New(t)
 	fs.SetChannel("#secops", "C0SECOPS")
+	fs.SetAppToken(appToken)
 	alice := fakeslack.User{ID: "U0ALICE", Name: "alice", Email: "alice@example.com", Team: fakeslack.TeamID}
 	bob := fakeslack.User{ID: "U0BOB", Name: "bob", Email: "bob@example.com", Team: fakeslack.TeamID}
 	carol := fakeslack.User{ID: "U0CAROL", Name: "carol", Email: "carol@example.com", Team: fakeslack.TeamID}
@@ -414,11 +417,17 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	if _, err := kubeCS.CoreV1().Pods("slack-e2e").Get(ctx, pods["approve"], metav1.GetOptions{}); err != nil {
 		t.Fatalf("the pod was deleted after one approval: %v", err)
 	}
-	// Carol approves: two distinct approvers, the pod is deleted.
-	if got := s.click(t, carol, approveMsg, true); got != http.StatusOK {
-		t.Fatalf("click: %d", got)
-	}
+	// Carol approves, over Socket Mode (the restarted server reconnected):
+	// two distinct approvers, the pod is deleted.
+	carolApproves, _ := approveMsg.ButtonValues()
+	fs.SendInteractive(t, "envelope-carol", fakeslack.ClickPayload(carol, approveMsg.Channel, approveMsg.TS, "soar_approve", carolApproves))
 	waitEphemeral(t, fs, carol.ID, 1, "the step is approved")
+	if acks := fs.Acks(); len(acks) != 1 || acks[0] != "envelope-carol" {
+		t.Errorf("socket mode acks %v", acks)
+	}
+	if n := fs.Connections(); n < 2 {
+		t.Errorf("%d socket mode connections; the restarted server should have opened its own", n)
+	}
 	testenv.Eventually(t, 30*time.Second, "the approved pod deleted", func() error {
 		p, err := kubeCS.CoreV1().Pods("slack-e2e").Get(ctx, pods["approve"], metav1.GetOptions{})
 		if apierrors.IsNotFound(err) || err == nil && p.DeletionTimestamp != nil {
