@@ -45,39 +45,51 @@ var slackOptions = workflow.ActivityOptions{
 	},
 }
 
-// slackJob is one piece of Slack work; jobs run one at a time, in order,
-// in the incident's Slack coroutine.
-type slackJob func(ctx workflow.Context)
+// job is one piece of outside work (Slack, tickets) that runs beside the
+// steps, in order, in a coroutine of its own.
+type job func(ctx workflow.Context)
 
-// slack queues a job for the incident's Slack coroutine, starting it on
-// first use. Slack work thus never blocks the steps, and the thread's root
-// message is posted once, before anything that replies to it.
-func (s *steps) slack(job slackJob) {
-	if s.slackq == nil {
-		s.slackq = workflow.NewBufferedChannel(s.ctx, 1<<20)
-		workflow.Go(s.ctx, func(ctx workflow.Context) {
+// outbox runs jobs one at a time, in the order they were queued, so that
+// the work for one outside system never blocks the steps and never races
+// with itself (the thread's root message is posted before any reply).
+type outbox struct {
+	ch           workflow.Channel
+	queued, done int
+}
+
+// add queues j, starting the coroutine on first use.
+func (o *outbox) add(ctx workflow.Context, j job) {
+	if o.ch == nil {
+		o.ch = workflow.NewBufferedChannel(ctx, 1<<20)
+		workflow.Go(ctx, func(ctx workflow.Context) {
 			for {
-				var j slackJob
-				s.slackq.Receive(ctx, &j)
-				j(ctx)
-				s.slackDone++
+				var next job
+				o.ch.Receive(ctx, &next)
+				next(ctx)
+				o.done++
 			}
 		})
 	}
-	s.slackQueued++
-	s.slackq.Send(s.ctx, job)
+	o.queued++
+	o.ch.Send(ctx, j)
 }
 
-// flushSlack gives queued Slack work up to a minute to finish, before the
-// incident closes or continues as new. Incidents with no Slack work create
-// no timer here.
-func (s *steps) flushSlack() error {
-	if s.slackDone == s.slackQueued {
+// flush gives queued jobs up to limit to finish. An outbox with nothing
+// queued creates no timer.
+func (o *outbox) flush(ctx workflow.Context, limit time.Duration) error {
+	if o.done == o.queued {
 		return nil
 	}
-	_, err := workflow.AwaitWithTimeout(s.ctx, time.Minute, func() bool { return s.slackDone == s.slackQueued })
+	_, err := workflow.AwaitWithTimeout(ctx, limit, func() bool { return o.done == o.queued })
 	return err
 }
+
+// slack queues Slack work.
+func (s *steps) slack(j job) { s.slackBox.add(s.ctx, j) }
+
+// flushSlack gives queued Slack work up to a minute to finish, before the
+// incident closes or continues as new.
+func (s *steps) flushSlack() error { return s.slackBox.flush(s.ctx, time.Minute) }
 
 // thread returns the incident's thread, posting its root message first if
 // need be. It runs in the Slack coroutine only.

@@ -37,10 +37,8 @@ type steps struct {
 	st  *IncidentState
 	ctx workflow.Context
 
-	// slackq feeds the incident's Slack coroutine (see slack); the counts
-	// tell flushSlack when it is idle.
-	slackq                 workflow.Channel
-	slackQueued, slackDone int
+	// slackBox runs the incident's Slack work (see slack).
+	slackBox outbox
 }
 
 // env is what step expressions see now: the first alert, the latest one, the
