@@ -14,6 +14,7 @@ import (
 
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/connectors/tickets"
 )
 
 // Action names as playbooks write them in a step's "action".
@@ -100,6 +101,9 @@ type Activities struct {
 	// Slack posts incident threads and approval requests; its zero value
 	// means no Slack.
 	Slack SlackConfig
+	// Tickets opens and updates incident tickets; nil means none, and
+	// ticket steps skip with a reason.
+	Tickets tickets.Provider
 }
 
 func (a *Activities) protected(namespace string) bool {

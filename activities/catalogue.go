@@ -27,6 +27,10 @@ type Action struct {
 	// Attempt bounds one attempt of the action when the step sets no
 	// timeout; zero means the workflow's default (30s).
 	Attempt time.Duration `json:"attempt,omitempty"`
+	// RetryFor bounds all attempts when the step sets no timeout; zero
+	// means the workflow's default (five minutes). Ticket actions wait
+	// longer for an outage to end.
+	RetryFor time.Duration `json:"retryFor,omitempty"`
 	// Role is the deploy/ ClusterRole that grants its permissions.
 	Role string `json:"role"`
 	// Permissions are the Kubernetes RBAC rules the worker needs for it.
@@ -308,6 +312,19 @@ func Catalogue() []Action {
 			},
 		},
 		{
+			Name:    ActionUncordonNode,
+			Summary: "Undo cordon_node: make the node schedulable again, only if this incident cordoned it.",
+			Params:  []Param{{Name: "node", Type: "string", Required: true, Doc: "name of the node"}},
+			Output: []Field{
+				{Name: "node", Type: "string", Doc: "the node"},
+				{Name: "uncordoned", Type: "bool", Doc: "whether this step uncordoned it"},
+				{Name: "skipped", Type: "string", Doc: "why it was left cordoned, if so"},
+				dryRunField,
+			},
+			Role:        RoleResponder,
+			Permissions: []Permission{{Group: "", Resource: "nodes", Verbs: []string{"get", "patch"}}},
+		},
+		{
 			Name:    ActionSlackNotify,
 			Summary: "Post a note in the incident's Slack thread (or in another channel). Alert text in it is escaped.",
 			Params: []Param{
@@ -325,19 +342,45 @@ func Catalogue() []Action {
 			Role: RoleNone,
 		},
 		{
-			Name:    ActionUncordonNode,
-			Summary: "Undo cordon_node: make the node schedulable again, only if this incident cordoned it.",
-			Params:  []Param{{Name: "node", Type: "string", Required: true, Doc: "name of the node"}},
-			Output: []Field{
-				{Name: "node", Type: "string", Doc: "the node"},
-				{Name: "uncordoned", Type: "bool", Doc: "whether this step uncordoned it"},
-				{Name: "skipped", Type: "string", Doc: "why it was left cordoned, if so"},
-				dryRunField,
+			Name:    ActionTicketOpen,
+			Summary: "Open the incident's ticket (Jira, GitHub or a webhook), exactly once: a ticket carrying the incident is looked up first.",
+			Params: []Param{
+				{Name: "title", Type: "string", Default: "the alert's rule", Doc: "the ticket's title; alert text in it is escaped for the ticket system"},
+				{Name: "text", Type: "string", Doc: "a paragraph before the incident's facts (what happened, target, actions, evidence, approvals)"},
+				{Name: "labels", Type: "list", Doc: "labels to add (Jira, GitHub, webhook)"},
+				{Name: "components", Type: "list", Doc: "Jira components"},
+				{Name: "assignees", Type: "list", Doc: "GitHub logins to assign"},
+				{Name: "fields", Type: "map", Doc: "Jira custom fields by ID (customfield_10010: value)"},
 			},
-			Role:        RoleResponder,
-			Permissions: []Permission{{Group: "", Resource: "nodes", Verbs: []string{"get", "patch"}}},
+			Output:   ticketOutput,
+			Attempt:  time.Minute,
+			RetryFor: 30 * time.Minute,
+			Role:     RoleNone,
+		},
+		{
+			Name:     ActionTicketComment,
+			Summary:  "Add a comment to the incident's ticket. soar also comments on its own, batched, as alerts join and steps run.",
+			Params:   []Param{{Name: "text", Type: "string", Required: true, Doc: "the comment; alert text in it is escaped"}},
+			Output:   ticketOutput,
+			RetryFor: 30 * time.Minute,
+			Role:     RoleNone,
+		},
+		{
+			Name:     ActionTicketResolve,
+			Summary:  "Resolve the incident's ticket now, with a comment. soar resolves it anyway when the incident is released or closed.",
+			Params:   []Param{{Name: "text", Type: "string", Required: true, Doc: "the closing comment"}},
+			Output:   ticketOutput,
+			RetryFor: 30 * time.Minute,
+			Role:     RoleNone,
 		},
 	}
+}
+
+var ticketOutput = []Field{
+	{Name: "ticket", Type: "map", Doc: "the ticket: provider, id, key (SEC-123, owner/repo#45) and url"},
+	{Name: "created", Type: "bool", Doc: "whether this step created it (false: it existed, found by the incident's label)"},
+	{Name: "skipped", Type: "string", Doc: "why nothing was done: no provider on the worker, or no ticket yet"},
+	dryRunField,
 }
 
 var restoreOutput = outputs(

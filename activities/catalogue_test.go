@@ -43,6 +43,9 @@ func TestCatalogueDescribesWhatTheActivitiesTakeAndReturn(t *testing.T) {
 		ActionSnapshot:           {reflect.TypeFor[SnapshotParams](), reflect.TypeFor[SnapshotOutput]()},
 		ActionUncordonNode:       {reflect.TypeFor[UncordonParams](), reflect.TypeFor[kube.UncordonResult]()},
 		ActionSlackNotify:        {reflect.TypeFor[NotifyParams](), reflect.TypeFor[NotifyResult]()},
+		ActionTicketOpen:         {reflect.TypeFor[TicketOpenParams](), reflect.TypeFor[TicketResult]()},
+		ActionTicketComment:      {reflect.TypeFor[TicketTextParams](), reflect.TypeFor[TicketResult]()},
+		ActionTicketResolve:      {reflect.TypeFor[TicketTextParams](), reflect.TypeFor[TicketResult]()},
 	}
 	for _, a := range Catalogue() {
 		types, ok := io[a.Name]

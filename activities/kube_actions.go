@@ -80,7 +80,10 @@ type RestoreScaleParams struct {
 
 // handlers maps each catalogue action to the code that runs it.
 var handlers = map[string]handler{
-	ActionSlackNotify: slackNotify,
+	ActionSlackNotify:   slackNotify,
+	ActionTicketOpen:    ticketOpen,
+	ActionTicketComment: ticketComment,
+	ActionTicketResolve: ticketResolve,
 	ActionQuarantine: func(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
 		var in QuarantineParams
 		if err := a.podRequest(req, &in, &in.PodParams); err != nil {

@@ -247,6 +247,8 @@ type IncidentContext struct {
 	SlackThreadTS string `json:"slackThreadTS,omitempty"`
 	// SlackSkipped says why the incident has no thread.
 	SlackSkipped string `json:"slackSkipped,omitempty"`
+	// Ticket is what ticket actions need.
+	Ticket *TicketContext `json:"ticket,omitempty"`
 }
 
 func (c *IncidentContext) slackThread() *slack.MessageRef {

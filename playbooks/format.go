@@ -64,6 +64,9 @@ type Playbook struct {
 	// SlackChannel is where the incident's Slack thread goes (a channel ID
 	// or #name); empty means the worker's --slack-channel.
 	SlackChannel string
+	// TicketCommentEvery bounds how often soar comments on the incident's
+	// ticket: what happens meanwhile goes into one comment.
+	TicketCommentEvery time.Duration
 
 	// File is the path the playbook was loaded from.
 	File string

@@ -11,7 +11,7 @@ import (
 )
 
 func TestLoadLibrary(t *testing.T) {
-	set := mustLoad(t, "library", LoadOptions{Actions: []string{"kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod"}})
+	set := mustLoad(t, "library", LoadOptions{Actions: []string{"kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod", "ticket.open"}})
 
 	p, ok := set.Get("terminal-shell-in-container")
 	if !ok {
@@ -20,8 +20,8 @@ func TestLoadLibrary(t *testing.T) {
 	if p.Window != time.Hour || p.Workflow != DefaultWorkflow {
 		t.Errorf("window %s, workflow %q; want 1h, %q", p.Window, p.Workflow, DefaultWorkflow)
 	}
-	if len(p.Steps) != 2 || p.Steps[0].Action != "kubernetes.quarantine" || p.Steps[1].Action != "kubernetes.snapshot" {
-		t.Errorf("steps = %+v, want kubernetes.quarantine then kubernetes.snapshot", p.Steps)
+	if len(p.Steps) != 3 || p.Steps[0].Action != "kubernetes.quarantine" || p.Steps[1].Action != "kubernetes.snapshot" || p.Steps[2].Action != "ticket.open" {
+		t.Errorf("steps = %+v, want kubernetes.quarantine, kubernetes.snapshot, ticket.open", p.Steps)
 	}
 	if !strings.HasPrefix(p.Version, "sha256:") || len(p.Version) != len("sha256:")+64 {
 		t.Errorf("version %q is not sha256:<64 hex digits>", p.Version)

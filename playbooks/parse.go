@@ -112,6 +112,13 @@ func parseFile(path string, src []byte, opts LoadOptions) (pb *Playbook, nameNod
 				}},
 			})
 		}},
+		{Key: "tickets", Decode: func(n *yaml.Node, path string) {
+			d.Mapping(n, path, []yamlfile.Field{
+				{Key: "commentEvery", Required: true, Decode: func(n *yaml.Node, path string) {
+					pb.TicketCommentEvery, _ = d.duration(n, path, 10*time.Second, 24*time.Hour)
+				}},
+			})
+		}},
 		{Key: "steps", Required: true, Decode: func(n *yaml.Node, path string) {
 			pb.Steps = d.steps(n, path)
 		}},

@@ -27,6 +27,8 @@ type Spec struct {
 	Steps []StepSpec `json:"steps"`
 	// SlackChannel is the playbook's slack.channel.
 	SlackChannel string `json:"slackChannel,omitempty"`
+	// TicketCommentEvery is the playbook's tickets.commentEvery.
+	TicketCommentEvery time.Duration `json:"ticketCommentEvery,omitempty"`
 	// GitCommit and GitModified locate the content in git (see Playbook).
 	GitCommit   string `json:"gitCommit,omitempty"`
 	GitModified bool   `json:"gitModified,omitempty"`
@@ -87,16 +89,17 @@ func (p *Playbook) Spec() Spec {
 		}
 	}
 	return Spec{
-		Name:         p.Name,
-		Version:      p.Version,
-		Workflow:     p.Workflow,
-		Window:       p.Window,
-		Mode:         p.Mode,
-		Steps:        steps,
-		SlackChannel: p.SlackChannel,
-		GitCommit:    p.GitCommit,
-		GitModified:  p.GitModified,
-		Source:       string(p.source),
+		Name:               p.Name,
+		Version:            p.Version,
+		Workflow:           p.Workflow,
+		Window:             p.Window,
+		Mode:               p.Mode,
+		Steps:              steps,
+		SlackChannel:       p.SlackChannel,
+		TicketCommentEvery: p.TicketCommentEvery,
+		GitCommit:          p.GitCommit,
+		GitModified:        p.GitModified,
+		Source:             string(p.source),
 	}
 }
 

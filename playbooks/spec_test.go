@@ -47,6 +47,11 @@ func TestSpecRoundTripsThroughJSON(t *testing.T) {
 			Kind:    KindAction,
 			Action:  "kubernetes.snapshot",
 			OnError: OnErrorContinue,
+		}, {
+			ID:      "ticket",
+			Kind:    KindAction,
+			Action:  "ticket.open",
+			OnError: OnErrorContinue,
 		}},
 		Source: string(src),
 		// The library is in soar's own git checkout (git_test.go covers these).

@@ -232,6 +232,11 @@ func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState
 		a.Outcome, a.DecidedAt = playbooks.OutcomeApproved, now
 	}
 	a.changed()
+	verb := "denied"
+	if d.Approve {
+		verb = "approved"
+	}
+	st.ticketLine(ctx, "%s %s step %s (%s)", d.User, verb, a.Step, d.Source)
 	workflow.GetLogger(ctx).Info("vote recorded", "incident_id", st.IncidentID, "step", a.Step,
 		"user", d.User, "source", d.Source, "approve", d.Approve, "outcome", a.Outcome)
 	return *a, nil

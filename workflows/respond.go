@@ -106,6 +106,8 @@ type IncidentState struct {
 	Approvals []*ApprovalState `json:"approvals,omitempty"`
 	// Slack is the incident's Slack thread, once one was needed.
 	Slack *SlackThread `json:"slack,omitempty"`
+	// Ticket is the incident's ticket, once a ticket.open step opened one.
+	Ticket *TicketState `json:"ticket,omitempty"`
 	// Stopped is set when a step stopped the playbook (onError abort or
 	// release): skipped steps are then never evaluated again.
 	Stopped bool `json:"stopped,omitempty"`
@@ -187,6 +189,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	// latest alert. A storm of alerts thus costs one timer per window, not one
 	// per alert.
 	absorbed := 0
+	var ticketTimer workflow.Future
 	for {
 		remaining := st.LastAlertAt.Add(window).Sub(workflow.Now(ctx))
 		if remaining <= 0 {
@@ -194,14 +197,20 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			if st.LastAlertAt.Add(window).After(workflow.Now(ctx)) {
 				continue
 			}
-			if err := run.flushSlack(); err != nil {
+			reason := fmt.Sprintf("no new alert for %s", window)
+			if err := run.settle(reason); err != nil {
 				return nil, err
 			}
-			return finish(ctx, st, fmt.Sprintf("no new alert for %s", window))
+			return finish(ctx, st, reason)
 		}
 		timer := workflow.NewTimer(ctx, remaining)
 		fired := false
 		for !fired {
+			// News for the ticket go out in one comment per interval: a
+			// storm of alerts costs a comment, not one per alert.
+			if ticketTimer == nil && st.ticketDue() {
+				ticketTimer = workflow.NewTimer(ctx, run.commentEvery())
+			}
 			var closeReason, releaseReason string
 			sel := workflow.NewSelector(ctx)
 			sel.AddReceive(alerts, func(c workflow.ReceiveChannel, _ bool) {
@@ -225,6 +234,12 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 				}
 			})
 			sel.AddFuture(timer, func(workflow.Future) { fired = true })
+			if ticketTimer != nil {
+				sel.AddFuture(ticketTimer, func(workflow.Future) {
+					ticketTimer = nil
+					run.flushTicket(false, "")
+				})
+			}
 			sel.Select(ctx)
 			if releaseReason != "" {
 				st.Stopped = true
@@ -233,7 +248,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 					return nil, err
 				}
 				drain(ctx, alerts, st)
-				if err := run.flushSlack(); err != nil {
+				if err := run.settle(releaseReason); err != nil {
 					return nil, err
 				}
 				return finish(ctx, st, releaseReason)
@@ -247,7 +262,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			if closeReason != "" {
 				// Alerts that raced with the close still count.
 				drain(ctx, alerts, st)
-				if err := run.flushSlack(); err != nil {
+				if err := run.settle(closeReason); err != nil {
 					return nil, err
 				}
 				return finish(ctx, st, closeReason)
@@ -256,6 +271,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 				drain(ctx, alerts, st)
 				in.State = st
 				if err := run.flushSlack(); err != nil {
+					return nil, err
+				}
+				if err := run.ticketBox.flush(ctx, time.Minute); err != nil {
 					return nil, err
 				}
 				return nil, workflow.NewContinueAsNewError(ctx, Respond, in)

@@ -37,8 +37,9 @@ type steps struct {
 	st  *IncidentState
 	ctx workflow.Context
 
-	// slackBox runs the incident's Slack work (see slack).
-	slackBox outbox
+	// slackBox runs the incident's Slack work (see slack), ticketBox its
+	// ticket updates (see flushTicket).
+	slackBox, ticketBox outbox
 }
 
 // env is what step expressions see now: the first alert, the latest one, the
@@ -133,6 +134,7 @@ func (s *steps) run(i int) string {
 	if err == nil {
 		res.Status, res.Output = StepSucceeded, out
 		st.record(res)
+		s.ticketStep(res)
 		return ""
 	}
 	res.Status, res.Output, res.Error = StepFailed, out, err.Error()
@@ -141,6 +143,7 @@ func (s *steps) run(i int) string {
 		res.ErrorType, res.Error = appErr.Type(), appErr.Message()
 	}
 	st.record(res)
+	s.ticketStep(res)
 	workflow.GetLogger(s.ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
 	switch step.OnError {
 	case playbooks.OnErrorContinue:
@@ -169,9 +172,12 @@ var defaultActionOptions = workflow.ActivityOptions{
 
 func actionOptions(step playbooks.StepSpec) workflow.ActivityOptions {
 	opts := defaultActionOptions
-	if def, ok := activities.Lookup(step.Action); ok && def.Attempt > 0 {
-		opts.StartToCloseTimeout = def.Attempt
-		opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, 2*def.Attempt)
+	if def, ok := activities.Lookup(step.Action); ok {
+		if def.Attempt > 0 {
+			opts.StartToCloseTimeout = def.Attempt
+			opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, 2*def.Attempt)
+		}
+		opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, def.RetryFor)
 	}
 	retry := *opts.RetryPolicy
 	if step.Timeout > 0 {
@@ -277,8 +283,30 @@ func (s *steps) execute(stepID, action string, params, undo map[string]any, opts
 	if strings.HasPrefix(action, "slack.") && !dryRun {
 		return s.slackAction(req, opts)
 	}
+	if strings.HasPrefix(action, "ticket.") {
+		req.Incident = &activities.IncidentContext{Playbook: s.st.Playbook, Ticket: s.ticketContext()}
+	}
 	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
+	if err == nil && action == activities.ActionTicketOpen {
+		s.recordTicket(out)
+	}
 	return out, err
+}
+
+// ticketStep tells the ticket about a step that ran after it was opened.
+func (s *steps) ticketStep(r StepResult) {
+	if strings.HasPrefix(r.Action, "ticket.") {
+		return
+	}
+	line := fmt.Sprintf("step %s", r.ID)
+	if r.Action != "" {
+		line += " (" + r.Action + ")"
+	}
+	line += ": " + r.Status
+	if r.Error != "" {
+		line += " — " + r.ErrorType + ": " + r.Error
+	}
+	s.st.ticketLine(s.ctx, "%s", line)
 }
 
 // slackAction runs a Slack action in the incident's Slack coroutine, after
@@ -330,6 +358,7 @@ func (s *steps) release() {
 			}
 		}
 		s.st.Steps = append(s.st.Steps, res)
+		s.ticketStep(res)
 	}
 }
 

@@ -72,6 +72,7 @@ type workerFlags struct {
 	evidenceDir string
 	s3          evidence.S3Config
 	slack       slackFlags
+	tickets     app.TicketConfig
 }
 
 // slackFlags locate Slack; its secrets come from the environment (see
@@ -110,6 +111,18 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
 	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
 	f.slack.register(fs, true)
+	t := &f.tickets
+	fs.StringVar(&t.Provider, "ticket-provider", "", "where ticket steps open tickets: jira, github or webhook (default none: ticket steps skip and say so)")
+	fs.StringVar(&t.Jira.URL, "jira-url", "", "Jira base URL, e.g. https://example.atlassian.net")
+	fs.BoolVar(&t.Jira.Cloud, "jira-cloud", true, "Jira Cloud (REST v3, e-mail and SOAR_JIRA_API_TOKEN); false for Data Center (REST v2, SOAR_JIRA_PAT)")
+	fs.StringVar(&t.Jira.Email, "jira-email", "", "Jira Cloud account e-mail of the API token")
+	fs.StringVar(&t.Jira.Project, "jira-project", "", "Jira project key, e.g. SEC")
+	fs.StringVar(&t.Jira.IssueType, "jira-issue-type", "Task", "Jira issue type of incident tickets")
+	fs.StringVar(&t.Jira.ResolveTransition, "jira-resolve-transition", "Done", "Jira transition that resolves a ticket")
+	fs.StringVar(&t.GitHubRepo, "github-repo", "", "GitHub repository of incident issues, owner/repo (token from SOAR_GITHUB_TOKEN)")
+	fs.StringVar(&t.GitHub.APIURL, "github-api-url", "", "GitHub API URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
+	fs.StringSliceVar(&t.GitHub.Labels, "github-labels", []string{"security-incident"}, "labels of every incident issue")
+	fs.StringVar(&t.Webhook.URL, "ticket-webhook-url", "", "URL that receives ticket events as signed JSON (secret from SOAR_WEBHOOK_SECRET)")
 }
 
 // evidenceStore opens the S3 bucket when one is named, else the directory.
@@ -159,7 +172,17 @@ func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir str
 	if err != nil {
 		return nil, "", err
 	}
+	tp, err := f.tickets.Open()
+	if err != nil {
+		return nil, "", err
+	}
+	if tp != nil {
+		log.Info().Str("tickets", tp.Name()).Msg("ticket steps open tickets here")
+	} else {
+		log.Info().Msg("no ticket provider: ticket steps skip (--ticket-provider)")
+	}
 	w, err := app.StartWorker(tc, app.WorkerConfig{
+		Tickets:             tp,
 		Slack:               sl,
 		Kube:                kc,
 		Evidence:            store,

@@ -83,10 +83,6 @@ func (e *Error) Unwrap() error { return e.cause }
 // keeps: enough for Jira's field errors, short enough for a step error.
 const maxMessage = 300
 
-// hinter says, for an operation that failed with an HTTP status retrying
-// cannot fix, what the operator has to do.
-type hinter func(op string, status int) string
-
 // redactor removes credentials from text that ends up in an Error.
 type redactor []string
 
@@ -105,15 +101,16 @@ func (r redactor) clean(s string) string {
 	return cut(s, maxMessage)
 }
 
-// statusError builds the Error for a non-2xx answer.
-func statusError(provider, op string, status int, header http.Header, body []byte, r redactor, hint hinter) *Error {
-	e := &Error{Provider: provider, Op: op, Status: status, Message: r.clean(serverMessage(body))}
+// statusError builds the Error for a non-2xx answer whose error text is
+// message.
+func statusError(provider, op string, status int, header http.Header, message string, r redactor, h hint) *Error {
+	e := &Error{Provider: provider, Op: op, Status: status, Message: r.clean(message)}
 	if retryableStatus(status) {
 		e.Retryable = true
 		e.RetryAfter = retryAfter(header.Get("Retry-After"), time.Now())
 		return e
 	}
-	e.Hint = hint(op, status)
+	e.Hint = h(status, header)
 	return e
 }
 

@@ -88,29 +88,49 @@ func title(c Content, n int) string {
 // truncatedNote ends a body that did not fit.
 const truncatedNote = "[soar truncated the rest of this text: it was longer than the ticket system accepts]"
 
-// fit renders blocks one by one while they fit in max (as measured by
-// render), so that a huge alert (a log dump in a code block) still opens a
-// ticket instead of failing on the provider's size limit. The first block
-// that does not fit is shortened until it does, and a note says so.
-func fit[T any](blocks []Block, max int, render func(Block) (T, int)) []T {
-	out := make([]T, 0, len(blocks)+1)
-	note, noteSize := render(Block{Text: truncatedNote})
-	budget := max - noteSize
+// fit renders blocks one by one while they fit in limit (as measured by
+// render), then tail, which always fits. A huge alert (a log dump in a code
+// block) thus still opens a ticket instead of failing on the provider's size
+// limit: the first block that does not fit is shortened until it does, and a
+// note says so.
+func fit[T any](blocks, tail []Block, limit int, render func(Block) (T, int)) []T {
+	out := make([]T, 0, len(blocks)+len(tail)+1)
+	var end []T
+	budget := limit
+	for _, b := range append([]Block{{Text: truncatedNote}}, tail...) {
+		r, size := render(b)
+		end, budget = append(end, r), budget-size
+	}
+	note, end := end[0], end[1:]
 	for _, b := range blocks {
 		r, size := render(b)
 		if size <= budget {
 			out, budget = append(out, r), budget-size
 			continue
 		}
-		for n := textLen(b) / 2; n > 0; n /= 2 {
+		// Markup makes the rendering longer than the text, so start from
+		// the share of the text that would fit and shrink from there.
+		for n := textLen(b) * max(budget, 0) / size; n > 0; n = n * 9 / 10 {
 			if r, size = render(shorten(b, n)); size <= budget {
 				out = append(out, r)
 				break
 			}
 		}
-		return append(out, note)
+		out = append(out, note)
+		break
 	}
-	return out
+	return append(out, end...)
+}
+
+// hasText reports whether any of blocks would show something: a comment
+// without text is refused by Jira and GitHub alike.
+func hasText(blocks []Block) bool {
+	for _, b := range blocks {
+		if strings.TrimSpace(b.Heading+b.Text+b.Code+strings.Join(b.Items, "")) != "" || (b.Link != nil && b.Link.URL != "") {
+			return true
+		}
+	}
+	return false
 }
 
 // textLen is the number of characters of text in b.

@@ -137,10 +137,15 @@ func checkIncident(provider, op, incidentID string) error {
 	return &Error{Provider: provider, Op: op, Hint: "the incident ID is empty; this is a bug in the caller, report it"}
 }
 
-// checkTicket refuses a ticket without a key before any request.
+// checkTicket refuses, before any request, a ticket without a key or one
+// that another provider opened (the playbook's ticket provider changed
+// while the incident was open).
 func checkTicket(provider, op string, t Ticket) error {
-	if t.Key != "" {
-		return nil
+	switch {
+	case t.Key == "":
+		return &Error{Provider: provider, Op: op, Hint: "the ticket has no key; pass the ticket that ticket.open returned"}
+	case t.Provider != "" && t.Provider != provider:
+		return &Error{Provider: provider, Op: op, Hint: fmt.Sprintf("ticket %s was opened in %s, not %s; use the provider that opened it", t.Key, t.Provider, provider)}
 	}
-	return &Error{Provider: provider, Op: op, Hint: "the ticket has no key; pass the ticket that ticket.open returned"}
+	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/connectors/tickets"
 	"github.com/soar-dev/soar/internal/dispatch"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -34,6 +35,8 @@ type WorkerConfig struct {
 	// Slack posts incident threads and approval requests (see
 	// SlackSecrets.WorkerSlack); the zero value means none.
 	Slack activities.SlackConfig
+	// Tickets opens incident tickets; nil means none.
+	Tickets tickets.Provider
 }
 
 // StartWorker starts a worker for soar's workflows and activities. Stop it
@@ -45,6 +48,7 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 		Collector:           cfg.Collector,
 		ProtectedNamespaces: cfg.ProtectedNamespaces,
 		Slack:               cfg.Slack,
+		Tickets:             cfg.Tickets,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
