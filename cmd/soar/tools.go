@@ -367,6 +367,21 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
 		}
 	}
+	if t := st.Ticket; t != nil {
+		line := t.Provider + " " + t.Key
+		if t.URL != "" {
+			line += " " + t.URL
+		}
+		line += fmt.Sprintf(" (%d comments", t.Comments)
+		if t.Resolved {
+			line += ", resolved"
+		}
+		line += ")"
+		if t.Error != "" {
+			line += "; last update failed: " + t.Error
+		}
+		fmt.Fprintf(w, "Ticket:\t%s\n", line)
+	}
 	if t := st.Slack; t != nil {
 		switch {
 		case t.TS != "":
