@@ -104,6 +104,9 @@ type Activities struct {
 	// Tickets opens and updates incident tickets; nil means none, and
 	// ticket steps skip with a reason.
 	Tickets tickets.Provider
+	// IncidentURL, followed by an incident ID, is the incident's page in
+	// the Temporal UI; tickets link to it. Empty means no link.
+	IncidentURL string
 }
 
 func (a *Activities) protected(namespace string) bool {

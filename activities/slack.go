@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"errors"
+	"net/url"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -73,7 +74,11 @@ func (a *Activities) SlackThread(ctx context.Context, req SlackThreadRequest) (S
 	if channel == "" {
 		return SlackThreadResult{Skipped: "no Slack channel: set the playbook's slack.channel or the worker's --slack-channel"}, nil
 	}
-	m := slack.IncidentMessage(req.View)
+	view := req.View
+	if a.IncidentURL != "" {
+		view.Links = append(view.Links, slack.Link{Text: "Temporal UI", URL: a.IncidentURL + url.PathEscape(req.IncidentID)})
+	}
+	m := slack.IncidentMessage(view)
 	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "incident"}
 	ref, err := a.postOnce(ctx, channel, "", m, req.OpenedAt)
 	if err != nil {

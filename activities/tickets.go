@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -87,7 +88,7 @@ func ticketOpen(a *Activities, ctx context.Context, req ActionRequest) (any, err
 	content := tickets.Content{
 		IncidentID: req.IncidentID,
 		Title:      p.Title,
-		Body:       ticketBody(req.IncidentID, c, p.Text),
+		Body:       ticketBody(req.IncidentID, c, p.Text, a.IncidentURL),
 		Severity:   c.Severity,
 		Labels:     p.Labels, Components: p.Components, Assignees: p.Assignees, Fields: p.Fields,
 	}
@@ -151,7 +152,7 @@ func (req ActionRequest) ticketContext() TicketContext {
 
 // ticketBody is a new ticket's description: what happened, to what, what
 // soar did so far, the evidence, the approvals and where to look.
-func ticketBody(incidentID string, c TicketContext, text string) []tickets.Block {
+func ticketBody(incidentID string, c TicketContext, text, incidentURL string) []tickets.Block {
 	var body []tickets.Block
 	if text != "" {
 		body = append(body, tickets.Block{Text: text})
@@ -168,6 +169,9 @@ func ticketBody(incidentID string, c TicketContext, text string) []tickets.Block
 		body = append(body, tickets.Block{Heading: "Approvals"}, tickets.Block{Items: c.Approval})
 	}
 	body = append(body, tickets.Block{Heading: "More"}, tickets.Block{Code: "soar incident show " + incidentID})
+	if incidentURL != "" {
+		body = append(body, tickets.Block{Link: &tickets.Link{Text: "The incident in the Temporal UI", URL: incidentURL + url.PathEscape(incidentID)}})
+	}
 	return body
 }
 

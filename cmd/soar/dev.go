@@ -121,7 +121,10 @@ must name the cluster to act on.`,
 			if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
 				return err
 			}
-			w, evidenceAt, err := wf.start(tc, kubeconfig, filepath.Join(dataDir, "evidence"), log)
+			if wf.uiURL == "" {
+				wf.uiURL = ui.URL()
+			}
+			w, evidenceAt, err := wf.start(tc, kubeconfig, filepath.Join(dataDir, "evidence"), "default", log)
 			if err != nil {
 				return err
 			}

@@ -73,6 +73,8 @@ type workerFlags struct {
 	s3          evidence.S3Config
 	slack       slackFlags
 	tickets     app.TicketConfig
+	// uiURL is the Temporal Web UI, for links to incidents.
+	uiURL string
 }
 
 // slackFlags locate Slack; its secrets come from the environment (see
@@ -122,6 +124,7 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&t.GitHubRepo, "github-repo", "", "GitHub repository of incident issues, owner/repo (token from SOAR_GITHUB_TOKEN)")
 	fs.StringVar(&t.GitHub.APIURL, "github-api-url", "", "GitHub API URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
 	fs.StringSliceVar(&t.GitHub.Labels, "github-labels", []string{"security-incident"}, "labels of every incident issue")
+	fs.StringVar(&f.uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, e.g. https://temporal.example.com: tickets and Slack threads link to each incident there")
 	fs.StringVar(&t.Webhook.URL, "ticket-webhook-url", "", "URL that receives ticket events as signed JSON (secret from SOAR_WEBHOOK_SECRET)")
 }
 
@@ -149,7 +152,7 @@ func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, 
 
 // start starts a worker acting on the cluster of kubeconfig. It returns
 // where evidence bundles go.
-func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir string, log zerolog.Logger) (worker.Worker, string, error) {
+func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir, namespace string, log zerolog.Logger) (worker.Worker, string, error) {
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, "", err
@@ -182,6 +185,7 @@ func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir str
 		log.Info().Msg("no ticket provider: ticket steps skip (--ticket-provider)")
 	}
 	w, err := app.StartWorker(tc, app.WorkerConfig{
+		IncidentURL:         app.IncidentURL(f.uiURL, namespace),
 		Tickets:             tp,
 		Slack:               sl,
 		Kube:                kc,
@@ -224,7 +228,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
 				return err
 			}
-			w, _, err := wf.start(tc, wf.kubeconfig, "", log)
+			w, _, err := wf.start(tc, wf.kubeconfig, "", tf.namespace, log)
 			if err != nil {
 				return err
 			}

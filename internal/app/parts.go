@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +39,18 @@ type WorkerConfig struct {
 	Slack activities.SlackConfig
 	// Tickets opens incident tickets; nil means none.
 	Tickets tickets.Provider
+	// IncidentURL, followed by an incident ID, is its page in the Temporal
+	// UI (see IncidentURL); empty means no links.
+	IncidentURL string
+}
+
+// IncidentURL is the prefix of incident links in the Temporal UI at ui,
+// for the namespace; "" when ui is.
+func IncidentURL(ui, namespace string) string {
+	if ui == "" {
+		return ""
+	}
+	return strings.TrimRight(ui, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/"
 }
 
 // StartWorker starts a worker for soar's workflows and activities. Stop it
@@ -49,6 +63,7 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 		ProtectedNamespaces: cfg.ProtectedNamespaces,
 		Slack:               cfg.Slack,
 		Tickets:             cfg.Tickets,
+		IncidentURL:         cfg.IncidentURL,
 	})
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
