@@ -8,6 +8,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +25,7 @@ import (
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/connectors/slack"
+	"github.com/soar-dev/soar/connectors/tickets"
 	"github.com/soar-dev/soar/internal/app"
 	"github.com/soar-dev/soar/internal/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
@@ -171,6 +174,28 @@ steps:
     action: slack.notify
     with: {text: '"Removed " + alert.k8s.pod'}
 `)
+	// Tickets: opened after containment, a batched comment as alerts
+	// join, resolved when the incident closes.
+	write("ticket.yaml", `name: record-ticket
+match: alert.rule == "record ticket"
+incidentKey: alert.id
+tickets: {commentEvery: 10s}
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: ticket
+    action: ticket.open
+    with: {title: '"Recorded: " + alert.rule'}
+    onError: continue
+`)
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`{"id": "1", "key": "REC-1", "url": "https://tickets.example/REC-1"}`))
+	}))
+	t.Cleanup(receiver.Close)
+	ticketProvider, err := tickets.NewWebhook(tickets.WebhookConfig{URL: receiver.URL, Secret: "record-webhook-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	fs := fakeslack.New(t)
 	fs.SetChannel("#secops", "C0SECOPS")
 	fs.SetChannel("#ir-leads", "C0IRLEADS")
@@ -178,7 +203,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Slack: activities.SlackConfig{
+	startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Tickets: ticketProvider, Slack: activities.SlackConfig{
 		Client: slack.New(slack.Config{BotToken: "xoxb-record", APIURL: fs.URL}), Signer: signer,
 	}}, js, tc, dir, dispatch.Config{})
 	testenv.Pod(t, kubeCS, "record", "web-1")
@@ -243,6 +268,26 @@ steps:
 	send("record escalate", "escalated")
 	paths["respond-escalated.json"] = escalated
 	paths["respond-plan.json"] = send("record plan", "plan")
+	if wanted("respond-ticket.json") {
+		id := send("record ticket", "ticket")
+		testenv.Eventually(t, 30*time.Second, "ticket opened", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil || st.Ticket == nil {
+				return fmt.Errorf("no ticket yet (%v)", err)
+			}
+			return nil
+		})
+		send("record ticket", "ticket")
+		send("record ticket", "ticket")
+		testenv.Eventually(t, 30*time.Second, "a batched comment", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil || st.Ticket.Comments == 0 {
+				return fmt.Errorf("no comment yet (%v)", err)
+			}
+			return tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "recorded: ticket")
+		})
+		paths["respond-ticket.json"] = id
+	}
 	if wanted("respond-slack-approval.json") {
 		testenv.Pod(t, kubeCS, "record", "web-slack")
 		alert := []byte(`{"id":"slack","source":"record","rule":"record slack","severity":"high","kubernetes":{"namespace":"record","pod":"web-slack"},"fields":{"user":"dave"}}`)
