@@ -380,6 +380,7 @@ var ticketOutput = []Field{
 	{Name: "ticket", Type: "map", Doc: "the ticket: provider, id, key (SEC-123, owner/repo#45) and url"},
 	{Name: "created", Type: "bool", Doc: "whether this step created it (false: it existed, found by the incident's label)"},
 	{Name: "skipped", Type: "string", Doc: "why nothing was done: no provider on the worker, or no ticket yet"},
+	{Name: "pending", Type: "string", Doc: "ticket.open only: the ticket system did not answer within a minute; the step went on and the ticket opens when it answers"},
 	dryRunField,
 }
 

@@ -33,6 +33,9 @@ const (
 // TicketContext is what the incident tells ticket actions: the facts a
 // ticket shows, and the ticket once one is open. The workflow fills it.
 type TicketContext struct {
+	// Key identifies this occurrence of the incident to the ticket system
+	// (the incident ID and when it opened); empty means the incident ID.
+	Key      string   `json:"key,omitempty"`
 	Title    string   `json:"title,omitempty"`
 	Severity string   `json:"severity,omitempty"`
 	Summary  string   `json:"summary,omitempty"`
@@ -67,6 +70,9 @@ type TicketResult struct {
 	Created bool            `json:"created"`
 	Skipped string          `json:"skipped,omitempty"`
 	DryRun  bool            `json:"dryRun,omitempty"`
+	// Pending is set by the workflow, not the activity, when the ticket
+	// system did not answer within a minute: the ticket opens later.
+	Pending string `json:"pending,omitempty"`
 }
 
 // noTicketProvider is why ticket actions skip on a worker without one.
@@ -86,7 +92,7 @@ func ticketOpen(a *Activities, ctx context.Context, req ActionRequest) (any, err
 		return TicketResult{Ticket: c.Ticket}, nil // opened by an earlier step
 	}
 	content := tickets.Content{
-		IncidentID: req.IncidentID,
+		IncidentID: c.key(req.IncidentID),
 		Title:      p.Title,
 		Body:       ticketBody(req.IncidentID, c, p.Text, a.IncidentURL),
 		Severity:   c.Severity,
@@ -133,14 +139,21 @@ func ticketText(a *Activities, ctx context.Context, req ActionRequest, resolve b
 	body := []tickets.Block{{Text: p.Text}}
 	var err error
 	if resolve {
-		err = a.Tickets.Resolve(ctx, *c.Ticket, req.IncidentID, body)
+		err = a.Tickets.Resolve(ctx, *c.Ticket, c.key(req.IncidentID), body)
 	} else {
-		err = a.Tickets.Comment(ctx, *c.Ticket, req.IncidentID, body)
+		err = a.Tickets.Comment(ctx, *c.Ticket, c.key(req.IncidentID), body)
 	}
 	if err != nil {
 		return nil, ticketError(err)
 	}
 	return TicketResult{Ticket: c.Ticket}, nil
+}
+
+func (c TicketContext) key(incidentID string) string {
+	if c.Key != "" {
+		return c.Key
+	}
+	return incidentID
 }
 
 func (req ActionRequest) ticketContext() TicketContext {
@@ -189,7 +202,7 @@ type TicketUpdateRequest struct {
 // costs a comment per interval, not one per alert.
 func (a *Activities) TicketUpdate(ctx context.Context, req TicketUpdateRequest) error {
 	if a.Tickets == nil {
-		return nil
+		return temporal.NewNonRetryableApplicationError("this worker has no ticket provider (--ticket-provider): the ticket "+req.Ticket.Key+" was not updated", ErrTypeTicket, nil)
 	}
 	var body []tickets.Block
 	if len(req.Lines) > 0 {

@@ -356,11 +356,16 @@ func (s *steps) wait(a *ApprovalState, cfg *playbooks.Approval) error {
 		}); err != nil {
 			return err
 		}
+		if len(a.Votes) != votes {
+			s.flushTicket(false, "") // votes are rare: the ticket hears of each at once
+		}
 		if len(a.Votes) != votes && a.Outcome == "" {
 			s.renderApproval(a) // show the vote; the outcome is shown below
 		}
 	}
 	s.announceOutcome(a)
+	s.st.ticketLine(s.ctx, "approval %s: %s", a.Step, a.Outcome)
+	s.flushTicket(false, "")
 	return nil
 }
 

@@ -106,8 +106,10 @@ type IncidentState struct {
 	Approvals []*ApprovalState `json:"approvals,omitempty"`
 	// Slack is the incident's Slack thread, once one was needed.
 	Slack *SlackThread `json:"slack,omitempty"`
-	// Ticket is the incident's ticket, once a ticket.open step opened one.
-	Ticket *TicketState `json:"ticket,omitempty"`
+	// Ticket is the incident's ticket, once a ticket.open step opened one;
+	// TicketError is why ticket.open failed, when it did.
+	Ticket      *TicketState `json:"ticket,omitempty"`
+	TicketError string       `json:"ticketError,omitempty"`
 	// Stopped is set when a step stopped the playbook (onError abort or
 	// release): skipped steps are then never evaluated again.
 	Stopped bool `json:"stopped,omitempty"`

@@ -285,10 +285,13 @@ func (s *steps) execute(stepID, action string, params, undo map[string]any, opts
 	}
 	if strings.HasPrefix(action, "ticket.") {
 		req.Incident = &activities.IncidentContext{Playbook: s.st.Playbook, Ticket: s.ticketContext()}
+		if action == activities.ActionTicketOpen && !dryRun {
+			return s.openTicket(req, opts)
+		}
 	}
 	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
-	if err == nil && action == activities.ActionTicketOpen {
-		s.recordTicket(out)
+	if err == nil && action == activities.ActionTicketResolve && s.st.Ticket != nil && out["skipped"] == nil {
+		s.st.Ticket.Resolved = true // resolving again at close would repeat it
 	}
 	return out, err
 }

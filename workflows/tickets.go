@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,46 @@ type TicketState struct {
 	Resolved bool `json:"resolved,omitempty"`
 	// Error is the last failure to update it.
 	Error string `json:"error,omitempty"`
+}
+
+// ticketStepWait is how long a ticket.open step waits for the ticket
+// system: past it, the step succeeds as pending and the ticket opens in the
+// background when the system answers, so that an outage never holds up the
+// steps after it (an approval, a containment).
+const ticketStepWait = time.Minute
+
+// openTicket runs ticket.open in the ticket outbox and waits for it at
+// most ticketStepWait.
+func (s *steps) openTicket(req activities.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
+	done, set := workflow.NewFuture(s.ctx)
+	s.ticketBox.add(s.ctx, func(ctx workflow.Context) {
+		var out map[string]any
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), req.Action, req).Get(ctx, &out)
+		if err == nil {
+			s.recordTicket(out)
+			s.st.TicketError = ""
+		} else {
+			s.st.TicketError = errorMessage(err)
+			workflow.GetLogger(ctx).Error("ticket not opened", "incident_id", s.st.IncidentID, "error", s.st.TicketError)
+		}
+		set.Set(out, err)
+	})
+	if _, err := workflow.AwaitWithTimeout(s.ctx, ticketStepWait, done.IsReady); err != nil {
+		return nil, err
+	}
+	if !done.IsReady() {
+		return map[string]any{"pending": fmt.Sprintf("the ticket system did not answer within %s; the ticket opens when it does (soar incident show)", ticketStepWait)}, nil
+	}
+	var out map[string]any
+	err := done.Get(s.ctx, &out)
+	return out, err
+}
+
+// ticketKey identifies this occurrence of the incident to the ticket
+// system: an incident that closes and later opens again (same playbook,
+// same key) gets a ticket of its own.
+func (st *IncidentState) ticketKey() string {
+	return st.IncidentID + "@" + st.OpenedAt.UTC().Format("20060102T150405Z")
 }
 
 // maxPendingLines bounds what one batched comment lists; the rest is
@@ -96,15 +137,20 @@ func (s *steps) flushTicket(resolve bool, reason string) {
 	if len(lines) == 0 && !resolve {
 		return
 	}
-	req := activities.TicketUpdateRequest{IncidentID: st.IncidentID, Ticket: t.Ticket, Lines: lines, Resolve: resolve}
+	req := activities.TicketUpdateRequest{IncidentID: st.ticketKey(), Ticket: t.Ticket, Lines: lines, Resolve: resolve}
 	s.ticketBox.add(s.ctx, func(ctx workflow.Context) {
 		var a *activities.Activities
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ticketOptions), a.TicketUpdate, req).Get(ctx, nil)
 		if err != nil {
 			t.Error = errorMessage(err)
 			workflow.GetLogger(ctx).Error("ticket update failed", "incident_id", st.IncidentID, "ticket", t.Key, "error", t.Error)
+			if !resolve {
+				// Told again with the next comment.
+				t.Pending = append(slices.Clone(req.Lines), t.Pending...)
+			}
 			return
 		}
+		t.Error = ""
 		t.Comments++
 	})
 }
@@ -124,6 +170,7 @@ func (s *steps) ticketContext() *activities.TicketContext {
 	st := s.st
 	first := st.FirstAlert
 	c := &activities.TicketContext{
+		Key:   st.ticketKey(),
 		Title: first.Rule, Severity: s.severity(), Summary: first.Summary, Rule: first.Rule, Alerts: st.AlertCount,
 	}
 	if k := first.Kubernetes; k.Pod != "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/playbooks"
@@ -53,5 +54,37 @@ func TestTicketGetsOneBatchedCommentAndIsResolvedOnRelease(t *testing.T) {
 	}
 	if st.Ticket == nil || !st.Ticket.Resolved || st.Ticket.Comments != 2 || st.Ticket.Key != "SEC-1" {
 		t.Errorf("ticket %+v", st.Ticket)
+	}
+}
+
+// TestTicketOutageDoesNotHoldUpTheStepsAfterIt: ticket.open waits a minute
+// for the ticket system, then the playbook goes on; the ticket opens when
+// the system answers.
+func TestTicketOutageDoesNotHoldUpTheStepsAfterIt(t *testing.T) {
+	e := newEnv(t)
+	calls := e.quarantines()
+	attempts := 0
+	e.onAction(activities.ActionTicketOpen, func(activities.ActionRequest) (map[string]any, error) {
+		attempts++
+		if attempts == 1 {
+			return nil, temporal.NewApplicationErrorWithOptions("503 maintenance", activities.ErrTypeTicketUnavailable, temporal.ApplicationErrorOptions{NextRetryDelay: 3 * time.Minute})
+		}
+		return map[string]any{"ticket": map[string]any{"provider": "jira", "key": "SEC-9"}, "created": true}, nil
+	})
+	in := input()
+	in.Playbook.Steps = append([]playbooks.StepSpec{{ID: "ticket", Kind: playbooks.KindAction, Action: activities.ActionTicketOpen, OnError: playbooks.OnErrorContinue}}, in.Playbook.Steps...)
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, in)
+	st := e.result()
+
+	ticketStep, contain := st.Steps[0], st.Steps[1]
+	if ticketStep.Status != StepSucceeded || ticketStep.Output["pending"] == nil {
+		t.Fatalf("ticket step %+v", ticketStep)
+	}
+	if wait := contain.StartedAt.Sub(ticketStep.StartedAt); wait != ticketStepWait || len(*calls) != 1 {
+		t.Errorf("containment started %s after the ticket step (want %s), %d quarantines", wait, ticketStepWait, len(*calls))
+	}
+	if st.Ticket == nil || st.Ticket.Key != "SEC-9" || attempts != 2 || st.TicketError != "" {
+		t.Errorf("ticket %+v after %d attempts (error %q)", st.Ticket, attempts, st.TicketError)
 	}
 }

@@ -60,6 +60,8 @@ const libraryTests = `cases:
           with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}
         - id: evidence
           status: succeeded
+        - id: ticket
+          status: succeeded
       status: contained
   - name: a miner alert does not match
     alert: miner.json
@@ -83,7 +85,7 @@ func TestPlaybookTestCommand(t *testing.T) {
 --- PASS: terminal-shell-in-container/a shell in a payments pod is contained (0.00s)
 === RUN   terminal-shell-in-container/a miner alert does not match
 --- FAIL: terminal-shell-in-container/a miner alert does not match (0.00s)
-    terminal-shell-in-container_test.yaml:17: match: got false, want true
+    terminal-shell-in-container_test.yaml:19: match: got false, want true
     got:
       match: false
 FAIL	DIR	2 cases, 1 failed
@@ -111,6 +113,7 @@ ok  	DIR	1 case
       steps:
         - {id: contain, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
         - {id: evidence, status: succeeded, with: {namespace: payments, pod: checkout-7d9f8b6c5-x2lqp}}
+        - {id: ticket, status: succeeded}
       approvals: []
       status: contained # 1 alert
 ok  	DIR	1 case

@@ -120,6 +120,8 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&t.Jira.Email, "jira-email", "", "Jira Cloud account e-mail of the API token")
 	fs.StringVar(&t.Jira.Project, "jira-project", "", "Jira project key, e.g. SEC")
 	fs.StringVar(&t.Jira.IssueType, "jira-issue-type", "Task", "Jira issue type of incident tickets")
+	fs.StringToStringVar(&t.Jira.Priorities, "jira-priorities", nil, "severity=priority pairs that replace the default mapping (critical, alert and emergency=Highest, high=High, warning=Medium, notice=Low, info and debug=Lowest)")
+	fs.BoolVar(&t.Jira.NoPriority, "jira-no-priority", false, "set no priority on tickets (for projects whose create screen has no Priority field)")
 	fs.StringVar(&t.Jira.ResolveTransition, "jira-resolve-transition", "Done", "Jira transition that resolves a ticket")
 	fs.StringVar(&t.GitHubRepo, "github-repo", "", "GitHub repository of incident issues, owner/repo (token from SOAR_GITHUB_TOKEN)")
 	fs.StringVar(&t.GitHub.APIURL, "github-api-url", "", "GitHub API URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")

@@ -382,6 +382,9 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		}
 		fmt.Fprintf(w, "Ticket:\t%s\n", line)
 	}
+	if st.Ticket == nil && st.TicketError != "" {
+		fmt.Fprintf(w, "Ticket error:\t%s\n", st.TicketError)
+	}
 	if t := st.Slack; t != nil {
 		switch {
 		case t.TS != "":

@@ -21,7 +21,7 @@ type GitHubConfig struct {
 	Owner, Repo string
 	// Token is a fine-grained token with Issues: write on the repository
 	// (or a classic token with the repo scope) of an account with at least
-	// triage access, which GitHub requires to set labels.
+	// write (push) access, which GitHub requires to create labels.
 	Token string
 	// APIURL is the REST API's base URL; default https://api.github.com/.
 	// GitHub Enterprise Server: https://github.example.com/api/v3/.
@@ -55,7 +55,7 @@ type gitHub struct {
 //
 // Each issue carries IncidentLabel as a label. GitHub creates a label that
 // does not exist yet when an issue is created with it, provided the token's
-// account has push (triage) access; without that access GitHub refuses the
+// account has push (write) access; without that access GitHub refuses the
 // new label with 403, or drops existing labels silently. Create checks that
 // the label came back on the issue, because Find relies on it.
 //
@@ -192,7 +192,7 @@ func (g *gitHub) Create(ctx context.Context, c Content) (Ticket, error) {
 	}
 	if !hasLabel(issue.Labels, label) {
 		return t, &Error{Provider: "github", Op: op, Status: http.StatusCreated, Hint: fmt.Sprintf(
-			"GitHub opened %s but dropped its labels, as it does when the token's account lacks push (triage) access to %s/%s; soar finds an incident's issue by the label %s, so grant that access and add the label to %s by hand, or a retry opens a second issue",
+			"GitHub opened %s but dropped its labels, as it does when the token's account lacks push (write) access to %s/%s; soar finds an incident's issue by the label %s, so grant that access and add the label to %s by hand, or a retry opens a second issue",
 			t.Key, g.owner, g.repo, label, t.Key)}
 	}
 	return t, nil
@@ -372,7 +372,7 @@ func (g *gitHub) hint(op string, n int) hint {
 			case "find":
 				return fmt.Sprintf("the token lacks permission to read the issues of %s (fine-grained: Issues: read; organisations with SAML single sign-on must authorise the token)", repo)
 			case "create":
-				return fmt.Sprintf("the token lacks permission to open issues with labels in %s: it needs Issues: write (classic: the repo scope) and an account with at least triage access", repo)
+				return fmt.Sprintf("the token lacks permission to open issues with labels in %s: it needs Issues: write (classic: the repo scope) and an account with write (push) access to the repository", repo)
 			}
 			return fmt.Sprintf("the token lacks permission to comment on and close %s (fine-grained: Issues: write)", issue)
 		case http.StatusNotFound:

@@ -116,7 +116,7 @@ func TestGitHubCreateFailsWhenGitHubDropsTheLabels(t *testing.T) {
 	if tk.Key != "acme/secops#1347" {
 		t.Errorf("ticket %+v: want the issue that was created", tk)
 	}
-	if te.Retryable || !strings.Contains(te.Hint, "triage") || !strings.Contains(te.Hint, tickets.IncidentLabel("inc-2024-0042")) {
+	if te.Retryable || !strings.Contains(te.Hint, "write") || !strings.Contains(te.Hint, tickets.IncidentLabel("inc-2024-0042")) {
 		t.Errorf("error %v: want a non-retryable error naming the access and the label", err)
 	}
 }

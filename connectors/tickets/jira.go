@@ -35,6 +35,9 @@ type JiraConfig struct {
 	// debug→Lowest), so that a site without those names can map only what
 	// it has; a severity it lacks leaves the project's default priority.
 	Priorities map[string]string
+	// NoPriority sends no priority at all, for projects whose create
+	// screen has no Priority field (Jira then refuses any).
+	NoPriority bool
 	// ResolveTransition is the name of the workflow transition that
 	// resolves an issue; default "Done". Case does not matter.
 	ResolveTransition string
@@ -52,8 +55,8 @@ const (
 
 // defaultPriorities maps alert severities to Jira's default priority names.
 var defaultPriorities = map[string]string{
-	"critical": "Highest",
-	"high":     "High", "error": "High",
+	"emergency": "Highest", "alert": "Highest", "critical": "Highest",
+	"high": "High", "error": "High",
 	"warning": "Medium",
 	"notice":  "Low",
 	"info":    "Lowest", "informational": "Lowest", "debug": "Lowest",
@@ -202,7 +205,7 @@ func (j *jira) fields(c Content) (map[string]any, error) {
 		"description": j.body(c.Body, []Block{incidentLine(c.IncidentID)}),
 		"labels":      jiraLabels(c),
 	}
-	if p := j.cfg.Priorities[strings.ToLower(strings.TrimSpace(c.Severity))]; p != "" {
+	if p := j.cfg.Priorities[strings.ToLower(strings.TrimSpace(c.Severity))]; p != "" && !j.cfg.NoPriority {
 		f["priority"] = map[string]string{"name": p}
 	}
 	if len(c.Components) > 0 {
