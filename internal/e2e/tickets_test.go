@@ -169,3 +169,51 @@ steps:
 	}
 	t.Logf("%d requests: %d open, %d comments, %d resolve", recv.requests, recv.events["open"], recv.events["comment"], recv.events["resolve"])
 }
+
+// TestShippedPlaybookOpensATicketWhenAProviderIsConfigured: the library's
+// terminal-shell playbook, on a worker with a ticket provider, contains the
+// pod, collects evidence, and opens one ticket that names both.
+func TestShippedPlaybookOpensATicketWhenAProviderIsConfigured(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	recv := &ticketReceiver{secret: "e2e-webhook-secret-library", events: map[string]int{}, seen: map[string]bool{}, bodies: map[string][]string{}}
+	srv := httptest.NewServer(recv)
+	t.Cleanup(srv.Close)
+	t.Setenv(app.EnvWebhookSecret, recv.secret)
+	provider, err := app.TicketConfig{Provider: "webhook", Webhook: tickets.WebhookConfig{URL: srv.URL}}.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Tickets: provider}, js, tc, libraryDir, dispatch.Config{})
+	pod := testenv.Pod(t, kubeCS, "tickets-library", "checkout-7d9f8b6c5-x2lqp")
+	alert := strings.ReplaceAll(string(sharedAlert(t, "falco-terminal-shell.json")), "payments", "tickets-library")
+	if _, err := js.Publish(ctx, "falco.notice.terminal_shell_in_container", []byte(alert)); err != nil {
+		t.Fatal(err)
+	}
+	id := playbooks.IncidentID(libraryPlaybook, "tickets-library/"+pod.Name)
+	testenv.Eventually(t, 30*time.Second, "the library playbook opened a ticket", func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if st.Ticket == nil || len(st.Steps) != 3 || st.Steps[2].Output["created"] != true {
+			return fmt.Errorf("ticket %+v, steps %+v", st.Ticket, st.Steps)
+		}
+		return nil
+	})
+	if err := quarantined(ctx, "tickets-library", pod.Name); err != nil {
+		t.Error(err)
+	}
+	if recv.count("open") != 1 {
+		t.Fatalf("%d tickets", recv.count("open"))
+	}
+	recv.mu.Lock()
+	body := recv.bodies["open"][0]
+	recv.mu.Unlock()
+	for _, want := range []string{"kubernetes.quarantine", "manifest", "sha256", "soar incident show " + id} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the ticket lacks %q: %s", want, body)
+		}
+	}
+}
