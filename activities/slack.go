@@ -185,10 +185,17 @@ func slackError(err error) error {
 	if !errors.As(err, &se) {
 		return temporal.NewApplicationErrorWithCause(err.Error(), ErrTypeSlackUnavailable, err)
 	}
-	if !se.Retryable {
-		return temporal.NewNonRetryableApplicationError(se.Error(), ErrTypeSlack, nil)
+	return classified(se.Error(), se.Retryable, se.RetryAfter, ErrTypeSlack, ErrTypeSlackUnavailable)
+}
+
+// classified turns a connector's classified failure into Temporal's terms:
+// one retrying cannot fix fails at once as permanent; the others are
+// retried as transient, after the service's Retry-After when it gave one.
+func classified(msg string, retryable bool, retryAfter time.Duration, permanent, transient string) error {
+	if !retryable {
+		return temporal.NewNonRetryableApplicationError(msg, permanent, nil)
 	}
-	return temporal.NewApplicationErrorWithOptions(se.Error(), ErrTypeSlackUnavailable, temporal.ApplicationErrorOptions{NextRetryDelay: se.RetryAfter})
+	return temporal.NewApplicationErrorWithOptions(msg, transient, temporal.ApplicationErrorOptions{NextRetryDelay: retryAfter})
 }
 
 // NotifyParams are slack.notify's parameters.

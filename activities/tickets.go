@@ -226,8 +226,5 @@ func ticketError(err error) error {
 	if !errors.As(err, &te) {
 		return temporal.NewApplicationErrorWithCause(err.Error(), ErrTypeTicketUnavailable, err)
 	}
-	if !te.Retryable {
-		return temporal.NewNonRetryableApplicationError(te.Error(), ErrTypeTicket, nil)
-	}
-	return temporal.NewApplicationErrorWithOptions(te.Error(), ErrTypeTicketUnavailable, temporal.ApplicationErrorOptions{NextRetryDelay: te.RetryAfter})
+	return classified(te.Error(), te.Retryable, te.RetryAfter, ErrTypeTicket, ErrTypeTicketUnavailable)
 }

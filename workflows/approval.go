@@ -117,7 +117,8 @@ type ApprovalState struct {
 	version, rendered int
 }
 
-func (a *ApprovalState) approvals() int {
+// Approved counts the votes that approve.
+func (a *ApprovalState) Approved() int {
 	n := 0
 	for _, v := range a.Votes {
 		if v.Approve {
@@ -135,7 +136,7 @@ func (st *IncidentState) validateDecision(ctx workflow.Context, d Decision) erro
 	if d.User == "" {
 		return errors.New("a vote needs the voter's identity")
 	}
-	a := st.openApproval(d.Step)
+	a := st.OpenApproval(d.Step)
 	if a == nil {
 		return st.noOpenApproval(d.Step)
 	}
@@ -204,7 +205,9 @@ func isRequester(requester string, d Decision) bool {
 	return slices.ContainsFunc(ids, func(id string) bool { return id != "" && strings.EqualFold(id, requester) })
 }
 
-func (st *IncidentState) openApproval(step string) *ApprovalState {
+// OpenApproval returns the open approval of step, or the only open one
+// when step is empty; nil when there is none.
+func (st *IncidentState) OpenApproval(step string) *ApprovalState {
 	for _, a := range st.Approvals {
 		if a.Outcome == "" && (step == "" || a.Step == step) {
 			return a
@@ -216,7 +219,7 @@ func (st *IncidentState) openApproval(step string) *ApprovalState {
 // decide records a validated vote: one denial denies, and the approval passes
 // when Quorum distinct approvers approved.
 func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState, error) {
-	a := st.openApproval(d.Step)
+	a := st.OpenApproval(d.Step)
 	if a == nil {
 		return ApprovalState{}, st.noOpenApproval(d.Step)
 	}
@@ -228,7 +231,7 @@ func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState
 	switch {
 	case !d.Approve:
 		a.Outcome, a.DecidedAt = playbooks.OutcomeDenied, now
-	case a.approvals() >= a.Quorum:
+	case a.Approved() >= a.Quorum:
 		a.Outcome, a.DecidedAt = playbooks.OutcomeApproved, now
 	}
 	a.changed()

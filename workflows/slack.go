@@ -227,10 +227,10 @@ func (s *steps) note(key, text string, broadcast bool) {
 }
 
 func (s *steps) remind(a *ApprovalState) {
-	left := a.Quorum - a.approvals()
+	left := a.Quorum - a.Approved()
 	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders),
 		fmt.Sprintf("Reminder: step %s still needs %d more approval(s) from %s before %s.",
-			a.Step, left, mentions(a.Approvers), slackDate(a.Deadline)), true)
+			a.Step, left, mentions(a.Approvers), slack.Date(a.Deadline)), true)
 }
 
 func (s *steps) escalationNotice(a *ApprovalState, e *playbooks.Escalation) {
@@ -267,7 +267,7 @@ func (s *steps) announceOutcome(a *ApprovalState) {
 		if a.OnExpiry == "approve" {
 			outcome = "approved"
 		}
-		text = fmt.Sprintf("Step %s expired with no decision at %s: %s by default.", a.Step, slackDate(a.DecidedAt), outcome)
+		text = fmt.Sprintf("Step %s expired with no decision at %s: %s by default.", a.Step, slack.Date(a.DecidedAt), outcome)
 	}
 	s.note(a.Step+"/outcome", text, false)
 }
@@ -293,8 +293,6 @@ func mentions(ids []string) string {
 	return strings.Join(out, ", ")
 }
 
-func slackDate(t time.Time) string { return slack.Date(t) }
-
 // isPermanent reports whether err is a non-retryable application error.
 func isPermanent(err error) bool {
 	var appErr *temporal.ApplicationError
@@ -302,9 +300,6 @@ func isPermanent(err error) bool {
 }
 
 func errorMessage(err error) string {
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		return appErr.Message()
-	}
-	return err.Error()
+	_, msg := errorFields(err)
+	return msg
 }

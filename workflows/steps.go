@@ -137,11 +137,8 @@ func (s *steps) run(i int) string {
 		s.ticketStep(res)
 		return ""
 	}
-	res.Status, res.Output, res.Error = StepFailed, out, err.Error()
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) {
-		res.ErrorType, res.Error = appErr.Type(), appErr.Message()
-	}
+	res.Status, res.Output = StepFailed, out
+	res.ErrorType, res.Error = errorFields(err)
 	st.record(res)
 	s.ticketStep(res)
 	workflow.GetLogger(s.ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
@@ -354,15 +351,22 @@ func (s *steps) release() {
 		out, err := s.execute(res.ID, def.Inverse, r.Params, r.Output, defaultActionOptions)
 		res.FinishedAt, res.Output, res.Status = workflow.Now(s.ctx), out, StepSucceeded
 		if err != nil {
-			res.Status, res.Error = StepFailed, err.Error()
-			var appErr *temporal.ApplicationError
-			if errors.As(err, &appErr) {
-				res.ErrorType, res.Error = appErr.Type(), appErr.Message()
-			}
+			res.Status = StepFailed
+			res.ErrorType, res.Error = errorFields(err)
 		}
 		s.st.Steps = append(s.st.Steps, res)
 		s.ticketStep(res)
 	}
+}
+
+// errorFields returns an error's type and message as a step records them:
+// an application error's own, else no type and the error's text.
+func errorFields(err error) (errType, msg string) {
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) {
+		return appErr.Type(), appErr.Message()
+	}
+	return "", err.Error()
 }
 
 // stringParam returns params[name] when it is a non-empty string, else def.

@@ -62,7 +62,7 @@ someone else is refused with the reason.`,
 			}
 			outcome := st.Outcome
 			if outcome == "" {
-				outcome = fmt.Sprintf("still open, %d of %d approvals", countApprovals(st), st.Quorum)
+				outcome = fmt.Sprintf("still open, %d of %d approvals", st.Approved(), st.Quorum)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: step %s %s by %s; approval %s\n", args[0], st.Step, past, d.User, outcome)
 			return nil
@@ -72,14 +72,4 @@ someone else is refused with the reason.`,
 	cmd.Flags().StringVar(&step, "step", "", "the approval step to vote on (default: the only open one)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why, recorded with the vote")
 	return cmd
-}
-
-func countApprovals(st workflows.ApprovalState) int {
-	n := 0
-	for _, v := range st.Votes {
-		if v.Approve {
-			n++
-		}
-	}
-	return n
 }

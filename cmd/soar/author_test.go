@@ -7,12 +7,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/soar-dev/soar/internal/testenv"
 )
 
 // run executes one soar command line and returns its output and error.
 func run(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetArgs(args)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,28 +27,10 @@ import (
 	"github.com/soar-dev/soar/playbooks"
 )
 
-// syncBuffer is a bytes.Buffer safe for a command writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // soar runs one soar command line in process and returns what it printed.
 func soar(t *testing.T, args ...string) string {
 	t.Helper()
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetArgs(args)
@@ -81,7 +61,7 @@ func freePorts(t *testing.T) devPorts {
 func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out testenv.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetArgs([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",

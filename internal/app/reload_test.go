@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -81,25 +80,11 @@ func replaceFile(t *testing.T, path, content string) {
 	}
 }
 
-// syncBuffer collects a logger's output while the watch writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
 // entries returns the JSON log lines with the given message.
-func (s *syncBuffer) entries(t *testing.T, msg string) []map[string]any {
+func entries(t *testing.T, s *testenv.SyncBuffer, msg string) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(s.b.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(s.String()), "\n") {
 		if line == "" {
 			continue
 		}
@@ -118,7 +103,7 @@ func (s *syncBuffer) entries(t *testing.T, msg string) []map[string]any {
 type watched struct {
 	pb  *Playbooks
 	m   *metrics.Metrics
-	log *syncBuffer
+	log *testenv.SyncBuffer
 }
 
 func (w *watched) reloads(result string) float64 {
@@ -137,7 +122,7 @@ func startWatch(t *testing.T, dir string, debounce time.Duration) *watched {
 	if debounce > 0 {
 		opts = watchOptions{debounce: debounce, maxDelay: 20 * debounce}
 	}
-	w := &watched{pb: pb, m: metrics.New(), log: &syncBuffer{}}
+	w := &watched{pb: pb, m: metrics.New(), log: &testenv.SyncBuffer{}}
 	pw, err := pb.watch(t.Context(), zerolog.New(w.log).Level(zerolog.DebugLevel), w.m, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -279,7 +264,7 @@ func TestWatchPicksUpChanges(t *testing.T) {
 			if got := testutil.ToFloat64(w.m.PlaybooksLoaded); got != float64(len(tt.want)) {
 				t.Errorf("soar_playbooks_loaded = %v, want %d", got, len(tt.want))
 			}
-			logged := w.log.entries(t, "playbooks reloaded")
+			logged := entries(t, w.log, "playbooks reloaded")
 			if len(logged) == 0 {
 				t.Fatalf("no %q log line; playbooks went from %v to %v", "playbooks reloaded", before, tt.want)
 			}
@@ -400,7 +385,7 @@ func TestWatchKeepsPreviousSetOnBrokenEdit(t *testing.T) {
 	}
 	assertGauges(t, w.m, 1, 1)
 
-	failed := w.log.entries(t, "playbook reload failed; previous playbooks stay in force")
+	failed := entries(t, w.log, "playbook reload failed; previous playbooks stay in force")
 	if len(failed) != 1 || failed[0]["level"] != "error" {
 		t.Fatalf("failure log lines: %v", failed)
 	}
@@ -429,7 +414,7 @@ func TestWatchKeepsPreviousSetOnBrokenEdit(t *testing.T) {
 	if code, rep := readyz(t, srv.URL); code != http.StatusOK || rep.Checks["playbooks"] != "ok" {
 		t.Errorf("/readyz after the fix = %d %+v", code, rep)
 	}
-	reloaded := w.log.entries(t, "playbooks reloaded")
+	reloaded := entries(t, w.log, "playbooks reloaded")
 	if len(reloaded) != 1 || reloaded[0]["recovered"] != true ||
 		fmt.Sprint(reloaded[0]["changed"]) != fmt.Sprint([]any{"shell@" + version(fixed)}) {
 		t.Errorf("recovery log lines: %v", reloaded)
@@ -580,11 +565,11 @@ func TestWatchReloadsOnSIGHUP(t *testing.T) {
 		}
 		return nil
 	})
-	unchanged := w.log.entries(t, "playbooks unchanged")
+	unchanged := entries(t, w.log, "playbooks unchanged")
 	if len(unchanged) != 1 || unchanged[0]["level"] != "debug" || unchanged[0]["trigger"] != "sighup" {
 		t.Errorf("log lines %v, want one debug line with trigger sighup", unchanged)
 	}
-	if got := w.log.entries(t, "playbooks reloaded"); len(got) != 0 {
+	if got := entries(t, w.log, "playbooks reloaded"); len(got) != 0 {
 		t.Errorf("an unchanged reload logged at info: %v", got)
 	}
 }

@@ -120,7 +120,7 @@ func (s *Service) explain(incident string, err error) error {
 // voter belongs to and, when the approval names a requester, the voter's
 // handle and e-mail so that the validator can tell them apart.
 func (s *Service) describeSlackVoter(ctx context.Context, st *workflows.IncidentState, d *workflows.Decision) error {
-	a := openApproval(st, d.Step)
+	a := st.OpenApproval(d.Step)
 	if a == nil {
 		return nil // the validator says why
 	}
@@ -147,28 +147,13 @@ func (s *Service) describeSlackVoter(ctx context.Context, st *workflows.Incident
 	return nil
 }
 
-func openApproval(st *workflows.IncidentState, step string) *workflows.ApprovalState {
-	for _, a := range st.Approvals {
-		if a.Outcome == "" && (step == "" || a.Step == step) {
-			return a
-		}
-	}
-	return nil
-}
-
 // Confirmation is what a voter is told after a recorded vote.
 func Confirmation(incident string, d workflows.Decision, a workflows.ApprovalState) string {
 	verb := "denial"
 	if d.Approve {
 		verb = "approval"
 	}
-	approvals := 0
-	for _, v := range a.Votes {
-		if v.Approve {
-			approvals++
-		}
-	}
-	state := fmt.Sprintf("%d of %d approvals so far", approvals, a.Quorum)
+	state := fmt.Sprintf("%d of %d approvals so far", a.Approved(), a.Quorum)
 	if a.Outcome != "" {
 		state = "the step is " + a.Outcome
 	}

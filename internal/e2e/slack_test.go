@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -75,24 +73,6 @@ steps:
 		}
 	}
 	return dir
-}
-
-// logBuffer collects the JSON log lines of the soar parts under test.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) contains(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Contains(l.buf.String(), s)
 }
 
 // slackSoar is a worker, a dispatcher and a 'soar serve' taking votes, on
@@ -304,7 +284,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	tc0.Close()
 
 	dir := approvalPlaybooks(t)
-	logs := &logBuffer{}
+	logs := &testenv.SyncBuffer{}
 	s := startSlackSoar(t, ts.Address(), js, fs.URL, dir, logs)
 
 	testenv.Namespace(t, kubeCS, "slack-e2e")
@@ -531,7 +511,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	}
 	s.votes.Stop() // let the replies and logs of votes in flight finish
 	for _, reason := range []string{"forged signature", "stale timestamp", "replayed request", "tampered button value", "is not an approver", "is the requester", "has already voted", "expired", "is closed"} {
-		if !logs.contains(reason) {
+		if !strings.Contains(logs.String(), reason) {
 			t.Errorf("the log does not show %q", reason)
 		}
 	}
