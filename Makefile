@@ -28,27 +28,27 @@ test: kube-tools build ## Every test, against real NATS, Temporal and kube-apise
 	$(GO) test $(TEST_FLAGS) ./...
 	$(BIN)/soar playbook lint playbooks/library
 	$(BIN)/soar playbook test playbooks/library
-	$(GO) test -count=1 -race ./internal/alert/... ./playbooks/... ./internal/logging/... ./internal/httpserver/...
+	$(GO) test -count=1 -race ./alert/... ./playbooks/... ./internal/logging/... ./internal/httpserver/...
 
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/alert/... ./playbooks/... > $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./internal/e2e/ >> $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./internal/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./alert/... ./playbooks/... > $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./test/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./test/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 
 # Records the Respond workflow's histories from real runs into
 # workflows/testdata (all of them, or the files named in HISTORIES=a.json,b.json).
 record-histories: kube-tools
-	SOAR_RECORD_HISTORIES=$(HISTORIES) $(GO) test -count=1 -tags record -run TestRecordHistories ./internal/e2e/
+	SOAR_RECORD_HISTORIES=$(HISTORIES) $(GO) test -count=1 -tags record -run TestRecordHistories ./test/e2e/
 
 fuzz: ## Fuzz the alert decoder for a minute.
-	$(GO) test ./internal/alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s
 
 lint: $(BIN)/workflowcheck ## gofmt, go vet and Temporal's workflowcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags record ./internal/e2e/
+	$(GO) vet -tags record ./test/e2e/
 	$(BIN)/workflowcheck ./workflows/...
 
 fmt:

@@ -15,7 +15,7 @@ import (
 
 // stubKube is a unit-test double: it returns a fixed error and records calls.
 // The real connector is tested against a real API server in connectors/kube
-// and internal/e2e. Methods a test does not stub panic through the nil
+// and test/e2e. Methods a test does not stub panic through the nil
 // embedded interface.
 type stubKube struct {
 	Kube

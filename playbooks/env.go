@@ -3,7 +3,7 @@ package playbooks
 import (
 	"time"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 // Env is the environment every playbook expression is evaluated against.

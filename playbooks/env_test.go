@@ -6,7 +6,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 // evalBool compiles src as a match expression and runs it against a.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 // explainAlert decodes one of the repository's sample alerts.

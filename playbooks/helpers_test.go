@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 // writeFiles writes files (name → content) into a new temporary directory

@@ -6,7 +6,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 // Match is one playbook that an alert matched, with the alert's incident key.

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 func TestLibraryMatchesFalcoAlerts(t *testing.T) {

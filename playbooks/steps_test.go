@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 )
 
 const fullPlaybook = `name: escalate-shell

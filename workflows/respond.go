@@ -9,7 +9,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/internal/alert"
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
 

@@ -9,8 +9,8 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/connectors/slack"
-	"github.com/soar-dev/soar/internal/alert"
 	"github.com/soar-dev/soar/internal/testenv/fakeslack"
 	"github.com/soar-dev/soar/playbooks"
 )

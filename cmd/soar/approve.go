@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 
-	"github.com/soar-dev/soar/internal/approvals"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/workflows"
 )
 
@@ -53,9 +53,9 @@ someone else is refused with the reason.`,
 				Step: step, User: user, Name: strings.TrimPrefix(user, "cli:"), Approve: approve, Comment: comment,
 				Source: workflows.SourceCLI,
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), approvals.VoteTimeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), incidents.VoteTimeout)
 			defer cancel()
-			svc := &approvals.Service{Temporal: tc, Log: zerolog.Nop()}
+			svc := &incidents.Service{Temporal: tc, Log: zerolog.Nop()}
 			st, err := svc.Vote(ctx, args[0], d)
 			if err != nil {
 				return fmt.Errorf("%s incident %s: %w", verb, args[0], err)

@@ -13,9 +13,9 @@ import (
 	"github.com/spf13/cobra"
 	tlog "go.temporal.io/server/common/log"
 
-	"github.com/soar-dev/soar/internal/app"
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/internal/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
 )
 

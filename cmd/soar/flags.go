@@ -15,7 +15,7 @@ import (
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
-	"github.com/soar-dev/soar/internal/app"
+	"github.com/soar-dev/soar/cmd/soar/app"
 )
 
 // temporalFlags say how to reach an external Temporal cluster.

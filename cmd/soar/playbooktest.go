@@ -6,7 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/soar-dev/soar/internal/playbooktest"
+	"github.com/soar-dev/soar/workflows/playbooktest"
 )
 
 func newPlaybookTestCmd() *cobra.Command {

@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/connectors/tickets"
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/metrics"
+)
+
+// WorkerConfig configures StartWorker.
+type WorkerConfig struct {
+	// Kube is the Kubernetes connector the actions use.
+	Kube *kube.Client
+	// Evidence stores snapshot bundles; Collector is written in their
+	// manifests.
+	Evidence  evidence.Store
+	Collector evidence.Collector
+	// ProtectedNamespaces are refused by every action (see ProtectedNamespaces).
+	ProtectedNamespaces []string
+	// Slack posts incident threads and approval requests (see
+	// SlackSecrets.WorkerSlack); the zero value means none.
+	Slack activities.SlackConfig
+	// Tickets opens incident tickets; nil means none.
+	Tickets tickets.Provider
+	// IncidentURL, followed by an incident ID, is its page in the Temporal
+	// UI (see IncidentURL); empty means no links.
+	IncidentURL string
+}
+
+// IncidentURL is the prefix of incident links in the Temporal UI at ui,
+// for the namespace; "" when ui is.
+func IncidentURL(ui, namespace string) string {
+	if ui == "" {
+		return ""
+	}
+	return strings.TrimRight(ui, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/"
+}
+
+// StartWorker starts a worker for soar's workflows and activities. Stop it
+// with its Stop method.
+func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
+	w := NewWorker(tc, &activities.Activities{
+		Kube:                cfg.Kube,
+		Evidence:            cfg.Evidence,
+		Collector:           cfg.Collector,
+		ProtectedNamespaces: cfg.ProtectedNamespaces,
+		Slack:               cfg.Slack,
+		Tickets:             cfg.Tickets,
+		IncidentURL:         cfg.IncidentURL,
+	})
+	if err := w.Start(); err != nil {
+		return nil, fmt.Errorf("start worker: %w", err)
+	}
+	return w, nil
+}
+
+// Dispatcher is a running dispatcher.
+type Dispatcher struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// StartDispatcher creates the streams and consumer if needed and dispatches
+// alerts in the background until Stop.
+func StartDispatcher(ctx context.Context, js jetstream.JetStream, tc client.Client, pb dispatch.PlaybookSource, m *metrics.Metrics, log zerolog.Logger, cfg dispatch.Config) (*Dispatcher, error) {
+	d := dispatch.New(js, tc, pb, m, log, cfg)
+	if err := d.EnsureStreams(ctx); err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	rd := &Dispatcher{cancel: cancel, done: make(chan error, 1)}
+	go func() { rd.done <- d.Run(rctx) }()
+	return rd, nil
+}
+
+// Stop stops pulling alerts and waits for in-flight ones to finish.
+func (d *Dispatcher) Stop() error {
+	d.cancel()
+	return <-d.done
+}
+
+// HTTP is a running HTTP server.
+type HTTP struct {
+	srv  *http.Server
+	addr string
+}
+
+// ServeHTTP listens on addr and serves h in the background.
+func ServeHTTP(addr string, h *httpserver.Server, log zerolog.Logger) (*HTTP, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: %w", err)
+	}
+	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error().Err(err).Msg("http server stopped")
+		}
+	}()
+	return &HTTP{srv: srv, addr: l.Addr().String()}, nil
+}
+
+// Addr is the bound address.
+func (h *HTTP) Addr() string { return h.addr }
+
+// Stop shuts the server down gracefully.
+func (h *HTTP) Stop(ctx context.Context) error { return h.srv.Shutdown(ctx) }

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/incidents"
+)
+
+// dispatchFlags configure the alert pipeline.
+type dispatchFlags struct {
+	playbooks     string
+	stream        string
+	consumer      string
+	maxAlertBytes int
+	concurrency   int
+	maxAckPending int
+	replicas      int
+}
+
+func (f *dispatchFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
+	fs.StringVar(&f.stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts (created or updated at start)")
+	fs.StringVar(&f.consumer, "consumer", dispatch.DefaultConsumer, "durable consumer shared by all dispatchers")
+	fs.IntVar(&f.maxAlertBytes, "max-alert-bytes", alert.DefaultLimits.MaxBytes, "larger alerts go to the dead-letter subject (NATS max_payload must be larger)")
+	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts one dispatcher handles at once")
+	fs.IntVar(&f.maxAckPending, "max-ack-pending", 1024, "alerts in flight across all dispatchers (set the same value on every dispatcher)")
+	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
+}
+
+func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
+	return dispatch.Config{
+		Stream:        f.stream,
+		Consumer:      f.consumer,
+		Limits:        alert.Limits{MaxBytes: f.maxAlertBytes},
+		Concurrency:   f.concurrency,
+		MaxAckPending: f.maxAckPending,
+		Replicas:      f.replicas,
+		Namespace:     namespace,
+		Identity:      identity,
+	}
+}
+
+func newDispatchCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf       temporalFlags
+		nf       natsFlags
+		df       dispatchFlags
+		httpAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "dispatch",
+		Short: "Match alerts from NATS JetStream against playbooks and start or signal incidents",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", log)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			// The dispatcher sets search attributes when it starts incidents:
+			// without them registered, every alert would be retried for ever.
+			if err := incidents.EnsureSearchAttributes(ctx, c.tc, tf.namespace); err != nil {
+				return err
+			}
+			js, err := jetstream.New(c.nc)
+			if err != nil {
+				return err
+			}
+			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, df.config(tf.namespace, identity("dispatch")))
+			if err != nil {
+				return err
+			}
+			defer d.Stop()
+			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
+			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
+		},
+	}
+	tf.register(cmd.Flags())
+	nf.register(cmd.Flags())
+	df.register(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
+	return cmd
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/workflows"
+)
+
+func newIncidentCmd() *cobra.Command {
+	var (
+		tf     temporalFlags
+		query  string
+		limit  int
+		output string
+	)
+	cmd := &cobra.Command{Use: "incident", Short: "List and inspect incidents"}
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List incidents, newest first",
+		Args:  cobra.NoArgs,
+		RunE: tf.withClient(func(cmd *cobra.Command, _ []string, tc client.Client) error {
+			items, err := incidents.List(cmd.Context(), tc, tf.namespace, query, limit)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd, items)
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tSEVERITY\tTARGET\tOPENED")
+			for _, s := range items {
+				target := s.Namespace + "/" + s.Pod
+				if s.Pod == "" {
+					target = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
+			}
+			return tw.Flush()
+		}),
+	}
+	list.Flags().StringVar(&query, "query", "", "Temporal visibility query to filter by, e.g. \"SoarStatus = 'contained'\"")
+	list.Flags().IntVar(&limit, "limit", 50, "at most this many incidents")
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one incident: its alerts, the playbook version, and what each step did",
+		Args:  cobra.ExactArgs(1),
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
+			d, err := incidents.Show(cmd.Context(), tc, tf.namespace, args[0])
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeJSON(cmd, d)
+			}
+			printIncident(cmd, d)
+			return nil
+		}),
+	}
+	var reason string
+	closeCmd := &cobra.Command{
+		Use:   "close ID",
+		Short: "Close an open incident now instead of after its quiet window",
+		Args:  cobra.ExactArgs(1),
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
+			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalClose, reason); err != nil {
+				return fmt.Errorf("close incident %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: close requested\n", args[0])
+			return nil
+		}),
+	}
+	closeCmd.Flags().StringVar(&reason, "reason", "closed from the command line", "why, recorded on the incident")
+	tf.register(closeCmd.Flags())
+	var releaseReason string
+	releaseCmd := &cobra.Command{
+		Use:   "release ID",
+		Short: "Undo what an incident's actions did (a false positive) and close it",
+		Long: `Undo, newest first, every action of the incident that has an inverse
+(quarantine → release, cordon_node → uncordon_node, label_pod → restore_labels,
+scale_to_zero → restore_scale…), then close the incident. Deleted or evicted
+pods stay deleted. 'soar incident show ID' lists what was undone.`,
+		Args: cobra.ExactArgs(1),
+		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
+			why := releaseReason
+			if why == "" {
+				why = "released from the command line by " + cliIdentity()
+			}
+			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalRelease, why); err != nil {
+				return fmt.Errorf("release incident %s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: release requested\n", args[0])
+			return nil
+		}),
+	}
+	releaseCmd.Flags().StringVar(&releaseReason, "reason", "", "why, recorded on the incident (default: who released it)")
+	tf.register(releaseCmd.Flags())
+	for _, c := range []*cobra.Command{list, show} {
+		tf.register(c.Flags())
+		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	}
+	cmd.AddCommand(list, show, closeCmd, releaseCmd)
+	return cmd
+}
+
+func writeJSON(cmd *cobra.Command, v any) error {
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func printIncident(cmd *cobra.Command, d *incidents.Detail) {
+	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	defer w.Flush()
+	fmt.Fprintf(w, "Incident:\t%s\n", d.ID)
+	fmt.Fprintf(w, "Playbook:\t%s (version %s)\n", d.Playbook, d.PlaybookVersion)
+	fmt.Fprintf(w, "Status:\t%s\n", d.Status)
+	fmt.Fprintf(w, "Severity:\t%s\n", d.Severity)
+	fmt.Fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
+	if d.Failure != "" {
+		fmt.Fprintf(w, "Failure:\t%s\n", d.Failure)
+	}
+	st := d.State
+	if st == nil {
+		return
+	}
+	if !st.ClosedAt.IsZero() {
+		fmt.Fprintf(w, "Closed:\t%s (%s)\n", st.ClosedAt.Local().Format(time.DateTime), st.CloseReason)
+	}
+	if st.PlaybookCommit != "" {
+		commit := st.PlaybookCommit
+		if st.PlaybookModified {
+			commit += " (file modified since)"
+		}
+		fmt.Fprintf(w, "Playbook commit:\t%s\n", commit)
+	}
+	fmt.Fprintf(w, "Incident key:\t%s\n", st.IncidentKey)
+	fmt.Fprintf(w, "Alerts:\t%d (last %s)\n", st.AlertCount, st.LastAlertAt.Local().Format(time.DateTime))
+	if a := st.FirstAlert; a != nil {
+		fmt.Fprintf(w, "First alert:\t%s [%s] %s\n", a.Rule, a.Severity, a.ID)
+		if a.Kubernetes.Pod != "" {
+			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
+		}
+	}
+	if t := st.Ticket; t != nil {
+		line := t.Provider + " " + t.Key
+		if t.URL != "" {
+			line += " " + t.URL
+		}
+		line += fmt.Sprintf(" (%d comments", t.Comments)
+		if t.Resolved {
+			line += ", resolved"
+		}
+		line += ")"
+		if t.Error != "" {
+			line += "; last update failed: " + t.Error
+		}
+		fmt.Fprintf(w, "Ticket:\t%s\n", line)
+	}
+	if st.Ticket == nil && st.TicketError != "" {
+		fmt.Fprintf(w, "Ticket error:\t%s\n", st.TicketError)
+	}
+	if t := st.Slack; t != nil {
+		switch {
+		case t.TS != "":
+			fmt.Fprintf(w, "Slack thread:\t%s %s\n", t.Channel, t.TS)
+		default:
+			fmt.Fprintf(w, "Slack thread:\tnone: %s\n", t.Skipped+t.Error)
+		}
+	}
+	for _, a := range st.Approvals {
+		outcome := a.Outcome
+		if outcome == "" {
+			outcome = "open until " + a.Deadline.Local().Format(time.DateTime)
+		} else if !a.DecidedAt.IsZero() {
+			outcome += " at " + a.DecidedAt.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(w, "Approval %s:\t%s (quorum %d of %s)\n", a.Step, outcome, a.Quorum, strings.Join(a.Approvers, ", "))
+		if a.PlanHash != "" {
+			fmt.Fprintf(w, "  plan %s:\t%s\n", a.PlanHash, planSummary(a.Plan))
+		}
+		if a.Requester != "" {
+			fmt.Fprintf(w, "  requester:\t%s (may not vote)\n", a.Requester)
+		}
+		if a.Escalated {
+			fmt.Fprintf(w, "  escalated:\t%s\n", a.EscalatedAt.Local().Format(time.DateTime))
+		}
+		if a.SlackError != "" {
+			fmt.Fprintf(w, "  slack error:\t%s\n", a.SlackError)
+		}
+		for _, v := range a.Votes {
+			decision := "deny"
+			if v.Approve {
+				decision = "approve"
+			}
+			who := v.User
+			if v.Name != "" && v.Name != strings.TrimPrefix(v.User, v.Source+":") {
+				who += " (" + v.Name + ")"
+			}
+			via := dash(v.Source)
+			if v.Team != "" {
+				via += " team " + v.Team
+			}
+			if v.Via != "" {
+				via += " via " + v.Via
+			}
+			fmt.Fprintf(w, "  %s\t%s at %s [%s] %s\n", who, decision, v.At.Local().Format(time.DateTime), via, v.Comment)
+		}
+	}
+	fmt.Fprintln(w, "Steps:")
+	for _, s := range st.Steps {
+		line := fmt.Sprintf("  %s\t%s\t%s", s.ID, s.Action, s.Status)
+		if s.Error != "" {
+			line += "\t" + s.ErrorType + ": " + s.Error
+		} else if len(s.Output) > 0 {
+			b, _ := json.Marshal(s.Output)
+			line += "\t" + string(b)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// planSummary lists an approval's planned steps.
+func planSummary(plan []workflows.PlannedAction) string {
+	if len(plan) == 0 {
+		return "no action"
+	}
+	parts := make([]string, len(plan))
+	for i, p := range plan {
+		parts[i] = p.Step + " " + p.Action
+		if p.Destructive {
+			parts[i] += " (destructive)"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

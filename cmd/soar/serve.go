@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/internal/httpserver"
+)
+
+func newServeCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf        temporalFlags
+		nf        natsFlags
+		sf        slackFlags
+		playbooks string
+		httpAddr  string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve soar's HTTP endpoints: /healthz, /readyz, /metrics, Slack's /slack/interactions (or Socket Mode) and the vote API",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			c, err := connect(ctx, &tf, &nf, playbooks, "serve", log)
+			if err != nil {
+				return err
+			}
+			defer c.close()
+			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
+			ap, err := startApprovals(ctx, hs, c.tc, &sf, log)
+			if err != nil {
+				return err
+			}
+			defer ap.Stop()
+			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
+		},
+	}
+	tf.register(cmd.Flags())
+	nf.register(cmd.Flags())
+	sf.register(cmd.Flags(), false)
+	cmd.Flags().StringVar(&playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
+	return cmd
+}
+
+// startApprovals starts what takes votes: Slack interactions and the vote
+// API, as the secrets in the environment allow.
+func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, sf *slackFlags, log zerolog.Logger) (*app.Approvals, error) {
+	sec, err := sf.secrets(log)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := app.Secret(app.EnvAPITokens)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := incidents.ParseTokens(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", app.EnvAPITokens, err)
+	}
+	return app.StartApprovals(ctx, hs, tc, sec, tokens, log)
+}
+
+// serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.
+func serveUntilDone(ctx context.Context, addr string, hs *httpserver.Server, log zerolog.Logger, msg string) error {
+	ev := log.Info()
+	if addr != "" {
+		h, err := app.ServeHTTP(addr, hs, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = h.Stop(sctx)
+		}()
+		ev = ev.Str("http", h.Addr())
+	}
+	ev.Msg(msg)
+	<-ctx.Done()
+	log.Info().Msg("shutting down")
+	return nil
+}

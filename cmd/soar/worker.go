@@ -1,0 +1,177 @@
+package main
+
+import (
+	"cmp"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/metrics"
+)
+
+// workerFlags configure the worker's actions.
+type workerFlags struct {
+	kubeconfig  string
+	kubeTimeout time.Duration
+	protected   []string
+	evidenceDir string
+	s3          evidence.S3Config
+	slack       slackFlags
+	tickets     app.TicketConfig
+	// uiURL is the Temporal Web UI, for links to incidents.
+	uiURL string
+}
+
+func (f *workerFlags) register(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
+	fs.DurationVar(&f.kubeTimeout, "kube-timeout", 0, "timeout of one Kubernetes API request; 0 bounds each only by its step's attempt (30s, 5m for snapshots, whose logs and checkpoints take longer). A timed-out attempt is retried")
+	fs.StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to kube-system, kube-public, kube-node-lease and soar's own")
+	fs.StringVar(&f.evidenceDir, "evidence-dir", "", "directory that stores snapshot evidence bundles when no S3 bucket is set (default: soar-evidence in the working directory; <data-dir>/evidence for soar dev)")
+	fs.StringVar(&f.s3.Bucket, "evidence-s3-bucket", "", "S3 bucket for evidence bundles (credentials from SOAR_EVIDENCE_S3_ACCESS_KEY_ID and SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY, else the AWS environment or instance role)")
+	fs.StringVar(&f.s3.Endpoint, "evidence-s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint, host[:port]")
+	fs.StringVar(&f.s3.Region, "evidence-s3-region", "", "S3 region")
+	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
+	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
+	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
+	f.slack.register(fs, true)
+	t := &f.tickets
+	fs.StringVar(&t.Provider, "ticket-provider", "", "where ticket steps open tickets: jira, github or webhook (default none: ticket steps skip and say so)")
+	fs.StringVar(&t.Jira.URL, "jira-url", "", "Jira base URL, e.g. https://example.atlassian.net")
+	fs.BoolVar(&t.Jira.Cloud, "jira-cloud", true, "Jira Cloud (REST v3, e-mail and SOAR_JIRA_API_TOKEN); false for Data Center (REST v2, SOAR_JIRA_PAT)")
+	fs.StringVar(&t.Jira.Email, "jira-email", "", "Jira Cloud account e-mail of the API token")
+	fs.StringVar(&t.Jira.Project, "jira-project", "", "Jira project key, e.g. SEC")
+	fs.StringVar(&t.Jira.IssueType, "jira-issue-type", "Task", "Jira issue type of incident tickets")
+	fs.StringToStringVar(&t.Jira.Priorities, "jira-priorities", nil, "severity=priority pairs that replace the default mapping (critical, alert and emergency=Highest, high=High, warning=Medium, notice=Low, info and debug=Lowest)")
+	fs.BoolVar(&t.Jira.NoPriority, "jira-no-priority", false, "set no priority on tickets (for projects whose create screen has no Priority field)")
+	fs.StringVar(&t.Jira.ResolveTransition, "jira-resolve-transition", "Done", "Jira transition that resolves a ticket")
+	fs.StringVar(&t.GitHubRepo, "github-repo", "", "GitHub repository of incident issues, owner/repo (token from SOAR_GITHUB_TOKEN)")
+	fs.StringVar(&t.GitHub.APIURL, "github-api-url", "", "GitHub API URL (default api.github.com; GitHub Enterprise: https://HOST/api/v3/)")
+	fs.StringSliceVar(&t.GitHub.Labels, "github-labels", []string{"security-incident"}, "labels of every incident issue")
+	fs.StringVar(&f.uiURL, "temporal-ui-url", "", "Temporal Web UI base URL, e.g. https://temporal.example.com: tickets and Slack threads link to each incident there")
+	fs.StringVar(&t.Webhook.URL, "ticket-webhook-url", "", "URL that receives ticket events as signed JSON (secret from SOAR_WEBHOOK_SECRET)")
+}
+
+// evidenceStore opens the S3 bucket when one is named, else the directory.
+func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, error) {
+	if f.s3.Bucket != "" {
+		cfg := f.s3
+		cfg.AccessKeyID = os.Getenv("SOAR_EVIDENCE_S3_ACCESS_KEY_ID")
+		cfg.SecretAccessKey = os.Getenv("SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY")
+		cfg.SessionToken = os.Getenv("SOAR_EVIDENCE_S3_SESSION_TOKEN")
+		st, err := evidence.NewS3(cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		return st, st.Location(""), nil
+	}
+	dir := cmp.Or(f.evidenceDir, defaultDir, "soar-evidence")
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	st := evidence.NewLocal(abs)
+	return st, st.Location(""), nil
+}
+
+// start starts a worker acting on the cluster of kubeconfig. It returns
+// where evidence bundles go.
+func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir, namespace string, log zerolog.Logger) (worker.Worker, string, error) {
+	cfg, err := kube.RESTConfig(kubeconfig)
+	if err != nil {
+		return nil, "", err
+	}
+	cfg.Timeout = f.kubeTimeout
+	kc, err := kube.NewForConfig(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	store, where, err := f.evidenceStore(defaultEvidenceDir)
+	if err != nil {
+		return nil, "", err
+	}
+	log.Info().Str("evidence", where).Msg("evidence bundles are stored here")
+	sec, err := f.slack.secrets(log)
+	if err != nil {
+		return nil, "", err
+	}
+	sl, err := sec.WorkerSlack(f.slack.channel)
+	if err != nil {
+		return nil, "", err
+	}
+	tp, err := f.tickets.Open()
+	if err != nil {
+		return nil, "", err
+	}
+	if tp != nil {
+		log.Info().Str("tickets", tp.Name()).Msg("ticket steps open tickets here")
+	} else {
+		log.Info().Msg("no ticket provider: ticket steps skip (--ticket-provider)")
+	}
+	w, err := app.StartWorker(tc, app.WorkerConfig{
+		IncidentURL:         app.IncidentURL(f.uiURL, namespace),
+		Tickets:             tp,
+		Slack:               sl,
+		Kube:                kc,
+		Evidence:            store,
+		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
+		ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
+	})
+	return w, where, err
+}
+
+func newWorkerCmd(g *globalFlags) *cobra.Command {
+	var (
+		tf       temporalFlags
+		wf       workerFlags
+		httpAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run incident workflows and their actions against an external Temporal cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			// The worker reads no playbooks: a SIGHUP sent to every soar
+			// process to reload them must not end it.
+			signal.Ignore(syscall.SIGHUP)
+			ctx := cmd.Context()
+			tc, err := tf.dial(ctx, identity("worker"), log)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
+				return err
+			}
+			w, _, err := wf.start(tc, wf.kubeconfig, "", tf.namespace, log)
+			if err != nil {
+				return err
+			}
+			defer w.Stop()
+			m := metrics.New()
+			hs := httpserver.New(m.Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			return serveUntilDone(ctx, httpAddr, hs, log, "worker started")
+		},
+	}
+	tf.register(cmd.Flags())
+	wf.register(cmd)
+	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9090", "address for /healthz, /readyz and /metrics (empty disables)")
+	return cmd
+}

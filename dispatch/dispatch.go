@@ -1,0 +1,426 @@
+// Package dispatch turns alert messages into incidents. It pulls alerts from a
+// durable JetStream consumer, decodes and matches them against the playbooks,
+// and hands every match to Temporal with SignalWithStart, so that the first
+// alert of an incident starts its workflow and every later one joins it.
+//
+// A message is acknowledged only after Temporal accepted every signal it
+// caused; when Temporal cannot be reached it is redelivered with backoff, so
+// nothing is lost, and redeliveries are recognised by their delivery ID, so
+// nothing is counted twice. Messages that can never be decoded go to a
+// dead-letter subject with the reason and are terminated.
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/playbooks"
+)
+
+// Config configures a Dispatcher. Zero fields take the defaults below.
+type Config struct {
+	// Stream captures alerts; created or updated at start. Default SOAR_ALERTS.
+	Stream string
+	// Subjects the stream captures. Default alerts.> and falco.> (where
+	// Falcosidekick's NATS output publishes).
+	Subjects []string
+	// Consumer is the durable consumer all dispatchers share. Default soar-dispatch.
+	Consumer string
+	// DeadLetterStream keeps dead letters. Default SOAR_DEADLETTER.
+	DeadLetterStream string
+	// DeadLetterPrefix is the subject prefix of dead letters; the reason is
+	// appended. Default soar.deadletter.
+	DeadLetterPrefix string
+	// Limits bound what the decoder accepts.
+	Limits alert.Limits
+	// Concurrency is how many alerts are dispatched at once. Default 32.
+	Concurrency int
+	// Namespace and TaskQueue locate the workflows in Temporal.
+	Namespace string
+	TaskQueue string
+	// Identity names this dispatcher in Temporal's history.
+	Identity string
+	// TemporalTimeout bounds one call to Temporal; on timeout the alert is
+	// redelivered later. Default 10s.
+	TemporalTimeout time.Duration
+	// MaxTemporalPayload bounds the encoded workflow input plus alert signal.
+	// Temporal rejects larger requests (2 MiB by default), so retrying them
+	// would stall the consumer forever; they are dead-lettered instead.
+	// Default 2 MiB less 64 KiB of headroom.
+	MaxTemporalPayload int
+	// MaxAckPending bounds the alerts in flight across all dispatchers
+	// sharing the consumer. Default 1024.
+	MaxAckPending int
+	// Replicas is the number of copies JetStream keeps of each stream: 1 for
+	// a single server, 3 for a production cluster. Default 1.
+	Replicas int
+}
+
+// Defaults.
+const (
+	DefaultStream           = "SOAR_ALERTS"
+	DefaultConsumer         = "soar-dispatch"
+	DefaultDeadLetterStream = "SOAR_DEADLETTER"
+	DefaultDeadLetterPrefix = "soar.deadletter"
+	DefaultConcurrency      = 32
+)
+
+// DefaultSubjects are the subjects the alert stream captures.
+func DefaultSubjects() []string { return []string{"alerts.>", "falco.>"} }
+
+// Dead-letter message headers.
+const (
+	HeaderReason          = "Soar-Reason"
+	HeaderError           = "Soar-Error"
+	HeaderOriginalSubject = "Soar-Original-Subject"
+	HeaderOriginalSeq     = "Soar-Original-Sequence"
+	// HeaderTruncatedFrom is set, to the original length in bytes, when the
+	// original did not fit in a dead letter and the body holds its beginning.
+	HeaderTruncatedFrom = "Soar-Truncated-From"
+)
+
+func (c *Config) setDefaults() {
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if len(c.Subjects) == 0 {
+		c.Subjects = DefaultSubjects()
+	}
+	if c.Consumer == "" {
+		c.Consumer = DefaultConsumer
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.DeadLetterPrefix == "" {
+		c.DeadLetterPrefix = DefaultDeadLetterPrefix
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Namespace == "" {
+		c.Namespace = "default"
+	}
+	if c.TaskQueue == "" {
+		c.TaskQueue = "soar"
+	}
+	if c.Identity == "" {
+		c.Identity = "soar-dispatch"
+	}
+	if c.TemporalTimeout <= 0 {
+		c.TemporalTimeout = 10 * time.Second
+	}
+	if c.MaxTemporalPayload <= 0 {
+		c.MaxTemporalPayload = 2<<20 - 64<<10
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 1024
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+}
+
+// ReasonTooLargeForTemporal is the dead-letter reason of an alert that decodes
+// but whose incident input would exceed Config.MaxTemporalPayload.
+const ReasonTooLargeForTemporal alert.Reason = "too_large_for_temporal"
+
+// PlaybookSource returns the playbooks in force; it may change between calls
+// when playbooks are reloaded.
+type PlaybookSource interface {
+	Current() *playbooks.Set
+}
+
+// Dispatcher consumes alerts and starts or signals incident workflows.
+type Dispatcher struct {
+	cfg       Config
+	js        jetstream.JetStream
+	temporal  client.Client
+	playbooks PlaybookSource
+	metrics   *metrics.Metrics
+	log       zerolog.Logger
+}
+
+// New returns a Dispatcher. Call EnsureStreams before Run.
+func New(js jetstream.JetStream, tc client.Client, pb PlaybookSource, m *metrics.Metrics, log zerolog.Logger, cfg Config) *Dispatcher {
+	cfg.setDefaults()
+	return &Dispatcher{cfg: cfg, js: js, temporal: tc, playbooks: pb, metrics: m, log: log}
+}
+
+// EnsureStreams creates or updates the alert stream, the dead-letter stream
+// and the durable consumer. It is safe to call from every dispatcher at start.
+func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
+	// Work-queue retention deletes an alert once it is acknowledged and keeps
+	// it, however long, until then: undispatched alerts survive any outage.
+	_, err := d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        d.cfg.Stream,
+		Description: "Security alerts waiting for soar's dispatcher",
+		Subjects:    d.cfg.Subjects,
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
+		// Publishers that set Nats-Msg-Id get transport duplicates removed.
+		Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.Stream, err)
+	}
+	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        d.cfg.DeadLetterStream,
+		Description: "Alert messages soar could not decode, with the reason in the Soar-Reason header",
+		Subjects:    []string{d.cfg.DeadLetterPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
+		MaxAge:      30 * 24 * time.Hour,
+		Duplicates:  2 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.DeadLetterStream, err)
+	}
+	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.Stream, d.consumerConfig())
+	if err != nil {
+		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.Consumer, err)
+	}
+	return nil
+}
+
+func (d *Dispatcher) consumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:     d.cfg.Consumer,
+		Description: "soar dispatchers: alerts to incidents",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     30 * time.Second,
+		MaxDeliver:  -1, // never give up on an alert; failures are retried with backoff
+		// One value for the consumer, shared by every dispatcher: it must not
+		// depend on which dispatcher started last.
+		MaxAckPending: d.cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// drainTimeout bounds how long in-flight alerts may finish after Run's context
+// ends; what does not finish is redelivered to another dispatcher.
+const drainTimeout = 10 * time.Second
+
+// Run dispatches alerts until ctx ends, then lets in-flight alerts finish.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		return fmt.Errorf("dispatch: consumer %s: %w", d.cfg.Consumer, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * d.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+
+	// In-flight alerts get their own context so that a shutdown lets them
+	// reach Temporal instead of failing them all at once.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	d.log.Info().Str("stream", d.cfg.Stream).Str("consumer", d.cfg.Consumer).Int("concurrency", d.cfg.Concurrency).Msg("dispatcher started")
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d.Handle(work, msg)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(drainTimeout):
+		cancelWork()
+		<-done
+	}
+	d.log.Info().Msg("dispatcher stopped")
+	return nil
+}
+
+// Handle dispatches one message: dead-letter it, drop it (no playbook
+// matched), or start or signal one workflow per matching playbook, then
+// acknowledge it. Any failure to reach NATS or Temporal leaves the message
+// for redelivery with backoff. Handle never panics on message content.
+func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
+	d.metrics.AlertsReceived.Inc()
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to acknowledge or redeliver.
+		d.log.Error().Err(err).Str("subject", msg.Subject()).Msg("message without JetStream metadata ignored")
+		return
+	}
+	log := d.log.With().Str("subject", msg.Subject()).Uint64("stream_seq", meta.Sequence.Stream).Logger()
+
+	a, err := alert.Decode(msg.Data(), d.cfg.Limits)
+	if err != nil {
+		d.deadLetter(ctx, msg, meta, err, log)
+		return
+	}
+	if a.Time.IsZero() {
+		a.Time = meta.Timestamp
+	}
+	log = log.With().Str("alert_id", a.ID).Str("rule", a.Rule).Logger()
+
+	set := d.playbooks.Current()
+	matches, errs := set.Match(a)
+	for _, err := range errs {
+		// One playbook failing on one alert is that alert's problem: it is
+		// reported and the other playbooks still run.
+		var pe *playbooks.MatchError
+		name := "unknown"
+		if errors.As(err, &pe) {
+			name = pe.Playbook
+		}
+		d.metrics.PlaybookErrors.WithLabelValues(name).Inc()
+		log.Warn().Err(err).Str("playbook", name).Msg("playbook failed on alert")
+	}
+	if len(matches) == 0 {
+		d.metrics.AlertsUnmatched.Inc()
+		log.Debug().Msg("alert matched no playbook")
+		d.ack(msg, log)
+		return
+	}
+	d.metrics.AlertsMatched.Inc()
+
+	deliveryID := meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+	for i, m := range matches {
+		if i > 0 {
+			// Each match may take up to TemporalTimeout; keep the message from
+			// being redelivered to another dispatcher meanwhile.
+			_ = msg.InProgress()
+		}
+		started, err := d.signalWithStart(ctx, m, a, deliveryID)
+		var tooLarge *payloadTooLargeError
+		if errors.As(err, &tooLarge) {
+			d.deadLetterWithReason(ctx, msg, meta, ReasonTooLargeForTemporal, err, log)
+			return
+		}
+		if err != nil {
+			d.retryLater(msg, meta, log.With().Str("playbook", m.Playbook.Name).Logger(), err)
+			return
+		}
+		wid := playbooks.IncidentID(m.Playbook.Name, m.IncidentKey)
+		if started {
+			d.metrics.WorkflowsStarted.WithLabelValues(m.Playbook.Name).Inc()
+			log.Info().Str("playbook", m.Playbook.Name).Str("incident_id", wid).Msg("incident opened")
+		} else {
+			d.metrics.Signals.WithLabelValues(m.Playbook.Name).Inc()
+			log.Debug().Str("playbook", m.Playbook.Name).Str("incident_id", wid).Msg("alert joined incident")
+		}
+	}
+	d.metrics.DispatchLatency.Observe(time.Since(meta.Timestamp).Seconds())
+	d.ack(msg, log)
+}
+
+func (d *Dispatcher) ack(msg jetstream.Msg, log zerolog.Logger) {
+	// A lost acknowledgement only means a redelivery, which the delivery ID
+	// makes harmless.
+	if err := msg.Ack(); err != nil {
+		log.Warn().Err(err).Msg("acknowledge alert")
+	}
+}
+
+// retryLater asks JetStream to redeliver the message after a backoff that
+// grows with each delivery: 1s, 2s, 4s … capped at one minute.
+func (d *Dispatcher) retryLater(msg jetstream.Msg, meta *jetstream.MsgMetadata, log zerolog.Logger, cause error) {
+	d.metrics.DispatchErrors.Inc()
+	delay := Backoff(meta.NumDelivered)
+	log.Error().Err(cause).Uint64("delivery", meta.NumDelivered).Dur("retry_in", delay).Msg("dispatch failed; alert will be redelivered")
+	if err := msg.NakWithDelay(delay); err != nil {
+		log.Warn().Err(err).Msg("negative-acknowledge alert; it will be redelivered after the ack wait")
+	}
+}
+
+// Backoff is the redelivery delay after the nth failed delivery.
+func Backoff(delivery uint64) time.Duration {
+	const maxDelay = time.Minute
+	if delivery == 0 {
+		delivery = 1
+	}
+	if delivery > 7 {
+		return maxDelay
+	}
+	return min(time.Second<<(delivery-1), maxDelay)
+}
+
+// deadLetter publishes the original bytes to <prefix>.<reason> with the reason
+// and the error in headers, then terminates the message so it is never
+// redelivered. If the dead letter cannot be stored, the message is left for
+// redelivery instead: it is never dropped.
+func (d *Dispatcher) deadLetter(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, cause error, log zerolog.Logger) {
+	reason := alert.ReasonInvalidJSON
+	var de *alert.DecodeError
+	if errors.As(cause, &de) {
+		reason = de.Reason
+	}
+	d.deadLetterWithReason(ctx, msg, meta, reason, cause, log)
+}
+
+// deadLetterHeadroom is what a dead letter's headers may take of the server's
+// maximum payload.
+const deadLetterHeadroom = 4 << 10
+
+func (d *Dispatcher) deadLetterWithReason(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, reason alert.Reason, cause error, log zerolog.Logger) {
+	dl := nats.NewMsg(d.cfg.DeadLetterPrefix + "." + string(reason))
+	dl.Data = msg.Data()
+	// The original came in under the server's limit, but with the dead-letter
+	// headers it may not fit; a truncated dead letter beats one retried for
+	// ever. The header says how long the original was.
+	if limit := int(d.js.Conn().MaxPayload()) - deadLetterHeadroom; limit > 0 && len(dl.Data) > limit {
+		dl.Header.Set(HeaderTruncatedFrom, strconv.Itoa(len(dl.Data)))
+		dl.Data = dl.Data[:limit]
+	}
+	dl.Header.Set(HeaderReason, string(reason))
+	dl.Header.Set(HeaderError, cause.Error())
+	dl.Header.Set(HeaderOriginalSubject, msg.Subject())
+	dl.Header.Set(HeaderOriginalSeq, strconv.FormatUint(meta.Sequence.Stream, 10))
+	// A redelivered poison message must not be dead-lettered twice.
+	dl.Header.Set(nats.MsgIdHdr, deadLetterID(meta))
+	if _, err := d.js.PublishMsg(ctx, dl); err != nil {
+		d.retryLater(msg, meta, log, fmt.Errorf("store dead letter: %w", err))
+		return
+	}
+	d.metrics.AlertsDeadLettered.WithLabelValues(string(reason)).Inc()
+	log.Warn().Str("reason", string(reason)).Err(cause).Int("bytes", len(msg.Data())).Msg("alert dead-lettered")
+	if err := msg.TermWithReason(string(reason)); err != nil {
+		log.Warn().Err(err).Msg("terminate dead-lettered message")
+	}
+}
+
+func deadLetterID(meta *jetstream.MsgMetadata) string {
+	return "deadletter:" + meta.Stream + ":" + strconv.FormatUint(meta.Sequence.Stream, 10)
+}
+
+// requestID makes Temporal treat a redelivered message's SignalWithStart as a
+// retry of the first one.
+func requestID(deliveryID, workflowID string) string {
+	sum := sha256.Sum256([]byte(deliveryID + "\x00" + workflowID))
+	return hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,108 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	taskqueuepb "go.temporal.io/api/taskqueue/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// signalWithStart delivers the alert to the incident's workflow, starting it
+// if no incident with that ID is open. It reports whether it started one.
+//
+// It calls the service API directly rather than the SDK's helper because only
+// the API's response says whether the workflow was started or signalled.
+func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a alert.Alert, deliveryID string) (bool, error) {
+	dc := converter.GetDefaultDataConverter()
+	spec := m.Playbook.Spec()
+	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
+	input, err := dc.ToPayloads(workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec})
+	if err != nil {
+		return false, fmt.Errorf("encode workflow input: %w", err)
+	}
+	signal, err := dc.ToPayloads(workflows.AlertSignal{Alert: a, DeliveryID: deliveryID})
+	if err != nil {
+		return false, fmt.Errorf("encode alert signal: %w", err)
+	}
+	if size := payloadsSize(input) + payloadsSize(signal); size > d.cfg.MaxTemporalPayload {
+		return false, &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
+	}
+	attrs, err := searchAttributes(dc, spec, a, m.Severity)
+	if err != nil {
+		return false, err
+	}
+	workflowType := spec.Workflow
+	if workflowType == "" {
+		workflowType = workflows.RespondName
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
+	defer cancel()
+	resp, err := d.temporal.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
+		Namespace:                d.cfg.Namespace,
+		WorkflowId:               wid,
+		WorkflowType:             &commonpb.WorkflowType{Name: workflowType},
+		TaskQueue:                &taskqueuepb.TaskQueue{Name: d.cfg.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
+		Input:                    input,
+		Identity:                 d.cfg.Identity,
+		RequestId:                requestID(deliveryID, wid),
+		WorkflowIdReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIdConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		SignalName:               workflows.SignalAlert,
+		SignalInput:              signal,
+		SearchAttributes:         attrs,
+	})
+	if err != nil {
+		return false, fmt.Errorf("signal-with-start %s: %w", wid, err)
+	}
+	return resp.GetStarted(), nil
+}
+
+func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert, severity alert.Severity) (*commonpb.SearchAttributes, error) {
+	values := map[string]string{
+		workflows.SearchPlaybook.GetName():        spec.Name,
+		workflows.SearchPlaybookVersion.GetName(): spec.Version,
+		workflows.SearchSeverity.GetName():        severity.String(),
+		workflows.SearchNamespace.GetName():       a.Kubernetes.Namespace,
+		workflows.SearchPod.GetName():             a.Kubernetes.Pod,
+		workflows.SearchStatus.GetName():          workflows.StatusResponding,
+	}
+	fields := make(map[string]*commonpb.Payload, len(values))
+	for k, v := range values {
+		if v == "" {
+			continue
+		}
+		p, err := dc.ToPayload(v)
+		if err != nil {
+			return nil, fmt.Errorf("encode search attribute %s: %w", k, err)
+		}
+		fields[k] = p
+	}
+	return &commonpb.SearchAttributes{IndexedFields: fields}, nil
+}
+
+// payloadTooLargeError means the incident's input would exceed what Temporal
+// accepts: retrying cannot help.
+type payloadTooLargeError struct{ size, limit int }
+
+func (e *payloadTooLargeError) Error() string {
+	return fmt.Sprintf("incident input of %d bytes exceeds the %d-byte limit for Temporal payloads", e.size, e.limit)
+}
+
+func payloadsSize(p *commonpb.Payloads) int {
+	n := 0
+	for _, x := range p.GetPayloads() {
+		n += len(x.GetData())
+		for _, m := range x.GetMetadata() {
+			n += len(m)
+		}
+	}
+	return n
+}

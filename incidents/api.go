@@ -1,0 +1,151 @@
+package incidents
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/soar-dev/soar/workflows"
+)
+
+// MinTokenLength is the shortest API token accepted: 32 characters, as
+// `openssl rand -hex 16` prints.
+const MinTokenLength = 32
+
+// Tokens maps API token names to tokens. A vote cast with a token is
+// recorded as "api:<name>", which playbooks list among approvers.
+type Tokens map[string]string
+
+// ParseTokens reads "name:token" entries, one per line or separated by
+// commas; blank lines and lines starting with # are skipped. The error
+// never quotes a token.
+func ParseTokens(s string) (Tokens, error) {
+	t := Tokens{}
+	for i, entry := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ',' }) {
+		entry = strings.TrimSpace(entry)
+		if entry == "" || strings.HasPrefix(entry, "#") {
+			continue
+		}
+		name, tok, ok := strings.Cut(entry, ":")
+		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		switch {
+		case !ok || name == "" || strings.ContainsAny(name, " \t"):
+			return nil, fmt.Errorf("API token entry %d: want name:token", i+1)
+		case len(tok) < MinTokenLength:
+			return nil, fmt.Errorf("API token %q: shorter than %d characters", name, MinTokenLength)
+		case t[name] != "":
+			return nil, fmt.Errorf("API token %q: listed twice", name)
+		}
+		t[name] = tok
+	}
+	return t, nil
+}
+
+// identify returns the name of the token in an "Authorization: Bearer"
+// header, comparing against every token in constant time.
+func (t Tokens) identify(header string) (string, bool) {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" {
+		return "", false
+	}
+	// Comparing hashes gives every comparison the same length.
+	sum := sha256.Sum256([]byte(got))
+	found := ""
+	for name, tok := range t {
+		want := sha256.Sum256([]byte(tok))
+		if subtle.ConstantTimeCompare(sum[:], want[:]) == 1 {
+			found = name
+		}
+	}
+	return found, found != ""
+}
+
+// VoteRequest is the body of POST /api/v1/incidents/{id}/votes.
+type VoteRequest struct {
+	// Step is the approval step; empty means the only open one.
+	Step    string `json:"step"`
+	Approve *bool  `json:"approve"`
+	Comment string `json:"comment"`
+}
+
+// VoteResponse answers a recorded vote.
+type VoteResponse struct {
+	Approval workflows.ApprovalState `json:"approval"`
+	Message  string                  `json:"message"`
+}
+
+type apiError struct {
+	Error string `json:"error"`
+}
+
+// API serves the approval endpoints for when Slack is down:
+//
+//	POST /api/v1/incidents/{id}/votes  {"step": "ask", "approve": true, "comment": "…"}
+//
+// with "Authorization: Bearer <token>". Answers: 200 with the approval, 400
+// for a bad body, 401 without a valid token, 409 with the reason when the
+// incident refused the vote, 502 when Temporal could not be reached.
+type API struct {
+	Service *Service
+	Tokens  Tokens
+}
+
+// Register mounts the API on mux.
+func (a *API) Register(mux interface {
+	Handle(pattern string, h http.Handler)
+}) {
+	mux.Handle("POST /api/v1/incidents/{id}/votes", http.HandlerFunc(a.vote))
+}
+
+func (a *API) vote(w http.ResponseWriter, r *http.Request) {
+	name, ok := a.Tokens.identify(r.Header.Get("Authorization"))
+	if !ok {
+		a.Service.Log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("API request refused: no valid token")
+		w.Header().Set("WWW-Authenticate", `Bearer realm="soar"`)
+		writeJSON(w, http.StatusUnauthorized, apiError{"a valid API token is needed: Authorization: Bearer <token>"})
+		return
+	}
+	var req VoteRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Approve == nil {
+		msg := `the body must be JSON: {"step": "…", "approve": true|false, "comment": "…"}`
+		if err != nil {
+			msg += ": " + err.Error()
+		}
+		writeJSON(w, http.StatusBadRequest, apiError{msg})
+		return
+	}
+	incident := r.PathValue("id")
+	d := workflows.Decision{
+		Step: req.Step, User: "api:" + name, Name: name, Approve: *req.Approve, Comment: req.Comment, Source: workflows.SourceAPI,
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), VoteTimeout)
+	defer cancel()
+	st, err := a.Service.Vote(ctx, incident, d)
+	var refused *Refused
+	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, apiError{refused.Reason})
+	case err != nil:
+		writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
+	default:
+		writeJSON(w, http.StatusOK, VoteResponse{Approval: st, Message: Confirmation(incident, d, st)})
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// VoteTimeout bounds one vote through the API or the CLI.
+const VoteTimeout = 30 * time.Second

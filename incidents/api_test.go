@@ -1,0 +1,67 @@
+package incidents
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+func TestParseTokens(t *testing.T) {
+	long := strings.Repeat("x", MinTokenLength)
+	got, err := ParseTokens("# votes from the pager bot\noncall:" + long + ", ci: " + long + "y\n\n")
+	if err != nil || len(got) != 2 || got["oncall"] != long || got["ci"] != long+"y" {
+		t.Fatalf("%v %v", got, err)
+	}
+	for name, in := range map[string]string{
+		"no name":  ":" + long,
+		"short":    "ci:tooshort",
+		"twice":    "ci:" + long + ",ci:" + long,
+		"no colon": long,
+		"space":    "on call:" + long,
+	} {
+		_, err := ParseTokens(in)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+			continue
+		}
+		if strings.Contains(err.Error(), long) || strings.Contains(err.Error(), "tooshort") {
+			t.Errorf("%s: the error quotes the token: %v", name, err)
+		}
+	}
+}
+
+// TestVoteNeedsAValidToken: without a token the vote API answers 401 and
+// never reaches Temporal (the service here has none).
+func TestVoteNeedsAValidToken(t *testing.T) {
+	api := &API{Service: &Service{Log: zerolog.Nop()}, Tokens: Tokens{"oncall": strings.Repeat("t", MinTokenLength)}}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	for name, header := range map[string]string{
+		"none":       "",
+		"wrong":      "Bearer " + strings.Repeat("u", MinTokenLength),
+		"prefix":     "Bearer " + strings.Repeat("t", MinTokenLength-1),
+		"not bearer": "Basic " + strings.Repeat("t", MinTokenLength),
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/votes", strings.NewReader(`{"approve": true}`))
+		if header != "" {
+			req.Header.Set("Authorization", header)
+		}
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		}
+	}
+	// A valid token with a body that names no decision: 400, still before
+	// any Temporal call.
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/votes", strings.NewReader(`{"step": "ask"}`))
+	req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", MinTokenLength))
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	if rec.Code != http.StatusBadRequest {
+		t.Errorf("no decision: %d %s", rec.Code, rec.Body)
+	}
+}
