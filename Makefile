@@ -28,7 +28,7 @@ test: kube-tools build ## Every test, against real NATS, Temporal and kube-apise
 	$(GO) test $(TEST_FLAGS) ./...
 	$(BIN)/soar playbook lint playbooks/library
 	$(BIN)/soar playbook test playbooks/library
-	$(GO) test -count=1 -race ./alert/... ./playbooks/... ./internal/logging/... ./internal/httpserver/...
+	$(GO) test -count=1 -race ./alert/... ./playbooks ./internal/logging/... ./internal/httpserver/...
 
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).
 	@mkdir -p $(BIN)
@@ -38,9 +38,10 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 
 # Records the Respond workflow's histories from real runs into
-# workflows/testdata (all of them, or the files named in HISTORIES=a.json,b.json).
+# workflows/testdata (all of them, or the files named in HISTORIES=a.json,b.json);
+# PREFIX=name writes respond-name-<path>.json beside the old ones instead.
 record-histories: kube-tools
-	SOAR_RECORD_HISTORIES=$(HISTORIES) $(GO) test -count=1 -tags record -run TestRecordHistories ./test/e2e/
+	SOAR_RECORD_HISTORIES=$(HISTORIES) SOAR_RECORD_PREFIX=$(PREFIX) $(GO) test -count=1 -tags record -run TestRecordHistories ./test/e2e/
 
 fuzz: ## Fuzz the alert decoder for a minute.
 	$(GO) test ./alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s

@@ -72,7 +72,7 @@ func TestUndoFillsAnInverseAndParamsWin(t *testing.T) {
 }
 
 type releaseStub struct {
-	Kube
+	stubKube
 	got kube.ReleaseRequest
 }
 
@@ -97,7 +97,7 @@ func TestQuarantineOfAPodThatCannotBeDetachedStillContainsIt(t *testing.T) {
 }
 
 type detachStub struct {
-	Kube
+	stubKube
 	reqs []kube.QuarantineRequest
 }
 
@@ -143,7 +143,7 @@ func TestKubeErrorsMapToRetryDecisions(t *testing.T) {
 
 // snapStub collects a fixed snapshot and counts collections.
 type snapStub struct {
-	Kube
+	stubKube
 	collections int
 }
 

@@ -1,7 +1,14 @@
 // Package activities holds soar's Temporal activities: the only code in a
 // response that touches the outside world. Each activity is a method on
 // Activities, whose fields are the connectors it needs; workflows call them
-// through a nil *Activities so that workflow code never holds a client.
+// through a nil *Activities, or by an action's name, so that workflow code
+// never holds a client.
+//
+// Every action a playbook step can run lives in one file,
+// activities/<action>.go: its name, its typed input and output (whose tags
+// document them), its destructiveness, inverse, RBAC and the method that runs
+// it, bound together by Define. catalogue.go lists them; nothing else
+// registers an action.
 //
 // Activities translate connector errors into Temporal semantics: an error that
 // retrying cannot fix is returned as a non-retryable ApplicationError whose
@@ -9,29 +16,10 @@
 package activities
 
 import (
-	"context"
 	"slices"
 
 	"github.com/soar-dev/soar/connectors/evidence"
-	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/connectors/tickets"
-)
-
-// Action names as playbooks write them in a step's "action".
-const (
-	ActionAnnotatePod        = "kubernetes.annotate_pod"
-	ActionCordonNode         = "kubernetes.cordon_node"
-	ActionDeletePod          = "kubernetes.delete_pod"
-	ActionEvictPod           = "kubernetes.evict_pod"
-	ActionLabelPod           = "kubernetes.label_pod"
-	ActionQuarantine         = "kubernetes.quarantine"
-	ActionRelease            = "kubernetes.release"
-	ActionRestoreAnnotations = "kubernetes.restore_annotations"
-	ActionRestoreLabels      = "kubernetes.restore_labels"
-	ActionRestoreScale       = "kubernetes.restore_scale"
-	ActionScaleToZero        = "kubernetes.scale_to_zero"
-	ActionSnapshot           = "kubernetes.snapshot"
-	ActionUncordonNode       = "kubernetes.uncordon_node"
 )
 
 // Error types of non-retryable ApplicationErrors returned by activities.
@@ -68,27 +56,13 @@ const (
 // disrupting them can take down the cluster or soar itself.
 var DefaultProtectedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
 
-// Kube is what the actions need from the Kubernetes connector
-// (*kube.Client).
-type Kube interface {
-	Quarantine(ctx context.Context, req kube.QuarantineRequest) (kube.QuarantineResult, error)
-	Release(ctx context.Context, req kube.ReleaseRequest) (kube.ReleaseResult, error)
-	DeletePod(ctx context.Context, req kube.DeletePodRequest) (kube.DeletePodResult, error)
-	EvictPod(ctx context.Context, req kube.EvictPodRequest) (kube.EvictPodResult, error)
-	LabelPod(ctx context.Context, req kube.MetadataRequest) (kube.MetadataResult, error)
-	AnnotatePod(ctx context.Context, req kube.MetadataRequest) (kube.MetadataResult, error)
-	RestorePodLabels(ctx context.Context, req kube.RestoreMetadataRequest) (kube.RestoreMetadataResult, error)
-	RestorePodAnnotations(ctx context.Context, req kube.RestoreMetadataRequest) (kube.RestoreMetadataResult, error)
-	Cordon(ctx context.Context, req kube.CordonRequest) (kube.CordonResult, error)
-	Uncordon(ctx context.Context, req kube.UncordonRequest) (kube.UncordonResult, error)
-	ScaleOwnerToZero(ctx context.Context, req kube.ScaleRequest) (kube.ScaleResult, error)
-	RestoreScale(ctx context.Context, req kube.RestoreScaleRequest) (kube.RestoreScaleResult, error)
-	CollectSnapshot(ctx context.Context, req kube.SnapshotRequest) (kube.Snapshot, error)
-}
-
 // Activities is registered once with the worker.
 type Activities struct {
-	Kube Kube
+	// Kube is the Kubernetes connector, *kube.Client. Each action asserts
+	// the small interface it needs of it (declared in the action's file and
+	// checked against *kube.Client when soar compiles); a connector that
+	// lacks one fails that action's steps, saying so.
+	Kube any
 	// Evidence stores snapshot bundles.
 	Evidence evidence.Store
 	// Collector identifies who collected evidence, in every manifest: the

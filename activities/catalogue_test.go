@@ -1,83 +1,97 @@
 package activities
 
 import (
+	"context"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/soar-dev/soar/connectors/kube"
 )
 
-// jsonFields lists the JSON names of a struct's fields, those of embedded
-// structs included, as encoding/json sees them.
-func jsonFields(t reflect.Type) []string {
-	var names []string
-	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.Anonymous && name == "" {
-			names = append(names, jsonFields(f.Type)...)
-			continue
-		}
-		names = append(names, name)
+// TestDefineDescribesAnActionFromItsTypes checks what Define derives from the
+// input and output structs: names from the JSON tags, embedded structs
+// flattened, types as authors write them, and the tags' docs, defaults,
+// required flags and alert fields.
+func TestDefineDescribesAnActionFromItsTypes(t *testing.T) {
+	type in struct {
+		PodParams
+		Labels map[string]string `json:"labels" required:"true" doc:"labels to set"`
+		Grace  *int64            `json:"grace,omitempty" default:"30" doc:"seconds"`
 	}
-	return names
+	type out struct {
+		Names []string `json:"names" doc:"what was touched"`
+		Done  bool     `json:"done,omitempty" doc:"whether it ran"`
+	}
+	a := Define(Action{Name: "test.action"}, func(_ *Activities, _ context.Context, in in, _ ActionRequest) (out, error) {
+		return out{Names: []string{in.Pod}, Done: true}, nil
+	})
+	var params []string
+	for _, p := range a.Params {
+		params = append(params, p.Name+":"+p.Type)
+	}
+	if want := []string{"namespace:string", "pod:string", "podUID:string", "labels:map", "grace:int"}; !slices.Equal(params, want) {
+		t.Errorf("params = %v, want %v", params, want)
+	}
+	if p := a.Params[0]; p.FromAlert != "namespace" || p.Default != "the alert's namespace" || p.Required {
+		t.Errorf("namespace param = %+v, want filled from the alert's namespace, not required", p)
+	}
+	if p := a.Params[3]; !p.Required || p.Doc != "labels to set" {
+		t.Errorf("labels param = %+v, want required with its doc", p)
+	}
+	if p := a.Params[4]; p.Default != "30" {
+		t.Errorf("grace param default = %q, want 30", p.Default)
+	}
+	if len(a.Output) != 2 || a.Output[0] != (Field{Name: "names", Type: "list", Doc: "what was touched"}) {
+		t.Errorf("output = %+v", a.Output)
+	}
+	got, err := a.run(nil, t.Context(), ActionRequest{Action: a.Name, Params: map[string]any{"pod": "web", "labels": map[string]any{"a": "b"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got["done"] != true || len(got["names"].([]any)) != 1 {
+		t.Errorf("run = %v, want the output struct as a map", got)
+	}
 }
 
-// TestCatalogueDescribesWhatTheActivitiesTakeAndReturn keeps the catalogue,
-// which lint and 'soar actions' show to authors, true to the code.
-func TestCatalogueDescribesWhatTheActivitiesTakeAndReturn(t *testing.T) {
-	io := map[string]struct{ in, out reflect.Type }{
-		ActionAnnotatePod:        {reflect.TypeFor[AnnotateParams](), reflect.TypeFor[kube.MetadataResult]()},
-		ActionCordonNode:         {reflect.TypeFor[CordonParams](), reflect.TypeFor[kube.CordonResult]()},
-		ActionDeletePod:          {reflect.TypeFor[DeleteParams](), reflect.TypeFor[kube.DeletePodResult]()},
-		ActionEvictPod:           {reflect.TypeFor[DeleteParams](), reflect.TypeFor[kube.EvictPodResult]()},
-		ActionLabelPod:           {reflect.TypeFor[LabelParams](), reflect.TypeFor[kube.MetadataResult]()},
-		ActionQuarantine:         {reflect.TypeFor[QuarantineParams](), reflect.TypeFor[QuarantineResult]()},
-		ActionRelease:            {reflect.TypeFor[PodParams](), reflect.TypeFor[kube.ReleaseResult]()},
-		ActionRestoreAnnotations: {reflect.TypeFor[RestoreMetadataParams](), reflect.TypeFor[kube.RestoreMetadataResult]()},
-		ActionRestoreLabels:      {reflect.TypeFor[RestoreMetadataParams](), reflect.TypeFor[kube.RestoreMetadataResult]()},
-		ActionRestoreScale:       {reflect.TypeFor[RestoreScaleParams](), reflect.TypeFor[kube.RestoreScaleResult]()},
-		ActionScaleToZero:        {reflect.TypeFor[PodParams](), reflect.TypeFor[kube.ScaleResult]()},
-		ActionSnapshot:           {reflect.TypeFor[SnapshotParams](), reflect.TypeFor[SnapshotOutput]()},
-		ActionUncordonNode:       {reflect.TypeFor[UncordonParams](), reflect.TypeFor[kube.UncordonResult]()},
-		ActionSlackNotify:        {reflect.TypeFor[NotifyParams](), reflect.TypeFor[NotifyResult]()},
-		ActionTicketOpen:         {reflect.TypeFor[TicketOpenParams](), reflect.TypeFor[TicketResult]()},
-		ActionTicketComment:      {reflect.TypeFor[TicketTextParams](), reflect.TypeFor[TicketResult]()},
-		ActionTicketResolve:      {reflect.TypeFor[TicketTextParams](), reflect.TypeFor[TicketResult]()},
+func TestDefineRefusesAFieldWithoutADoc(t *testing.T) {
+	defer func() {
+		r := recover()
+		if r == nil || !strings.Contains(r.(string), "test.nodoc: parameter x has no doc tag") {
+			t.Errorf("recover() = %v, want a panic naming the action and the field", r)
+		}
+	}()
+	type in struct {
+		X string `json:"x"`
 	}
+	Define(Action{Name: "test.nodoc"}, func(*Activities, context.Context, in, ActionRequest) (struct{}, error) { return struct{}{}, nil })
+}
+
+// TestCatalogueIsConsistent checks what no type can: every action is listed
+// once, in order, its role matches its permissions, and inverses point at
+// each other.
+func TestCatalogueIsConsistent(t *testing.T) {
+	seen := map[string]bool{}
 	for _, a := range Catalogue() {
-		types, ok := io[a.Name]
-		if !ok {
-			t.Errorf("action %s has no activity in this test's table", a.Name)
-			continue
+		if seen[a.Name] {
+			t.Errorf("%s is listed twice", a.Name)
 		}
-		var out []string
-		for _, f := range a.Output {
-			out = append(out, f.Name)
-		}
-		want := jsonFields(types.out)
-		slices.Sort(out)
-		slices.Sort(want)
-		if !slices.Equal(out, want) {
-			t.Errorf("%s: catalogue output %v, activity returns %v", a.Name, out, want)
-		}
-		inputs := jsonFields(types.in)
-		for _, p := range a.Params {
-			if !slices.Contains(inputs, p.Name) {
-				t.Errorf("%s: parameter %s is not a field of the activity's input %v", a.Name, p.Name, inputs)
-			}
-			if p.Doc == "" || p.Type == "" {
-				t.Errorf("%s: parameter %s lacks a type or doc", a.Name, p.Name)
-			}
+		seen[a.Name] = true
+		if a.Summary == "" || a.run == nil {
+			t.Errorf("%s has no summary or no run", a.Name)
 		}
 		if (len(a.Permissions) == 0) != (a.Role == RoleNone) {
 			t.Errorf("%s: role %q with %d Kubernetes permissions; only role %q has none", a.Name, a.Role, len(a.Permissions), RoleNone)
 		}
 		if a.Inverse != "" {
-			if _, ok := Lookup(a.Inverse); !ok {
-				t.Errorf("%s: inverse %s is not in the catalogue", a.Name, a.Inverse)
+			inv, ok := Lookup(a.Inverse)
+			if !ok || inv.InverseOf != a.Name {
+				t.Errorf("%s: inverse %s is not in the catalogue or does not say it undoes %s", a.Name, a.Inverse, a.Name)
+			}
+		}
+		if a.InverseOf != "" {
+			fwd, ok := Lookup(a.InverseOf)
+			if !ok || fwd.Inverse != a.Name {
+				t.Errorf("%s undoes %s, which does not name it as its inverse", a.Name, a.InverseOf)
 			}
 		}
 	}

@@ -2,53 +2,68 @@ package activities
 
 import (
 	"context"
-	"fmt"
-
-	"go.temporal.io/sdk/temporal"
+	"errors"
 
 	"github.com/soar-dev/soar/connectors/kube"
 )
 
-// QuarantineInput names the pod to isolate and the incident asking for it.
-type QuarantineInput struct {
-	IncidentID string `json:"incidentID"`
-	Namespace  string `json:"namespace"`
-	Pod        string `json:"pod"`
-	// PodUID, when the alert knew it, guards against acting on a replacement.
-	PodUID string `json:"podUID,omitempty"`
-	// DryRun asks the API server to check every change without storing it
-	// (plan mode).
-	DryRun bool `json:"dryRun,omitempty"`
+// ActionQuarantine isolates one pod.
+const ActionQuarantine = "kubernetes.quarantine"
+
+var quarantine = Define(Action{
+	Name:    ActionQuarantine,
+	Summary: "Isolate one pod: label it and ensure a deny-all ingress and egress NetworkPolicy of the incident selects it; optionally detach it from its ReplicaSet.",
+	Inverse: ActionRelease,
+	Role:    RoleResponder,
+	Permissions: []Permission{
+		{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}},
+		{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},
+		{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
+		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "get", "list", "update"}},
+	},
+}, (*Activities).quarantine)
+
+// QuarantineParams are kubernetes.quarantine's parameters.
+type QuarantineParams struct {
+	PodParams
+	Detach bool `json:"detach,omitempty" default:"false" doc:"also remove the labels its ReplicaSet selects it by, so the controller starts a clean replacement while the suspect pod is kept for forensics"`
 }
 
-// QuarantineOutput is what was found and changed; it goes into the incident.
-type QuarantineOutput = kube.QuarantineResult
+// QuarantineResult is kubernetes.quarantine's output.
+type QuarantineResult struct {
+	kube.QuarantineResult
+	// DetachSkipped says why a pod asked to be detached was quarantined
+	// without it.
+	DetachSkipped string `json:"detachSkipped,omitempty" doc:"why a pod asked to be detached was quarantined without it (a bare pod, a StatefulSet's pod)"`
+}
 
-// Quarantine is the activity incidents started before actions became generic
-// (ActionRequest, one activity per catalogue action) still call; it stays
-// registered until no such incident runs. It labels the pod and ensures the
-// incident's deny-all NetworkPolicy selects it. It is idempotent, so Temporal may retry it freely. It fails
-// without retry (ApplicationError types ErrTypeProtectedNamespace,
-// ErrTypeTargetNotFound, ErrTypeTargetChanged, ErrTypeForbidden,
-// ErrTypeInvalidRequest) when retrying cannot help; other errors (API server
-// unreachable, throttled, conflicts) are retried by the workflow's policy.
-func (a *Activities) Quarantine(ctx context.Context, in QuarantineInput) (QuarantineOutput, error) {
-	if in.Namespace == "" || in.Pod == "" {
-		return QuarantineOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("quarantine needs a namespace and a pod, got namespace %q pod %q", in.Namespace, in.Pod),
-			ErrTypeInvalidRequest, nil)
+type quarantiner interface {
+	Quarantine(ctx context.Context, req kube.QuarantineRequest) (kube.QuarantineResult, error)
+}
+
+var _ quarantiner = (*kube.Client)(nil)
+
+func (a *Activities) quarantine(ctx context.Context, in QuarantineParams, req ActionRequest) (QuarantineResult, error) {
+	if err := a.needPod(req.Action, in.PodParams); err != nil {
+		return QuarantineResult{}, err
 	}
-	if a.protected(in.Namespace) {
-		return QuarantineOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("namespace %q is protected: soar never quarantines pods there", in.Namespace),
-			ErrTypeProtectedNamespace, nil)
+	k, err := kubeFor[quarantiner](a, req.Action)
+	if err != nil {
+		return QuarantineResult{}, err
 	}
-	out, err := a.Kube.Quarantine(ctx, kube.QuarantineRequest{
-		Namespace: in.Namespace,
-		Pod:       in.Pod,
-		PodUID:    in.PodUID,
-		Incident:  in.IncidentID,
-		DryRun:    in.DryRun,
-	})
+	qr := kube.QuarantineRequest{
+		Namespace: in.Namespace, Pod: in.Pod, PodUID: in.PodUID,
+		Incident: req.IncidentID, Detach: in.Detach, DryRun: req.DryRun,
+	}
+	res, err := k.Quarantine(ctx, qr)
+	out := QuarantineResult{QuarantineResult: res}
+	if in.Detach && (errors.Is(err, kube.ErrUnsupportedOwner) || errors.Is(err, kube.ErrOwnerNotFound)) {
+		// Containment comes first: a pod that cannot be detached (a bare
+		// pod, a StatefulSet's) is still quarantined, and the result says
+		// why it stays attached.
+		out.DetachSkipped = err.Error()
+		qr.Detach = false
+		out.QuarantineResult, err = k.Quarantine(ctx, qr)
+	}
 	return out, kubeError(err)
 }

@@ -15,10 +15,9 @@ import (
 
 // stubKube is a unit-test double: it returns a fixed error and records calls.
 // The real connector is tested against a real API server in connectors/kube
-// and test/e2e. Methods a test does not stub panic through the nil
-// embedded interface.
+// and test/e2e. An action whose method it lacks fails with InvalidRequest,
+// as on a worker whose connector cannot run it.
 type stubKube struct {
-	Kube
 	err   error
 	calls int
 	reqs  []kube.QuarantineRequest

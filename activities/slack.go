@@ -12,9 +12,6 @@ import (
 	"github.com/soar-dev/soar/connectors/slack"
 )
 
-// ActionSlackNotify posts a note in the incident's Slack thread.
-const ActionSlackNotify = "slack.notify"
-
 // Error types of Slack failures.
 const (
 	// ErrTypeSlack: Slack refused the call for a reason retrying cannot
@@ -45,13 +42,90 @@ type SlackConfig struct {
 	Channel string
 }
 
+// MessageRef locates one Slack message.
+type MessageRef struct {
+	Channel string `json:"channel"`
+	TS      string `json:"ts"`
+}
+
+func (r MessageRef) slack() slack.MessageRef { return slack.MessageRef(r) }
+
+// Target is the pod an incident is about.
+type Target struct{ Namespace, Pod, Node string }
+
+// IncidentSummary is what the root message of an incident's thread shows.
+// These types carry no JSON tags: their JSON is the Slack views' that
+// histories recorded before the activities owned them carry.
+type IncidentSummary struct {
+	IncidentID, Title, Severity, Playbook, Summary string
+	Target                                         Target
+}
+
+// PlannedAction is a step that runs if an approval is granted.
+type PlannedAction struct {
+	Step, Action string
+	Params       map[string]any
+	Destructive  bool
+	// Condition is the step's "if", when it has one.
+	Condition string
+}
+
+// VoteSummary is a vote cast so far.
+type VoteSummary struct {
+	// User is the voter's identity: a Slack user ID (U..., W...) is shown as
+	// a mention; anything else (cli:alice, api:ci) as escaped text.
+	User    string
+	Approve bool
+	Comment string
+	At      time.Time
+}
+
+// ApprovalSummary is everything an approval request message shows.
+type ApprovalSummary struct {
+	IncidentID, Title, Severity, Playbook, Step string
+	Target                                      Target
+	// Message is written by the playbook author.
+	Message  string
+	Plan     []PlannedAction
+	PlanHash string
+	Quorum   int
+	// Approvers are identities: U.../W... users, S... user groups, and
+	// cli:/api: names.
+	Approvers []string
+	Deadline  time.Time
+	Votes     []VoteSummary
+	// Outcome is "" while the approval is open, then "approved", "denied"
+	// or "expired"; OnExpiry is what expiry decides ("deny" or "approve").
+	Outcome   string
+	DecidedAt time.Time
+	OnExpiry  string
+	Escalated bool
+}
+
+func (v ApprovalSummary) view() slack.ApprovalView {
+	out := slack.ApprovalView{
+		IncidentID: v.IncidentID, Title: v.Title, Severity: v.Severity, Playbook: v.Playbook, Step: v.Step,
+		Target:   slack.Target(v.Target),
+		Message:  v.Message,
+		PlanHash: v.PlanHash, Quorum: v.Quorum, Approvers: v.Approvers, Deadline: v.Deadline,
+		Outcome: v.Outcome, DecidedAt: v.DecidedAt, OnExpiry: v.OnExpiry, Escalated: v.Escalated,
+	}
+	for _, p := range v.Plan {
+		out.Plan = append(out.Plan, slack.PlannedAction(p))
+	}
+	for _, vote := range v.Votes {
+		out.Votes = append(out.Votes, slack.VoteView(vote))
+	}
+	return out
+}
+
 // SlackThreadRequest asks for an incident's thread: its root message.
 type SlackThreadRequest struct {
 	IncidentID string `json:"incidentID"`
 	// Channel is the playbook's; empty means the worker's.
-	Channel  string             `json:"channel,omitempty"`
-	OpenedAt time.Time          `json:"openedAt"`
-	View     slack.IncidentView `json:"view"`
+	Channel  string          `json:"channel,omitempty"`
+	OpenedAt time.Time       `json:"openedAt"`
+	View     IncidentSummary `json:"view"`
 }
 
 // SlackThreadResult is the thread, or why there is none.
@@ -74,7 +148,11 @@ func (a *Activities) SlackThread(ctx context.Context, req SlackThreadRequest) (S
 	if channel == "" {
 		return SlackThreadResult{Skipped: "no Slack channel: set the playbook's slack.channel or the worker's --slack-channel"}, nil
 	}
-	view := req.View
+	v := req.View
+	view := slack.IncidentView{
+		IncidentID: v.IncidentID, Title: v.Title, Severity: v.Severity, Playbook: v.Playbook, Summary: v.Summary,
+		Target: slack.Target(v.Target),
+	}
 	if a.IncidentURL != "" {
 		view.Links = append(view.Links, slack.Link{Text: "Temporal UI", URL: a.IncidentURL + url.PathEscape(req.IncidentID)})
 	}
@@ -89,26 +167,31 @@ func (a *Activities) SlackThread(ctx context.Context, req SlackThreadRequest) (S
 
 // SlackApprovalRequest posts or updates an approval request.
 type SlackApprovalRequest struct {
-	IncidentID string           `json:"incidentID"`
-	Thread     slack.MessageRef `json:"thread"`
+	IncidentID string     `json:"incidentID"`
+	Thread     MessageRef `json:"thread"`
 	// Channel, when set, takes the request out of the thread to another
 	// channel (an escalation).
 	Channel string `json:"channel,omitempty"`
 	// Existing is the message to update; nil posts a new one.
-	Existing *slack.MessageRef `json:"existing,omitempty"`
+	Existing *MessageRef `json:"existing,omitempty"`
 	// Key names the message among the incident's: the step, and
 	// "/escalation" for the copy in the escalation channel.
-	Key  string             `json:"key"`
-	View slack.ApprovalView `json:"view"`
+	Key  string          `json:"key"`
+	View ApprovalSummary `json:"view"`
 }
 
 // SlackApproval renders the approval request with freshly signed buttons
 // while it is open, and posts or updates it.
-func (a *Activities) SlackApproval(ctx context.Context, req SlackApprovalRequest) (slack.MessageRef, error) {
+func (a *Activities) SlackApproval(ctx context.Context, req SlackApprovalRequest) (MessageRef, error) {
+	ref, err := a.slackApproval(ctx, req)
+	return MessageRef(ref), err
+}
+
+func (a *Activities) slackApproval(ctx context.Context, req SlackApprovalRequest) (slack.MessageRef, error) {
 	if a.Slack.Client == nil {
 		return slack.MessageRef{}, temporal.NewNonRetryableApplicationError("Slack is not configured on the worker", ErrTypeSlack, nil)
 	}
-	v := req.View
+	v := req.View.view()
 	if v.Outcome == "" {
 		if a.Slack.Signer == nil {
 			return slack.MessageRef{}, temporal.NewNonRetryableApplicationError("Slack approvals need a button key (SOAR_SLACK_BUTTON_KEY) on the worker", ErrTypeSlack, nil)
@@ -122,10 +205,10 @@ func (a *Activities) SlackApproval(ctx context.Context, req SlackApprovalRequest
 	m := slack.ApprovalMessage(v)
 	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "approval", Key: req.Key}
 	if req.Existing != nil {
-		if err := a.Slack.Client.Update(ctx, *req.Existing, m); err != nil {
+		if err := a.Slack.Client.Update(ctx, req.Existing.slack(), m); err != nil {
 			return slack.MessageRef{}, slackError(err)
 		}
-		return *req.Existing, nil
+		return req.Existing.slack(), nil
 	}
 	if req.Channel != "" {
 		return a.postOnce(ctx, req.Channel, "", m, time.Now().Add(-time.Hour))
@@ -134,27 +217,34 @@ func (a *Activities) SlackApproval(ctx context.Context, req SlackApprovalRequest
 	return a.postOnce(ctx, req.Thread.Channel, req.Thread.TS, m, time.Now().Add(-time.Hour))
 }
 
-// SlackNoteRequest posts a note that soar composed in the incident's thread.
+// SlackNoteRequest posts a note of soar's in the incident's thread.
 type SlackNoteRequest struct {
-	IncidentID string           `json:"incidentID"`
-	Thread     slack.MessageRef `json:"thread"`
-	Key        string           `json:"key"`
-	// Text is mrkdwn built with slack.Mention, slack.Date and
-	// slack.Escape: it is posted as is.
-	Text      string    `json:"text"`
+	IncidentID string     `json:"incidentID"`
+	Thread     MessageRef `json:"thread"`
+	Key        string     `json:"key"`
+	// Note is what to say; the activity renders it.
+	Note *Note `json:"note,omitempty"`
+	// Text is a note rendered as mrkdwn already, by workers from before
+	// notes were structured; it is posted as is.
+	Text      string    `json:"text,omitempty"`
 	Broadcast bool      `json:"broadcast,omitempty"`
 	Since     time.Time `json:"since"`
 }
 
 // SlackNote posts a note in the incident's thread.
-func (a *Activities) SlackNote(ctx context.Context, req SlackNoteRequest) (slack.MessageRef, error) {
+func (a *Activities) SlackNote(ctx context.Context, req SlackNoteRequest) (MessageRef, error) {
 	if a.Slack.Client == nil {
-		return slack.MessageRef{}, nil
+		return MessageRef{}, nil
 	}
-	m := slack.NoteMessage(req.Text)
+	text := req.Text
+	if req.Note != nil {
+		text = req.Note.render()
+	}
+	m := slack.NoteMessage(text)
 	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "note", Key: req.Key}
 	m.Broadcast = req.Broadcast
-	return a.postOnce(ctx, req.Thread.Channel, req.Thread.TS, m, req.Since.Add(-time.Minute))
+	ref, err := a.postOnce(ctx, req.Thread.Channel, req.Thread.TS, m, req.Since.Add(-time.Minute))
+	return MessageRef(ref), err
 }
 
 // postOnce posts m; a retried attempt first looks for the message posted
@@ -196,59 +286,6 @@ func classified(msg string, retryable bool, retryAfter time.Duration, permanent,
 		return temporal.NewNonRetryableApplicationError(msg, permanent, nil)
 	}
 	return temporal.NewApplicationErrorWithOptions(msg, transient, temporal.ApplicationErrorOptions{NextRetryDelay: retryAfter})
-}
-
-// NotifyParams are slack.notify's parameters.
-type NotifyParams struct {
-	Text string `json:"text"`
-	// Channel posts to another channel instead of the incident's thread.
-	Channel   string `json:"channel"`
-	Broadcast bool   `json:"broadcast"`
-}
-
-// NotifyResult is slack.notify's output.
-type NotifyResult struct {
-	Posted  bool   `json:"posted"`
-	Channel string `json:"channel,omitempty"`
-	TS      string `json:"ts,omitempty"`
-	Skipped string `json:"skipped,omitempty"`
-	DryRun  bool   `json:"dryRun,omitempty"`
-}
-
-func slackNotify(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
-	var p NotifyParams
-	if err := decodeParams(req, &p); err != nil {
-		return nil, err
-	}
-	if p.Text == "" {
-		return nil, invalid("%s needs a text", req.Action)
-	}
-	if req.DryRun {
-		return NotifyResult{DryRun: true}, nil
-	}
-	thread := req.Incident.slackThread()
-	switch {
-	case a.Slack.Client == nil:
-		return NotifyResult{Skipped: "Slack is not configured on the worker"}, nil
-	case p.Channel == "" && thread == nil:
-		reason := "the incident has no Slack thread"
-		if req.Incident != nil && req.Incident.SlackSkipped != "" {
-			reason = req.Incident.SlackSkipped
-		}
-		return NotifyResult{Skipped: reason}, nil
-	}
-	m := slack.TextMessage(p.Text)
-	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "notify", Key: req.Step}
-	channel, threadTS := p.Channel, ""
-	if channel == "" {
-		channel, threadTS = thread.Channel, thread.TS
-		m.Broadcast = p.Broadcast
-	}
-	ref, err := a.postOnce(ctx, channel, threadTS, m, time.Now().Add(-time.Hour))
-	if err != nil {
-		return nil, err
-	}
-	return NotifyResult{Posted: true, Channel: ref.Channel, TS: ref.TS}, nil
 }
 
 // IncidentContext is what an action may need to know of its incident

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -19,6 +20,31 @@ const (
 	ActionTicketResolve = "ticket.resolve"
 )
 
+var ticketOpen = Define(Action{
+	Name:     ActionTicketOpen,
+	Summary:  "Open the incident's ticket (Jira, GitHub or a webhook), exactly once: a ticket carrying the incident is looked up first.",
+	Attempt:  time.Minute,
+	RetryFor: 30 * time.Minute,
+	Lane:     LaneTicket,
+	Role:     RoleNone,
+}, (*Activities).ticketOpen)
+
+var ticketComment = Define(Action{
+	Name:     ActionTicketComment,
+	Summary:  "Add a comment to the incident's ticket. soar also comments on its own, batched, as alerts join and steps run.",
+	RetryFor: 30 * time.Minute,
+	Lane:     LaneTicket,
+	Role:     RoleNone,
+}, (*Activities).ticketComment)
+
+var ticketResolve = Define(Action{
+	Name:     ActionTicketResolve,
+	Summary:  "Resolve the incident's ticket now, with a comment. soar resolves it anyway when the incident is released or closed.",
+	RetryFor: 30 * time.Minute,
+	Lane:     LaneTicket,
+	Role:     RoleNone,
+}, (*Activities).ticketResolve)
+
 // Error types of ticket failures.
 const (
 	// ErrTypeTicket: the ticket system refused the call for a reason
@@ -29,6 +55,27 @@ const (
 	// limiting; retried, after Retry-After when it sends one.
 	ErrTypeTicketUnavailable = "TicketUnavailable"
 )
+
+// TicketRef identifies an incident's ticket. Its JSON is the ticket
+// connector's Ticket's, which incident state and recorded histories carry.
+type TicketRef struct {
+	// Provider is "jira", "github" or "webhook".
+	Provider string `json:"provider"`
+	// ID is the Jira issue id, the GitHub issue number or the webhook
+	// receiver's id (which may be "").
+	ID string `json:"id"`
+	// Key is "SEC-123", "owner/repo#45", or the webhook receiver's key.
+	Key string `json:"key"`
+	// URL is the page a human opens to see the ticket.
+	URL string `json:"url,omitempty"`
+}
+
+func (r TicketRef) ticket() tickets.Ticket { return tickets.Ticket(r) }
+
+func refOf(t tickets.Ticket) *TicketRef {
+	r := TicketRef(t)
+	return &r
+}
 
 // TicketContext is what the incident tells ticket actions: the facts a
 // ticket shows, and the ticket once one is open. The workflow fills it.
@@ -46,43 +93,39 @@ type TicketContext struct {
 	Evidence []string `json:"evidence,omitempty"`
 	Approval []string `json:"approvals,omitempty"`
 	// Ticket is the incident's ticket, once opened.
-	Ticket *tickets.Ticket `json:"ticket,omitempty"`
+	Ticket *TicketRef `json:"ticket,omitempty"`
 }
 
 // TicketOpenParams are ticket.open's parameters.
 type TicketOpenParams struct {
-	Title      string         `json:"title"`
-	Text       string         `json:"text"`
-	Labels     []string       `json:"labels"`
-	Components []string       `json:"components"`
-	Assignees  []string       `json:"assignees"`
-	Fields     map[string]any `json:"fields"`
+	Title      string         `json:"title" default:"the alert's rule" doc:"the ticket's title; alert text in it is escaped for the ticket system"`
+	Text       string         `json:"text" doc:"a paragraph before the incident's facts (what happened, target, actions, evidence, approvals)"`
+	Labels     []string       `json:"labels" doc:"labels to add (Jira, GitHub, webhook)"`
+	Components []string       `json:"components" doc:"Jira components"`
+	Assignees  []string       `json:"assignees" doc:"GitHub logins to assign"`
+	Fields     map[string]any `json:"fields" doc:"Jira custom fields by ID (customfield_10010: value)"`
 }
 
 // TicketTextParams are ticket.comment's and ticket.resolve's parameters.
 type TicketTextParams struct {
-	Text string `json:"text"`
+	Text string `json:"text" required:"true" doc:"the comment; alert text in it is escaped"`
 }
 
 // TicketResult is the output of the ticket actions.
 type TicketResult struct {
-	Ticket  *tickets.Ticket `json:"ticket,omitempty"`
-	Created bool            `json:"created"`
-	Skipped string          `json:"skipped,omitempty"`
-	DryRun  bool            `json:"dryRun,omitempty"`
+	Ticket  *TicketRef `json:"ticket,omitempty" doc:"the ticket: provider, id, key (SEC-123, owner/repo#45) and url"`
+	Created bool       `json:"created" doc:"whether this step created it (false: it existed, found by the incident's label)"`
+	Skipped string     `json:"skipped,omitempty" doc:"why nothing was done: no provider on the worker, or no ticket yet"`
+	DryRun  bool       `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 	// Pending is set by the workflow, not the activity, when the ticket
 	// system did not answer within a minute: the ticket opens later.
-	Pending string `json:"pending,omitempty"`
+	Pending string `json:"pending,omitempty" doc:"ticket.open only: the ticket system did not answer within a minute; the step went on and the ticket opens when it answers"`
 }
 
 // noTicketProvider is why ticket actions skip on a worker without one.
 const noTicketProvider = "no ticket provider is configured on the worker (--ticket-provider)"
 
-func ticketOpen(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
-	var p TicketOpenParams
-	if err := decodeParams(req, &p); err != nil {
-		return nil, err
-	}
+func (a *Activities) ticketOpen(ctx context.Context, p TicketOpenParams, req ActionRequest) (TicketResult, error) {
 	if a.Tickets == nil {
 		activity.GetLogger(ctx).Info("ticket step skipped: "+noTicketProvider, "incident_id", req.IncidentID, "step", req.Step)
 		return TicketResult{Skipped: noTicketProvider}, nil
@@ -106,26 +149,22 @@ func ticketOpen(a *Activities, ctx context.Context, req ActionRequest) (any, err
 	}
 	t, created, err := tickets.Open(ctx, a.Tickets, content)
 	if err != nil {
-		return nil, ticketError(err)
+		return TicketResult{}, ticketError(err)
 	}
-	return TicketResult{Ticket: &t, Created: created}, nil
+	return TicketResult{Ticket: refOf(t), Created: created}, nil
 }
 
-func ticketComment(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
-	return ticketText(a, ctx, req, false)
+func (a *Activities) ticketComment(ctx context.Context, p TicketTextParams, req ActionRequest) (TicketResult, error) {
+	return a.ticketText(ctx, p, req, false)
 }
 
-func ticketResolve(a *Activities, ctx context.Context, req ActionRequest) (any, error) {
-	return ticketText(a, ctx, req, true)
+func (a *Activities) ticketResolve(ctx context.Context, p TicketTextParams, req ActionRequest) (TicketResult, error) {
+	return a.ticketText(ctx, p, req, true)
 }
 
-func ticketText(a *Activities, ctx context.Context, req ActionRequest, resolve bool) (any, error) {
-	var p TicketTextParams
-	if err := decodeParams(req, &p); err != nil {
-		return nil, err
-	}
+func (a *Activities) ticketText(ctx context.Context, p TicketTextParams, req ActionRequest, resolve bool) (TicketResult, error) {
 	if p.Text == "" {
-		return nil, invalid("%s needs a text", req.Action)
+		return TicketResult{}, invalid("%s needs a text", req.Action)
 	}
 	c := req.ticketContext()
 	switch {
@@ -139,12 +178,12 @@ func ticketText(a *Activities, ctx context.Context, req ActionRequest, resolve b
 	body := []tickets.Block{{Text: p.Text}}
 	var err error
 	if resolve {
-		err = a.Tickets.Resolve(ctx, *c.Ticket, c.key(req.IncidentID), body)
+		err = a.Tickets.Resolve(ctx, c.Ticket.ticket(), c.key(req.IncidentID), body)
 	} else {
-		err = a.Tickets.Comment(ctx, *c.Ticket, c.key(req.IncidentID), body)
+		err = a.Tickets.Comment(ctx, c.Ticket.ticket(), c.key(req.IncidentID), body)
 	}
 	if err != nil {
-		return nil, ticketError(err)
+		return TicketResult{}, ticketError(err)
 	}
 	return TicketResult{Ticket: c.Ticket}, nil
 }
@@ -191,10 +230,10 @@ func ticketBody(incidentID string, c TicketContext, text, incidentURL string) []
 // TicketUpdateRequest carries what happened to an incident since its
 // ticket's last comment, and whether to resolve it now.
 type TicketUpdateRequest struct {
-	IncidentID string         `json:"incidentID"`
-	Ticket     tickets.Ticket `json:"ticket"`
-	Lines      []string       `json:"lines,omitempty"`
-	Resolve    bool           `json:"resolve,omitempty"`
+	IncidentID string    `json:"incidentID"`
+	Ticket     TicketRef `json:"ticket"`
+	Lines      []string  `json:"lines,omitempty"`
+	Resolve    bool      `json:"resolve,omitempty"`
 }
 
 // TicketUpdate posts one comment with the lines, or resolves the ticket
@@ -210,9 +249,9 @@ func (a *Activities) TicketUpdate(ctx context.Context, req TicketUpdateRequest) 
 	}
 	var err error
 	if req.Resolve {
-		err = a.Tickets.Resolve(ctx, req.Ticket, req.IncidentID, body)
+		err = a.Tickets.Resolve(ctx, req.Ticket.ticket(), req.IncidentID, body)
 	} else if len(body) > 0 {
-		err = a.Tickets.Comment(ctx, req.Ticket, req.IncidentID, body)
+		err = a.Tickets.Comment(ctx, req.Ticket.ticket(), req.IncidentID, body)
 	}
 	return ticketError(err)
 }

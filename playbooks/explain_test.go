@@ -28,7 +28,7 @@ func explainAlert(t *testing.T, name string) alert.Alert {
 // explainLibraryPlaybook loads the shipped playbook.
 func explainLibraryPlaybook(t *testing.T) *Playbook {
 	t.Helper()
-	set, err := Load("library", LoadOptions{})
+	set, err := LoadDir("library", LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func explainPlaybook(t *testing.T, match, incidentKey string) *Playbook {
 	if err := os.WriteFile(filepath.Join(dir, "explain.yaml"), []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := Load(dir, LoadOptions{})
+	set, err := LoadDir(dir, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -114,6 +114,9 @@ type Step struct {
 	// WithoutApproval lets a destructive action run with no approval step
 	// before it.
 	WithoutApproval bool
+	// Facts are the facts of the step's action from LoadOptions, pinned
+	// into the spec; nil when the options know no actions.
+	Facts *ActionFacts
 }
 
 // ShortVersion returns the first 16 hex digits of the playbook's content

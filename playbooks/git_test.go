@@ -43,7 +43,7 @@ func TestLoadPinsTheGitCommit(t *testing.T) {
 
 	load := func() *Playbook {
 		t.Helper()
-		set, err := Load(dir, LoadOptions{})
+		set, err := LoadDir(dir, LoadOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestLoadOutsideGitHasNoCommit(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "shell.yaml"), []byte(gitPlaybook), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := Load(dir, LoadOptions{})
+	set, err := LoadDir(dir, LoadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func writeFiles(t testing.TB, files map[string]string) string {
 // mustLoad loads dir and fails the test on any error.
 func mustLoad(t testing.TB, dir string, opts LoadOptions) *Set {
 	t.Helper()
-	set, err := Load(dir, opts)
+	set, err := LoadDir(dir, opts)
 	if err != nil {
 		t.Fatalf("Load(%s): %v", dir, err)
 	}

@@ -11,7 +11,7 @@ import (
 )
 
 func TestLoadLibrary(t *testing.T) {
-	set := mustLoad(t, "library", LoadOptions{Actions: []string{"kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod", "ticket.open"}})
+	set := mustLoad(t, "library", LoadOptions{Actions: actionInfos("kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod", "ticket.open")})
 
 	p, ok := set.Get("terminal-shell-in-container")
 	if !ok {
@@ -75,7 +75,7 @@ func TestLoadDirectoryErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set, err := Load(tt.dir(t), LoadOptions{})
+			set, err := LoadDir(tt.dir(t), LoadOptions{})
 			if !errors.Is(err, tt.wantIs) {
 				t.Fatalf("Load: error %v, want %v", err, tt.wantIs)
 			}
@@ -232,7 +232,7 @@ func TestLoadReportsEveryProblemWithItsPosition(t *testing.T) {
 				steps +
 				"  - id: tell\n" +
 				"    action: slack.notifyy\n"},
-			opts: LoadOptions{Actions: []string{"kubernetes.quarantine", "slack.notify"}},
+			opts: LoadOptions{Actions: actionInfos("kubernetes.quarantine", "slack.notify")},
 			want: []wantError{{"p.yaml:8:13: steps[1].action", `unknown action "slack.notifyy"`}},
 		},
 		{
@@ -373,7 +373,7 @@ func TestLoadReportsEveryProblemWithItsPosition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			set, err := Load(writeFiles(t, tt.files), tt.opts)
+			set, err := LoadDir(writeFiles(t, tt.files), tt.opts)
 			if len(tt.want) == 0 {
 				if err != nil {
 					t.Fatalf("Load: %v", err)
@@ -424,7 +424,7 @@ func TestLoadErrorFormat(t *testing.T) {
 
 func TestLoadErrorsPrintOnePerLine(t *testing.T) {
 	dir := writeFiles(t, map[string]string{"p.yaml": "name: p\nmatch: alert.rule\nincidentKey: alert.k8s.pod\nsteps: []\n"})
-	_, err := Load(dir, LoadOptions{})
+	_, err := LoadDir(dir, LoadOptions{})
 	path := filepath.Join(dir, "p.yaml")
 	want := path + ":2:8: match: expected bool, but got string\n" +
 		path + ":4:8: steps: at least one step is required"
@@ -439,4 +439,13 @@ func names(set *Set) []string {
 		names = append(names, p.Name)
 	}
 	return names
+}
+
+// actionInfos knows the named actions, with no parameter lists and no facts.
+func actionInfos(names ...string) []ActionInfo {
+	infos := make([]ActionInfo, len(names))
+	for i, n := range names {
+		infos[i] = ActionInfo{Name: n}
+	}
+	return infos
 }

@@ -170,11 +170,17 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 				if !ok {
 					return
 				}
-				if d.opts.Actions != nil && !slices.Contains(d.opts.Actions, action) {
+				info, known := d.opts.action(action)
+				if d.opts.Actions != nil && !known {
 					d.Failf(n, path, "unknown action %q", action)
 					return
 				}
 				step.Action = action
+				if known {
+					facts := info.Facts
+					facts.FromAlert = slices.Clone(facts.FromAlert)
+					step.Facts = &facts
+				}
 			}},
 			{Key: "with", Decode: func(n *yaml.Node, path string) {
 				withNode, nodes["with"] = n, n
@@ -186,7 +192,8 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 			approvalBefore = true
 		}
 		d.checkParamNames(step.Action, withNode, stepPath+".with")
-		for _, name := range d.opts.Required[step.Action] {
+		info, _ := d.opts.action(step.Action)
+		for _, name := range info.Required {
 			if _, ok := step.With[name]; !ok && step.Kind == KindAction {
 				d.Failf(yamlfile.Resolve(item), stepPath+".with."+name, "action %s needs the parameter %q", step.Action, name)
 			}
@@ -222,8 +229,9 @@ func (d *decoder) labels(n *yaml.Node, path string) map[string]string {
 // checkParamNames reports every parameter in with that the step's action does
 // not take, at the parameter's own line.
 func (d *decoder) checkParamNames(action string, with *yaml.Node, path string) {
-	allowed, known := d.opts.Params[action]
-	if !known || with == nil || with.Kind != yaml.MappingNode {
+	info, known := d.opts.action(action)
+	allowed := info.Params
+	if !known || allowed == nil || with == nil || with.Kind != yaml.MappingNode {
 		return
 	}
 	for i := 0; i+1 < len(with.Content); i += 2 {

@@ -52,6 +52,48 @@ type StepSpec struct {
 	Retry           *Retry            `json:"retry,omitempty"`
 	OnError         string            `json:"onError,omitempty"`
 	WithoutApproval bool              `json:"withoutApproval,omitempty"`
+	// Facts are what the workflow needs to know of the step's action,
+	// pinned when the playbook loaded, so that an incident runs with the
+	// facts it started with whatever the worker's catalogue says later.
+	// Specs recorded before facts were pinned have none.
+	Facts *ActionFacts `json:"facts,omitempty"`
+}
+
+// ActionFacts are what a workflow needs to know of an action to schedule it
+// and undo it. The worker's action catalogue fills them when a playbook
+// loads.
+type ActionFacts struct {
+	// Destructive actions need an approval before them; an approval's plan
+	// marks them.
+	Destructive bool `json:"destructive,omitempty"`
+	// Inverse is the action that undoes this one on release; empty means
+	// nothing to undo.
+	Inverse string `json:"inverse,omitempty"`
+	// Attempt bounds one attempt and RetryFor all of them when the step
+	// sets no timeout; zero means the workflow's defaults.
+	Attempt  time.Duration `json:"attempt,omitempty"`
+	RetryFor time.Duration `json:"retryFor,omitempty"`
+	// FromAlert are the parameters the workflow fills from the incident's
+	// first alert when the step leaves them out.
+	FromAlert []AlertParam `json:"fromAlert,omitempty"`
+	// Lane is how the workflow schedules the action: "" as an activity of
+	// its own, "slack" in the incident's Slack outbox, "ticket" with the
+	// incident's ticket.
+	Lane string `json:"lane,omitempty"`
+}
+
+// Lanes of ActionFacts.Lane.
+const (
+	LaneDirect = ""
+	LaneSlack  = "slack"
+	LaneTicket = "ticket"
+)
+
+// AlertParam fills parameter Param from the field Field of the alert's
+// kubernetes section (namespace, pod, podUID).
+type AlertParam struct {
+	Param string `json:"param"`
+	Field string `json:"field"`
 }
 
 // StepKind returns the step's kind; a Spec recorded before steps had kinds
@@ -71,6 +113,11 @@ func (p *Playbook) Spec() Spec {
 		steps[i] = StepSpec{
 			ID: s.ID, Kind: s.Kind, Action: s.Action, With: maps.Clone(s.With),
 			If: s.If, Wait: s.Wait, Timeout: s.Timeout, OnError: s.OnError, WithoutApproval: s.WithoutApproval,
+		}
+		if s.Facts != nil {
+			f := *s.Facts
+			f.FromAlert = slices.Clone(f.FromAlert)
+			steps[i].Facts = &f
 		}
 		if s.Approval != nil {
 			a := *s.Approval

@@ -208,7 +208,7 @@ func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.
 			d.Failf(n, yamlfile.JoinPath(path, key), "only an action step takes %s", key)
 		}
 	}
-	if step.Kind == KindAction && slices.Contains(d.opts.Destructive, step.Action) && !approvalBefore && !step.WithoutApproval {
+	if step.Kind == KindAction && d.opts.destructive(step.Action) && !approvalBefore && !step.WithoutApproval {
 		d.Failf(nodes["action"], yamlfile.JoinPath(path, "action"),
 			"%s is destructive: put an approval step before it, or set withoutApproval: true to run it unapproved", step.Action)
 	}
@@ -319,7 +319,7 @@ func (d *decoder) checkQuorums(steps []Step, items []*yaml.Node, path string) {
 			if later.Kind == KindApproval {
 				break
 			}
-			if later.Kind == KindAction && slices.Contains(d.opts.Destructive, later.Action) {
+			if later.Kind == KindAction && d.opts.destructive(later.Action) {
 				destructive = later.Action
 				break
 			}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/soar-dev/soar/alert"
 )
 
@@ -43,8 +45,10 @@ steps:
 
 func stepOptions() LoadOptions {
 	return LoadOptions{
-		Actions:     []string{"kubernetes.quarantine", "kubernetes.delete_pod"},
-		Destructive: []string{"kubernetes.delete_pod"},
+		Actions: []ActionInfo{
+			{Name: "kubernetes.quarantine", Facts: ActionFacts{Inverse: "kubernetes.release", FromAlert: []AlertParam{{Param: "pod", Field: "pod"}}}},
+			{Name: "kubernetes.delete_pod", Facts: ActionFacts{Destructive: true}},
+		},
 	}
 }
 
@@ -63,11 +67,13 @@ func TestStepLanguageLoadsIntoTheSpec(t *testing.T) {
 		{ID: "contain", Kind: KindAction, Action: "kubernetes.quarantine",
 			If:      `steps.ask.output.outcome == "approved" || incident.alertCount >= 10`,
 			Timeout: 2 * time.Minute, OnError: OnErrorRelease,
-			Retry: &Retry{MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, MaximumInterval: 10 * time.Second, BackoffCoefficient: 3}},
-		{ID: "wipe", Kind: KindAction, Action: "kubernetes.delete_pod"},
+			Retry: &Retry{MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, MaximumInterval: 10 * time.Second, BackoffCoefficient: 3},
+			// The action's facts are pinned as the options gave them.
+			Facts: &ActionFacts{Inverse: "kubernetes.release", FromAlert: []AlertParam{{Param: "pod", Field: "pod"}}}},
+		{ID: "wipe", Kind: KindAction, Action: "kubernetes.delete_pod", Facts: &ActionFacts{Destructive: true}},
 	}
-	if !reflect.DeepEqual(spec.Steps, want) {
-		t.Errorf("steps:\n%+v\nwant\n%+v", spec.Steps, want)
+	if diff := cmp.Diff(want, spec.Steps, cmpopts.IgnoreUnexported(Approval{})); diff != "" {
+		t.Errorf("steps (-want +got):\n%s", diff)
 	}
 	if spec.Mode != ModePlan {
 		t.Errorf("spec mode %q", spec.Mode)
@@ -97,7 +103,7 @@ func TestStepLanguageErrors(t *testing.T) {
 		{"retry interval order", "  - id: a\n    action: kubernetes.quarantine\n    retry: {initialInterval: 10s, maximumInterval: 1s}\n", wantError{"p.yaml:7:12: steps[0].retry", "shorter than initialInterval"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(writeFiles(t, map[string]string{"p.yaml": head + tc.steps}), stepOptions())
+			_, err := LoadDir(writeFiles(t, map[string]string{"p.yaml": head + tc.steps}), stepOptions())
 			var le *LoadErrors
 			if !errors.As(err, &le) || len(le.Errs) != 1 {
 				t.Fatalf("want exactly one problem, got %v", err)
@@ -161,7 +167,7 @@ func TestSeverityOverride(t *testing.T) {
 			t.Errorf("namespace %s: matches %+v errs %v, want severity %s", ns, ms, errs, want)
 		}
 	}
-	_, err := Load(writeFiles(t, map[string]string{"p.yaml": strings.Replace(pb, "Critical : alert.severity", `"high" : "low"`, 1)}), LoadOptions{})
+	_, err := LoadDir(writeFiles(t, map[string]string{"p.yaml": strings.Replace(pb, "Critical : alert.severity", `"high" : "low"`, 1)}), LoadOptions{})
 	if err == nil || !strings.Contains(err.Error(), "severity") {
 		t.Errorf("a string severity loaded: %v", err)
 	}
@@ -187,9 +193,9 @@ func TestEvalConditionSeesStepsAndIncident(t *testing.T) {
 }
 
 func TestRequiredParameters(t *testing.T) {
-	opts := LoadOptions{Actions: []string{"ticket.open"}, Required: map[string][]string{"ticket.open": {"project"}}}
+	opts := LoadOptions{Actions: []ActionInfo{{Name: "ticket.open", Required: []string{"project"}}}}
 	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n  - id: t\n    action: ticket.open\n"
-	_, err := Load(writeFiles(t, map[string]string{"p.yaml": head}), opts)
+	_, err := LoadDir(writeFiles(t, map[string]string{"p.yaml": head}), opts)
 	if err == nil || !strings.Contains(err.Error(), `p.yaml:5:5: steps[0].with.project: action ticket.open needs the parameter "project"`) {
 		t.Errorf("missing required parameter: %v", err)
 	}

@@ -13,7 +13,6 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -398,13 +397,11 @@ func (s *steps) plan(i int) ([]PlannedAction, string) {
 		if kind != playbooks.KindAction {
 			continue
 		}
-		p := PlannedAction{Step: later.ID, Action: later.Action, If: later.If}
-		if def, ok := activities.Lookup(later.Action); ok {
-			p.Destructive = def.Destructive
-		}
+		facts, _ := s.facts(later.ID, later.Action)
+		p := PlannedAction{Step: later.ID, Action: later.Action, If: later.If, Destructive: facts.Destructive}
 		params, err := playbooks.EvalParams(later, s.env()) //workflowcheck:ignore
 		if err == nil {
-			p.Params = s.withAlertDefaults(later.Action, params)
+			p.Params = withAlertDefaults(facts, *s.st.FirstAlert, params)
 		}
 		plan = append(plan, p)
 	}

@@ -18,8 +18,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 16 {
-		t.Fatalf("found %d recorded histories in testdata, want one per path (16)", len(files))
+	if len(files) < 22 {
+		t.Fatalf("found %d recorded histories in testdata, want one per path (16) and the pinned-facts generation (6)", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

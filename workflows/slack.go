@@ -3,14 +3,12 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
-	"github.com/soar-dev/soar/connectors/slack"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -103,9 +101,9 @@ func (s *steps) thread(ctx workflow.Context) *SlackThread {
 		IncidentID: st.IncidentID,
 		Channel:    s.in.Playbook.SlackChannel,
 		OpenedAt:   st.OpenedAt,
-		View: slack.IncidentView{
+		View: activities.IncidentSummary{
 			IncidentID: st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: st.Playbook, Summary: first.Summary,
-			Target: slack.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+			Target: activities.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
 		},
 	}
 	var a *activities.Activities
@@ -160,7 +158,7 @@ func (s *steps) renderApproval(a *ApprovalState) {
 func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *SlackThread, i int, channel string) {
 	req := activities.SlackApprovalRequest{
 		IncidentID: s.st.IncidentID,
-		Thread:     slack.MessageRef{Channel: t.Channel, TS: t.TS},
+		Thread:     activities.MessageRef{Channel: t.Channel, TS: t.TS},
 		Channel:    channel,
 		Key:        a.Step,
 		View:       s.approvalView(a),
@@ -169,7 +167,7 @@ func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *S
 		req.Key = a.Step + "/escalation"
 	}
 	if i < len(a.Slack) {
-		req.Existing = &slack.MessageRef{Channel: a.Slack[i].Channel, TS: a.Slack[i].TS}
+		req.Existing = &activities.MessageRef{Channel: a.Slack[i].Channel, TS: a.Slack[i].TS}
 	}
 	opts := slackOptions
 	if req.Existing == nil && a.Outcome == "" {
@@ -177,7 +175,7 @@ func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *S
 		opts.ScheduleToCloseTimeout = max(a.Deadline.Sub(workflow.Now(ctx)), time.Minute)
 	}
 	var a2 *activities.Activities
-	var ref slack.MessageRef
+	var ref activities.MessageRef
 	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a2.SlackApproval, req).Get(ctx, &ref)
 	if err != nil {
 		a.SlackError = errorMessage(err)
@@ -189,27 +187,27 @@ func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *S
 	}
 }
 
-func (s *steps) approvalView(a *ApprovalState) slack.ApprovalView {
+func (s *steps) approvalView(a *ApprovalState) activities.ApprovalSummary {
 	first := s.st.FirstAlert
-	v := slack.ApprovalView{
+	v := activities.ApprovalSummary{
 		IncidentID: s.st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: s.st.Playbook, Step: a.Step,
-		Target:   slack.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+		Target:   activities.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
 		Message:  a.Message,
 		PlanHash: a.PlanHash, Quorum: a.Quorum, Approvers: a.Approvers, Deadline: a.Deadline,
 		Outcome: a.Outcome, OnExpiry: a.OnExpiry, DecidedAt: a.DecidedAt, Escalated: a.Escalated,
 	}
 	for _, p := range a.Plan {
-		v.Plan = append(v.Plan, slack.PlannedAction{Step: p.Step, Action: p.Action, Params: p.Params, Destructive: p.Destructive, Condition: p.If})
+		v.Plan = append(v.Plan, activities.PlannedAction{Step: p.Step, Action: p.Action, Params: p.Params, Destructive: p.Destructive, Condition: p.If})
 	}
 	for _, vote := range a.Votes {
-		v.Votes = append(v.Votes, slack.VoteView{User: vote.User, Approve: vote.Approve, Comment: vote.Comment, At: vote.At})
+		v.Votes = append(v.Votes, activities.VoteSummary{User: vote.User, Approve: vote.Approve, Comment: vote.Comment, At: vote.At})
 	}
 	return v
 }
 
-// note queues a message in the incident's thread. key makes it findable,
-// so a retried post does not post it twice.
-func (s *steps) note(key, text string, broadcast bool) {
+// note queues a note in the incident's thread. key makes it findable, so a
+// retried post does not post it twice.
+func (s *steps) note(key string, n activities.Note, broadcast bool) {
 	s.slack(func(ctx workflow.Context) {
 		t := s.thread(ctx)
 		if !t.usable() {
@@ -217,8 +215,8 @@ func (s *steps) note(key, text string, broadcast bool) {
 		}
 		var a *activities.Activities
 		req := activities.SlackNoteRequest{
-			IncidentID: s.st.IncidentID, Thread: slack.MessageRef{Channel: t.Channel, TS: t.TS},
-			Key: key, Text: text, Broadcast: broadcast, Since: workflow.Now(ctx),
+			IncidentID: s.st.IncidentID, Thread: activities.MessageRef{Channel: t.Channel, TS: t.TS},
+			Key: key, Note: &n, Broadcast: broadcast, Since: workflow.Now(ctx),
 		}
 		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), a.SlackNote, req).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("slack note failed", "incident_id", s.st.IncidentID, "key", key, "error", errorMessage(err))
@@ -227,70 +225,43 @@ func (s *steps) note(key, text string, broadcast bool) {
 }
 
 func (s *steps) remind(a *ApprovalState) {
-	left := a.Quorum - a.Approved()
-	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders),
-		fmt.Sprintf("Reminder: step %s still needs %d more approval(s) from %s before %s.",
-			a.Step, left, mentions(a.Approvers), slack.Date(a.Deadline)), true)
+	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders), activities.Note{
+		Kind: activities.NoteReminder, Step: a.Step, Missing: a.Quorum - a.Approved(), Users: a.Approvers, At: a.Deadline,
+	}, true)
 }
 
 func (s *steps) escalationNotice(a *ApprovalState, e *playbooks.Escalation) {
 	s.renderApproval(a)
 	if e.Channel == "" {
-		s.note(a.Step+"/escalated", fmt.Sprintf("Escalated: nobody decided step %s in %s; %s may now vote too.",
-			a.Step, e.After, mentions(e.Approvers)), true)
+		s.note(a.Step+"/escalated", activities.Note{Kind: activities.NoteEscalated, Step: a.Step, After: e.After, Users: e.Approvers}, true)
 	}
 }
 
 // announceOutcome updates the request and posts the outcome in the thread.
 func (s *steps) announceOutcome(a *ApprovalState) {
 	s.renderApproval(a)
-	var text string
+	n := activities.Note{Step: a.Step}
+	for _, p := range a.Plan {
+		n.Plan = append(n.Plan, p.Step+" ("+p.Action+")")
+	}
 	switch a.Outcome {
-	case playbooks.OutcomeApproved:
-		var who []string
+	case playbooks.OutcomeApproved, playbooks.OutcomeDenied:
+		n.Kind = activities.NoteApproved
+		if a.Outcome == playbooks.OutcomeDenied {
+			n.Kind = activities.NoteDenied
+		}
 		for _, v := range a.Votes {
-			if v.Approve {
-				who = append(who, v.User)
+			if v.Approve == (a.Outcome == playbooks.OutcomeApproved) {
+				n.Users = append(n.Users, v.User)
 			}
 		}
-		text = fmt.Sprintf("Step %s approved by %s: running %s.", a.Step, mentions(who), plannedSteps(a.Plan))
-	case playbooks.OutcomeDenied:
-		var who []string
-		for _, v := range a.Votes {
-			if !v.Approve {
-				who = append(who, v.User)
-			}
-		}
-		text = fmt.Sprintf("Step %s denied by %s: %s will not run.", a.Step, mentions(who), plannedSteps(a.Plan))
 	default:
-		outcome := "denied"
+		n.Kind, n.At, n.Outcome = activities.NoteExpired, a.DecidedAt, "denied"
 		if a.OnExpiry == "approve" {
-			outcome = "approved"
+			n.Outcome = "approved"
 		}
-		text = fmt.Sprintf("Step %s expired with no decision at %s: %s by default.", a.Step, slack.Date(a.DecidedAt), outcome)
 	}
-	s.note(a.Step+"/outcome", text, false)
-}
-
-func plannedSteps(plan []PlannedAction) string {
-	if len(plan) == 0 {
-		return "nothing"
-	}
-	parts := make([]string, len(plan))
-	for i, p := range plan {
-		parts[i] = p.Step + " (" + p.Action + ")"
-	}
-	return strings.Join(parts, ", ")
-}
-
-// mentions renders approver IDs for a thread note; the activity escapes
-// everything but these mentions.
-func mentions(ids []string) string {
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = slack.Mention(id)
-	}
-	return strings.Join(out, ", ")
+	s.note(a.Step+"/outcome", n, false)
 }
 
 // isPermanent reports whether err is a non-retryable application error.

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -167,15 +167,13 @@ var defaultActionOptions = workflow.ActivityOptions{
 	},
 }
 
-func actionOptions(step playbooks.StepSpec) workflow.ActivityOptions {
+func actionOptions(step playbooks.StepSpec, facts playbooks.ActionFacts) workflow.ActivityOptions {
 	opts := defaultActionOptions
-	if def, ok := activities.Lookup(step.Action); ok {
-		if def.Attempt > 0 {
-			opts.StartToCloseTimeout = def.Attempt
-			opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, 2*def.Attempt)
-		}
-		opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, def.RetryFor)
+	if facts.Attempt > 0 {
+		opts.StartToCloseTimeout = facts.Attempt
+		opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, 2*facts.Attempt)
 	}
+	opts.ScheduleToCloseTimeout = max(opts.ScheduleToCloseTimeout, facts.RetryFor)
 	retry := *opts.RetryPolicy
 	if step.Timeout > 0 {
 		opts.ScheduleToCloseTimeout = step.Timeout
@@ -204,11 +202,15 @@ func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any
 	if err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeInvalidParameters, nil)
 	}
+	facts, known := s.facts(step.ID, step.Action)
+	if !known {
+		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", step.ID, step.Action), ErrTypeUnknownAction, nil)
+	}
 	if s.generic() {
-		params = s.withAlertDefaults(step.Action, params)
+		params = withAlertDefaults(facts, *s.st.FirstAlert, params)
 	}
 	res.Params = params
-	return s.execute(step.ID, step.Action, params, nil, actionOptions(step))
+	return s.execute(step.ID, step.Action, facts, params, nil, actionOptions(step, facts))
 }
 
 // genericActionsVersion guards a change of behaviour: actions used to run as
@@ -223,15 +225,14 @@ func (s *steps) generic() bool {
 	return workflow.GetVersion(s.ctx, genericActionsVersion, workflow.DefaultVersion, 1) >= 1
 }
 
-// withAlertDefaults fills the parameters of action that the step left out
-// and the catalogue says come from the alert, from the incident's first
-// alert. Empty alert fields fill nothing.
-func (s *steps) withAlertDefaults(action string, params map[string]any) map[string]any {
-	def, ok := activities.Lookup(action)
-	if !ok {
+// withAlertDefaults fills the parameters that the step left out and the
+// action's facts say come from the alert, from the incident's first alert.
+// Empty alert fields fill nothing.
+func withAlertDefaults(facts playbooks.ActionFacts, first alert.Alert, params map[string]any) map[string]any {
+	if len(facts.FromAlert) == 0 {
 		return params
 	}
-	k := s.st.FirstAlert.Kubernetes
+	k := first.Kubernetes
 	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": k.PodUID}
 	out := make(map[string]any, len(params)+3)
 	// Copying a map gives the same map in any order of iteration.
@@ -239,24 +240,21 @@ func (s *steps) withAlertDefaults(action string, params map[string]any) map[stri
 	for name, v := range params {
 		out[name] = v
 	}
-	for _, p := range def.Params {
-		if _, set := out[p.Name]; set || p.FromAlert == "" || fields[p.FromAlert] == "" {
+	for _, p := range facts.FromAlert {
+		if _, set := out[p.Param]; set || fields[p.Field] == "" {
 			continue
 		}
-		out[p.Name] = fields[p.FromAlert]
+		out[p.Param] = fields[p.Field]
 	}
 	return out
 }
 
 // execute runs one action with its parameters (and, for an inverse, the
 // output of the action it undoes); in plan mode as a dry run.
-func (s *steps) execute(stepID, action string, params, undo map[string]any, opts workflow.ActivityOptions) (map[string]any, error) {
+func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, params, undo map[string]any, opts workflow.ActivityOptions) (map[string]any, error) {
 	actx := workflow.WithActivityOptions(s.ctx, opts)
 	dryRun := s.in.Playbook.Mode == playbooks.ModePlan
 	var out map[string]any
-	if _, ok := activities.Lookup(action); !ok {
-		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
-	}
 	if !s.generic() {
 		if action != activities.ActionQuarantine {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
@@ -277,10 +275,10 @@ func (s *steps) execute(stepID, action string, params, undo map[string]any, opts
 		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
 		Params: params, Undo: undo, DryRun: dryRun,
 	}
-	if strings.HasPrefix(action, "slack.") && !dryRun {
+	if facts.Lane == playbooks.LaneSlack && !dryRun {
 		return s.slackAction(req, opts)
 	}
-	if strings.HasPrefix(action, "ticket.") {
+	if facts.Lane == playbooks.LaneTicket {
 		req.Incident = &activities.IncidentContext{Playbook: s.st.Playbook, Ticket: s.ticketContext()}
 		if action == activities.ActionTicketOpen && !dryRun {
 			return s.openTicket(req, opts)
@@ -295,7 +293,7 @@ func (s *steps) execute(stepID, action string, params, undo map[string]any, opts
 
 // ticketStep tells the ticket about a step that ran after it was opened.
 func (s *steps) ticketStep(r StepResult) {
-	if strings.HasPrefix(r.Action, "ticket.") {
+	if f, _ := s.facts(r.ID, r.Action); f.Lane == playbooks.LaneTicket {
 		return
 	}
 	line := fmt.Sprintf("step %s", r.ID)
@@ -327,8 +325,8 @@ func (s *steps) slackAction(req activities.ActionRequest, opts workflow.Activity
 	return out, err
 }
 
-// release undoes, newest first, every succeeded action whose catalogue entry
-// names an inverse. The inverse gets the action's parameters and, as Undo,
+// release undoes, newest first, every succeeded action whose facts name an
+// inverse. The inverse gets the action's parameters and, as Undo,
 // its output: what it changed and what was there before. Incidents from
 // before generic actions had no inverses and release nothing.
 func (s *steps) release() {
@@ -340,15 +338,18 @@ func (s *steps) release() {
 		if r.Status != StepSucceeded || r.Kind != playbooks.KindAction {
 			continue
 		}
-		def, ok := activities.Lookup(r.Action)
-		if !ok || def.Inverse == "" {
+		facts, _ := s.facts(r.ID, r.Action)
+		if facts.Inverse == "" {
 			continue
 		}
-		res := StepResult{ID: r.ID + ".release", Kind: playbooks.KindAction, Action: def.Inverse, Params: r.Params, StartedAt: workflow.Now(s.ctx)}
+		inverse := facts.Inverse
+		res := StepResult{ID: r.ID + ".release", Kind: playbooks.KindAction, Action: inverse, Params: r.Params, StartedAt: workflow.Now(s.ctx)}
 		if slices.ContainsFunc(s.st.Steps, func(done StepResult) bool { return done.ID == res.ID && done.Status == StepSucceeded }) {
 			continue // released already
 		}
-		out, err := s.execute(res.ID, def.Inverse, r.Params, r.Output, defaultActionOptions)
+		// An inverse runs as an activity of its own (no inverse is a Slack
+		// or ticket action).
+		out, err := s.execute(res.ID, inverse, playbooks.ActionFacts{}, r.Params, r.Output, defaultActionOptions)
 		res.FinishedAt, res.Output, res.Status = workflow.Now(s.ctx), out, StepSucceeded
 		if err != nil {
 			res.Status = StepFailed

@@ -10,14 +10,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
-	"github.com/soar-dev/soar/connectors/tickets"
 	"github.com/soar-dev/soar/playbooks"
 )
 
 // TicketState is the incident's ticket, once ticket.open opened one, and
 // what it has been told.
 type TicketState struct {
-	tickets.Ticket
+	activities.TicketRef
 	// Pending lines wait for the next batched comment.
 	Pending []string `json:"pending,omitempty"`
 	// Alerts is the alert count the ticket was last told of.
@@ -137,7 +136,7 @@ func (s *steps) flushTicket(resolve bool, reason string) {
 	if len(lines) == 0 && !resolve {
 		return
 	}
-	req := activities.TicketUpdateRequest{IncidentID: st.ticketKey(), Ticket: t.Ticket, Lines: lines, Resolve: resolve}
+	req := activities.TicketUpdateRequest{IncidentID: st.ticketKey(), Ticket: t.TicketRef, Lines: lines, Resolve: resolve}
 	s.ticketBox.add(s.ctx, func(ctx workflow.Context) {
 		var a *activities.Activities
 		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ticketOptions), a.TicketUpdate, req).Get(ctx, nil)
@@ -211,7 +210,7 @@ func (s *steps) ticketContext() *activities.TicketContext {
 		c.Approval = append(c.Approval, line)
 	}
 	if st.Ticket != nil {
-		t := st.Ticket.Ticket
+		t := st.Ticket.TicketRef
 		c.Ticket = &t
 	}
 	return c
@@ -225,8 +224,8 @@ func (s *steps) recordTicket(out map[string]any) {
 	}
 	str := func(k string) string { v, _ := m[k].(string); return v }
 	s.st.Ticket = &TicketState{
-		Ticket: tickets.Ticket{Provider: str("provider"), ID: str("id"), Key: str("key"), URL: str("url")},
-		Alerts: s.st.AlertCount,
+		TicketRef: activities.TicketRef{Provider: str("provider"), ID: str("id"), Key: str("key"), URL: str("url")},
+		Alerts:    s.st.AlertCount,
 	}
 }
 

@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -33,7 +31,9 @@ is non-zero when FILE or ALERT cannot be read, decoded or loaded.`,
 			if output != "text" && output != "json" {
 				return fmt.Errorf("unknown output format %q: use text or json", output)
 			}
-			pb, err := loadExplainPlaybook(args[0])
+			// Only FILE is loaded, whatever it is named, so that problems
+			// in other playbooks of its directory do not get in the way.
+			pb, err := playbooks.LoadFile(args[0], playbooks.LoadOptions{})
 			if err != nil {
 				return err
 			}
@@ -59,41 +59,6 @@ is non-zero when FILE or ALERT cannot be read, decoded or loaded.`,
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-// loadExplainPlaybook loads the one playbook in file. playbooks.Load reads whole
-// directories and refuses them when any file has a problem, so the file is
-// copied alone into a temporary directory, under a name Load accepts however
-// the original is named (x_test.yaml, .x.yaml). Problems are reported
-// against the original path.
-func loadExplainPlaybook(file string) (*playbooks.Playbook, error) {
-	src, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("read playbook: %w", err)
-	}
-	dir, err := os.MkdirTemp("", "soar-explain-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	copied := filepath.Join(dir, "playbook.yaml")
-	if err := os.WriteFile(copied, src, 0o600); err != nil {
-		return nil, err
-	}
-	set, err := playbooks.Load(dir, playbooks.LoadOptions{})
-	var le *playbooks.LoadErrors
-	if errors.As(err, &le) {
-		for _, e := range le.Errs {
-			if e.File == copied {
-				e.File = file
-			}
-		}
-		return nil, le
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load playbook %s: %w", file, err)
-	}
-	return set.Playbooks()[0], nil
 }
 
 // readExplainAlert reads and decodes the alert in name, or on standard input for

@@ -112,7 +112,7 @@ func Existing(ctx context.Context, store Store, prefix string) (Ref, bool, error
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return Ref{}, false, fmt.Errorf("%w: %w: manifest %s does not decode: %v", ErrPermanent, ErrTampered, store.Location(key), err)
+		return Ref{}, false, fmt.Errorf("%w: %w: manifest %s does not decode: %w", ErrPermanent, ErrTampered, store.Location(key), err)
 	}
 	return refOf(store, key, data, m), true, nil
 }
@@ -163,7 +163,7 @@ func WriteBundle(ctx context.Context, store Store, prefix string, m Manifest, ar
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
-		return Ref{}, fmt.Errorf("%w: evidence: encode manifest: %v", ErrPermanent, err)
+		return Ref{}, fmt.Errorf("%w: evidence: encode manifest: %w", ErrPermanent, err)
 	}
 	data = append(data, '\n')
 	// Another call may have finished the bundle while this one collected.
@@ -193,7 +193,7 @@ func Verify(ctx context.Context, store Store, manifestKey string, wantSHA256 str
 	}
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
-		return Manifest{}, fmt.Errorf("%w: manifest %s does not decode: %v", ErrTampered, store.Location(manifestKey), err)
+		return Manifest{}, fmt.Errorf("%w: manifest %s does not decode: %w", ErrTampered, store.Location(manifestKey), err)
 	}
 	dir := path.Dir(manifestKey)
 	var problems []string

@@ -350,7 +350,12 @@ func testBundle(ctx context.Context, t *testing.T, st evidence.Store) {
 		if err := st.Put(ctx, key, []byte("2026-01-02T15:04:05Z nothing happened\n"), "text/plain"); err != nil {
 			t.Fatal(err)
 		}
-		defer st.Put(ctx, key, original, "text/plain")
+		defer func() {
+			// Later subtests verify the same bundle.
+			if err := st.Put(ctx, key, original, "text/plain"); err != nil {
+				t.Errorf("restore %s: %v", key, err)
+			}
+		}()
 		_, err := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
 		if !errors.Is(err, evidence.ErrTampered) || !strings.Contains(err.Error(), "logs/app.log") {
 			t.Errorf("Verify = %v, want ErrTampered naming logs/app.log", err)
@@ -381,7 +386,11 @@ func testBundle(ctx context.Context, t *testing.T, st evidence.Store) {
 		if err := st.Put(ctx, ref.Key, forged, "application/json"); err != nil {
 			t.Fatal(err)
 		}
-		defer st.Put(ctx, ref.Key, raw, "application/json")
+		defer func() {
+			if err := st.Put(ctx, ref.Key, raw, "application/json"); err != nil {
+				t.Errorf("restore %s: %v", ref.Key, err)
+			}
+		}()
 		_, err := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
 		if !errors.Is(err, evidence.ErrTampered) || !strings.Contains(err.Error(), "manifest") {
 			t.Errorf("Verify = %v, want ErrTampered for the manifest", err)

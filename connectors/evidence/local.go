@@ -47,13 +47,15 @@ func (l *Local) Put(ctx context.Context, key string, data []byte, _ string) erro
 	if err != nil {
 		return localError("store "+key, err)
 	}
-	defer os.Remove(tmp.Name()) // after a successful rename, a no-op
+	// After a successful rename the file is gone and Remove fails, which is
+	// the expected outcome; after a failure there is nothing more to report.
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the write error is the one to report
 		return localError("store "+key, err)
 	}
 	if err := tmp.Sync(); err != nil {
-		tmp.Close()
+		_ = tmp.Close() // the sync error is the one to report
 		return localError("store "+key, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -65,7 +67,7 @@ func (l *Local) Put(ctx context.Context, key string, data []byte, _ string) erro
 	// The rename is durable only once the directory is synced.
 	if d, err := os.Open(dir); err == nil {
 		_ = d.Sync()
-		d.Close()
+		_ = d.Close()
 	}
 	return nil
 }

@@ -56,7 +56,7 @@ type S3 struct {
 // first Put or Get does. Errors wrap ErrPermanent (an invalid configuration).
 func NewS3(cfg S3Config) (*S3, error) {
 	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
-		return nil, fmt.Errorf("%w: evidence: S3 bucket %q: %v", ErrPermanent, cfg.Bucket, err)
+		return nil, fmt.Errorf("%w: evidence: S3 bucket %q: %w", ErrPermanent, cfg.Bucket, err)
 	}
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
@@ -99,7 +99,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 		MaxRetries: 3,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("%w: evidence: S3 client for %s: %v", ErrPermanent, endpoint, err)
+		return nil, fmt.Errorf("%w: evidence: S3 client for %s: %w", ErrPermanent, endpoint, err)
 	}
 	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix}, nil
 }

@@ -47,6 +47,8 @@ var (
 	ErrNotScheduled = errors.New("kube: pod not scheduled")
 	// ErrNodeNotFound means the node does not exist.
 	ErrNodeNotFound = errors.New("kube: node not found")
+	// ErrNamespaceNotFound means the namespace does not exist.
+	ErrNamespaceNotFound = errors.New("kube: namespace not found")
 )
 
 // invalidf returns an error wrapping ErrInvalidInput.

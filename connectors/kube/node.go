@@ -35,16 +35,16 @@ type CordonRequest struct {
 
 // CordonResult says what Cordon found and did.
 type CordonResult struct {
-	Node    string `json:"node"`
-	NodeUID string `json:"nodeUID,omitempty"`
+	Node    string `json:"node" doc:"the node"`
+	NodeUID string `json:"nodeUID,omitempty" doc:"UID of the node"`
 	// Cordoned is true when the node is cordoned for this incident: this
 	// call, or an earlier one for the same incident, set it unschedulable.
-	Cordoned bool `json:"cordoned"`
+	Cordoned bool `json:"cordoned" doc:"whether this step cordoned it (false: it was unschedulable already, and uncordon leaves it so)"`
 	// WasUnschedulable is true when the node was cordoned already, by someone
 	// else or another incident; Cordon then changes nothing, and Uncordon for
 	// this incident will leave it cordoned.
-	WasUnschedulable bool `json:"wasUnschedulable,omitempty"`
-	DryRun           bool `json:"dryRun,omitempty"`
+	WasUnschedulable bool `json:"wasUnschedulable,omitempty" doc:"whether the node was unschedulable before"`
+	DryRun           bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // Cordon marks a node unschedulable so no new pod lands on it, and records the
@@ -105,12 +105,12 @@ type UncordonRequest struct {
 
 // UncordonResult says what Uncordon did.
 type UncordonResult struct {
-	Node string `json:"node"`
+	Node string `json:"node" doc:"the node"`
 	// Uncordoned is true when this call made the node schedulable again.
-	Uncordoned bool `json:"uncordoned"`
+	Uncordoned bool `json:"uncordoned" doc:"whether this step uncordoned it"`
 	// Skipped says why the node was left as it is, when it was.
-	Skipped string `json:"skipped,omitempty"`
-	DryRun  bool   `json:"dryRun,omitempty"`
+	Skipped string `json:"skipped,omitempty" doc:"why it was left cordoned, if so"`
+	DryRun  bool   `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // Uncordon is the inverse of Cordon: it makes the node schedulable again and

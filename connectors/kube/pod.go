@@ -38,18 +38,18 @@ type DeletePodRequest struct {
 
 // DeletePodResult says what DeletePod did.
 type DeletePodResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID,omitempty"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID,omitempty" doc:"UID of the pod acted on"`
 	// Deleted is true when this call deleted the pod (or, in a dry run, would
 	// have). A pod with a grace period keeps running, terminating, for that
 	// long.
-	Deleted bool `json:"deleted"`
+	Deleted bool `json:"deleted" doc:"whether this step deleted it"`
 	// AlreadyGone is true when the pod did not exist or was terminating
 	// already: the work was done, by an earlier attempt or by someone else.
-	AlreadyGone        bool   `json:"alreadyGone,omitempty"`
-	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty"`
-	DryRun             bool   `json:"dryRun,omitempty"`
+	AlreadyGone        bool   `json:"alreadyGone,omitempty" doc:"the pod was already gone or terminating"`
+	GracePeriodSeconds *int64 `json:"gracePeriodSeconds,omitempty" doc:"the grace period asked for, if any"`
+	DryRun             bool   `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // DeletePod deletes one pod. The delete carries the pod's UID as a
@@ -98,15 +98,15 @@ type EvictPodRequest struct {
 
 // EvictPodResult says what EvictPod did.
 type EvictPodResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID,omitempty"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID,omitempty" doc:"UID of the pod acted on"`
 	// Evicted is true when this call evicted the pod (or would have).
-	Evicted bool `json:"evicted"`
+	Evicted bool `json:"evicted" doc:"whether this step evicted it"`
 	// AlreadyGone is true when the pod did not exist or was terminating
 	// already.
-	AlreadyGone bool `json:"alreadyGone,omitempty"`
-	DryRun      bool `json:"dryRun,omitempty"`
+	AlreadyGone bool `json:"alreadyGone,omitempty" doc:"the pod was already gone or terminating"`
+	DryRun      bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // EvictPod evicts one pod through the policy/v1 Eviction API, which deletes it
@@ -210,18 +210,18 @@ type MetadataRequest struct {
 // MetadataResult says what LabelPod or AnnotatePod changed, in the form the
 // matching Restore function takes back.
 type MetadataResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID" doc:"UID of the pod acted on"`
 	// Set is what the pod now carries for the requested keys.
-	Set map[string]string `json:"set"`
+	Set map[string]string `json:"set" doc:"the labels or annotations now set"`
 	// Previous holds the keys that had another value before, with that
 	// value; Added the keys that were absent.
-	Previous map[string]string `json:"previous,omitempty"`
-	Added    []string          `json:"added,omitempty"`
+	Previous map[string]string `json:"previous,omitempty" doc:"keys that had another value before, with that value"`
+	Added    []string          `json:"added,omitempty" doc:"keys that were absent before"`
 	// Changed is true when this call wrote anything.
-	Changed bool `json:"changed"`
-	DryRun  bool `json:"dryRun,omitempty"`
+	Changed bool `json:"changed" doc:"whether anything was written"`
+	DryRun  bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // LabelPod sets labels on one pod with a JSON merge patch guarded by the pod's
@@ -366,20 +366,20 @@ type RestoreMetadataRequest struct {
 
 // RestoreMetadataResult says what a restore did.
 type RestoreMetadataResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID,omitempty"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID,omitempty" doc:"UID of the pod acted on"`
 	// Restored are the keys that now have their value from before soar set
 	// them (or are absent again), whether this call or an earlier one put
 	// them back.
-	Restored []string `json:"restored,omitempty"`
+	Restored []string `json:"restored,omitempty" doc:"keys put back or removed"`
 	// Skipped are keys whose value is no longer the one soar set: someone
 	// changed them since, and their change is left alone.
-	Skipped []string `json:"skipped,omitempty"`
+	Skipped []string `json:"skipped,omitempty" doc:"keys someone changed since: left alone"`
 	// AlreadyGone is true when the pod no longer exists, or a namesake with
 	// another UID replaced it: the values went with the pod.
-	AlreadyGone bool `json:"alreadyGone,omitempty"`
-	DryRun      bool `json:"dryRun,omitempty"`
+	AlreadyGone bool `json:"alreadyGone,omitempty" doc:"the pod is gone"`
+	DryRun      bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // RestorePodLabels undoes LabelPod: keys soar added are removed and keys it

@@ -82,34 +82,34 @@ type QuarantineRequest struct {
 
 // QuarantineResult says what Quarantine found and changed.
 type QuarantineResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID" doc:"UID of the pod acted on"`
 	// Label is the summary key=value on the pod (soar.dev/quarantine=true).
-	Label string `json:"label"`
+	Label string `json:"label" doc:"the label now on the pod (soar.dev/quarantine=true)"`
 	// Labeled is true when this call added the quarantine labels, false when
 	// the pod carried them already.
-	Labeled bool `json:"labeled"`
+	Labeled bool `json:"labeled" doc:"whether this step added the label (false: it was already there)"`
 	// Policy is the incident's NetworkPolicy that selects the pod.
-	Policy string `json:"policy"`
+	Policy string `json:"policy" doc:"name of the incident's deny-all NetworkPolicy"`
 	// PolicyCreated and PolicyRepaired say whether this call created the
 	// policy or restored a policy whose spec had been changed.
-	PolicyCreated  bool `json:"policyCreated"`
-	PolicyRepaired bool `json:"policyRepaired"`
+	PolicyCreated  bool `json:"policyCreated" doc:"whether this step created the policy"`
+	PolicyRepaired bool `json:"policyRepaired" doc:"whether this step restored a policy whose spec had been changed"`
 	// Detached is true when this call removed the owner's selector labels.
 	// DetachedLabels are the labels removed, by this call or an earlier one,
 	// as recorded in DetachedLabelsAnnotation; Owner is the controller they
 	// were removed from ("ReplicaSet/web-7d9c"), when it still owns the pod.
-	Detached       bool              `json:"detached,omitempty"`
-	DetachedLabels map[string]string `json:"detachedLabels,omitempty"`
-	Owner          string            `json:"owner,omitempty"`
+	Detached       bool              `json:"detached,omitempty" doc:"whether this step detached the pod from its owner (false on a repeat: detachedLabels says it is)"`
+	DetachedLabels map[string]string `json:"detachedLabels,omitempty" doc:"the labels removed to detach it, restored on release"`
+	Owner          string            `json:"owner,omitempty" doc:"the owner it was detached from (ReplicaSet/name)"`
 	// OtherPolicies are NetworkPolicies not managed by soar that also select
 	// the pod. NetworkPolicies only ever add allowed traffic, so any of them
 	// with rules may still let traffic reach or leave the pod.
-	OtherPolicies []string `json:"otherPolicies,omitempty"`
+	OtherPolicies []string `json:"otherPolicies,omitempty" doc:"other NetworkPolicies that select the pod: they may still allow it traffic, since policies only add allows"`
 	// DryRun is true when nothing was stored: the booleans above then say
 	// what would have changed.
-	DryRun bool `json:"dryRun,omitempty"`
+	DryRun bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // Quarantine isolates one pod for one incident. It ensures the incident's

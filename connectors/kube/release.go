@@ -33,31 +33,31 @@ type ReleaseRequest struct {
 
 // ReleaseResult says what Release found and changed.
 type ReleaseResult struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	PodUID    string `json:"podUID,omitempty"`
+	Namespace string `json:"namespace" doc:"namespace of the pod"`
+	Pod       string `json:"pod" doc:"name of the pod"`
+	PodUID    string `json:"podUID,omitempty" doc:"UID of the pod acted on"`
 	// Unlabeled is true when this call removed the incident's label from the
 	// pod.
-	Unlabeled bool `json:"unlabeled"`
+	Unlabeled bool `json:"unlabeled" doc:"whether this step removed the incident's label"`
 	// LabelsRestored are the detached labels this call put back.
-	LabelsRestored map[string]string `json:"labelsRestored,omitempty"`
+	LabelsRestored map[string]string `json:"labelsRestored,omitempty" doc:"detached labels put back"`
 	// MarkerRemoved is true when this call removed QuarantineLabel because no
 	// other incident quarantines the pod.
-	MarkerRemoved bool `json:"markerRemoved,omitempty"`
+	MarkerRemoved bool `json:"markerRemoved,omitempty" doc:"whether soar.dev/quarantine was removed (no other incident holds the pod)"`
 	// StillQuarantinedBy are the other incidents (their IDs, or their hashes
 	// when the ID annotation is missing) that still hold the pod: the pod then
 	// keeps QuarantineLabel, its other policies and its detached state.
-	StillQuarantinedBy []string `json:"stillQuarantinedBy,omitempty"`
+	StillQuarantinedBy []string `json:"stillQuarantinedBy,omitempty" doc:"other incidents that still hold the pod"`
 	// PolicyDeleted is true when this call deleted the incident's policy,
 	// which happens once no pod in the namespace carries the incident's label.
-	PolicyDeleted bool `json:"policyDeleted"`
+	PolicyDeleted bool `json:"policyDeleted" doc:"whether the incident's policy was deleted"`
 	// PodGone is true when the pod no longer exists; PodReplaced when a pod of
 	// that name exists with another UID. Either way the pod was not touched
 	// and only the policy was cleaned up.
-	PodGone     bool `json:"podGone,omitempty"`
-	PodReplaced bool `json:"podReplaced,omitempty"`
+	PodGone     bool `json:"podGone,omitempty" doc:"the pod no longer exists (the policy is still cleaned up)"`
+	PodReplaced bool `json:"podReplaced,omitempty" doc:"the pod was replaced by a namesake, which was left alone"`
 	// DryRun is true when nothing was stored.
-	DryRun bool `json:"dryRun,omitempty"`
+	DryRun bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // Release is the inverse of Quarantine for one incident. It removes the
@@ -159,7 +159,7 @@ func (c *Client) releasePod(ctx context.Context, pod *corev1.Pod, incident strin
 		if raw, ok := pod.Annotations[DetachedLabelsAnnotation]; ok {
 			var recorded map[string]string
 			if err := json.Unmarshal([]byte(raw), &recorded); err != nil {
-				return fmt.Errorf("%w: annotation %s on pod %s/%s is not a JSON object of labels: %v", ErrInvalidInput, DetachedLabelsAnnotation, pod.Namespace, pod.Name, err)
+				return fmt.Errorf("%w: annotation %s on pod %s/%s is not a JSON object of labels: %w", ErrInvalidInput, DetachedLabelsAnnotation, pod.Namespace, pod.Name, err)
 			}
 			// A label someone set again meanwhile keeps its current value.
 			for _, k := range slices.Sorted(maps.Keys(recorded)) {

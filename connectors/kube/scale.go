@@ -42,17 +42,17 @@ type ScaleRequest struct {
 
 // ScaleResult says which workload ScaleOwnerToZero scaled, and from what.
 type ScaleResult struct {
-	Namespace string `json:"namespace"`
+	Namespace string `json:"namespace" doc:"namespace of the workload"`
 	// Kind and Name are the workload: KindDeployment, KindStatefulSet or
 	// KindReplicaSet. Pass them to RestoreScale.
-	Kind string `json:"kind"`
-	Name string `json:"name"`
+	Kind string `json:"kind" doc:"Deployment, StatefulSet or ReplicaSet"`
+	Name string `json:"name" doc:"name of the workload"`
 	// PreviousReplicas is the replica count to restore: the one recorded in
 	// PreviousReplicasAnnotation when the workload was scaled down before.
-	PreviousReplicas int32 `json:"previousReplicas"`
+	PreviousReplicas int32 `json:"previousReplicas" doc:"replicas before, restored by restore_scale"`
 	// Scaled is true when this call set replicas to 0.
-	Scaled bool `json:"scaled"`
-	DryRun bool `json:"dryRun,omitempty"`
+	Scaled bool `json:"scaled" doc:"whether this step scaled it (false: it was at zero already)"`
+	DryRun bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // ScaleOwnerToZero stops every replica of the workload behind a pod: the
@@ -123,17 +123,17 @@ type RestoreScaleRequest struct {
 
 // RestoreScaleResult says what RestoreScale did.
 type RestoreScaleResult struct {
-	Namespace string `json:"namespace"`
-	Kind      string `json:"kind"`
-	Name      string `json:"name"`
+	Namespace string `json:"namespace" doc:"namespace of the workload"`
+	Kind      string `json:"kind" doc:"its kind"`
+	Name      string `json:"name" doc:"its name"`
 	// Replicas is the workload's replica count now (or, in a dry run, after
 	// the restore).
-	Replicas int32 `json:"replicas"`
+	Replicas int32 `json:"replicas" doc:"the replicas restored"`
 	// Restored is true when this call scaled the workload back.
-	Restored bool `json:"restored"`
+	Restored bool `json:"restored" doc:"whether this step scaled it back"`
 	// Skipped says why the workload was left as it is, when it was.
-	Skipped string `json:"skipped,omitempty"`
-	DryRun  bool   `json:"dryRun,omitempty"`
+	Skipped string `json:"skipped,omitempty" doc:"why nothing was restored, if so"`
+	DryRun  bool   `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
 }
 
 // RestoreScale is the inverse of ScaleOwnerToZero: it sets the workload's

@@ -218,6 +218,11 @@ func TestEveryActionRunsAsTheDeployServiceAccount(t *testing.T) {
 	_, err = w.DeletePod(ctx, kube.DeletePodRequest{Namespace: ns, Pod: scheduled.Name, PodUID: string(scheduled.UID)})
 	must(activities.ActionDeletePod, err)
 
+	an, err := w.AnnotateNamespace(ctx, kube.NamespaceMetadataRequest{Namespace: ns, Values: map[string]string{"security.example.com/case": "IR-1"}})
+	must(activities.ActionAnnotateNamespace, err)
+	_, err = w.RestoreNamespaceAnnotations(ctx, kube.RestoreNamespaceMetadataRequest{Namespace: ns, Set: an.Set, Previous: an.Previous, Added: an.Added})
+	must(activities.ActionRestoreNamespaceAnnotations, err)
+
 	for _, def := range activities.Catalogue() {
 		if !ran[def.Name] && def.Role != activities.RoleNone { // Slack's need nothing of Kubernetes
 			t.Errorf("%s was not run as the deploy ServiceAccount", def.Name)

@@ -400,6 +400,12 @@ steps:
 		if err != nil {
 			t.Fatal(err)
 		}
+		// SOAR_RECORD_PREFIX records a new generation of histories beside the
+		// old ones (respond-<prefix>-<path>.json) instead of replacing them:
+		// the old ones are what running incidents look like.
+		if p := os.Getenv("SOAR_RECORD_PREFIX"); p != "" {
+			file = strings.Replace(file, "respond-", "respond-"+p+"-", 1)
+		}
 		if err := os.WriteFile(filepath.Join("..", "..", "workflows", "testdata", file), b, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/soar-dev/soar/alert"
-	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // Options configures Run.
@@ -89,7 +89,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		r.printf("FAIL\t%s [load failed]\n", r.dir)
 		return r.res, nil
 	}
-	set, err := playbooks.Load(r.dir, app.PlaybookOptions())
+	set, err := playbooks.LoadDir(r.dir, workflows.PlaybookOptions())
 	loaded := r.reportLoad(err)
 
 	var files []testFile

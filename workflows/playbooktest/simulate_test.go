@@ -15,7 +15,6 @@ import (
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/alert"
-	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -139,7 +138,7 @@ func matchIn(t *testing.T, src string) (playbooks.Match, alert.Alert) {
 	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := playbooks.Load(dir, app.PlaybookOptions())
+	set, err := playbooks.LoadDir(dir, workflows.PlaybookOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,9 +7,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -21,70 +18,8 @@ import (
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/metrics"
-	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
-
-// Playbooks holds the playbook set in force. Readers always see a complete,
-// valid set: Reload (and Watch, which calls it) compiles a new set in full
-// before it replaces the old one atomically, and keeps the old one when the
-// new one has any problem.
-type Playbooks struct {
-	dir       string
-	state     atomic.Pointer[playbookState] // never nil after LoadPlaybooks
-	reloading sync.Mutex                    // one Reload at a time
-}
-
-// LoadPlaybooks loads every playbook in dir. It fails, listing every problem
-// with its file and line, when any playbook is invalid.
-func LoadPlaybooks(dir string) (*Playbooks, error) {
-	set, err := playbooks.Load(dir, PlaybookOptions())
-	if err != nil {
-		return nil, err
-	}
-	p := &Playbooks{dir: dir}
-	p.state.Store(&playbookState{set: set, loadedAt: time.Now()})
-	return p, nil
-}
-
-// PlaybookOptions validates playbooks against what this soar's workers can run:
-// its actions, their parameters and its workflows.
-func PlaybookOptions() playbooks.LoadOptions {
-	return playbooks.LoadOptions{
-		Actions:     activities.ActionNames(),
-		Params:      activities.ActionParams(),
-		Required:    activities.RequiredParams(),
-		Workflows:   []string{workflows.RespondName},
-		Destructive: activities.DestructiveActions(),
-	}
-}
-
-// Current returns the set in force. Callers that use several playbooks
-// together should call it once and keep the set, which a reload does not
-// change.
-func (p *Playbooks) Current() *playbooks.Set {
-	if st := p.state.Load(); st != nil {
-		return st.set
-	}
-	return nil
-}
-
-// Dir is the directory the playbooks come from.
-func (p *Playbooks) Dir() string { return p.dir }
-
-// Check is a readiness check: a set is loaded. While the latest reload has
-// failed the process still runs the previous set, so Check stays ready and
-// returns an *httpserver.Degraded saying when the reload failed and why.
-func (p *Playbooks) Check(context.Context) error {
-	st := p.state.Load()
-	switch {
-	case st == nil || st.set == nil:
-		return fmt.Errorf("no playbooks loaded from %s", p.dir)
-	case st.err != nil:
-		return &httpserver.Degraded{Detail: degradedDetail(st)}
-	}
-	return nil
-}
 
 // TemporalOptions says how to reach Temporal.
 type TemporalOptions struct {

@@ -2,373 +2,74 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
-	"github.com/fsnotify/fsnotify"
 	"github.com/rs/zerolog"
 
+	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
-// Default timing of Watch. A burst of changes, such as a git checkout of many
-// files or a Kubernetes ConfigMap update, is read once ReloadDebounce has
-// passed without a further change; a directory that never stops changing is
-// still read every ReloadMaxDelay.
-const (
-	ReloadDebounce = 250 * time.Millisecond
-	ReloadMaxDelay = 2 * time.Second
-)
-
-// playbookState is one immutable snapshot of a Playbooks: the set in force
-// and the outcome of the latest reload. It is swapped as a whole, so readers
-// never see a set with another set's status.
-type playbookState struct {
-	set      *playbooks.Set
-	loadedAt time.Time // when set was loaded
-	err      error     // why the latest reload failed; nil when it succeeded
-	failedAt time.Time // when it failed
+// Playbooks is the playbook source a process runs (see playbooks.Source for
+// loading, reloading and watching) with what soar's processes add to it: a
+// readiness check and the playbook metrics.
+type Playbooks struct {
+	*playbooks.Source
 }
 
-// ReloadStatus describes the playbooks in force and the latest reload.
-type ReloadStatus struct {
-	// Playbooks is the number of playbooks in force, and LoadedAt when they
-	// were loaded: at start or by the latest successful reload.
-	Playbooks int
-	LoadedAt  time.Time
-	// Err is why the latest reload failed, nil when it succeeded or none has
-	// run; FailedAt is when it failed. The set loaded at LoadedAt stays in
-	// force meanwhile.
-	Err      error
-	FailedAt time.Time
-}
+// PlaybookWatch is a running watch on the playbooks; see Playbooks.Watch.
+type PlaybookWatch = playbooks.Watcher
 
-// Status returns the playbooks' status. It is safe to call at any time.
-func (p *Playbooks) Status() ReloadStatus {
-	st := p.state.Load()
-	if st == nil {
-		return ReloadStatus{}
-	}
-	return ReloadStatus{Playbooks: len(st.set.Playbooks()), LoadedAt: st.loadedAt, Err: st.err, FailedAt: st.failedAt}
-}
-
-// Reload reads the playbook directory again with the options LoadPlaybooks
-// uses and, when every playbook in it is valid, puts the new set in force
-// atomically. Otherwise the set in force stays, the failure is remembered
-// (see Status and Check) and returned: a *playbooks.LoadErrors listing every
-// problem with its file, line and column, or an error wrapping
-// playbooks.ErrNoPlaybooks or the file system's error.
-//
-// Reload is safe to call concurrently and idempotent: reloading an unchanged
-// directory puts an equivalent set in force and changes only
-// Status().LoadedAt. It neither logs nor updates metrics; Watch does both.
-func (p *Playbooks) Reload() error {
-	_, err := p.reload()
-	return err
-}
-
-// setChanges is what a successful reload changed.
-type setChanges struct {
-	added, changed []string // name@version
-	removed        []string // names
-	recovered      bool     // the reload before it had failed
-}
-
-func (c setChanges) empty() bool {
-	return len(c.added) == 0 && len(c.changed) == 0 && len(c.removed) == 0
-}
-
-func (p *Playbooks) reload() (setChanges, error) {
-	p.reloading.Lock()
-	defer p.reloading.Unlock()
-	old := p.state.Load()
-	set, err := playbooks.Load(p.dir, PlaybookOptions())
-	now := time.Now()
+// LoadPlaybooks loads every playbook in dir, validated with
+// workflows.PlaybookOptions. It fails, listing every problem with its file
+// and line, when any playbook is invalid.
+func LoadPlaybooks(dir string) (*Playbooks, error) {
+	src, err := playbooks.NewSource(dir, workflows.PlaybookOptions())
 	if err != nil {
-		next := *old
-		next.err, next.failedAt = err, now
-		p.state.Store(&next)
-		return setChanges{}, err
+		return nil, err
 	}
-	p.state.Store(&playbookState{set: set, loadedAt: now})
-	c := diffSets(old.set, set)
-	c.recovered = old.err != nil
-	return c, nil
+	return &Playbooks{Source: src}, nil
 }
 
-// diffSets compares two sets by name and version (the SHA-256 of the file).
-func diffSets(old, cur *playbooks.Set) setChanges {
-	var c setChanges
-	for _, pb := range cur.Playbooks() {
-		prev, ok := old.Get(pb.Name)
-		switch {
-		case !ok:
-			c.added = append(c.added, pb.Name+"@"+pb.Version)
-		case prev.Version != pb.Version:
-			c.changed = append(c.changed, pb.Name+"@"+pb.Version)
-		}
-	}
-	for _, pb := range old.Playbooks() {
-		if _, ok := cur.Get(pb.Name); !ok {
-			c.removed = append(c.removed, pb.Name)
-		}
-	}
-	return c
-}
-
-// problems lists the problems in a reload error one per entry, each as
-// file:line:col: message when the error is a *playbooks.LoadErrors.
-func problems(err error) []string {
-	var le *playbooks.LoadErrors
-	if !errors.As(err, &le) {
-		return []string{err.Error()}
-	}
-	out := make([]string, len(le.Errs))
-	for i, e := range le.Errs {
-		out[i] = e.Error()
-	}
-	return out
-}
-
-// PlaybookWatch is a running watch on a playbook directory; see
-// Playbooks.Watch.
-type PlaybookWatch struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
-// Stop ends the watch and waits for a reload in progress to finish. The
-// watch then no longer handles SIGHUP: unless something else does, SIGHUP
-// ends the process again. Stop is idempotent.
-func (w *PlaybookWatch) Stop() {
-	w.cancel()
-	<-w.done
-}
-
-// watchOptions are Watch's timings; tests shorten or lengthen them.
-type watchOptions struct {
-	debounce, maxDelay time.Duration
-}
-
-// Watch reloads the playbooks whenever their directory changes and whenever
-// the process receives SIGHUP, until ctx ends or Stop is called. It returns
-// once the directory is watched and SIGHUP is handled, or an error if the
-// directory cannot be watched (for instance when the inotify limits
-// fs.inotify.max_user_instances or max_user_watches are reached).
-//
-// Watch watches the directory, not the files, so that it sees an editor
-// replacing a file by rename and a Kubernetes ConfigMap volume swapping its
-// ..data symlink. It also watches the directory's parent, so that a
-// directory that is removed and created again, or replaced by rename, is
-// watched again. Changes are debounced (ReloadDebounce, ReloadMaxDelay);
-// SIGHUP reloads at once and watches the directory afresh, which is the way
-// to pick up a change inotify cannot see, such as one made by another host
-// on a network file system.
-//
-// Each reload is logged ("playbooks reloaded" at info, "playbooks
-// unchanged" at debug, "playbook reload failed; previous playbooks stay in
-// force" at error with every problem) and counted in m.
+// Watch watches the playbooks as playbooks.Source.Watch does, logging to
+// log, and keeps m's playbook metrics up to date: each reload is counted in
+// soar_playbook_reloads_total by result, and the gauges follow the status.
 func (p *Playbooks) Watch(ctx context.Context, log zerolog.Logger, m *metrics.Metrics) (*PlaybookWatch, error) {
-	return p.watch(ctx, log, m, watchOptions{debounce: ReloadDebounce, maxDelay: ReloadMaxDelay})
-}
-
-func (p *Playbooks) watch(ctx context.Context, log zerolog.Logger, m *metrics.Metrics, opts watchOptions) (*PlaybookWatch, error) {
-	dir, err := filepath.Abs(p.dir)
-	if err != nil {
-		return nil, fmt.Errorf("watch playbooks in %s: %w", p.dir, err)
-	}
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return nil, fmt.Errorf("watch playbooks in %s: %w%s", p.dir, err, inotifyHint(err))
-	}
-	if err := fw.Add(dir); err != nil {
-		fw.Close()
-		return nil, fmt.Errorf("watch playbooks in %s: %w%s", p.dir, err, inotifyHint(err))
-	}
-	log = log.With().Str("dir", p.dir).Logger()
-	if parent := filepath.Dir(dir); parent != dir {
-		if err := fw.Add(parent); err != nil {
-			log.Warn().Err(err).Str("parent", parent).Msg("cannot watch the playbook directory's parent; if the directory is replaced, send SIGHUP to watch it again")
+	reportPlaybooks(m, p.Status())
+	return p.Source.Watch(ctx, log, func(st playbooks.ReloadStatus) {
+		result := "success"
+		if st.Err != nil {
+			result = "failure"
 		}
-	}
-	// Notify is registered before Watch returns, so a SIGHUP sent after it
-	// reloads instead of ending the process.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-
-	ctx, cancel := context.WithCancel(ctx)
-	w := &PlaybookWatch{cancel: cancel, done: make(chan struct{})}
-	r := &reloader{p: p, fw: fw, dir: dir, log: log, m: m, opts: opts}
-	r.report()
-	go func() {
-		defer close(w.done)
-		defer fw.Close()
-		defer signal.Stop(hup)
-		r.run(ctx, hup)
-	}()
-	return w, nil
+		m.PlaybookReloads.WithLabelValues(result).Inc()
+		reportPlaybooks(m, st)
+	})
 }
 
-// inotifyHint explains the errors by which Linux says an inotify limit is
-// reached, whose own messages mislead.
-func inotifyHint(err error) string {
-	switch {
-	case runtime.GOOS != "linux":
-		return ""
-	case errors.Is(err, syscall.EMFILE):
-		return " (too many inotify instances: raise the sysctl fs.inotify.max_user_instances)"
-	case errors.Is(err, syscall.ENOSPC):
-		return " (too many inotify watches: raise the sysctl fs.inotify.max_user_watches)"
-	}
-	return ""
-}
-
-// reloader is the state of one Watch's goroutine.
-type reloader struct {
-	p    *Playbooks
-	fw   *fsnotify.Watcher
-	dir  string // absolute
-	log  zerolog.Logger
-	m    *metrics.Metrics
-	opts watchOptions
-
-	timer   *time.Timer // nil until the first change
-	pending <-chan time.Time
-	first   time.Time // first change since the last reload
-	rewatch bool      // the directory itself was created, removed or moved
-}
-
-func (r *reloader) run(ctx context.Context, hup <-chan os.Signal) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.rewatch = true
-			r.reload("sighup")
-		case <-r.pending:
-			r.reload("change")
-		case ev, ok := <-r.fw.Events:
-			if !ok {
-				return
-			}
-			r.event(ev)
-		case err, ok := <-r.fw.Errors:
-			if !ok {
-				return
-			}
-			// Overflow means events were lost: reading the directory again
-			// is the only way to be sure it is in force.
-			r.log.Warn().Err(err).Msg("playbook watch error; reloading to be sure")
-			r.schedule()
-		}
-	}
-}
-
-// event schedules a reload for a change in the directory or to the
-// directory itself, and ignores the rest of its parent's events.
-func (r *reloader) event(ev fsnotify.Event) {
-	name := filepath.Clean(ev.Name)
-	switch {
-	case name == r.dir:
-		r.rewatch = true
-	case filepath.Dir(name) != r.dir:
-		return
-	case ev.Op == fsnotify.Chmod:
-		// Permission and time stamp changes come from backup and
-		// anti-virus tools far more often than from an edit.
-		return
-	}
-	r.schedule()
-}
-
-// schedule sets the debounce timer: opts.debounce after the latest change,
-// but no later than opts.maxDelay after the first.
-func (r *reloader) schedule() {
-	now := time.Now()
-	if r.pending == nil {
-		r.first = now
-	}
-	delay := min(r.opts.debounce, r.first.Add(r.opts.maxDelay).Sub(now))
-	if r.timer == nil {
-		r.timer = time.NewTimer(delay)
-	} else {
-		r.timer.Reset(delay)
-	}
-	r.pending = r.timer.C
-}
-
-func (r *reloader) reload(trigger string) {
-	if r.timer != nil {
-		r.timer.Stop()
-	}
-	r.pending = nil
-	if r.rewatch {
-		r.rewatch = false
-		// Remove forgets a watch on a directory that is gone or was moved
-		// away; Add watches whatever is at the path now.
-		_ = r.fw.Remove(r.dir)
-		if err := r.fw.Add(r.dir); err != nil {
-			r.log.Warn().Err(err).Msg("cannot watch the playbook directory; waiting for it to appear")
-		}
-	}
-
-	c, err := r.p.reload()
-	log := r.log.With().Str("trigger", trigger).Logger()
-	if err != nil {
-		r.m.PlaybookReloads.WithLabelValues("failure").Inc()
-		st := r.p.Status()
-		log.Error().Strs("problems", problems(err)).Int("playbooks", st.Playbooks).Time("loaded_at", st.LoadedAt).
-			Msg("playbook reload failed; previous playbooks stay in force")
-		r.report()
-		return
-	}
-	r.m.PlaybookReloads.WithLabelValues("success").Inc()
-	r.report()
-	n := r.p.Status().Playbooks
-	if c.empty() && !c.recovered {
-		log.Debug().Int("playbooks", n).Msg("playbooks unchanged")
-		return
-	}
-	ev := log.Info().Int("playbooks", n)
-	if len(c.added) > 0 {
-		ev = ev.Strs("added", c.added)
-	}
-	if len(c.changed) > 0 {
-		ev = ev.Strs("changed", c.changed)
-	}
-	if len(c.removed) > 0 {
-		ev = ev.Strs("removed", c.removed)
-	}
-	if c.recovered {
-		ev = ev.Bool("recovered", true)
-	}
-	ev.Msg("playbooks reloaded")
-}
-
-// report sets the gauges from the playbooks' status.
-func (r *reloader) report() {
-	st := r.p.Status()
-	r.m.PlaybooksLoaded.Set(float64(st.Playbooks))
-	r.m.PlaybooksLastReload.Set(float64(st.LoadedAt.UnixNano()) / 1e9)
+// reportPlaybooks sets the gauges from the playbooks' status.
+func reportPlaybooks(m *metrics.Metrics, st playbooks.ReloadStatus) {
+	m.PlaybooksLoaded.Set(float64(st.Playbooks))
+	m.PlaybooksLastReload.Set(float64(st.LoadedAt.UnixNano()) / 1e9)
 	failing := 0.0
 	if st.Err != nil {
 		failing = 1
 	}
-	r.m.PlaybookReloadFailing.Set(failing)
+	m.PlaybookReloadFailing.Set(failing)
 }
 
-// degradedDetail is the readiness detail while the latest reload failed.
-func degradedDetail(st *playbookState) string {
-	return fmt.Sprintf("reload failed at %s; the playbooks loaded at %s stay in force: %s",
-		st.failedAt.UTC().Format(time.RFC3339), st.loadedAt.UTC().Format(time.RFC3339),
-		strings.Join(problems(st.err), "; "))
+// Check is a readiness check. A set is always loaded, and while the latest
+// reload has failed the process still runs the previous set, so Check stays
+// ready then and returns an *httpserver.Degraded saying when the reload
+// failed and why.
+func (p *Playbooks) Check(context.Context) error {
+	if st := p.Status(); st.Err != nil {
+		return &httpserver.Degraded{Detail: fmt.Sprintf("reload failed at %s; the playbooks loaded at %s stay in force: %s",
+			st.FailedAt.UTC().Format(time.RFC3339), st.LoadedAt.UTC().Format(time.RFC3339),
+			strings.Join(st.Problems(), "; "))}
+	}
+	return nil
 }

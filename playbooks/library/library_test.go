@@ -1,4 +1,4 @@
-package app
+package library_test
 
 import (
 	"slices"
@@ -7,13 +7,16 @@ import (
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // TestShippedPlaybooksCollectEvidenceBeforeDestroyingIt holds the library to
 // its rule: a destructive step (delete, evict, scale to zero) comes after a
-// snapshot of the pod, and only runs when that snapshot succeeded.
+// snapshot of the pod, and only runs when that snapshot succeeded. The
+// library is loaded as soar's processes load it, with the actions their
+// workers run.
 func TestShippedPlaybooksCollectEvidenceBeforeDestroyingIt(t *testing.T) {
-	set, err := playbooks.Load("../../../playbooks/library", PlaybookOptions())
+	set, err := playbooks.LoadDir(".", workflows.PlaybookOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
