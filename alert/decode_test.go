@@ -75,7 +75,7 @@ func assertReason(t *testing.T, err error, want Reason) *DecodeError {
 	return de
 }
 
-func TestDecodeSamples(t *testing.T) {
+func TestDecodeTurnsEachSampleIntoItsAlert(t *testing.T) {
 	tests := []struct {
 		file       string
 		want       Alert

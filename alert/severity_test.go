@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestParseSeverity(t *testing.T) {
+func TestParseSeverityAcceptsFalcoSyslogAndGenericNames(t *testing.T) {
 	tests := []struct {
 		in   string
 		want Severity
@@ -63,7 +63,7 @@ func TestParseSeverityRejectsUnknownNames(t *testing.T) {
 	}
 }
 
-func TestSeverityOrdering(t *testing.T) {
+func TestSeveritiesIncreaseWithUrgency(t *testing.T) {
 	ordered := []Severity{
 		SeverityUnknown, SeverityDebug, SeverityInformational, SeverityNotice, SeverityWarning,
 		SeverityError, SeverityCritical, SeverityAlert, SeverityEmergency,
@@ -78,7 +78,7 @@ func TestSeverityOrdering(t *testing.T) {
 	}
 }
 
-func TestSeverityString(t *testing.T) {
+func TestSeverityStringIsItsLowerCaseName(t *testing.T) {
 	tests := []struct {
 		s    Severity
 		want string
@@ -104,7 +104,7 @@ func TestSeverityString(t *testing.T) {
 	}
 }
 
-func TestSeverityTextRoundTrip(t *testing.T) {
+func TestSeverityTextReadsBackAsTheSameSeverity(t *testing.T) {
 	for s := SeverityUnknown; s <= SeverityEmergency; s++ {
 		t.Run(s.String(), func(t *testing.T) {
 			text, err := s.MarshalText()
@@ -143,7 +143,7 @@ func TestSeverityUnmarshalTextKeepsValueOnError(t *testing.T) {
 	}
 }
 
-func TestSeverityJSON(t *testing.T) {
+func TestSeverityIsAStringInJSON(t *testing.T) {
 	type doc struct {
 		Severity Severity `json:"severity"`
 	}

@@ -404,7 +404,7 @@ func (d *Dispatcher) deadLetterWithReason(ctx context.Context, msg jetstream.Msg
 	// A redelivered poison message must not be dead-lettered twice.
 	dl.Header.Set(nats.MsgIdHdr, deadLetterID(meta))
 	if _, err := d.js.PublishMsg(ctx, dl); err != nil {
-		d.retryLater(msg, meta, log, fmt.Errorf("store dead letter: %w", err))
+		d.retryLater(msg, meta, log, fmt.Errorf("dispatch: store dead letter: %w", err))
 		return
 	}
 	d.metrics.AlertsDeadLettered.WithLabelValues(string(reason)).Inc()

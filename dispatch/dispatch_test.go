@@ -1,8 +1,27 @@
 package dispatch
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/logging"
+	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/playbooks"
 )
 
 func TestBackoffGrowsAndCaps(t *testing.T) {
@@ -30,4 +49,193 @@ func TestRequestIDIsStablePerDeliveryAndWorkflow(t *testing.T) {
 	if len(a) != 32 {
 		t.Errorf("request ID %q: want 32 hex characters", a)
 	}
+}
+
+func TestDispatcherDeadLettersWhatItCannotDispatchWithTheReason(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	startDispatcher(t, js, temporalClient(t), Config{
+		Limits:             alert.Limits{MaxBytes: 2048},
+		MaxTemporalPayload: 4 << 10,
+	})
+	for i, tc := range []struct {
+		name   string
+		data   string
+		reason alert.Reason
+		// err is how the Soar-Error header starts.
+		err string
+	}{
+		{"undecodable JSON", `{"rule": "Terminal shell`, alert.ReasonInvalidJSON, "alert: invalid_json: "},
+		{"over the decoder's limit", `{"rule":"unit","pad":"` + strings.Repeat("a", 2048) + `"}`, alert.ReasonOversize, "alert: oversize: 2072 bytes exceeds the 2048-byte limit"},
+		// Under the decoder's limit, but each < is six bytes, \u003c, in
+		// JSON on its way to Temporal.
+		{"too large for Temporal once encoded", `{"id":"big","rule":"unit","summary":"` + strings.Repeat("<", 1000) + `"}`, ReasonTooLargeForTemporal, "dispatch: incident input of "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			subject := fmt.Sprintf("alerts.unit.bad%d", i)
+			ack, err := js.Publish(ctx, subject, []byte(tc.data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dl := deadLetter(t, js, tc.reason)
+			if got := string(dl.Data); got != tc.data {
+				t.Errorf("dead letter body %q, want the original %q", got, tc.data)
+			}
+			if got := dl.Header.Get(HeaderReason); got != string(tc.reason) {
+				t.Errorf("%s = %q, want %q", HeaderReason, got, tc.reason)
+			}
+			if got := dl.Header.Get(HeaderOriginalSubject); got != subject {
+				t.Errorf("%s = %q, want %q", HeaderOriginalSubject, got, subject)
+			}
+			if got := dl.Header.Get(HeaderOriginalSeq); got != fmt.Sprint(ack.Sequence) {
+				t.Errorf("%s = %q, want %d", HeaderOriginalSeq, got, ack.Sequence)
+			}
+			if got := dl.Header.Get(HeaderError); !strings.HasPrefix(got, tc.err) {
+				t.Errorf("%s = %q, want it to start with %q", HeaderError, got, tc.err)
+			}
+			// Terminated, not left for redelivery.
+			assertDrained(t, js)
+		})
+	}
+}
+
+func TestDispatcherAcknowledgesAnAlertOnlyOnceTemporalAcceptsIt(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	// soar's search attributes are not registered yet, so Temporal refuses
+	// every SignalWithStart, as it does on a cluster where the worker never
+	// started.
+	tc := temporalClient(t)
+	startDispatcher(t, js, tc, Config{})
+
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"a-1","rule":"unit","kubernetes":{"namespace":"payments","pod":"api-1"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the refused alert redelivered and still stored", func() error {
+		ci, si := streamState(t, js)
+		if ci.NumRedelivered == 0 || si.State.Msgs != 1 {
+			return fmt.Errorf("redelivered %d, stored %d", ci.NumRedelivered, si.State.Msgs)
+		}
+		return nil
+	})
+	id := playbooks.IncidentID("unit", "a-1")
+	var nf *serviceerror.NotFound
+	if _, err := tc.DescribeWorkflowExecution(ctx, id, ""); !errors.As(err, &nf) {
+		t.Fatalf("incident %s while Temporal refuses: %v, want not found", id, err)
+	}
+
+	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
+		t.Fatal(err)
+	}
+	// The next redelivery reaches Temporal, and only then is the alert
+	// acknowledged.
+	assertDrained(t, js)
+	desc, err := tc.DescribeWorkflowExecution(ctx, id, "")
+	if err != nil {
+		t.Fatalf("incident %s after Temporal accepted: %v", id, err)
+	}
+	if got := desc.GetWorkflowExecutionInfo().GetStatus().String(); got != "Running" {
+		t.Errorf("incident %s is %s, want Running", id, got)
+	}
+}
+
+// temporalClient starts a Temporal server of the test's own, with the
+// namespace "default" and none of soar's search attributes, and dials it.
+func temporalClient(t *testing.T) client.Client {
+	t.Helper()
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatalf("start temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// startDispatcher runs a dispatcher with one playbook, "unit", which opens an
+// incident per alert ID for the rule "unit", until the test ends.
+func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg Config) {
+	t.Helper()
+	dir := t.TempDir()
+	pb := "name: unit\nmatch: alert.rule == \"unit\"\nincidentKey: alert.id\nsteps:\n  - id: contain\n    action: kubernetes.quarantine\n"
+	if err := os.WriteFile(filepath.Join(dir, "unit.yaml"), []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	set, err := playbooks.LoadDir(dir, playbooks.LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(js, tc, staticPlaybooks{set}, metrics.New(), zerolog.New(zerolog.NewTestWriter(t)), cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+type staticPlaybooks struct{ set *playbooks.Set }
+
+func (s staticPlaybooks) Current() *playbooks.Set { return s.set }
+
+// deadLetter waits for the dead letter of reason and returns it.
+func deadLetter(t *testing.T, js jetstream.JetStream, reason alert.Reason) *jetstream.RawStreamMsg {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg *jetstream.RawStreamMsg
+	testenv.Eventually(t, 10*time.Second, "dead letter for "+string(reason), func() error {
+		msg, err = s.GetLastMsgForSubject(ctx, DefaultDeadLetterPrefix+"."+string(reason))
+		return err
+	})
+	return msg
+}
+
+// streamState returns the dispatchers' consumer and the alert stream.
+func streamState(t *testing.T, js jetstream.JetStream) (*jetstream.ConsumerInfo, *jetstream.StreamInfo) {
+	t.Helper()
+	ctx := context.Background()
+	c, err := js.Consumer(ctx, DefaultStream, DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ci, si
+}
+
+// assertDrained waits until every alert was acknowledged or terminated:
+// none is stored, pending or waiting for redelivery.
+func assertDrained(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "alert stream drained", func() error {
+		ci, si := streamState(t, js)
+		if ci.NumPending != 0 || ci.NumAckPending != 0 || si.State.Msgs != 0 {
+			return fmt.Errorf("pending %d, ack pending %d, redelivered %d, stored %d", ci.NumPending, ci.NumAckPending, ci.NumRedelivered, si.State.Msgs)
+		}
+		return nil
+	})
 }

@@ -26,11 +26,11 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
 	input, err := dc.ToPayloads(workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec})
 	if err != nil {
-		return false, fmt.Errorf("encode workflow input: %w", err)
+		return false, fmt.Errorf("dispatch: encode workflow input: %w", err)
 	}
 	signal, err := dc.ToPayloads(workflows.AlertSignal{Alert: a, DeliveryID: deliveryID})
 	if err != nil {
-		return false, fmt.Errorf("encode alert signal: %w", err)
+		return false, fmt.Errorf("dispatch: encode alert signal: %w", err)
 	}
 	if size := payloadsSize(input) + payloadsSize(signal); size > d.cfg.MaxTemporalPayload {
 		return false, &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
@@ -60,7 +60,7 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 		SearchAttributes:         attrs,
 	})
 	if err != nil {
-		return false, fmt.Errorf("signal-with-start %s: %w", wid, err)
+		return false, fmt.Errorf("dispatch: signal-with-start %s: %w", wid, err)
 	}
 	return resp.GetStarted(), nil
 }
@@ -81,7 +81,7 @@ func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.A
 		}
 		p, err := dc.ToPayload(v)
 		if err != nil {
-			return nil, fmt.Errorf("encode search attribute %s: %w", k, err)
+			return nil, fmt.Errorf("dispatch: encode search attribute %s: %w", k, err)
 		}
 		fields[k] = p
 	}
@@ -93,7 +93,7 @@ func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.A
 type payloadTooLargeError struct{ size, limit int }
 
 func (e *payloadTooLargeError) Error() string {
-	return fmt.Sprintf("incident input of %d bytes exceeds the %d-byte limit for Temporal payloads", e.size, e.limit)
+	return fmt.Sprintf("dispatch: incident input of %d bytes exceeds the %d-byte limit for Temporal payloads", e.size, e.limit)
 }
 
 func payloadsSize(p *commonpb.Payloads) int {

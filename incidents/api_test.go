@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 )
 
-func TestParseTokens(t *testing.T) {
+func TestParseTokensReadsNamedTokensAndNeverQuotesOneInErrors(t *testing.T) {
 	long := strings.Repeat("x", MinTokenLength)
 	got, err := ParseTokens("# votes from the pager bot\noncall:" + long + ", ci: " + long + "y\n\n")
 	if err != nil || len(got) != 2 || got["oncall"] != long || got["ci"] != long+"y" {

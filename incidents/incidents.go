@@ -73,8 +73,12 @@ type Summary struct {
 // List returns incidents newest first, at most limit of them. query, when not
 // empty, is a Temporal visibility query ANDed with soar's own filter, e.g.
 // "SoarStatus = 'contained'".
+//
+// An incident that continued as new is one row, its latest run: the runs it
+// continued from are left out. A workflow ID reused by a later occurrence of
+// the incident is a row per occurrence.
 func List(ctx context.Context, c client.Client, namespace, query string, limit int) ([]Summary, error) {
-	q := "TaskQueue = '" + workflows.TaskQueue + "'"
+	q := "TaskQueue = '" + workflows.TaskQueue + "' AND ExecutionStatus != 'ContinuedAsNew'"
 	if query != "" {
 		q += " AND (" + query + ")"
 	}

@@ -68,7 +68,7 @@ SOAR_TEMPORAL_ADDRESS, --nats-url is SOAR_NATS_URL, and so on.`,
 		},
 	}
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	root.PersistentFlags().StringVar(&g.logFormat, "log-format", "console", "log format: console (for people) or json (for machines)")
+	root.PersistentFlags().StringVar(&g.logFormat, "log-format", logging.FormatAuto, "log format: auto (console on a terminal, else json), console (for people; coloured only on a terminal) or json (for machines)")
 	root.AddCommand(
 		newDevCmd(g),
 		newWorkerCmd(g),

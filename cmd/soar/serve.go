@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -12,33 +14,40 @@ import (
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/metrics"
 )
 
 func newServeCmd(g *globalFlags) *cobra.Command {
 	var (
-		tf        temporalFlags
-		nf        natsFlags
-		sf        slackFlags
-		playbooks string
-		httpAddr  string
+		tf       temporalFlags
+		sf       slackFlags
+		httpAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve soar's HTTP endpoints: /healthz, /readyz, /metrics, Slack's /slack/interactions (or Socket Mode) and the vote API",
-		Args:  cobra.NoArgs,
+		Long: `serve takes votes from Slack and the vote API and hands them to the
+incidents in Temporal. It needs Temporal and, when configured, Slack; it
+reads no alerts and no playbooks, so NATS and the playbook directory do not
+decide whether it is ready.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
 			if err != nil {
 				return err
 			}
+			// serve reads no playbooks: a SIGHUP sent to every soar process
+			// to reload them must not end it.
+			signal.Ignore(syscall.SIGHUP)
 			ctx := cmd.Context()
-			c, err := connect(ctx, &tf, &nf, playbooks, "serve", log)
+			tc, err := tf.dial(ctx, identity("serve"), log)
 			if err != nil {
 				return err
 			}
-			defer c.close()
-			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
-			ap, err := startApprovals(ctx, hs, c.tc, &sf, log)
+			defer tc.Close()
+			hs := httpserver.New(metrics.New().Registry)
+			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			ap, err := startApprovals(ctx, hs, tc, &sf, log)
 			if err != nil {
 				return err
 			}
@@ -47,9 +56,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		},
 	}
 	tf.register(cmd.Flags())
-	nf.register(cmd.Flags())
 	sf.register(cmd.Flags(), false)
-	cmd.Flags().StringVar(&playbooks, "playbooks", "playbooks/library", "directory of playbook YAML files")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
 	return cmd
 }

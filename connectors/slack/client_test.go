@@ -138,7 +138,7 @@ func TestFindResolvesChannelNameThroughConversationsList(t *testing.T) {
 	}
 }
 
-func TestPostEphemeral(t *testing.T) {
+func TestPostEphemeralReachesOnlyItsUser(t *testing.T) {
 	c, fake := newClient(t)
 	if err := c.PostEphemeral(context.Background(), testChannelID, alice.ID, "only for you"); err != nil {
 		t.Fatal(err)
@@ -193,7 +193,7 @@ func TestGroupMembersAndUserAreCached(t *testing.T) {
 	}
 }
 
-func TestAuthTest(t *testing.T) {
+func TestAuthTestNamesTheTeamAndTheBotUser(t *testing.T) {
 	c, _ := newClient(t)
 	team, user, err := c.AuthTest(context.Background())
 	if err != nil || team != fakeslack.TeamID || user != fakeslack.BotUserID {
@@ -201,7 +201,7 @@ func TestAuthTest(t *testing.T) {
 	}
 }
 
-func TestErrorClassification(t *testing.T) {
+func TestFailuresSayWhetherToRetryAndWhatToFix(t *testing.T) {
 	tests := []struct {
 		name          string
 		failure       *fakeslack.Failure

@@ -180,7 +180,7 @@ func parseInteraction(body []byte) (goslack.InteractionCallback, error) {
 	}
 	payload := form.Get("payload")
 	if payload == "" {
-		return goslack.InteractionCallback{}, errors.New("no payload")
+		return goslack.InteractionCallback{}, errors.New("slack: the interaction has no payload")
 	}
 	var cb goslack.InteractionCallback
 	if err := cb.UnmarshalJSON([]byte(payload)); err != nil {

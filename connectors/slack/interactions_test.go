@@ -144,7 +144,7 @@ func TestClickIsAcknowledgedBeforeASlowDecider(t *testing.T) {
 	}
 }
 
-func TestRejectedRequests(t *testing.T) {
+func TestBadRequestsAreRejectedWithTheirReason(t *testing.T) {
 	tests := []struct {
 		name       string
 		request    func(t *testing.T, ch *clickHarness) *http.Request

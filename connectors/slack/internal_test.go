@@ -2,6 +2,7 @@ package slack
 
 import (
 	"encoding/hex"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func TestRequestMACAgreesWithSlackGo(t *testing.T) {
 	}
 }
 
-func TestSeenSet(t *testing.T) {
+func TestSeenSetRemembersKeysUntilTheyExpireAndRefusesWhenFull(t *testing.T) {
 	now := time.Unix(1_000_000, 0)
 	s := newSeenSet(2)
 	add := func(key string, at time.Time) (bool, error) { return s.add(key, at, at.Add(time.Minute)) }
@@ -62,7 +63,7 @@ func TestSeenSet(t *testing.T) {
 	if fresh, err := add("b", now); !fresh || err != nil {
 		t.Fatalf("first b: %v %v", fresh, err)
 	}
-	if _, err := add("c", now); err != errSeenFull {
+	if _, err := add("c", now); !errors.Is(err, errSeenFull) {
 		t.Errorf("c into a full set: %v, want errSeenFull", err)
 	}
 	// A minute later a and b have expired and are dropped on insert.
@@ -74,7 +75,7 @@ func TestSeenSet(t *testing.T) {
 	}
 }
 
-func TestClip(t *testing.T) {
+func TestClipShortensTextWithoutBreakingEntitiesOrMentions(t *testing.T) {
 	tests := []struct {
 		in   string
 		max  int
@@ -96,7 +97,7 @@ func TestClip(t *testing.T) {
 	}
 }
 
-func TestErrorMessage(t *testing.T) {
+func TestErrorMessageNamesTheMethodTheCodeAndWhatToDo(t *testing.T) {
 	e := classify("chat.postMessage", "xoxb-secret", goslack.SlackErrorResponse{Err: "channel_not_found"})
 	want := "slack chat.postMessage: channel_not_found: the channel does not exist or the app cannot see it; check the playbook's slack channel"
 	if !strings.HasPrefix(e.Error(), want) {

@@ -7,7 +7,7 @@ import (
 )
 
 // errSeenFull means a seenSet holds its maximum of unexpired entries.
-var errSeenFull = errors.New("too many requests to remember")
+var errSeenFull = errors.New("slack: too many requests to remember")
 
 // seenSet remembers keys until their own expiry time: request signatures for
 // replay protection, Socket Mode envelope IDs for deduplication. It is

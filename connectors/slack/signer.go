@@ -20,7 +20,7 @@ const (
 
 // ErrBadButton means a button value was not signed by soar with this key, or
 // was changed after. Verify wraps it.
-var ErrBadButton = errors.New("the button's value is not one soar signed")
+var ErrBadButton = errors.New("slack: the button's value is not one soar signed")
 
 // minKeyLen is the shortest key NewSigner accepts: HMAC-SHA256's block of
 // security.
@@ -115,11 +115,11 @@ func (s *Signer) Verify(value string) (ButtonValue, error) {
 	}
 	js, err := b64.DecodeString(payload)
 	if err != nil {
-		return ButtonValue{}, fmt.Errorf("%w: payload: %v", ErrBadButton, err)
+		return ButtonValue{}, fmt.Errorf("%w: payload: %w", ErrBadButton, err)
 	}
 	var v ButtonValue
 	if err := json.Unmarshal(js, &v); err != nil {
-		return ButtonValue{}, fmt.Errorf("%w: payload: %v", ErrBadButton, err)
+		return ButtonValue{}, fmt.Errorf("%w: payload: %w", ErrBadButton, err)
 	}
 	return v, nil
 }

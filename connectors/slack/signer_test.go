@@ -16,7 +16,7 @@ func sampleValue() slack.ButtonValue {
 	}
 }
 
-func TestSignerRoundTrip(t *testing.T) {
+func TestSignerVerifiesWhatItSigned(t *testing.T) {
 	s := newSigner(t)
 	want := sampleValue()
 	got, err := s.Verify(s.Sign(want))

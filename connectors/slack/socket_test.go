@@ -57,7 +57,7 @@ func countOf(list []string, s string) int {
 	return n
 }
 
-func TestSocketModeClick(t *testing.T) {
+func TestSocketModeClickVotesOncePerEnvelopeAcrossReconnects(t *testing.T) {
 	ch := newClickHarness(t)
 	ch.fake.SetAppToken(testAppToken)
 	stop := runSocket(t, ch, testAppToken)

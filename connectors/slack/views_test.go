@@ -222,7 +222,7 @@ func TestMessagesStayWithinBlockKitLimits(t *testing.T) {
 	postAndGet(t, slack.TextMessage(long))
 }
 
-func TestIncidentMessage(t *testing.T) {
+func TestIncidentMessageEscapesAlertTextAndLinks(t *testing.T) {
 	m := slack.IncidentMessage(slack.IncidentView{
 		IncidentID: "inc-1", Title: "Shell in pod " + hostile, Severity: "high", Playbook: "shell-in-pod",
 		Summary: "Terminal shell in container " + hostile,

@@ -178,7 +178,7 @@ func (g *gitHub) Create(ctx context.Context, c Content) (Ticket, error) {
 	}
 	req := github.CreateIssueRequest{
 		Title:     breakReferences(title(c, githubTitleMax)),
-		Body:      github.Ptr(renderMarkdown(c.Body, []Block{incidentLine(c.IncidentID)}, githubBodyMax)),
+		Body:      new(renderMarkdown(c.Body, []Block{incidentLine(c.IncidentID)}, githubBodyMax)),
 		Labels:    labels,
 		Assignees: logins(c.Assignees),
 	}
@@ -255,7 +255,7 @@ func (g *gitHub) Resolve(ctx context.Context, t Ticket, incidentID string, body 
 			return err
 		}
 	}
-	req := github.UpdateIssueRequest{State: github.Ptr("closed"), StateReason: github.Ptr("completed")}
+	req := github.UpdateIssueRequest{State: new("closed"), StateReason: new("completed")}
 	if _, _, err := g.api.Issues.Update(ctx, g.owner, g.repo, n, req); err != nil {
 		return g.fail(op, n, err)
 	}

@@ -1,7 +1,6 @@
 package tickets_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -132,7 +131,9 @@ func (g *fakeGitHub) create(w http.ResponseWriter, r *http.Request) {
 		Title, Body       string
 		Labels, Assignees []string
 	}
-	json.NewDecoder(r.Body).Decode(&in)
+	if !readJSON(w, r, &in) {
+		return
+	}
 	g.mu.Lock()
 	is := &ghIssue{number: 1347 + len(g.issues), title: in.Title, body: in.Body, labels: in.Labels, assignees: in.Assignees, state: "open"}
 	if g.dropLabels {
@@ -146,7 +147,9 @@ func (g *fakeGitHub) create(w http.ResponseWriter, r *http.Request) {
 
 func (g *fakeGitHub) comment(w http.ResponseWriter, r *http.Request, is *ghIssue) {
 	var in struct{ Body string }
-	json.NewDecoder(r.Body).Decode(&in)
+	if !readJSON(w, r, &in) {
+		return
+	}
 	is.comments++
 	out := clone(g.commentTmpl)
 	out["body"] = in.Body
@@ -158,7 +161,9 @@ func (g *fakeGitHub) update(w http.ResponseWriter, r *http.Request, is *ghIssue)
 		State       string `json:"state"`
 		StateReason string `json:"state_reason"`
 	}
-	json.NewDecoder(r.Body).Decode(&in)
+	if !readJSON(w, r, &in) {
+		return
+	}
 	if in.State != "" {
 		is.state = in.State
 	}

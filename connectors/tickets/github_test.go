@@ -257,7 +257,7 @@ func TestGitHubAfterARateLimitTheNextAttemptIsSent(t *testing.T) {
 	}
 }
 
-func TestGitHubConfigErrors(t *testing.T) {
+func TestGitHubRefusesIncompleteOrUnsafeConfig(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  tickets.GitHubConfig

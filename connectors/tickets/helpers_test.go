@@ -138,7 +138,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.t.Errorf("hijack: %v", err)
 			return
 		}
-		conn.Close()
+		_ = conn.Close() // the dropped connection is the point
 		return
 	}
 	for k, v := range c.header {
@@ -148,7 +148,7 @@ func (f *fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 	}
 	w.WriteHeader(c.status)
-	io.WriteString(w, c.body)
+	_, _ = io.WriteString(w, c.body) // a client that hung up sees it on its side
 }
 
 // pop removes and returns the first canned answer of pattern.
@@ -168,7 +168,17 @@ func slicesClone[T any](s []T) []T { return append([]T(nil), s...) }
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // a client that hung up sees it on its side
+}
+
+// readJSON decodes the request's JSON body into v. When the body does not
+// decode it answers 400, as GitHub and Jira do, and returns false.
+func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+		http.Error(w, "the request body is not JSON: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 // readTestdata returns testdata/name.

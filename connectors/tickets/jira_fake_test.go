@@ -164,7 +164,9 @@ func (j *fakeJira) transitions(w http.ResponseWriter, r *http.Request, is *jiraI
 
 func (j *fakeJira) transition(w http.ResponseWriter, r *http.Request, is *jiraIssue) {
 	var in struct{ Transition struct{ ID string } }
-	json.NewDecoder(r.Body).Decode(&in)
+	if !readJSON(w, r, &in) {
+		return
+	}
 	for _, tr := range j.tmpl["transitions-response.json"]["transitions"].([]any) {
 		if tr.(map[string]any)["id"] == in.Transition.ID {
 			is.done = transitionCategory(tr) == "done"
@@ -207,9 +209,14 @@ func transitionCategory(tr any) string {
 
 // clone deep-copies a decoded JSON object.
 func clone(m map[string]any) map[string]any {
-	b, _ := json.Marshal(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		panic(err) // m was decoded from JSON, so it encodes
+	}
 	var out map[string]any
-	json.Unmarshal(b, &out)
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
 	return out
 }
 

@@ -12,7 +12,7 @@ import (
 	"github.com/soar-dev/soar/connectors/tickets"
 )
 
-func TestIncidentLabel(t *testing.T) {
+func TestIncidentLabelIsAShortStableHashOfTheIncident(t *testing.T) {
 	long := strings.Repeat("incident/with spaces and ünïcode ", 40)
 	for _, id := range []string{"inc-2024-0042", long} {
 		sum := sha256.Sum256([]byte(id))

@@ -26,7 +26,9 @@ func TestAlertTextArrivesEscaped(t *testing.T) {
 			t.Fatal(err)
 		}
 		var sent struct{ Title, Body string }
-		json.Unmarshal(g.requests()[0].Body, &sent)
+		if err := json.Unmarshal(g.requests()[0].Body, &sent); err != nil {
+			t.Fatal(err)
+		}
 		if want := "@\u200doctocat #\u200d1 <script> [link](http://evil) *bold* {noformat} [~accountid:123] |x|"; sent.Title != want {
 			t.Errorf("title %q, want %q (titles are not markdown, but references still notify)", sent.Title, want)
 		}
@@ -62,7 +64,9 @@ func TestAlertTextArrivesEscaped(t *testing.T) {
 				}
 			}
 		}
-		json.Unmarshal(raw, &doc)
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
 		p := doc.Content[0]
 		if p.Type != "paragraph" || len(p.Content) != 1 || p.Content[0].Type != "text" || p.Content[0].Text != attackText || p.Content[0].Marks != nil {
 			t.Errorf("description %s: want the alert text as one plain text node", raw)

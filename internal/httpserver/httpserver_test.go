@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func TestEndpoints(t *testing.T) {
+func TestEndpointsServeHealthMetricsAndReadiness(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "soar_test_total", Help: "test"})
 	reg.MustRegister(c)

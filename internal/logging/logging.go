@@ -5,26 +5,58 @@ package logging
 import (
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
+// Formats New accepts.
+const (
+	// FormatAuto is console on a terminal and JSON anywhere else (a file, a
+	// pipe, a log collector), as zerolog users expect.
+	FormatAuto    = "auto"
+	FormatConsole = "console"
+	FormatJSON    = "json"
+)
+
 // New returns a logger writing to w at level ("debug", "info", "warn",
-// "error") in format "json" (for machines) or "console" (for people).
+// "error") in format FormatJSON (for machines), FormatConsole (for people)
+// or FormatAuto. Console lines are coloured only when w is a terminal and
+// NO_COLOR is unset, so that a log file never holds escape sequences.
 func New(w io.Writer, level, format string) (zerolog.Logger, error) {
 	lvl, err := zerolog.ParseLevel(level)
 	if err != nil || level == "" {
 		return zerolog.Nop(), fmt.Errorf("log level %q: want debug, info, warn or error", level)
 	}
+	tty := isTerminal(w)
 	switch format {
-	case "json":
-	case "console":
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	case FormatAuto:
+		if tty {
+			w = console(w, true)
+		}
+	case FormatJSON:
+	case FormatConsole:
+		w = console(w, tty)
 	default:
-		return zerolog.Nop(), fmt.Errorf("log format %q: want json or console", format)
+		return zerolog.Nop(), fmt.Errorf("log format %q: want auto, console or json", format)
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func console(w io.Writer, tty bool) zerolog.ConsoleWriter {
+	return zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, NoColor: !tty || os.Getenv("NO_COLOR") != ""}
+}
+
+// isTerminal reports whether w is a character device, as a terminal is.
+// /dev/null is one too, which does no harm: nobody reads what goes there.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // Temporal adapts a zerolog logger to the Temporal SDK's log.Logger interface.

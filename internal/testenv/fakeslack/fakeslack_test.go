@@ -110,7 +110,7 @@ func TestPostUpdateHistoryAndReplies(t *testing.T) {
 	}
 }
 
-func TestFailures(t *testing.T) {
+func TestFailuresLastUntilTheirTimesRunOutOrAreCleared(t *testing.T) {
 	s := fakeslack.New(t)
 	s.Fail("auth.test", fakeslack.Failure{Status: 429, RetryAfter: "7", Times: 1})
 	resp, err := http.Post(s.URL+"auth.test", "application/x-www-form-urlencoded", nil)
@@ -139,7 +139,7 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func TestButtonValues(t *testing.T) {
+func TestButtonValuesComeFromTheActionsBlock(t *testing.T) {
 	m := fakeslack.Message{Blocks: json.RawMessage(`[{"type":"section","text":{"type":"mrkdwn","text":"x"}},
 		{"type":"actions","elements":[{"type":"button","action_id":"soar_approve","value":"A"},{"type":"button","action_id":"soar_deny","value":"D"}]}]`)}
 	if a, d := m.ButtonValues(); a != "A" || d != "D" {

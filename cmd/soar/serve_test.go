@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/testenv"
+)
+
+// TestServeIsReadyWithTemporalAloneAndNoNATS: serve takes votes through
+// Temporal only, so neither a NATS outage nor the playbook directory may take
+// the vote endpoint out of its Service.
+func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	// The environment a shared ConfigMap gives every soar process: a NATS
+	// server that does not answer and playbooks that are not there.
+	t.Setenv("SOAR_NATS_URL", "nats://127.0.0.1:1")
+	t.Setenv("SOAR_PLAYBOOKS", "/nonexistent/playbooks")
+	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
+		t.Setenv(name, "")
+		t.Setenv(name+"_FILE", "")
+	}
+
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
+	ctx, cancel := context.WithCancel(context.Background())
+	root := newRootCmd()
+	root.SetArgs([]string{"serve", "--temporal-address", ts.Address(), "--http-addr", addr, "--log-level", "warn"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("soar serve: %v", err)
+		}
+	})
+
+	var report httpserver.ReadyReport
+	testenv.Eventually(t, time.Minute, "serve ready", func() error {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("soar serve exited: %v", err)
+		default:
+		}
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET /readyz = %d %s", resp.StatusCode, body)
+		}
+		return json.Unmarshal(body, &report)
+	})
+	if want := map[string]string{"temporal": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
+		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
+	}
+}
