@@ -1,7 +1,7 @@
 # soar's build. `make run` starts the demo; `make test` runs every test.
-# Everything a test needs (kube-apiserver, etcd, workflowcheck) is built here
-# from the Go module proxy into bin/, which git ignores; nothing is downloaded
-# from anywhere else.
+# Everything the tests and the linters need (kube-apiserver, etcd,
+# workflowcheck, golangci-lint) is built here from the Go module proxy into
+# bin/, which git ignores; nothing is downloaded from anywhere else.
 
 GO          ?= go
 BIN         := $(CURDIR)/bin
@@ -9,6 +9,8 @@ KUBE_ASSETS := $(BIN)/k8s
 KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=v1.36.3 \
 	-X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=36
 WORKFLOWCHECK_VERSION := v0.6.0
+# The newest golangci-lint v2 the module proxy serves that builds with go1.26.
+GOLANGCI_LINT_VERSION := v2.15.0
 TEST_FLAGS  ?= -count=1 -timeout 20m
 
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
@@ -46,11 +48,12 @@ record-histories: kube-tools
 fuzz: ## Fuzz the alert decoder for a minute.
 	$(GO) test ./alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s
 
-lint: $(BIN)/workflowcheck ## gofmt, go vet and Temporal's workflowcheck.
+lint: $(BIN)/workflowcheck $(BIN)/golangci-lint ## gofmt, go vet, Temporal's workflowcheck and golangci-lint (.golangci.yml).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags record ./test/e2e/
 	$(BIN)/workflowcheck ./workflows/...
+	$(BIN)/golangci-lint run ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -70,6 +73,11 @@ $(KUBE_ASSETS)/etcd: hack/kube-tools/go.mod hack/kube-tools/go.sum hack/kube-too
 
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
+
+# About three minutes on a cold module cache. .golangci.yml sets the record
+# build tag, so test/e2e/record_test.go is linted too.
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
 clean:
 	rm -rf $(BIN) .soar

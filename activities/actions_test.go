@@ -97,7 +97,6 @@ func TestQuarantineOfAPodThatCannotBeDetachedStillContainsIt(t *testing.T) {
 }
 
 type detachStub struct {
-	stubKube
 	reqs []kube.QuarantineRequest
 }
 

@@ -231,7 +231,7 @@ func (s *Source) Watch(ctx context.Context, log zerolog.Logger, onReload func(Re
 		return nil, fmt.Errorf("watch playbooks in %s: %w%s", s.dir, err, inotifyHint(err))
 	}
 	if err := fw.Add(dir); err != nil {
-		fw.Close()
+		_ = fw.Close() // the error above is the one to report
 		return nil, fmt.Errorf("watch playbooks in %s: %w%s", s.dir, err, inotifyHint(err))
 	}
 	log = log.With().Str("dir", s.dir).Logger()
@@ -250,7 +250,7 @@ func (s *Source) Watch(ctx context.Context, log zerolog.Logger, onReload func(Re
 	r := &reloader{s: s, fw: fw, dir: dir, log: log, onReload: onReload}
 	go func() {
 		defer close(w.done)
-		defer fw.Close()
+		defer func() { _ = fw.Close() }() // a watcher that fails to close has nothing left to tell
 		defer signal.Stop(hup)
 		r.run(ctx, hup)
 	}()

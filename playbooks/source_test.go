@@ -431,7 +431,7 @@ func TestWatchKeepsPreviousSetOnBrokenEdit(t *testing.T) {
 	if st.Playbooks != 1 || st.FailedAt.IsZero() || !st.FailedAt.After(st.LoadedAt) {
 		t.Errorf("Status() = %+v, want 1 playbook loaded before the failure", st)
 	}
-	if got := w.last(); got.Err != st.Err || got.Playbooks != 1 {
+	if got := w.last(); !errors.Is(got.Err, st.Err) || got.Playbooks != 1 {
 		t.Errorf("the callback received %+v, want the status %+v", got, st)
 	}
 	if p := st.Problems(); len(p) != len(le.Errs) || !strings.HasPrefix(p[0], where) {
@@ -478,7 +478,7 @@ func TestWatchFollowsDirectoryRecreated(t *testing.T) {
 	}
 	w.waitFor(t, "missing directory reported", func() error {
 		if err := w.src.Status().Err; !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("Status().Err = %v", err)
+			return fmt.Errorf("Status().Err = %w", err)
 		}
 		return nil
 	})
@@ -641,7 +641,7 @@ func TestReload(t *testing.T) {
 			if got := versions(src); got["shell"] != fileVersion(good) || len(got) != 1 {
 				t.Errorf("in force after a failed reload: %v", got)
 			}
-			if st := src.Status(); st.Err != err {
+			if st := src.Status(); !errors.Is(st.Err, err) {
 				t.Errorf("Status().Err = %v, want %v", st.Err, err)
 			}
 

@@ -78,7 +78,7 @@ must name the cluster to act on.`,
 				if err != nil {
 					return err
 				}
-				defer k.Stop()
+				defer stopLogged(log, "kube-apiserver", k.Stop)
 				kc, err := k.Kubeconfig()
 				if err != nil {
 					return err
@@ -106,7 +106,7 @@ must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			defer ts.Stop()
+			defer stopLogged(log, "temporal", ts.Stop)
 			ui, err := devstack.StartUI(ts.Address(), "127.0.0.1", uiPort, "default")
 			if err != nil {
 				return err
@@ -143,7 +143,7 @@ must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			defer d.Stop()
+			defer stopLogged(log, "dispatcher", d.Stop)
 
 			hs := app.Readiness(m, tc, nc, pb)
 			ap, err := startApprovals(ctx, hs, tc, &wf.slack, log)

@@ -80,7 +80,7 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			defer d.Stop()
+			defer stopLogged(log, "dispatcher", d.Stop)
 			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
 		},

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -38,7 +39,7 @@ type exitError struct {
 func (e *exitError) Error() string { return e.err.Error() }
 
 func exitCode(err error) int {
-	if e, ok := err.(*exitError); ok {
+	if e, ok := errors.AsType[*exitError](err); ok {
 		return e.code
 	}
 	return 1

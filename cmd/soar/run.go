@@ -84,3 +84,12 @@ func (c *conns) close() {
 	c.tc.Close()
 	c.watch.Stop()
 }
+
+// stopLogged stops a part on the way out, logging (not returning) a failure:
+// the process is ending either way, and the operator should see why a part
+// did not stop cleanly.
+func stopLogged(log zerolog.Logger, part string, stop func() error) {
+	if err := stop(); err != nil {
+		log.Warn().Err(err).Str("part", part).Msg("stop failed")
+	}
+}

@@ -63,7 +63,7 @@ func TestLogsToAFileOrPipeAreJSONWithoutEscapes(t *testing.T) {
 				t.Fatal(err)
 			}
 			return f, func() string {
-				f.Close()
+				_ = f.Close()
 				b, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
@@ -79,11 +79,11 @@ func TestLogsToAFileOrPipeAreJSONWithoutEscapes(t *testing.T) {
 			got := make(chan string, 1)
 			go func() {
 				b, _ := io.ReadAll(r)
-				r.Close()
+				_ = r.Close()
 				got <- string(b)
 			}()
 			return w, func() string {
-				w.Close()
+				_ = w.Close()
 				return <-got
 			}
 		},
@@ -127,7 +127,7 @@ func TestConsoleFormatIsUncolouredOutsideATerminal(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.Error().Str("incident_id", "soar-x").Msg("step failed")
-	f.Close()
+	_ = f.Close()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -48,13 +48,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: filepath.Join(dir, "temporal.db"), Namespaces: []string{"default"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start temporal:", err)
 		return 1
 	}
-	defer ts.Stop()
+	defer func() { _ = ts.Stop() }()
 	temporalAddr = ts.Address()
 
 	k, err := devstack.StartKube(devstack.KubeOptions{})
@@ -62,7 +62,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "start kube-apiserver (run 'make kube-tools'):", err)
 		return 1
 	}
-	defer k.Stop()
+	defer func() { _ = k.Stop() }()
 	cfg := *k.Config
 	cfg.QPS, cfg.Burst = kube.DefaultQPS, kube.DefaultBurst
 	kubeConfig = &cfg

@@ -105,7 +105,7 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "one workflow", func() error {
 		n, err := runs(ctx, tc, id)
 		if err != nil || n != 1 {
-			return fmt.Errorf("%d runs of %s (%v)", n, id, err)
+			return fmt.Errorf("%d runs of %s (%w)", n, id, err)
 		}
 		return nil
 	})

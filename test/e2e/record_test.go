@@ -273,7 +273,7 @@ steps:
 		testenv.Eventually(t, 30*time.Second, "ticket opened", func() error {
 			st, err := incidentState(ctx, tc, id)
 			if err != nil || st.Ticket == nil {
-				return fmt.Errorf("no ticket yet (%v)", err)
+				return fmt.Errorf("no ticket yet (%w)", err)
 			}
 			return nil
 		})
@@ -282,7 +282,7 @@ steps:
 		testenv.Eventually(t, 30*time.Second, "a batched comment", func() error {
 			st, err := incidentState(ctx, tc, id)
 			if err != nil || st.Ticket.Comments == 0 {
-				return fmt.Errorf("no comment yet (%v)", err)
+				return fmt.Errorf("no comment yet (%w)", err)
 			}
 			return tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "recorded: ticket")
 		})
@@ -378,7 +378,7 @@ steps:
 		if len(resp.GetExecutions()) == 0 {
 			d, derr := incidentState(ctx, tc, stormID)
 			if derr != nil {
-				return fmt.Errorf("no continued-as-new run yet (%v)", derr)
+				return fmt.Errorf("no continued-as-new run yet (%w)", derr)
 			}
 			return fmt.Errorf("no continued-as-new run yet: status %s, %d alerts", d.Status, d.AlertCount)
 		}

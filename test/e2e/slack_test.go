@@ -204,15 +204,6 @@ func approvalMessage(fs *fakeslack.Server, incident string) (fakeslack.Message, 
 	return fakeslack.Message{}, fmt.Errorf("no approval message for %s", incident)
 }
 
-// lastEphemeral returns the newest ephemeral message for user.
-func lastEphemeral(fs *fakeslack.Server, user string) string {
-	ms := fs.Ephemerals(user)
-	if len(ms) == 0 {
-		return ""
-	}
-	return ms[len(ms)-1].Text
-}
-
 func waitEphemeral(t *testing.T, fs *fakeslack.Server, user string, n int, want string) {
 	t.Helper()
 	testenv.Eventually(t, 15*time.Second, fmt.Sprintf("reply %d to %s saying %q", n, user, want), func() error {
@@ -272,7 +263,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 		return ts
 	}
 	ts := startTemporal()
-	defer func() { ts.Stop() }()
+	defer func() { _ = ts.Stop() }()
 	tc0, err := client.DialContext(ctx, client.Options{HostPort: ts.Address()})
 	if err != nil {
 		t.Fatal(err)
@@ -329,7 +320,9 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 
 	// Restart everything: Temporal, the worker, the dispatcher, the server.
 	s.stop()
-	ts.Stop()
+	if err := ts.Stop(); err != nil {
+		t.Logf("stop temporal: %v", err)
+	}
 	ts = startTemporal()
 	s = startSlackSoar(t, ts.Address(), js, fs.URL, dir, logs)
 
@@ -412,7 +405,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 		if apierrors.IsNotFound(err) || err == nil && p.DeletionTimestamp != nil {
 			return nil
 		}
-		return fmt.Errorf("pod still there (%v)", err)
+		return fmt.Errorf("pod still there (%w)", err)
 	})
 	testenv.Eventually(t, 15*time.Second, "the request updated: approved, no buttons", func() error {
 		m, err := approvalMessage(fs, ids["approve"])
@@ -487,7 +480,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	testenv.Eventually(t, 15*time.Second, "incident closed", func() error {
 		st, err := incidentState(ctx, s.tc, ids["deny"])
 		if err != nil || st.Status != workflows.StatusClosed {
-			return fmt.Errorf("%v %v", st, err)
+			return fmt.Errorf("%v %w", st, err)
 		}
 		return nil
 	})

@@ -345,7 +345,7 @@ func readAlert(testPath string, c *Case) (alert.Alert, error) {
 	if err != nil {
 		var de *alert.DecodeError
 		if errors.As(err, &de) && de.Err != nil {
-			return alert.Alert{}, fmt.Errorf("%s: not an alert soar can decode (%s): %v", what, de.Reason, de.Err)
+			return alert.Alert{}, fmt.Errorf("%s: not an alert soar can decode (%s): %w", what, de.Reason, de.Err)
 		}
 		return alert.Alert{}, fmt.Errorf("%s: %w", what, err)
 	}

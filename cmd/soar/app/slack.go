@@ -160,7 +160,7 @@ func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 		return a, nil
 	}
 	if c == nil {
-		return nil, fmt.Errorf("Slack interactions need %s too: soar answers the clicker and reads user groups with it", EnvSlackBotToken)
+		return nil, fmt.Errorf("slack: interactions need %s too: soar answers the clicker and reads user groups with it", EnvSlackBotToken)
 	}
 	sg, err := sec.signer()
 	if err != nil {
