@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soar-dev/soar/playbooks"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 )
@@ -56,9 +57,9 @@ type Action struct {
 
 // Lanes of Action.Lane.
 const (
-	LaneDirect = ""
-	LaneSlack  = "slack"
-	LaneTicket = "ticket"
+	LaneDirect = playbooks.LaneDirect
+	LaneSlack  = playbooks.LaneSlack
+	LaneTicket = playbooks.LaneTicket
 )
 
 // Param is one parameter of an action, set in a step's "with".
@@ -210,30 +211,6 @@ func typeName(t reflect.Type) string {
 	default:
 		return "map"
 	}
-}
-
-// ActionRequest is the input of every catalogue action's activity. Each
-// action is registered as an activity named after it (kubernetes.quarantine),
-// so the Temporal UI and history show what ran.
-type ActionRequest struct {
-	Action     string `json:"action"`
-	IncidentID string `json:"incidentID"`
-	// Step is the playbook step running the action; actions that store
-	// something (snapshot) key it by incident and step, so a retried activity
-	// finds what its earlier attempt stored.
-	Step string `json:"step,omitempty"`
-	// Params are the step's parameters, with the ones the playbook left out
-	// filled from the incident's first alert (namespace, pod, podUID).
-	Params map[string]any `json:"params,omitempty"`
-	// Undo is the output of the action an inverse undoes: what it changed and
-	// what was there before.
-	Undo map[string]any `json:"undo,omitempty"`
-	// DryRun asks for a plan: every write is sent as a server-side dry run, or
-	// the action only describes what it would do.
-	DryRun bool `json:"dryRun,omitempty"`
-	// Incident tells actions that need it where the incident's Slack
-	// thread is.
-	Incident *IncidentContext `json:"incident,omitempty"`
 }
 
 // Register registers every catalogue action with r (a worker, or a test

@@ -3,6 +3,8 @@ package activities
 import (
 	"slices"
 	"sort"
+
+	"github.com/soar-dev/soar/playbooks"
 )
 
 // catalogue is every action the worker runs, one line each, sorted by name.
@@ -122,4 +124,38 @@ func RolePermissions(role string) []Permission {
 		return out[i].Resource < out[j].Resource
 	})
 	return out
+}
+
+// PlaybookActions describes, for loading playbooks, the actions steps may
+// use: their parameters and the facts Respond needs of each, which loading
+// pins into every step that runs it.
+func PlaybookActions() []playbooks.ActionInfo {
+	var infos []playbooks.ActionInfo
+	for _, a := range catalogue {
+		if a.InverseOf != "" {
+			continue // runs on release only, never written in a step
+		}
+		info := playbooks.ActionInfo{Name: a.Name, Facts: a.Facts()}
+		for _, p := range a.Params {
+			info.Params = append(info.Params, p.Name)
+			if p.Required {
+				info.Required = append(info.Required, p.Name)
+			}
+		}
+		infos = append(infos, info)
+	}
+	return infos
+}
+
+// Facts are what Respond needs to know of the action.
+func (a Action) Facts() playbooks.ActionFacts {
+	f := playbooks.ActionFacts{
+		Destructive: a.Destructive, Inverse: a.Inverse, Attempt: a.Attempt, RetryFor: a.RetryFor, Lane: a.Lane,
+	}
+	for _, p := range a.Params {
+		if p.FromAlert != "" {
+			f.FromAlert = append(f.FromAlert, playbooks.AlertParam{Param: p.Name, Field: p.FromAlert})
+		}
+	}
+	return f
 }

@@ -9,18 +9,6 @@ import (
 	"github.com/soar-dev/soar/connectors/kube"
 )
 
-// QuarantineInput names the pod to isolate and the incident asking for it.
-type QuarantineInput struct {
-	IncidentID string `json:"incidentID"`
-	Namespace  string `json:"namespace"`
-	Pod        string `json:"pod"`
-	// PodUID, when the alert knew it, guards against acting on a replacement.
-	PodUID string `json:"podUID,omitempty"`
-	// DryRun asks the API server to check every change without storing it
-	// (plan mode).
-	DryRun bool `json:"dryRun,omitempty"`
-}
-
 // QuarantineOutput is what was found and changed; it goes into the incident.
 type QuarantineOutput = kube.QuarantineResult
 

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/connectors/kube"
 )
 
 // ActionQuarantine isolates one pod.
-const ActionQuarantine = "kubernetes.quarantine"
+const ActionQuarantine = contract.ActionQuarantine
 
 var quarantine = Define(Action{
 	Name:    ActionQuarantine,

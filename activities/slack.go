@@ -42,67 +42,7 @@ type SlackConfig struct {
 	Channel string
 }
 
-// MessageRef locates one Slack message.
-type MessageRef struct {
-	Channel string `json:"channel"`
-	TS      string `json:"ts"`
-}
-
-func (r MessageRef) slack() slack.MessageRef { return slack.MessageRef(r) }
-
-// Target is the pod an incident is about.
-type Target struct{ Namespace, Pod, Node string }
-
-// IncidentSummary is what the root message of an incident's thread shows.
-// These types carry no JSON tags: their JSON is the Slack views' that
-// histories recorded before the activities owned them carry.
-type IncidentSummary struct {
-	IncidentID, Title, Severity, Playbook, Summary string
-	Target                                         Target
-}
-
-// PlannedAction is a step that runs if an approval is granted.
-type PlannedAction struct {
-	Step, Action string
-	Params       map[string]any
-	Destructive  bool
-	// Condition is the step's "if", when it has one.
-	Condition string
-}
-
-// VoteSummary is a vote cast so far.
-type VoteSummary struct {
-	// User is the voter's identity: a Slack user ID (U..., W...) is shown as
-	// a mention; anything else (cli:alice, api:ci) as escaped text.
-	User    string
-	Approve bool
-	Comment string
-	At      time.Time
-}
-
-// ApprovalSummary is everything an approval request message shows.
-type ApprovalSummary struct {
-	IncidentID, Title, Severity, Playbook, Step string
-	Target                                      Target
-	// Message is written by the playbook author.
-	Message  string
-	Plan     []PlannedAction
-	PlanHash string
-	Quorum   int
-	// Approvers are identities: U.../W... users, S... user groups, and
-	// cli:/api: names.
-	Approvers []string
-	Deadline  time.Time
-	Votes     []VoteSummary
-	// Outcome is "" while the approval is open, then "approved", "denied"
-	// or "expired"; OnExpiry is what expiry decides ("deny" or "approve").
-	Outcome   string
-	DecidedAt time.Time
-	OnExpiry  string
-	Escalated bool
-}
-
-func (v ApprovalSummary) view() slack.ApprovalView {
+func approvalView(v ApprovalSummary) slack.ApprovalView {
 	out := slack.ApprovalView{
 		IncidentID: v.IncidentID, Title: v.Title, Severity: v.Severity, Playbook: v.Playbook, Step: v.Step,
 		Target:   slack.Target(v.Target),
@@ -117,22 +57,6 @@ func (v ApprovalSummary) view() slack.ApprovalView {
 		out.Votes = append(out.Votes, slack.VoteView(vote))
 	}
 	return out
-}
-
-// SlackThreadRequest asks for an incident's thread: its root message.
-type SlackThreadRequest struct {
-	IncidentID string `json:"incidentID"`
-	// Channel is the playbook's; empty means the worker's.
-	Channel  string          `json:"channel,omitempty"`
-	OpenedAt time.Time       `json:"openedAt"`
-	View     IncidentSummary `json:"view"`
-}
-
-// SlackThreadResult is the thread, or why there is none.
-type SlackThreadResult struct {
-	Channel string `json:"channel,omitempty"`
-	TS      string `json:"ts,omitempty"`
-	Skipped string `json:"skipped,omitempty"`
 }
 
 // SlackThread posts the root message of the incident's thread. A retried
@@ -165,21 +89,6 @@ func (a *Activities) SlackThread(ctx context.Context, req SlackThreadRequest) (S
 	return SlackThreadResult{Channel: ref.Channel, TS: ref.TS}, nil
 }
 
-// SlackApprovalRequest posts or updates an approval request.
-type SlackApprovalRequest struct {
-	IncidentID string     `json:"incidentID"`
-	Thread     MessageRef `json:"thread"`
-	// Channel, when set, takes the request out of the thread to another
-	// channel (an escalation).
-	Channel string `json:"channel,omitempty"`
-	// Existing is the message to update; nil posts a new one.
-	Existing *MessageRef `json:"existing,omitempty"`
-	// Key names the message among the incident's: the step, and
-	// "/escalation" for the copy in the escalation channel.
-	Key  string          `json:"key"`
-	View ApprovalSummary `json:"view"`
-}
-
 // SlackApproval renders the approval request with freshly signed buttons
 // while it is open, and posts or updates it.
 func (a *Activities) SlackApproval(ctx context.Context, req SlackApprovalRequest) (MessageRef, error) {
@@ -191,7 +100,7 @@ func (a *Activities) slackApproval(ctx context.Context, req SlackApprovalRequest
 	if a.Slack.Client == nil {
 		return slack.MessageRef{}, temporal.NewNonRetryableApplicationError("Slack is not configured on the worker", ErrTypeSlack, nil)
 	}
-	v := req.View.view()
+	v := approvalView(req.View)
 	if v.Outcome == "" {
 		if a.Slack.Signer == nil {
 			return slack.MessageRef{}, temporal.NewNonRetryableApplicationError("Slack approvals need a button key (SOAR_SLACK_BUTTON_KEY) on the worker", ErrTypeSlack, nil)
@@ -205,30 +114,16 @@ func (a *Activities) slackApproval(ctx context.Context, req SlackApprovalRequest
 	m := slack.ApprovalMessage(v)
 	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "approval", Key: req.Key}
 	if req.Existing != nil {
-		if err := a.Slack.Client.Update(ctx, req.Existing.slack(), m); err != nil {
+		if err := a.Slack.Client.Update(ctx, slack.MessageRef(*req.Existing), m); err != nil {
 			return slack.MessageRef{}, slackError(err)
 		}
-		return req.Existing.slack(), nil
+		return slack.MessageRef(*req.Existing), nil
 	}
 	if req.Channel != "" {
 		return a.postOnce(ctx, req.Channel, "", m, time.Now().Add(-time.Hour))
 	}
 	m.Broadcast = true // in the thread, and shown in the channel
 	return a.postOnce(ctx, req.Thread.Channel, req.Thread.TS, m, time.Now().Add(-time.Hour))
-}
-
-// SlackNoteRequest posts a note of soar's in the incident's thread.
-type SlackNoteRequest struct {
-	IncidentID string     `json:"incidentID"`
-	Thread     MessageRef `json:"thread"`
-	Key        string     `json:"key"`
-	// Note is what to say; the activity renders it.
-	Note *Note `json:"note,omitempty"`
-	// Text is a note rendered as mrkdwn already, by workers from before
-	// notes were structured; it is posted as is.
-	Text      string    `json:"text,omitempty"`
-	Broadcast bool      `json:"broadcast,omitempty"`
-	Since     time.Time `json:"since"`
 }
 
 // SlackNote posts a note in the incident's thread.
@@ -238,7 +133,7 @@ func (a *Activities) SlackNote(ctx context.Context, req SlackNoteRequest) (Messa
 	}
 	text := req.Text
 	if req.Note != nil {
-		text = req.Note.render()
+		text = renderNote(*req.Note)
 	}
 	m := slack.NoteMessage(text)
 	m.Metadata = slack.Metadata{Incident: req.IncidentID, Kind: "note", Key: req.Key}
@@ -288,19 +183,7 @@ func classified(msg string, retryable bool, retryAfter time.Duration, permanent,
 	return temporal.NewApplicationErrorWithOptions(msg, transient, temporal.ApplicationErrorOptions{NextRetryDelay: retryAfter})
 }
 
-// IncidentContext is what an action may need to know of its incident
-// beyond its ID: where its Slack thread is.
-type IncidentContext struct {
-	Playbook      string `json:"playbook,omitempty"`
-	SlackChannel  string `json:"slackChannel,omitempty"`
-	SlackThreadTS string `json:"slackThreadTS,omitempty"`
-	// SlackSkipped says why the incident has no thread.
-	SlackSkipped string `json:"slackSkipped,omitempty"`
-	// Ticket is what ticket actions need.
-	Ticket *TicketContext `json:"ticket,omitempty"`
-}
-
-func (c *IncidentContext) slackThread() *slack.MessageRef {
+func slackThread(c *IncidentContext) *slack.MessageRef {
 	if c == nil || c.SlackThreadTS == "" {
 		return nil
 	}

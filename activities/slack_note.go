@@ -3,45 +3,13 @@ package activities
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/soar-dev/soar/connectors/slack"
 )
 
-// Kinds of Note.
-const (
-	// NoteReminder: an approval still needs Missing votes from Users
-	// before At.
-	NoteReminder = "reminder"
-	// NoteEscalated: nobody decided in After; Users may now vote too.
-	NoteEscalated = "escalated"
-	// NoteApproved and NoteDenied: Users decided; Plan runs, or not.
-	NoteApproved = "approved"
-	NoteDenied   = "denied"
-	// NoteExpired: nobody decided by At; Outcome is what expiry decided.
-	NoteExpired = "expired"
-)
-
-// Note is one of soar's own notes in an incident's thread, as the workflow
-// states it: facts, not text. SlackNote renders it, so that the wording,
-// mentions and dates are Slack's business, not the workflow's.
-type Note struct {
-	Kind string `json:"kind"`
-	Step string `json:"step"`
-	// Users are the approvers still to vote (reminder), added by the
-	// escalation, or who decided (approved, denied).
-	Users   []string      `json:"users,omitempty"`
-	Missing int           `json:"missing,omitempty"`
-	At      time.Time     `json:"at,omitzero"`
-	After   time.Duration `json:"after,omitempty"`
-	// Plan names the planned steps as "step (action)".
-	Plan    []string `json:"plan,omitempty"`
-	Outcome string   `json:"outcome,omitempty"`
-}
-
 // render writes the note as mrkdwn: user IDs become mentions, times Slack
 // dates; nothing in a note comes from an alert.
-func (n Note) render() string {
+func renderNote(n Note) string {
 	switch n.Kind {
 	case NoteReminder:
 		return fmt.Sprintf("Reminder: step %s still needs %d more approval(s) from %s before %s.",

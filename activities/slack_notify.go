@@ -41,7 +41,7 @@ func (a *Activities) slackNotify(ctx context.Context, p NotifyParams, req Action
 	if req.DryRun {
 		return NotifyResult{DryRun: true}, nil
 	}
-	thread := req.Incident.slackThread()
+	thread := slackThread(req.Incident)
 	switch {
 	case a.Slack.Client == nil:
 		return NotifyResult{Skipped: "Slack is not configured on the worker"}, nil

@@ -10,12 +10,13 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
 )
 
 // ActionSnapshot collects forensic evidence of one pod.
-const ActionSnapshot = "kubernetes.snapshot"
+const ActionSnapshot = contract.ActionSnapshot
 
 var snapshot = Define(Action{
 	Name: ActionSnapshot,

@@ -10,14 +10,15 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/connectors/tickets"
 )
 
 // Ticket actions.
 const (
-	ActionTicketOpen    = "ticket.open"
+	ActionTicketOpen    = contract.ActionTicketOpen
 	ActionTicketComment = "ticket.comment"
-	ActionTicketResolve = "ticket.resolve"
+	ActionTicketResolve = contract.ActionTicketResolve
 )
 
 var ticketOpen = Define(Action{
@@ -56,44 +57,11 @@ const (
 	ErrTypeTicketUnavailable = "TicketUnavailable"
 )
 
-// TicketRef identifies an incident's ticket. Its JSON is the ticket
-// connector's Ticket's, which incident state and recorded histories carry.
-type TicketRef struct {
-	// Provider is "jira", "github" or "webhook".
-	Provider string `json:"provider"`
-	// ID is the Jira issue id, the GitHub issue number or the webhook
-	// receiver's id (which may be "").
-	ID string `json:"id"`
-	// Key is "SEC-123", "owner/repo#45", or the webhook receiver's key.
-	Key string `json:"key"`
-	// URL is the page a human opens to see the ticket.
-	URL string `json:"url,omitempty"`
-}
-
-func (r TicketRef) ticket() tickets.Ticket { return tickets.Ticket(r) }
+func ticketOf(r TicketRef) tickets.Ticket { return tickets.Ticket(r) }
 
 func refOf(t tickets.Ticket) *TicketRef {
 	r := TicketRef(t)
 	return &r
-}
-
-// TicketContext is what the incident tells ticket actions: the facts a
-// ticket shows, and the ticket once one is open. The workflow fills it.
-type TicketContext struct {
-	// Key identifies this occurrence of the incident to the ticket system
-	// (the incident ID and when it opened); empty means the incident ID.
-	Key      string   `json:"key,omitempty"`
-	Title    string   `json:"title,omitempty"`
-	Severity string   `json:"severity,omitempty"`
-	Summary  string   `json:"summary,omitempty"`
-	Target   string   `json:"target,omitempty"`
-	Rule     string   `json:"rule,omitempty"`
-	Alerts   int      `json:"alerts,omitempty"`
-	Actions  []string `json:"actions,omitempty"`
-	Evidence []string `json:"evidence,omitempty"`
-	Approval []string `json:"approvals,omitempty"`
-	// Ticket is the incident's ticket, once opened.
-	Ticket *TicketRef `json:"ticket,omitempty"`
 }
 
 // TicketOpenParams are ticket.open's parameters.
@@ -130,12 +98,12 @@ func (a *Activities) ticketOpen(ctx context.Context, p TicketOpenParams, req Act
 		activity.GetLogger(ctx).Info("ticket step skipped: "+noTicketProvider, "incident_id", req.IncidentID, "step", req.Step)
 		return TicketResult{Skipped: noTicketProvider}, nil
 	}
-	c := req.ticketContext()
+	c := ticketContext(req)
 	if c.Ticket != nil {
 		return TicketResult{Ticket: c.Ticket}, nil // opened by an earlier step
 	}
 	content := tickets.Content{
-		IncidentID: c.key(req.IncidentID),
+		IncidentID: ticketKey(c, req.IncidentID),
 		Title:      p.Title,
 		Body:       ticketBody(req.IncidentID, c, p.Text, a.IncidentURL),
 		Severity:   c.Severity,
@@ -166,7 +134,7 @@ func (a *Activities) ticketText(ctx context.Context, p TicketTextParams, req Act
 	if p.Text == "" {
 		return TicketResult{}, invalid("%s needs a text", req.Action)
 	}
-	c := req.ticketContext()
+	c := ticketContext(req)
 	switch {
 	case a.Tickets == nil:
 		return TicketResult{Skipped: noTicketProvider}, nil
@@ -178,9 +146,9 @@ func (a *Activities) ticketText(ctx context.Context, p TicketTextParams, req Act
 	body := []tickets.Block{{Text: p.Text}}
 	var err error
 	if resolve {
-		err = a.Tickets.Resolve(ctx, c.Ticket.ticket(), c.key(req.IncidentID), body)
+		err = a.Tickets.Resolve(ctx, ticketOf(*c.Ticket), ticketKey(c, req.IncidentID), body)
 	} else {
-		err = a.Tickets.Comment(ctx, c.Ticket.ticket(), c.key(req.IncidentID), body)
+		err = a.Tickets.Comment(ctx, ticketOf(*c.Ticket), ticketKey(c, req.IncidentID), body)
 	}
 	if err != nil {
 		return TicketResult{}, ticketError(err)
@@ -188,14 +156,14 @@ func (a *Activities) ticketText(ctx context.Context, p TicketTextParams, req Act
 	return TicketResult{Ticket: c.Ticket}, nil
 }
 
-func (c TicketContext) key(incidentID string) string {
+func ticketKey(c TicketContext, incidentID string) string {
 	if c.Key != "" {
 		return c.Key
 	}
 	return incidentID
 }
 
-func (req ActionRequest) ticketContext() TicketContext {
+func ticketContext(req ActionRequest) TicketContext {
 	if req.Incident == nil || req.Incident.Ticket == nil {
 		return TicketContext{}
 	}
@@ -227,15 +195,6 @@ func ticketBody(incidentID string, c TicketContext, text, incidentURL string) []
 	return body
 }
 
-// TicketUpdateRequest carries what happened to an incident since its
-// ticket's last comment, and whether to resolve it now.
-type TicketUpdateRequest struct {
-	IncidentID string    `json:"incidentID"`
-	Ticket     TicketRef `json:"ticket"`
-	Lines      []string  `json:"lines,omitempty"`
-	Resolve    bool      `json:"resolve,omitempty"`
-}
-
 // TicketUpdate posts one comment with the lines, or resolves the ticket
 // with them: the workflow batches what happens so that a storm of alerts
 // costs a comment per interval, not one per alert.
@@ -249,9 +208,9 @@ func (a *Activities) TicketUpdate(ctx context.Context, req TicketUpdateRequest) 
 	}
 	var err error
 	if req.Resolve {
-		err = a.Tickets.Resolve(ctx, req.Ticket.ticket(), req.IncidentID, body)
+		err = a.Tickets.Resolve(ctx, ticketOf(req.Ticket), req.IncidentID, body)
 	} else if len(body) > 0 {
-		err = a.Tickets.Comment(ctx, req.Ticket.ticket(), req.IncidentID, body)
+		err = a.Tickets.Comment(ctx, ticketOf(req.Ticket), req.IncidentID, body)
 	}
 	return ticketError(err)
 }

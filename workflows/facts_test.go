@@ -26,7 +26,7 @@ func TestFrozenFactsAreTheCatalogueAsItWasWhenFactsWerePinned(t *testing.T) {
 		if changedSinceFreeze[name] {
 			continue
 		}
-		if diff := cmp.Diff(frozen, factsOf(def)); diff != "" {
+		if diff := cmp.Diff(frozen, def.Facts()); diff != "" {
 			t.Errorf("%s: frozen facts differ from the catalogue (-frozen +catalogue):\n%s", name, diff)
 		}
 	}
@@ -35,7 +35,7 @@ func TestFrozenFactsAreTheCatalogueAsItWasWhenFactsWerePinned(t *testing.T) {
 // TestPlaybookOptionsPinTheCatalogueIntoEachStep loads the shipped library
 // and finds each action step carrying its action's facts.
 func TestPlaybookOptionsPinTheCatalogueIntoEachStep(t *testing.T) {
-	set, err := playbooks.LoadDir("../playbooks/library", PlaybookOptions())
+	set, err := playbooks.LoadDir("../playbooks/library", playbooks.LoadOptions{Actions: activities.PlaybookActions()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestPlaybookOptionsPinTheCatalogueIntoEachStep(t *testing.T) {
 				t.Errorf("%s: step %s has no facts", p.Name, step.ID)
 				continue
 			}
-			if diff := cmp.Diff(factsOf(def), *step.Facts); diff != "" {
+			if diff := cmp.Diff(def.Facts(), *step.Facts); diff != "" {
 				t.Errorf("%s: step %s (-catalogue +pinned):\n%s", p.Name, step.ID, diff)
 			}
 			checked++

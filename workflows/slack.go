@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -97,18 +97,17 @@ func (s *steps) thread(ctx workflow.Context) *SlackThread {
 		return st.Slack
 	}
 	first := st.FirstAlert
-	req := activities.SlackThreadRequest{
+	req := contract.SlackThreadRequest{
 		IncidentID: st.IncidentID,
 		Channel:    s.in.Playbook.SlackChannel,
 		OpenedAt:   st.OpenedAt,
-		View: activities.IncidentSummary{
+		View: contract.IncidentSummary{
 			IncidentID: st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: st.Playbook, Summary: first.Summary,
-			Target: activities.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+			Target: contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
 		},
 	}
-	var a *activities.Activities
-	var res activities.SlackThreadResult
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), a.SlackThread, req).Get(ctx, &res)
+	var res contract.SlackThreadResult
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), contract.SlackThreadActivity, req).Get(ctx, &res)
 	switch {
 	case err == nil:
 		st.Slack = &SlackThread{Channel: res.Channel, TS: res.TS, Skipped: res.Skipped}
@@ -156,9 +155,9 @@ func (s *steps) renderApproval(a *ApprovalState) {
 // syncApprovalMessage posts or updates message i of the approval: 0 in the
 // thread (also shown in the channel), 1 in the escalation channel.
 func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *SlackThread, i int, channel string) {
-	req := activities.SlackApprovalRequest{
+	req := contract.SlackApprovalRequest{
 		IncidentID: s.st.IncidentID,
-		Thread:     activities.MessageRef{Channel: t.Channel, TS: t.TS},
+		Thread:     contract.MessageRef{Channel: t.Channel, TS: t.TS},
 		Channel:    channel,
 		Key:        a.Step,
 		View:       s.approvalView(a),
@@ -167,16 +166,15 @@ func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *S
 		req.Key = a.Step + "/escalation"
 	}
 	if i < len(a.Slack) {
-		req.Existing = &activities.MessageRef{Channel: a.Slack[i].Channel, TS: a.Slack[i].TS}
+		req.Existing = &contract.MessageRef{Channel: a.Slack[i].Channel, TS: a.Slack[i].TS}
 	}
 	opts := slackOptions
 	if req.Existing == nil && a.Outcome == "" {
 		// Keep trying to ask for as long as the approval is open.
 		opts.ScheduleToCloseTimeout = max(a.Deadline.Sub(workflow.Now(ctx)), time.Minute)
 	}
-	var a2 *activities.Activities
-	var ref activities.MessageRef
-	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), a2.SlackApproval, req).Get(ctx, &ref)
+	var ref contract.MessageRef
+	err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), contract.SlackApprovalActivity, req).Get(ctx, &ref)
 	if err != nil {
 		a.SlackError = errorMessage(err)
 		workflow.GetLogger(ctx).Error("slack approval message failed", "incident_id", s.st.IncidentID, "step", a.Step, "error", a.SlackError)
@@ -187,68 +185,67 @@ func (s *steps) syncApprovalMessage(ctx workflow.Context, a *ApprovalState, t *S
 	}
 }
 
-func (s *steps) approvalView(a *ApprovalState) activities.ApprovalSummary {
+func (s *steps) approvalView(a *ApprovalState) contract.ApprovalSummary {
 	first := s.st.FirstAlert
-	v := activities.ApprovalSummary{
+	v := contract.ApprovalSummary{
 		IncidentID: s.st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: s.st.Playbook, Step: a.Step,
-		Target:   activities.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+		Target:   contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
 		Message:  a.Message,
 		PlanHash: a.PlanHash, Quorum: a.Quorum, Approvers: a.Approvers, Deadline: a.Deadline,
 		Outcome: a.Outcome, OnExpiry: a.OnExpiry, DecidedAt: a.DecidedAt, Escalated: a.Escalated,
 	}
 	for _, p := range a.Plan {
-		v.Plan = append(v.Plan, activities.PlannedAction{Step: p.Step, Action: p.Action, Params: p.Params, Destructive: p.Destructive, Condition: p.If})
+		v.Plan = append(v.Plan, contract.PlannedAction{Step: p.Step, Action: p.Action, Params: p.Params, Destructive: p.Destructive, Condition: p.If})
 	}
 	for _, vote := range a.Votes {
-		v.Votes = append(v.Votes, activities.VoteSummary{User: vote.User, Approve: vote.Approve, Comment: vote.Comment, At: vote.At})
+		v.Votes = append(v.Votes, contract.VoteSummary{User: vote.User, Approve: vote.Approve, Comment: vote.Comment, At: vote.At})
 	}
 	return v
 }
 
 // note queues a note in the incident's thread. key makes it findable, so a
 // retried post does not post it twice.
-func (s *steps) note(key string, n activities.Note, broadcast bool) {
+func (s *steps) note(key string, n contract.Note, broadcast bool) {
 	s.slack(func(ctx workflow.Context) {
 		t := s.thread(ctx)
 		if !t.usable() {
 			return
 		}
-		var a *activities.Activities
-		req := activities.SlackNoteRequest{
-			IncidentID: s.st.IncidentID, Thread: activities.MessageRef{Channel: t.Channel, TS: t.TS},
+		req := contract.SlackNoteRequest{
+			IncidentID: s.st.IncidentID, Thread: contract.MessageRef{Channel: t.Channel, TS: t.TS},
 			Key: key, Note: &n, Broadcast: broadcast, Since: workflow.Now(ctx),
 		}
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), a.SlackNote, req).Get(ctx, nil); err != nil {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, slackOptions), contract.SlackNoteActivity, req).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("slack note failed", "incident_id", s.st.IncidentID, "key", key, "error", errorMessage(err))
 		}
 	})
 }
 
 func (s *steps) remind(a *ApprovalState) {
-	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders), activities.Note{
-		Kind: activities.NoteReminder, Step: a.Step, Missing: a.Quorum - a.Approved(), Users: a.Approvers, At: a.Deadline,
+	s.note(fmt.Sprintf("%s/reminder-%d", a.Step, a.Reminders), contract.Note{
+		Kind: contract.NoteReminder, Step: a.Step, Missing: a.Quorum - a.Approved(), Users: a.Approvers, At: a.Deadline,
 	}, true)
 }
 
 func (s *steps) escalationNotice(a *ApprovalState, e *playbooks.Escalation) {
 	s.renderApproval(a)
 	if e.Channel == "" {
-		s.note(a.Step+"/escalated", activities.Note{Kind: activities.NoteEscalated, Step: a.Step, After: e.After, Users: e.Approvers}, true)
+		s.note(a.Step+"/escalated", contract.Note{Kind: contract.NoteEscalated, Step: a.Step, After: e.After, Users: e.Approvers}, true)
 	}
 }
 
 // announceOutcome updates the request and posts the outcome in the thread.
 func (s *steps) announceOutcome(a *ApprovalState) {
 	s.renderApproval(a)
-	n := activities.Note{Step: a.Step}
+	n := contract.Note{Step: a.Step}
 	for _, p := range a.Plan {
 		n.Plan = append(n.Plan, p.Step+" ("+p.Action+")")
 	}
 	switch a.Outcome {
 	case playbooks.OutcomeApproved, playbooks.OutcomeDenied:
-		n.Kind = activities.NoteApproved
+		n.Kind = contract.NoteApproved
 		if a.Outcome == playbooks.OutcomeDenied {
-			n.Kind = activities.NoteDenied
+			n.Kind = contract.NoteDenied
 		}
 		for _, v := range a.Votes {
 			if v.Approve == (a.Outcome == playbooks.OutcomeApproved) {
@@ -256,7 +253,7 @@ func (s *steps) announceOutcome(a *ApprovalState) {
 			}
 		}
 	default:
-		n.Kind, n.At, n.Outcome = activities.NoteExpired, a.DecidedAt, "denied"
+		n.Kind, n.At, n.Outcome = contract.NoteExpired, a.DecidedAt, "denied"
 		if a.OnExpiry == "approve" {
 			n.Outcome = "approved"
 		}

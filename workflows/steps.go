@@ -9,7 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -256,22 +256,21 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 	dryRun := s.in.Playbook.Mode == playbooks.ModePlan
 	var out map[string]any
 	if !s.generic() {
-		if action != activities.ActionQuarantine {
+		if action != contract.ActionQuarantine {
 			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", stepID, action), ErrTypeUnknownAction, nil)
 		}
 		first := s.st.FirstAlert.Kubernetes
-		var a *activities.Activities
-		in := activities.QuarantineInput{
+		in := contract.QuarantineInput{
 			IncidentID: s.st.IncidentID,
 			Namespace:  stringParam(params, "namespace", first.Namespace),
 			Pod:        stringParam(params, "pod", first.Pod),
 			PodUID:     stringParam(params, "podUID", first.PodUID),
 			DryRun:     dryRun,
 		}
-		err := workflow.ExecuteActivity(actx, a.Quarantine, in).Get(s.ctx, &out)
+		err := workflow.ExecuteActivity(actx, contract.QuarantineActivity, in).Get(s.ctx, &out)
 		return out, err
 	}
-	req := activities.ActionRequest{
+	req := contract.ActionRequest{
 		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
 		Params: params, Undo: undo, DryRun: dryRun,
 	}
@@ -279,13 +278,13 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		return s.slackAction(req, opts)
 	}
 	if facts.Lane == playbooks.LaneTicket {
-		req.Incident = &activities.IncidentContext{Playbook: s.st.Playbook, Ticket: s.ticketContext()}
-		if action == activities.ActionTicketOpen && !dryRun {
+		req.Incident = &contract.IncidentContext{Playbook: s.st.Playbook, Ticket: s.ticketContext()}
+		if action == contract.ActionTicketOpen && !dryRun {
 			return s.openTicket(req, opts)
 		}
 	}
 	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
-	if err == nil && action == activities.ActionTicketResolve && s.st.Ticket != nil && out["skipped"] == nil {
+	if err == nil && action == contract.ActionTicketResolve && s.st.Ticket != nil && out["skipped"] == nil {
 		s.st.Ticket.Resolved = true // resolving again at close would repeat it
 	}
 	return out, err
@@ -309,11 +308,11 @@ func (s *steps) ticketStep(r StepResult) {
 
 // slackAction runs a Slack action in the incident's Slack coroutine, after
 // the thread exists, and waits for it.
-func (s *steps) slackAction(req activities.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
+func (s *steps) slackAction(req contract.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
 	done, set := workflow.NewFuture(s.ctx)
 	s.slack(func(ctx workflow.Context) {
 		t := s.thread(ctx)
-		req.Incident = &activities.IncidentContext{
+		req.Incident = &contract.IncidentContext{
 			Playbook: s.st.Playbook, SlackChannel: t.Channel, SlackThreadTS: t.TS, SlackSkipped: t.Skipped + t.Error,
 		}
 		var out map[string]any

@@ -9,14 +9,14 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/playbooks"
 )
 
 // TicketState is the incident's ticket, once ticket.open opened one, and
 // what it has been told.
 type TicketState struct {
-	activities.TicketRef
+	contract.TicketRef
 	// Pending lines wait for the next batched comment.
 	Pending []string `json:"pending,omitempty"`
 	// Alerts is the alert count the ticket was last told of.
@@ -35,7 +35,7 @@ const ticketStepWait = time.Minute
 
 // openTicket runs ticket.open in the ticket outbox and waits for it at
 // most ticketStepWait.
-func (s *steps) openTicket(req activities.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
+func (s *steps) openTicket(req contract.ActionRequest, opts workflow.ActivityOptions) (map[string]any, error) {
 	done, set := workflow.NewFuture(s.ctx)
 	s.ticketBox.add(s.ctx, func(ctx workflow.Context) {
 		var out map[string]any
@@ -136,10 +136,9 @@ func (s *steps) flushTicket(resolve bool, reason string) {
 	if len(lines) == 0 && !resolve {
 		return
 	}
-	req := activities.TicketUpdateRequest{IncidentID: st.ticketKey(), Ticket: t.TicketRef, Lines: lines, Resolve: resolve}
+	req := contract.TicketUpdateRequest{IncidentID: st.ticketKey(), Ticket: t.TicketRef, Lines: lines, Resolve: resolve}
 	s.ticketBox.add(s.ctx, func(ctx workflow.Context) {
-		var a *activities.Activities
-		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ticketOptions), a.TicketUpdate, req).Get(ctx, nil)
+		err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, ticketOptions), contract.TicketUpdateActivity, req).Get(ctx, nil)
 		if err != nil {
 			t.Error = errorMessage(err)
 			workflow.GetLogger(ctx).Error("ticket update failed", "incident_id", st.IncidentID, "ticket", t.Key, "error", t.Error)
@@ -165,10 +164,10 @@ func (s *steps) closeTicket(reason string) error {
 }
 
 // ticketContext is what ticket actions see of the incident.
-func (s *steps) ticketContext() *activities.TicketContext {
+func (s *steps) ticketContext() *contract.TicketContext {
 	st := s.st
 	first := st.FirstAlert
-	c := &activities.TicketContext{
+	c := &contract.TicketContext{
 		Key:   st.ticketKey(),
 		Title: first.Rule, Severity: s.severity(), Summary: first.Summary, Rule: first.Rule, Alerts: st.AlertCount,
 	}
@@ -190,7 +189,7 @@ func (s *steps) ticketContext() *activities.TicketContext {
 			line += " — " + r.ErrorType + ": " + r.Error
 		}
 		c.Actions = append(c.Actions, line)
-		if loc, ok := r.Output["location"].(string); ok && r.Action == activities.ActionSnapshot {
+		if loc, ok := r.Output["location"].(string); ok && r.Action == contract.ActionSnapshot {
 			sum, _ := r.Output["sha256"].(string)
 			c.Evidence = append(c.Evidence, fmt.Sprintf("%s: manifest %s, sha256 %s", r.ID, loc, sum))
 		}
@@ -224,7 +223,7 @@ func (s *steps) recordTicket(out map[string]any) {
 	}
 	str := func(k string) string { v, _ := m[k].(string); return v }
 	s.st.Ticket = &TicketState{
-		TicketRef: activities.TicketRef{Provider: str("provider"), ID: str("id"), Key: str("key"), URL: str("url")},
+		TicketRef: contract.TicketRef{Provider: str("provider"), ID: str("id"), Key: str("key"), URL: str("url")},
 		Alerts:    s.st.AlertCount,
 	}
 }

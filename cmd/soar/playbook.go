@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/playbooks"
-	"github.com/soar-dev/soar/workflows"
 )
 
 func newPlaybookCmd() *cobra.Command {
@@ -21,7 +21,7 @@ func newPlaybookCmd() *cobra.Command {
 			out := cmd.OutOrStdout()
 			failed := 0
 			for _, dir := range dirs {
-				set, err := playbooks.LoadDir(dir, workflows.PlaybookOptions())
+				set, err := playbooks.LoadDir(dir, app.PlaybookOptions())
 				var le *playbooks.LoadErrors
 				switch {
 				case errors.As(err, &le):

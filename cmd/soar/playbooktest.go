@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/workflows/playbooktest"
 )
 
@@ -30,7 +31,7 @@ without test files. docs/playbook-tests.md describes the test file format.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, dirs []string) error {
-			opts := playbooktest.Options{Verbose: verbose}
+			opts := playbooktest.Options{Verbose: verbose, Playbooks: app.PlaybookOptions(), Actions: app.SimulatedActions()}
 			if run != "" {
 				re, err := regexp.Compile(run)
 				if err != nil {

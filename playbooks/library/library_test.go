@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/playbooks"
-	"github.com/soar-dev/soar/workflows"
 )
 
 // TestShippedPlaybooksCollectEvidenceBeforeDestroyingIt holds the library to
@@ -16,7 +16,7 @@ import (
 // library is loaded as soar's processes load it, with the actions their
 // workers run.
 func TestShippedPlaybooksCollectEvidenceBeforeDestroyingIt(t *testing.T) {
-	set, err := playbooks.LoadDir(".", workflows.PlaybookOptions())
+	set, err := playbooks.LoadDir(".", app.PlaybookOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

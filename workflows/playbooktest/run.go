@@ -21,7 +21,6 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
-	"github.com/soar-dev/soar/workflows"
 )
 
 // Options configures Run.
@@ -31,7 +30,25 @@ type Options struct {
 	Run *regexp.Regexp
 	// Verbose prints what every case observed, not only the failing ones.
 	Verbose bool
+	// Playbooks are the options the playbooks load with: the ones the
+	// dispatcher uses (cmd/soar/app.PlaybookOptions), so that a playbook the
+	// dispatcher refuses fails its tests too.
+	Playbooks playbooks.LoadOptions
+	// Actions are the worker's actions, every one a simulated step may run,
+	// inverses included (cmd/soar/app.SimulatedActions).
+	Actions []Action
 }
+
+// Action is what the runner knows of one of the worker's actions: its name,
+// and the output fields a simulated run returns, with their types as the
+// action catalogue gives them (string, bool, int, map, list).
+type Action struct {
+	Name   string
+	Output []Field
+}
+
+// Field is one output field of an Action.
+type Field struct{ Name, Type string }
 
 // Result counts what Run did in one directory.
 type Result struct {
@@ -89,7 +106,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		r.printf("FAIL\t%s [load failed]\n", r.dir)
 		return r.res, nil
 	}
-	set, err := playbooks.LoadDir(r.dir, workflows.PlaybookOptions())
+	set, err := playbooks.LoadDir(r.dir, r.opts.Playbooks)
 	loaded := r.reportLoad(err)
 
 	var files []testFile
@@ -230,7 +247,7 @@ type outcome struct {
 func (r *runner) runCase(name string, tf testFile, set *playbooks.Set, c *Case) {
 	r.printf("=== RUN   %s\n", name)
 	start := time.Now()
-	o, failures := check(tf, set, c)
+	o, failures := check(tf, set, c, r.opts.Actions)
 	elapsed := time.Since(start)
 	r.res.Cases++
 	verdict := "PASS"
@@ -251,7 +268,7 @@ func (r *runner) runCase(name string, tf testFile, set *playbooks.Set, c *Case) 
 // check runs case c against the playbook of tf and returns what it observed
 // (nil when it could not get as far as matching) and every failed
 // expectation.
-func check(tf testFile, set *playbooks.Set, c *Case) (*outcome, []failure) {
+func check(tf testFile, set *playbooks.Set, c *Case, actions []Action) (*outcome, []failure) {
 	pb := tf.playbook
 	var fails []failure
 	failf := func(line int, format string, args ...any) {
@@ -303,7 +320,7 @@ func check(tf testFile, set *playbooks.Set, c *Case) (*outcome, []failure) {
 		return o, sortFailures(fails)
 	}
 
-	o.incident = simulate(o.match, a, c)
+	o.incident = simulate(o.match, a, c, actions)
 	for _, p := range o.incident.problems {
 		failf(c.Line, "%s", p)
 	}

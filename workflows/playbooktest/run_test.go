@@ -93,7 +93,7 @@ var durations = regexp.MustCompile(`\(\d+\.\d\ds\)`)
 func run(t *testing.T, dir string, opts Options) (string, Result) {
 	t.Helper()
 	var out strings.Builder
-	res, err := Run(context.Background(), &out, dir, opts)
+	res, err := Run(context.Background(), &out, dir, withCatalogue(opts))
 	if err != nil {
 		t.Fatalf("Run: %v\n%s", err, out.String())
 	}
@@ -523,7 +523,7 @@ func TestRunStopsWhenTheContextIsDone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	var out strings.Builder
-	if _, err := Run(ctx, &out, dir, Options{}); err == nil {
+	if _, err := Run(ctx, &out, dir, withCatalogue(Options{})); err == nil {
 		t.Errorf("Run with a cancelled context returned no error:\n%s", out.String())
 	}
 }

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -66,7 +67,7 @@ func (inc *incident) statusAfterSteps() string {
 // opens, as c.Decisions says; one simulated minute after the last alert the
 // incident is closed. Signals queue while steps run, so the close is handled
 // only once the steps it raced with have finished.
-func simulate(m playbooks.Match, a alert.Alert, c *Case) (inc *incident) {
+func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc *incident) {
 	inc = &incident{}
 	var suite testsuite.WorkflowTestSuite
 	suite.SetLogger(log.NewStructuredLogger(slog.New(slog.DiscardHandler)))
@@ -88,7 +89,7 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case) (inc *incident) {
 		env.SetStartTime(a.Time)
 	}
 	env.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
-	simulateActions(env)
+	simulateActions(env, actions)
 	env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
 			if s, ok := sa.GetKeyword(workflows.SearchStatus); ok {
@@ -225,24 +226,32 @@ func simulatedVoters(ap *workflows.ApprovalState) []workflows.Decision {
 	return out
 }
 
-// simulateActions mocks the activity of every catalogue action, which the
-// Respond workflow runs by the action's name, with one that succeeds at once
-// and returns simulatedOutput. The real activities are registered only so
-// that the mocks have something to replace; with their clients nil they
-// could not reach a cluster even if one ran.
-func simulateActions(env *testsuite.TestWorkflowEnvironment) {
-	acts := &activities.Activities{}
-	activities.Register(env, acts)
-	env.RegisterActivity(acts) // Slack's: with no Slack configured they skip
-	for _, action := range activities.Catalogue() {
-		env.OnActivity(action.Name, mock.Anything, mock.Anything).Return(simulator(action)).Maybe()
+// simulateActions registers, for every action, an activity of its name that
+// succeeds at once and returns simulatedOutput, since Respond runs actions by
+// their names; and the Slack and ticket activities as a worker without Slack
+// or a ticket provider runs them.
+func simulateActions(env *testsuite.TestWorkflowEnvironment, actions []Action) {
+	for _, action := range actions {
+		env.RegisterActivityWithOptions(simulator(action), activity.RegisterOptions{Name: action.Name})
 	}
+	env.RegisterActivityWithOptions(func(context.Context, contract.SlackThreadRequest) (contract.SlackThreadResult, error) {
+		return contract.SlackThreadResult{Skipped: "Slack is not configured on the worker (SOAR_SLACK_BOT_TOKEN)"}, nil
+	}, activity.RegisterOptions{Name: contract.SlackThreadActivity})
+	env.RegisterActivityWithOptions(func(context.Context, contract.SlackApprovalRequest) (contract.MessageRef, error) {
+		return contract.MessageRef{}, temporal.NewNonRetryableApplicationError("Slack is not configured on the worker", "Slack", nil)
+	}, activity.RegisterOptions{Name: contract.SlackApprovalActivity})
+	env.RegisterActivityWithOptions(func(context.Context, contract.SlackNoteRequest) (contract.MessageRef, error) {
+		return contract.MessageRef{}, nil
+	}, activity.RegisterOptions{Name: contract.SlackNoteActivity})
+	env.RegisterActivityWithOptions(func(_ context.Context, req contract.TicketUpdateRequest) error {
+		return temporal.NewNonRetryableApplicationError("this worker has no ticket provider (--ticket-provider): the ticket "+req.Ticket.Key+" was not updated", "Ticket", nil)
+	}, activity.RegisterOptions{Name: contract.TicketUpdateActivity})
 }
 
-// simulator returns the mock of action's activity: it answers every request
-// with simulatedOutput of the request's fields.
-func simulator(action activities.Action) func(context.Context, activities.ActionRequest) (map[string]any, error) {
-	return func(_ context.Context, req activities.ActionRequest) (map[string]any, error) {
+// simulator returns the activity of action: it answers every request with
+// simulatedOutput of the request's fields.
+func simulator(action Action) func(context.Context, contract.ActionRequest) (map[string]any, error) {
+	return func(_ context.Context, req contract.ActionRequest) (map[string]any, error) {
 		return simulatedOutput(action, requestFields(req)), nil
 	}
 }
@@ -250,7 +259,7 @@ func simulator(action activities.Action) func(context.Context, activities.Action
 // requestFields are the fields an action reads from req, as the real
 // activities decode them: the output of the action an inverse undoes (Undo),
 // then the step's parameters, which win; and dryRun, false included.
-func requestFields(req activities.ActionRequest) map[string]any {
+func requestFields(req contract.ActionRequest) map[string]any {
 	in := make(map[string]any, len(req.Undo)+len(req.Params)+1)
 	maps.Copy(in, req.Undo)
 	maps.Copy(in, req.Params)
@@ -262,7 +271,7 @@ func requestFields(req activities.ActionRequest) map[string]any {
 // output field of the catalogue entry, taken from the input field of the
 // same name when there is one (namespace, pod, dryRun), else "simulated"
 // for strings, true for booleans, 1 for numbers, and an empty map or list.
-func simulatedOutput(action activities.Action, in map[string]any) map[string]any {
+func simulatedOutput(action Action, in map[string]any) map[string]any {
 	out := make(map[string]any, len(action.Output))
 	for _, f := range action.Output {
 		v, ok := in[f.Name]

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -26,15 +27,15 @@ import (
 func TestEveryCatalogueActionIsSimulated(t *testing.T) {
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestWorkflowEnvironment()
-	simulateActions(env)
+	simulateActions(env, testActions())
 	runAll := func(ctx workflow.Context) (map[string]map[string]any, error) {
 		ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: time.Minute,
 			RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 1},
 		})
 		outs := map[string]map[string]any{}
-		for _, action := range activities.Catalogue() {
-			req := activities.ActionRequest{
+		for _, action := range testActions() {
+			req := contract.ActionRequest{
 				Action: action.Name, IncidentID: "i", Step: "s",
 				Params: map[string]any{"namespace": "payments", "pod": "web-1"}, DryRun: true,
 			}
@@ -60,7 +61,7 @@ func TestEveryCatalogueActionIsSimulated(t *testing.T) {
 		"string": reflect.String, "bool": reflect.Bool, "int": reflect.Float64,
 		"map": reflect.Map, "list": reflect.Slice,
 	}
-	for _, action := range activities.Catalogue() {
+	for _, action := range testActions() {
 		out := outs[action.Name]
 		for _, f := range action.Output {
 			v, ok := out[f.Name]
@@ -81,10 +82,10 @@ func TestEveryCatalogueActionIsSimulated(t *testing.T) {
 }
 
 func TestSimulatedQuarantineEchoesItsInputAndFillsEveryOutputField(t *testing.T) {
-	action, _ := activities.Lookup(activities.ActionQuarantine)
+	action := actionNamed(activities.ActionQuarantine)
 	sim := simulator(action)
 	for _, dryRun := range []bool{false, true} {
-		out, err := sim(context.Background(), activities.ActionRequest{
+		out, err := sim(context.Background(), contract.ActionRequest{
 			Action: action.Name, IncidentID: "i", Step: "contain",
 			Params: map[string]any{"namespace": "payments", "pod": "web-1", "detach": true}, DryRun: dryRun,
 		})
@@ -111,8 +112,8 @@ func TestSimulatedQuarantineEchoesItsInputAndFillsEveryOutputField(t *testing.T)
 }
 
 func TestSimulatedInverseReadsWhatItUndoesAndTheStepsParams(t *testing.T) {
-	action, _ := activities.Lookup(activities.ActionRestoreScale)
-	out, err := simulator(action)(context.Background(), activities.ActionRequest{
+	action := actionNamed(activities.ActionRestoreScale)
+	out, err := simulator(action)(context.Background(), contract.ActionRequest{
 		Action: action.Name, IncidentID: "i", Step: "scale.release",
 		Params: map[string]any{"namespace": "payments", "pod": "web-1"},
 		Undo:   map[string]any{"namespace": "simulated", "kind": "Deployment", "name": "web", "previousReplicas": 3},
@@ -138,7 +139,7 @@ func matchIn(t *testing.T, src string) (playbooks.Match, alert.Alert) {
 	if err := os.WriteFile(filepath.Join(dir, "p.yaml"), []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := playbooks.LoadDir(dir, workflows.PlaybookOptions())
+	set, err := playbooks.LoadDir(dir, testLoadOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestSimulateVotesAsTheDecisionSays(t *testing.T) {
 	for _, tc := range tests {
 		t.Run("decision "+tc.decision, func(t *testing.T) {
 			m, a := matchIn(t, approvePlaybook)
-			inc := simulate(m, a, &Case{Repeat: 1, Decisions: map[string]string{"ask": tc.decision}})
+			inc := simulate(m, a, &Case{Repeat: 1, Decisions: map[string]string{"ask": tc.decision}}, testActions())
 			if len(inc.problems) > 0 || inc.state == nil {
 				t.Fatalf("problems: %v", inc.problems)
 			}
@@ -189,7 +190,7 @@ func TestSimulateVotesAsTheDecisionSays(t *testing.T) {
 
 func TestSimulateRunsTheWorkflowAsTheDispatcherStartsIt(t *testing.T) {
 	m, a := matchIn(t, planPlaybook)
-	inc := simulate(m, a, &Case{Repeat: 2})
+	inc := simulate(m, a, &Case{Repeat: 2}, testActions())
 	if len(inc.problems) > 0 || inc.state == nil {
 		t.Fatalf("problems: %v", inc.problems)
 	}

@@ -18,8 +18,32 @@ import (
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
+	"github.com/soar-dev/soar/workflows/playbooktest"
 )
+
+// PlaybookOptions validates playbooks against what this soar's workers can
+// run (its actions, their parameters and its workflows) and pins into every
+// step what Respond needs to know of its action, from the catalogue as it is
+// when the playbook loads.
+func PlaybookOptions() playbooks.LoadOptions {
+	return playbooks.LoadOptions{Actions: activities.PlaybookActions(), Workflows: []string{workflows.RespondName}}
+}
+
+// SimulatedActions describes every catalogue action, inverses included, for
+// the author-test runner, which simulates them.
+func SimulatedActions() []playbooktest.Action {
+	var out []playbooktest.Action
+	for _, a := range activities.Catalogue() {
+		sa := playbooktest.Action{Name: a.Name}
+		for _, f := range a.Output {
+			sa.Output = append(sa.Output, playbooktest.Field{Name: f.Name, Type: f.Type})
+		}
+		out = append(out, sa)
+	}
+	return out
+}
 
 // TemporalOptions says how to reach Temporal.
 type TemporalOptions struct {

@@ -11,7 +11,6 @@ import (
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/playbooks"
-	"github.com/soar-dev/soar/workflows"
 )
 
 // Playbooks is the playbook source a process runs (see playbooks.Source for
@@ -25,10 +24,10 @@ type Playbooks struct {
 type PlaybookWatch = playbooks.Watcher
 
 // LoadPlaybooks loads every playbook in dir, validated with
-// workflows.PlaybookOptions. It fails, listing every problem with its file
+// PlaybookOptions. It fails, listing every problem with its file
 // and line, when any playbook is invalid.
 func LoadPlaybooks(dir string) (*Playbooks, error) {
-	src, err := playbooks.NewSource(dir, workflows.PlaybookOptions())
+	src, err := playbooks.NewSource(dir, PlaybookOptions())
 	if err != nil {
 		return nil, err
 	}
