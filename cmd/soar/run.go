@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -92,4 +94,18 @@ func stopLogged(log zerolog.Logger, part string, stop func() error) {
 	if err := stop(); err != nil {
 		log.Warn().Err(err).Str("part", part).Msg("stop failed")
 	}
+}
+
+// startTemporalPart starts a part that reads no playbooks and needs Temporal
+// (worker, serve): its logger, SIGHUP ignored (a reload sent to every soar
+// process must not end it), and its Temporal client, which the caller
+// closes.
+func startTemporalPart(ctx context.Context, g *globalFlags, tf *temporalFlags, part string) (zerolog.Logger, client.Client, error) {
+	log, err := g.logger()
+	if err != nil {
+		return log, nil, err
+	}
+	signal.Ignore(syscall.SIGHUP)
+	tc, err := tf.dial(ctx, identity(part), log)
+	return log, tc, err
 }

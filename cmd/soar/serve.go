@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,15 +30,8 @@ reads no alerts and no playbooks, so NATS and the playbook directory do not
 decide whether it is ready.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			// serve reads no playbooks: a SIGHUP sent to every soar process
-			// to reload them must not end it.
-			signal.Ignore(syscall.SIGHUP)
 			ctx := cmd.Context()
-			tc, err := tf.dial(ctx, identity("serve"), log)
+			log, tc, err := startTemporalPart(ctx, g, &tf, "serve")
 			if err != nil {
 				return err
 			}

@@ -3,9 +3,7 @@ package main
 import (
 	"cmp"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -143,15 +141,8 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 		Short: "Run incident workflows and their actions against an external Temporal cluster",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger()
-			if err != nil {
-				return err
-			}
-			// The worker reads no playbooks: a SIGHUP sent to every soar
-			// process to reload them must not end it.
-			signal.Ignore(syscall.SIGHUP)
 			ctx := cmd.Context()
-			tc, err := tf.dial(ctx, identity("worker"), log)
+			log, tc, err := startTemporalPart(ctx, g, &tf, "worker")
 			if err != nil {
 				return err
 			}

@@ -10,13 +10,11 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // NamespaceMetadataRequest names the namespace and the annotations to set on
@@ -73,23 +71,8 @@ func (c *Client) AnnotateNamespace(ctx context.Context, req NamespaceMetadataReq
 		return res, err
 	}
 
-	patch := map[string]any{}
-	for _, key := range keys {
-		v := req.Values[key]
-		old, present := ns.Annotations[key]
-		switch {
-		case !present:
-			res.Added = append(res.Added, key)
-		case old != v:
-			if res.Previous == nil {
-				res.Previous = map[string]string{}
-			}
-			res.Previous[key] = old
-		default:
-			continue
-		}
-		patch[key] = v
-	}
+	var patch map[string]any
+	patch, res.Previous, res.Added = setKeys(ns.Annotations, req.Values, keys)
 	if len(patch) == 0 {
 		return res, nil
 	}
@@ -138,15 +121,7 @@ func (c *Client) RestoreNamespaceAnnotations(ctx context.Context, req RestoreNam
 	if err := requireFields("restore namespace annotations", "namespace", req.Namespace); err != nil {
 		return res, err
 	}
-	// Only keys soar changed are restored, and the reserved check applies as
-	// on the way in, so a crafted restore cannot remove soar's bookkeeping.
-	keys := slices.Sorted(maps.Keys(req.Previous))
-	for _, key := range req.Added {
-		if !slices.Contains(keys, key) {
-			keys = append(keys, key)
-		}
-	}
-	slices.Sort(keys)
+	keys := restoreKeys(req.Previous, req.Added)
 	if err := validateNamespaceAnnotations(req.Namespace, keys); err != nil {
 		return res, err
 	}
@@ -165,24 +140,8 @@ func (c *Client) RestoreNamespaceAnnotations(ctx context.Context, req RestoreNam
 		return res, err
 	}
 
-	patch := map[string]any{}
-	for _, key := range keys {
-		cur, present := ns.Annotations[key]
-		prev, hadPrev := req.Previous[key]
-		switch {
-		case hadPrev && present && cur == prev, !hadPrev && !present:
-			res.Restored = append(res.Restored, key) // nothing to write
-		case present && cur == req.Set[key]:
-			res.Restored = append(res.Restored, key)
-			if hadPrev {
-				patch[key] = prev
-			} else {
-				patch[key] = nil
-			}
-		default:
-			res.Skipped = append(res.Skipped, key)
-		}
-	}
+	var patch map[string]any
+	patch, res.Restored, res.Skipped = restorePatch(ns.Annotations, req.Set, req.Previous, keys)
 	if len(patch) == 0 {
 		return res, nil
 	}
@@ -198,26 +157,7 @@ func (c *Client) RestoreNamespaceAnnotations(ctx context.Context, req RestoreNam
 // Annotation values may be any string; the API server limits their total
 // size, and a patch over it comes back invalid (ErrInvalidInput).
 func validateNamespaceAnnotations(namespace string, keys []string) error {
-	var problems []string
-	reserved := false
-	for _, key := range keys {
-		if strings.HasPrefix(key, ReservedPrefix) {
-			reserved = true
-			problems = append(problems, fmt.Sprintf("%q is under %s, which only soar writes", key, ReservedPrefix))
-			continue
-		}
-		for _, msg := range validation.IsQualifiedName(key) {
-			problems = append(problems, fmt.Sprintf("key %q: %s", key, msg))
-		}
-	}
-	if len(problems) == 0 {
-		return nil
-	}
-	sentinel := ErrInvalidInput
-	if reserved {
-		sentinel = ErrReservedKey
-	}
-	return fmt.Errorf("%w: namespace %s annotations: %s", sentinel, namespace, strings.Join(problems, "; "))
+	return validateKeys("namespace "+namespace+" annotations", keys, nil, nil)
 }
 
 // getNamespace gets a namespace; missing is ErrNamespaceNotFound, which also

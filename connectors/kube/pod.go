@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -268,31 +267,7 @@ var (
 // under ReservedPrefix is ErrReservedKey; anything else invalid is
 // ErrInvalidInput.
 func (k metadataKind) validate(keys []string, values map[string]string) error {
-	var problems []string
-	reserved := false
-	for _, key := range keys {
-		if strings.HasPrefix(key, ReservedPrefix) {
-			reserved = true
-			problems = append(problems, fmt.Sprintf("%q is under %s, which only soar writes", key, ReservedPrefix))
-			continue
-		}
-		for _, msg := range validation.IsQualifiedName(key) {
-			problems = append(problems, fmt.Sprintf("key %q: %s", key, msg))
-		}
-		if v, ok := values[key]; ok {
-			for _, msg := range k.value(v) {
-				problems = append(problems, fmt.Sprintf("value %q of %q: %s", v, key, msg))
-			}
-		}
-	}
-	if len(problems) == 0 {
-		return nil
-	}
-	sentinel := ErrInvalidInput
-	if reserved {
-		sentinel = ErrReservedKey
-	}
-	return fmt.Errorf("%w: pod %s: %s", sentinel, k.name, strings.Join(problems, "; "))
+	return validateKeys("pod "+k.name, keys, values, k.value)
 }
 
 func (c *Client) setPodMetadata(ctx context.Context, req MetadataRequest, kind metadataKind) (MetadataResult, error) {
@@ -313,24 +288,8 @@ func (c *Client) setPodMetadata(ctx context.Context, req MetadataRequest, kind m
 	}
 	res.PodUID = string(pod.UID)
 
-	current := kind.get(pod)
-	patch := map[string]any{}
-	for _, key := range keys {
-		v := req.Values[key]
-		old, present := current[key]
-		switch {
-		case !present:
-			res.Added = append(res.Added, key)
-		case old != v:
-			if res.Previous == nil {
-				res.Previous = map[string]string{}
-			}
-			res.Previous[key] = old
-		default:
-			continue
-		}
-		patch[key] = v
-	}
+	var patch map[string]any
+	patch, res.Previous, res.Added = setKeys(kind.get(pod), req.Values, keys)
 	if len(patch) == 0 {
 		return res, nil
 	}
@@ -402,15 +361,7 @@ func (c *Client) restorePodMetadata(ctx context.Context, req RestoreMetadataRequ
 	if err := requireFields("restore pod "+kind.name, "namespace", req.Namespace, "pod", req.Pod); err != nil {
 		return res, err
 	}
-	// Only keys soar changed are restored, and the reserved check applies as
-	// on the way in, so a crafted restore cannot remove soar's bookkeeping.
-	keys := slices.Sorted(maps.Keys(req.Previous))
-	for _, key := range req.Added {
-		if !slices.Contains(keys, key) {
-			keys = append(keys, key)
-		}
-	}
-	slices.Sort(keys)
+	keys := restoreKeys(req.Previous, req.Added)
 	if err := kind.validate(keys, nil); err != nil {
 		return res, err
 	}
@@ -430,25 +381,8 @@ func (c *Client) restorePodMetadata(ctx context.Context, req RestoreMetadataRequ
 	}
 	res.PodUID = string(pod.UID)
 
-	current := kind.get(pod)
-	patch := map[string]any{}
-	for _, key := range keys {
-		cur, present := current[key]
-		prev, hadPrev := req.Previous[key]
-		switch {
-		case hadPrev && present && cur == prev, !hadPrev && !present:
-			res.Restored = append(res.Restored, key) // nothing to write
-		case present && cur == req.Set[key]:
-			res.Restored = append(res.Restored, key)
-			if hadPrev {
-				patch[key] = prev
-			} else {
-				patch[key] = nil
-			}
-		default:
-			res.Skipped = append(res.Skipped, key)
-		}
-	}
+	var patch map[string]any
+	patch, res.Restored, res.Skipped = restorePatch(kind.get(pod), req.Set, req.Previous, keys)
 	if len(patch) == 0 {
 		return res, nil
 	}
