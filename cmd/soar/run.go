@@ -35,7 +35,7 @@ func (f *slackFlags) secrets(log zerolog.Logger) (app.SlackSecrets, error) {
 	if err != nil {
 		return sec, err
 	}
-	log.Info().Str("slack", sec.Describe()).Msg("slack")
+	log.Info().Str("slack", sec.Describe()).Msg("slack set-up")
 	return sec, nil
 }
 
