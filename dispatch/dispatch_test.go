@@ -158,10 +158,17 @@ func temporalClient(t *testing.T) client.Client {
 
 // startDispatcher runs a dispatcher with one playbook, "unit", which opens an
 // incident per alert ID for the rule "unit", until the test ends.
-func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg Config) {
+func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg Config) *metrics.Metrics {
+	t.Helper()
+	return startDispatcherWith(t, js, tc, cfg, "alert.id")
+}
+
+// startDispatcherWith runs a dispatcher whose playbook "unit" keys
+// incidents by incidentKey.
+func startDispatcherWith(t *testing.T, js jetstream.JetStream, tc client.Client, cfg Config, incidentKey string) *metrics.Metrics {
 	t.Helper()
 	dir := t.TempDir()
-	pb := "name: unit\nmatch: alert.rule == \"unit\"\nincidentKey: alert.id\nsteps:\n  - id: contain\n    action: kubernetes.quarantine\n"
+	pb := "name: unit\nmatch: alert.rule == \"unit\"\nincidentKey: " + incidentKey + "\nsteps:\n  - id: contain\n    action: kubernetes.quarantine\n"
 	if err := os.WriteFile(filepath.Join(dir, "unit.yaml"), []byte(pb), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +176,8 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := New(js, tc, staticPlaybooks{set}, metrics.New(), zerolog.New(zerolog.NewTestWriter(t)), cfg)
+	m := metrics.New()
+	d := New(js, tc, staticPlaybooks{set}, m, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := d.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
@@ -182,6 +190,7 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg
 			t.Errorf("Run: %v", err)
 		}
 	})
+	return m
 }
 
 type staticPlaybooks struct{ set *playbooks.Set }

@@ -15,12 +15,12 @@ import (
 	"github.com/soar-dev/soar/workflows"
 )
 
-// signalWithStart delivers the alert to the incident's workflow, starting it
-// if no incident with that ID is open. It reports whether it started one.
+// signalWithStart delivers sig to the incident's workflow, starting it if no
+// incident with that ID is open. It reports whether it started one.
 //
 // It calls the service API directly rather than the SDK's helper because only
 // the API's response says whether the workflow was started or signalled.
-func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a alert.Alert, deliveryID string) (bool, error) {
+func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal, requestID string) (bool, error) {
 	dc := converter.GetDefaultDataConverter()
 	spec := m.Playbook.Spec()
 	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
@@ -28,14 +28,14 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 	if err != nil {
 		return false, fmt.Errorf("dispatch: encode workflow input: %w", err)
 	}
-	signal, err := dc.ToPayloads(workflows.AlertSignal{Alert: a, DeliveryID: deliveryID})
+	signal, err := dc.ToPayloads(sig)
 	if err != nil {
 		return false, fmt.Errorf("dispatch: encode alert signal: %w", err)
 	}
 	if size := payloadsSize(input) + payloadsSize(signal); size > d.cfg.MaxTemporalPayload {
 		return false, &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
 	}
-	attrs, err := searchAttributes(dc, spec, a, m.Severity)
+	attrs, err := searchAttributes(dc, spec, sig.Alert, m.Severity)
 	if err != nil {
 		return false, err
 	}
@@ -52,17 +52,45 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, a a
 		TaskQueue:                &taskqueuepb.TaskQueue{Name: d.cfg.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 		Input:                    input,
 		Identity:                 d.cfg.Identity,
-		RequestId:                requestID(deliveryID, wid),
+		RequestId:                requestID,
 		WorkflowIdReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIdConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		SignalName:               workflows.SignalAlert,
 		SignalInput:              signal,
 		SearchAttributes:         attrs,
 	})
+	d.metrics.TemporalCalls.WithLabelValues("signal_with_start").Inc()
+	d.metrics.TemporalBytes.Add(float64(payloadsSize(input) + payloadsSize(signal)))
 	if err != nil {
 		return false, fmt.Errorf("dispatch: signal-with-start %s: %w", wid, err)
 	}
 	return resp.GetStarted(), nil
+}
+
+// signal delivers sig to the open incident wid, without the playbook: the
+// incident pinned it when it started. Temporal answers NotFound when the
+// incident is no longer open.
+func (d *Dispatcher) signal(ctx context.Context, wid string, sig workflows.AlertSignal, requestID string) error {
+	payload, err := converter.GetDefaultDataConverter().ToPayloads(sig)
+	if err != nil {
+		return fmt.Errorf("dispatch: encode alert signal: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
+	defer cancel()
+	_, err = d.temporal.WorkflowService().SignalWorkflowExecution(ctx, &workflowservice.SignalWorkflowExecutionRequest{
+		Namespace:         d.cfg.Namespace,
+		WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: wid},
+		SignalName:        workflows.SignalAlert,
+		Input:             payload,
+		Identity:          d.cfg.Identity,
+		RequestId:         requestID,
+	})
+	d.metrics.TemporalCalls.WithLabelValues("signal").Inc()
+	d.metrics.TemporalBytes.Add(float64(payloadsSize(payload)))
+	if err != nil {
+		return fmt.Errorf("dispatch: signal %s: %w", wid, err)
+	}
+	return nil
 }
 
 func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert, severity alert.Severity) (*commonpb.SearchAttributes, error) {

@@ -70,12 +70,24 @@ type RespondInput struct {
 	State *IncidentState `json:"state,omitempty"`
 }
 
-// AlertSignal is one alert joining an incident.
+// AlertSignal is one alert, or a batch of alerts, joining an incident.
+//
+// The dispatcher coalesces the alerts of an open incident that arrive close
+// together into one signal: Alert is then the batch's first alert, Latest
+// its latest, and Deliveries names every message the batch stands for.
 type AlertSignal struct {
 	Alert alert.Alert `json:"alert"`
-	// DeliveryID identifies the message that carried the alert (the JetStream
-	// stream and sequence), so a redelivered message is counted once.
+	// DeliveryID identifies the message that carried a single alert (the
+	// JetStream stream and sequence), so a redelivered message is counted
+	// once. Signals with Deliveries leave it empty.
 	DeliveryID string `json:"deliveryID"`
+	// Latest is the batch's latest alert, when it differs from Alert.
+	Latest *alert.Alert `json:"latest,omitempty"`
+	// Count is how many messages the batch stands for; the incident counts
+	// only those of Deliveries it has not counted before.
+	Count int `json:"count,omitempty"`
+	// Deliveries names the batch's messages.
+	Deliveries *Deliveries `json:"deliveries,omitempty"`
 }
 
 // IncidentState is everything the incident knows; it is the workflow's result
@@ -113,8 +125,11 @@ type IncidentState struct {
 	// Stopped is set when a step stopped the playbook (onError abort or
 	// release): skipped steps are then never evaluated again.
 	Stopped bool `json:"stopped,omitempty"`
-	// Seen holds the latest delivery IDs, oldest first.
+	// Seen holds the latest delivery IDs of single-alert signals, oldest
+	// first.
 	Seen []string `json:"seen,omitempty"`
+	// Counted remembers the messages of coalesced signals counted so far.
+	Counted *CountedSet `json:"counted,omitempty"`
 }
 
 // StepResult records one step: what ran, with which parameters, and what it did.
@@ -284,7 +299,15 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 }
 
+// coalescedVersion guards the counting of coalesced signals: before it, a
+// signal was one alert, identified by its DeliveryID.
+const coalescedVersion = "coalesced-alert-signals"
+
 func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
+	if sig.Deliveries != nil && workflow.GetVersion(ctx, coalescedVersion, workflow.DefaultVersion, 1) >= 1 {
+		st.addBatch(ctx, sig)
+		return
+	}
 	if sig.DeliveryID != "" {
 		if slices.Contains(st.Seen, sig.DeliveryID) {
 			return
@@ -300,6 +323,30 @@ func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
 	}
 	st.LatestAlert = &a
 	st.AlertCount++
+	st.LastAlertAt = workflow.Now(ctx)
+}
+
+// addBatch counts the messages of a coalesced signal that the incident has
+// not counted before.
+func (st *IncidentState) addBatch(ctx workflow.Context, sig AlertSignal) {
+	if st.Counted == nil {
+		st.Counted = &CountedSet{}
+	}
+	fresh := st.Counted.add(*sig.Deliveries)
+	if fresh == 0 {
+		return
+	}
+	first := sig.Alert
+	if st.FirstAlert == nil {
+		st.FirstAlert = &first
+	}
+	latest := &first
+	if sig.Latest != nil {
+		l := *sig.Latest
+		latest = &l
+	}
+	st.LatestAlert = latest
+	st.AlertCount += fresh
 	st.LastAlertAt = workflow.Now(ctx)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -321,5 +322,45 @@ func TestRespondReportsRespondingWhileStepsRun(t *testing.T) {
 	e.ExecuteWorkflow(Respond, input())
 	if during != StatusResponding {
 		t.Errorf("status while the quarantine ran = %q, want responding", during)
+	}
+}
+
+// batchSignal is a coalesced signal for the messages seqs, as the
+// dispatcher sends it.
+func batchSignal(floor uint64, seqs ...uint64) AlertSignal {
+	first, latest := shellAlert(), shellAlert()
+	latest.ID = fmt.Sprintf("latest-%d", seqs[len(seqs)-1])
+	return AlertSignal{
+		Alert: first, Latest: &latest, Count: len(seqs),
+		Deliveries: &Deliveries{Stream: "SOAR_ALERTS", Epoch: "1", Floor: floor, Seqs: NewSeqList(seqs)},
+	}
+}
+
+func TestRespondCountsCoalescedAlertsOncePerMessage(t *testing.T) {
+	e := newEnv(t)
+	e.onAction(activities.ActionQuarantine, quarantined)
+	signals := []AlertSignal{
+		batchSignal(0, 1),
+		batchSignal(1, 3, 4, 5, 9),
+		// A dispatcher died holding 4 and 5: they come again in another
+		// batch, with 12 and 13 that are new.
+		batchSignal(1, 4, 5, 12, 13),
+		// 3 was acknowledged long ago (under the floor); 20 is new.
+		batchSignal(10, 3, 20),
+	}
+	for i, s := range signals {
+		e.RegisterDelayedCallback(func() { e.SignalWorkflow(SignalAlert, s) }, time.Duration(i)*time.Minute)
+	}
+	e.RegisterDelayedCallback(func() { e.SignalWorkflow(SignalClose, "done") }, 10*time.Minute)
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if st.AlertCount != 8 {
+		t.Errorf("alert count %d, want 8 distinct messages (1 3 4 5 9 12 13 20)", st.AlertCount)
+	}
+	if st.LatestAlert == nil || st.LatestAlert.ID != "latest-20" || st.FirstAlert == nil || st.FirstAlert.ID != shellAlert().ID {
+		t.Errorf("first %+v, latest %+v", st.FirstAlert, st.LatestAlert)
+	}
+	if st.Counted == nil || st.Counted.Floor != 10 || !slices.Equal(st.Counted.Seqs, SeqList{12, 13, 20}) {
+		t.Errorf("counted set %+v: want floor 10 and 12 13 20 above it", st.Counted)
 	}
 }

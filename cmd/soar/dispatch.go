@@ -1,6 +1,8 @@
 package main
 
 import (
+	"time"
+
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -19,6 +21,11 @@ type dispatchFlags struct {
 	concurrency   int
 	maxAckPending int
 	replicas      int
+
+	coalesceWindow    time.Duration
+	coalesceMaxAlerts int
+	coalesceMaxBytes  int
+	backlogWarnAge    time.Duration
 }
 
 func (f *dispatchFlags) register(cmd *cobra.Command) {
@@ -28,7 +35,11 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.consumer, "consumer", dispatch.DefaultConsumer, "durable consumer shared by all dispatchers")
 	fs.IntVar(&f.maxAlertBytes, "max-alert-bytes", alert.DefaultLimits.MaxBytes, "larger alerts go to the dead-letter subject (NATS max_payload must be larger)")
 	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts one dispatcher handles at once")
-	fs.IntVar(&f.maxAckPending, "max-ack-pending", 1024, "alerts in flight across all dispatchers (set the same value on every dispatcher)")
+	fs.IntVar(&f.maxAckPending, "max-ack-pending", dispatch.DefaultMaxAckPending, "alerts in flight across all dispatchers, coalesced ones included (set the same value on every dispatcher)")
+	fs.DurationVar(&f.coalesceWindow, "coalesce-window", dispatch.DefaultCoalesceWindow, "how long alerts of an open incident wait to travel to Temporal together (0 turns coalescing off)")
+	fs.IntVar(&f.coalesceMaxAlerts, "coalesce-max-alerts", dispatch.DefaultCoalesceMaxAlerts, "a coalesced batch is sent early once it holds this many alerts")
+	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
+	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 }
 
@@ -40,9 +51,22 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 		Concurrency:   f.concurrency,
 		MaxAckPending: f.maxAckPending,
 		Replicas:      f.replicas,
-		Namespace:     namespace,
-		Identity:      identity,
+
+		CoalesceWindow:    coalesceWindow(f.coalesceWindow),
+		CoalesceMaxAlerts: f.coalesceMaxAlerts,
+		CoalesceMaxBytes:  f.coalesceMaxBytes,
+		BacklogWarnAge:    f.backlogWarnAge,
+		Namespace:         namespace,
+		Identity:          identity,
 	}
+}
+
+// coalesceWindow maps the flag's 0 ("off") to the Config's negative.
+func coalesceWindow(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func newDispatchCmd(g *globalFlags) *cobra.Command {
@@ -82,12 +106,14 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			}
 			defer stopLogged(log, "dispatcher", d.Stop)
 			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
+			hs.AddCheck("backlog", d.BacklogCheck)
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
 		},
 	}
 	tf.register(cmd.Flags())
 	nf.register(cmd.Flags())
 	df.register(cmd)
+	cmd.AddCommand(newDispatchStatusCmd())
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
 	return cmd
 }

@@ -21,6 +21,16 @@ type Metrics struct {
 	DispatchErrors     prometheus.Counter     // Temporal or NATS refused; the alert is retried
 	DispatchLatency    prometheus.Histogram   // from publish to Temporal's acceptance
 
+	// Coalescing, the fast lane and the backlog (see package dispatch).
+	TemporalCalls    *prometheus.CounterVec // by call: signal_with_start or signal
+	TemporalBytes    prometheus.Counter     // payload bytes sent with them
+	CoalescedBatches prometheus.Counter
+	CoalescedAlerts  prometheus.Counter
+	FastLaneLatency  prometheus.Histogram
+	BacklogWaiting   prometheus.Gauge
+	BacklogInFlight  prometheus.Gauge
+	BacklogOldestAge prometheus.Gauge
+
 	// Playbook reloads, on the processes that load playbooks.
 	PlaybookReloads       *prometheus.CounterVec // by result: success or failure
 	PlaybooksLoaded       prometheus.Gauge       // playbooks in force
@@ -64,6 +74,32 @@ func New() *Metrics {
 			Help:    "Time from an alert's publication to Temporal accepting it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		TemporalCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_dispatch_temporal_calls_total", Help: "Calls the dispatcher made to Temporal, by call: signal_with_start (an alert that may open an incident) or signal (coalesced alerts of an open one).",
+		}, []string{"call"}),
+		TemporalBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_dispatch_temporal_payload_bytes_total", Help: "Payload bytes (workflow input and signal) the dispatcher sent to Temporal.",
+		}),
+		CoalescedBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_dispatch_coalesced_batches_total", Help: "Batches of coalesced alerts sent as one signal; soar_dispatch_coalesced_alerts_total divided by this is the coalescing ratio.",
+		}),
+		CoalescedAlerts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_dispatch_coalesced_alerts_total", Help: "Alerts that travelled in a coalesced batch.",
+		}),
+		FastLaneLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "soar_dispatch_fast_lane_latency_seconds",
+			Help:    "Time from the publication of an alert that opens an incident (as far as the dispatcher knows) to Temporal accepting it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		BacklogWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_backlog_alerts", Help: "Alerts in the stream not yet acknowledged (undelivered or in flight), as last read.",
+		}),
+		BacklogInFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_backlog_in_flight_alerts", Help: "Alerts delivered to dispatchers and not yet acknowledged (JetStream ack pending).",
+		}),
+		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_backlog_oldest_age_seconds", Help: "Age of the oldest alert waiting in the stream; 0 when none waits.",
+		}),
 		PlaybookReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_playbook_reloads_total", Help: "Playbook reloads, by result: success (the new set is in force) or failure (the previous set stays).",
 		}, []string{"result"}),
@@ -83,6 +119,8 @@ func New() *Metrics {
 	m.PlaybookReloads.WithLabelValues("failure")
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
+		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency,
+		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload)
 	return m
 }

@@ -73,6 +73,7 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 
 // Dispatcher is a running dispatcher.
 type Dispatcher struct {
+	*dispatch.Dispatcher
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -85,7 +86,7 @@ func StartDispatcher(ctx context.Context, js jetstream.JetStream, tc client.Clie
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rd := &Dispatcher{cancel: cancel, done: make(chan error, 1)}
+	rd := &Dispatcher{Dispatcher: d, cancel: cancel, done: make(chan error, 1)}
 	go func() { rd.done <- d.Run(rctx) }()
 	return rd, nil
 }

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/soar-dev/soar/dispatch"
+)
+
+// newDispatchStatusCmd prints the alert backlog: what waits in the stream,
+// what the dispatchers hold, and how old the oldest waiting alert is.
+func newDispatchStatusCmd() *cobra.Command {
+	var (
+		nf       natsFlags
+		stream   string
+		consumer string
+		asJSON   bool
+		warnAge  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print the alert backlog: alerts waiting, in flight, and the age of the oldest",
+		Long: `Read the alert stream and the dispatchers' consumer from NATS JetStream and print
+what waits to be dispatched. The stream keeps an alert only until a dispatcher
+acknowledged it, so its oldest message is the oldest alert not yet handed to
+Temporal. Exits with status 1 when that alert is older than --warn-age.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			nc, err := nf.connect("soar-dispatch-status", zerolog.Nop())
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			b, err := dispatch.ReadBacklog(cmd.Context(), js, stream, consumer)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(b); err != nil {
+					return err
+				}
+			} else {
+				printBacklog(out, b)
+			}
+			if b.OldestAge > warnAge {
+				return fmt.Errorf("the oldest waiting alert is %s old, over --warn-age %s", b.OldestAge.Round(time.Second), warnAge)
+			}
+			return nil
+		},
+	}
+	nf.register(cmd.Flags())
+	cmd.Flags().StringVar(&stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts")
+	cmd.Flags().StringVar(&consumer, "consumer", dispatch.DefaultConsumer, "durable consumer the dispatchers share")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.Flags().DurationVar(&warnAge, "warn-age", dispatch.DefaultBacklogWarnAge, "fail when the oldest waiting alert is older than this")
+	return cmd
+}
+
+func printBacklog(w io.Writer, b dispatch.Backlog) {
+	oldest := "none"
+	if !b.Oldest.IsZero() {
+		oldest = fmt.Sprintf("%s ago (published %s)", b.OldestAge.Round(time.Millisecond), b.Oldest.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(w, "Stream        %s (consumer %s)\n", b.Stream, b.Consumer)
+	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
+	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)
+	fmt.Fprintf(w, "  in flight   %d\n", b.InFlight)
+	fmt.Fprintf(w, "  redelivery  %d\n", b.Redelivering)
+	fmt.Fprintf(w, "Oldest        %s\n", oldest)
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
+)
+
+func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
+	ctx := context.Background()
+	s, _, js := testenv.NATS(t)
+	// The streams and consumer as a dispatcher creates them; no dispatcher
+	// runs, so what is published waits.
+	if err := dispatch.New(js, nil, nil, metrics.New(), zerolog.Nop(), dispatch.Config{}).EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"x","rule":"unit"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	out := soar(t, "dispatch", "status", "--nats-url", s.ClientURL())
+	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	out = soar(t, "dispatch", "status", "--nats-url", s.ClientURL(), "--json")
+	var b dispatch.Backlog
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Waiting != 3 || b.Oldest.IsZero() {
+		t.Errorf("status --json = %s (%v)", out, err)
+	}
+
+	root := newRootCmd()
+	root.SetOut(&strings.Builder{})
+	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL(), "--warn-age", "1ns"})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "over --warn-age 1ns") {
+		t.Errorf("status with an old backlog: err = %v", err)
+	}
+}

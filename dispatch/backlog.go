@@ -1,0 +1,156 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/soar-dev/soar/internal/httpserver"
+)
+
+// Backlog is what waits in the alert stream. The stream keeps a message only
+// until it is acknowledged (work-queue retention), so everything in it is
+// undispatched and its first message is the oldest alert waiting.
+type Backlog struct {
+	Stream   string `json:"stream"`
+	Consumer string `json:"consumer"`
+	// Waiting is the number of messages in the stream: not yet delivered,
+	// or delivered and not yet acknowledged.
+	Waiting uint64 `json:"waiting"`
+	// Undelivered is the part of Waiting no dispatcher has taken yet.
+	Undelivered uint64 `json:"undelivered"`
+	// InFlight is what the dispatchers hold unacknowledged (JetStream's ack
+	// pending), and Redelivering what waits to be delivered again.
+	InFlight     int `json:"inFlight"`
+	Redelivering int `json:"redelivering"`
+	// Oldest is when the oldest waiting alert was published (zero when
+	// none waits); OldestAge is its age when read.
+	Oldest    time.Time     `json:"oldest,omitzero"`
+	OldestAge time.Duration `json:"oldestAge"`
+	// AckFloor is the stream sequence at or below which every message was
+	// acknowledged.
+	AckFloor uint64 `json:"ackFloor"`
+	// Epoch is the stream's creation time.
+	Epoch time.Time `json:"epoch"`
+	// ReadAt is when the numbers were read.
+	ReadAt time.Time `json:"readAt"`
+}
+
+// ReadBacklog reads the backlog of the alert stream and its consumer.
+func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Backlog, error) {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
+	}
+	c, err := s.Consumer(ctx, consumer)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("dispatch: consumer %s: %w", consumer, err)
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return Backlog{}, fmt.Errorf("dispatch: consumer %s: %w", consumer, err)
+	}
+	now := time.Now()
+	b := Backlog{
+		Stream:       stream,
+		Consumer:     consumer,
+		Waiting:      si.State.Msgs,
+		Undelivered:  ci.NumPending,
+		InFlight:     ci.NumAckPending,
+		Redelivering: ci.NumRedelivered,
+		AckFloor:     ci.AckFloor.Stream,
+		Epoch:        si.Created,
+		ReadAt:       now,
+	}
+	if si.State.Msgs > 0 {
+		b.Oldest = si.State.FirstTime
+		b.OldestAge = now.Sub(si.State.FirstTime)
+	}
+	return b, nil
+}
+
+// backlogEvery is how often a dispatcher reads the backlog.
+const backlogEvery = time.Second
+
+// observe reads the backlog once: the metrics, the floor and epoch that go
+// with every signal, and the warning when the oldest alert waits too long.
+func (d *Dispatcher) observe(ctx context.Context) error {
+	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		return err
+	}
+	epoch := strconv.FormatInt(b.Epoch.UnixNano(), 10)
+	d.streamEpoch.Store(&epoch)
+	// The floor only rises, and a stale one is merely less useful.
+	for {
+		old := d.floor.Load()
+		if b.AckFloor <= old || d.floor.CompareAndSwap(old, b.AckFloor) {
+			break
+		}
+	}
+	d.backlog.Store(&b)
+	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
+	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
+	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
+	return nil
+}
+
+// watchBacklog reads the backlog every second until ctx ends, and warns
+// (at most once a minute) while the oldest alert is older than
+// BacklogWarnAge.
+func (d *Dispatcher) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(backlogEvery)
+	defer t.Stop()
+	var warned time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.observe(ctx); err != nil {
+			if ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("read alert backlog")
+			}
+			continue
+		}
+		b := d.backlog.Load()
+		if b.OldestAge > d.cfg.BacklogWarnAge && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			d.log.Warn().Uint64("waiting", b.Waiting).Dur("oldest_age", b.OldestAge).Dur("warn_age", d.cfg.BacklogWarnAge).
+				Msg("alert backlog: the oldest alert waits longer than the warning age; add dispatchers or check Temporal")
+		}
+	}
+}
+
+// Backlog returns the backlog as last read, and whether it was read yet.
+func (d *Dispatcher) Backlog() (Backlog, bool) {
+	b := d.backlog.Load()
+	if b == nil {
+		return Backlog{}, false
+	}
+	return *b, true
+}
+
+// BacklogCheck is a readiness check: degraded while the oldest alert waits
+// longer than BacklogWarnAge (the dispatcher works, but falls behind), or
+// while the backlog cannot be read.
+func (d *Dispatcher) BacklogCheck(context.Context) error {
+	b, ok := d.Backlog()
+	switch {
+	case !ok:
+		return &httpserver.Degraded{Detail: "backlog not read yet"}
+	case time.Since(b.ReadAt) > 5*backlogEvery:
+		return &httpserver.Degraded{Detail: fmt.Sprintf("backlog last read %s ago", time.Since(b.ReadAt).Round(time.Second))}
+	case b.OldestAge > d.cfg.BacklogWarnAge:
+		return &httpserver.Degraded{Detail: fmt.Sprintf("%d alerts waiting, the oldest for %s (warning age %s)", b.Waiting, b.OldestAge.Round(time.Second), d.cfg.BacklogWarnAge)}
+	}
+	return nil
+}
