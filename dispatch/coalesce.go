@@ -28,7 +28,9 @@ import (
 // open are coalesced instead: those that arrive within CoalesceWindow of the
 // first travel together as one signal that carries how many messages it
 // stands for, the first and latest alert and the messages' stream sequences,
-// without the playbook spec. Their messages are acknowledged only once that
+// without the playbook spec. An incident that keeps receiving alerts gets at
+// most one signal per CoalesceInterval: under a storm the batches grow
+// instead of the calls to Temporal. Their messages are acknowledged only once that
 // signal was accepted; the incident counts each sequence once, so neither a
 // redelivery nor a second dispatcher can count an alert twice.
 //
@@ -39,6 +41,7 @@ import (
 // Coalescing defaults.
 const (
 	DefaultCoalesceWindow    = 100 * time.Millisecond
+	DefaultCoalesceInterval  = time.Second
 	DefaultCoalesceMaxAlerts = 1000
 	DefaultCoalesceMaxBytes  = 256 << 10
 	// maxKnownIncidents bounds the incidents a dispatcher remembers as open.
@@ -52,6 +55,8 @@ type incident struct {
 	// incident was answered; open then says whether Temporal accepted it.
 	ready chan struct{}
 	open  bool
+	// lastSent is when a batch was last sent to it, in Unix nanoseconds.
+	lastSent atomic.Int64
 }
 
 // inflight is one coalesced message: how to acknowledge it, and how many of
@@ -182,10 +187,11 @@ func (d *Dispatcher) enqueue(ctx context.Context, matches []playbooks.Match, a a
 		wid := m.IncidentID()
 		b := c.batches[wid]
 		if b == nil {
-			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a, created: time.Now()}
+			now := time.Now()
+			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a, created: now}
 			c.batches[wid] = b
 			c.batchesLeft.Add(1)
-			b.timer = time.AfterFunc(d.cfg.CoalesceWindow, func() { d.flushBatch(ctx, b) })
+			b.timer = time.AfterFunc(d.batchDelay(b.known, now), func() { d.flushBatch(ctx, b) })
 		}
 		b.latest = a
 		b.msgs = append(b.msgs, f)
@@ -194,6 +200,19 @@ func (d *Dispatcher) enqueue(ctx context.Context, matches []playbooks.Match, a a
 			go d.flushBatch(ctx, b)
 		}
 	}
+}
+
+// batchDelay is how long a new batch for inc waits: the window, or longer
+// while the incident's previous batch went out less than CoalesceInterval
+// ago.
+func (d *Dispatcher) batchDelay(inc *incident, now time.Time) time.Duration {
+	delay := d.cfg.CoalesceWindow
+	if inc != nil {
+		if last := inc.lastSent.Load(); last != 0 {
+			delay = max(delay, time.Unix(0, last).Add(d.cfg.CoalesceInterval).Sub(now))
+		}
+	}
+	return delay
 }
 
 // flushBatch sends b, unless another flush took it.
@@ -300,6 +319,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 	}
 	rid := batchRequestID(b.wid, b.seqs)
 	if b.known != nil && b.known.open {
+		b.known.lastSent.Store(time.Now().UnixNano())
 		err := d.signal(ctx, b.wid, sig, rid)
 		var nf *serviceerror.NotFound
 		if !errors.As(err, &nf) {
@@ -313,6 +333,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 		return err
 	}
 	inc := &incident{ready: make(chan struct{}), open: true}
+	inc.lastSent.Store(time.Now().UnixNano())
 	close(inc.ready)
 	d.co.mu.Lock()
 	d.co.rememberLocked(b.wid, inc)

@@ -73,6 +73,10 @@ type Config struct {
 	// others to travel with them in one signal. Default 100 ms; negative
 	// turns coalescing off (every alert travels alone, as before soar 0.3).
 	CoalesceWindow time.Duration
+	// CoalesceInterval is the least time between two coalesced signals to
+	// one incident: an incident that keeps receiving alerts gets one signal
+	// per interval, however many alerts. Default 1s.
+	CoalesceInterval time.Duration
 	// CoalesceMaxAlerts sends a batch before its window ends once it holds
 	// this many alerts. Default 1000.
 	CoalesceMaxAlerts int
@@ -153,6 +157,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CoalesceWindow == 0 {
 		c.CoalesceWindow = DefaultCoalesceWindow
+	}
+	if c.CoalesceInterval <= 0 {
+		c.CoalesceInterval = DefaultCoalesceInterval
 	}
 	if c.CoalesceMaxAlerts <= 0 {
 		c.CoalesceMaxAlerts = DefaultCoalesceMaxAlerts

@@ -23,6 +23,7 @@ type dispatchFlags struct {
 	replicas      int
 
 	coalesceWindow    time.Duration
+	coalesceInterval  time.Duration
 	coalesceMaxAlerts int
 	coalesceMaxBytes  int
 	backlogWarnAge    time.Duration
@@ -37,6 +38,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts one dispatcher handles at once")
 	fs.IntVar(&f.maxAckPending, "max-ack-pending", dispatch.DefaultMaxAckPending, "alerts in flight across all dispatchers, coalesced ones included (set the same value on every dispatcher)")
 	fs.DurationVar(&f.coalesceWindow, "coalesce-window", dispatch.DefaultCoalesceWindow, "how long alerts of an open incident wait to travel to Temporal together (0 turns coalescing off)")
+	fs.DurationVar(&f.coalesceInterval, "coalesce-interval", dispatch.DefaultCoalesceInterval, "least time between two coalesced signals to one incident: under a storm, batches grow instead of calls")
 	fs.IntVar(&f.coalesceMaxAlerts, "coalesce-max-alerts", dispatch.DefaultCoalesceMaxAlerts, "a coalesced batch is sent early once it holds this many alerts")
 	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
 	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
@@ -53,6 +55,7 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 		Replicas:      f.replicas,
 
 		CoalesceWindow:    coalesceWindow(f.coalesceWindow),
+		CoalesceInterval:  f.coalesceInterval,
 		CoalesceMaxAlerts: f.coalesceMaxAlerts,
 		CoalesceMaxBytes:  f.coalesceMaxBytes,
 		BacklogWarnAge:    f.backlogWarnAge,
