@@ -304,6 +304,8 @@ func (s *steps) approve(step playbooks.StepSpec, i int) (map[string]any, error) 
 	}
 	out := map[string]any{"outcome": a.Outcome, "votes": votesOutput(a.Votes)}
 	switch {
+	case a.Outcome == OutcomeInterrupted:
+		return out, s.interruption(step.ID)
 	case a.Outcome == playbooks.OutcomeApproved:
 		return out, nil
 	case a.Outcome == playbooks.OutcomeExpired && cfg.OnExpiry == "approve":
@@ -332,6 +334,10 @@ func (s *steps) wait(a *ApprovalState, cfg *playbooks.Approval) error {
 	for a.Outcome == "" {
 		now := workflow.Now(ctx)
 		switch {
+		case s.interrupted():
+			a.Outcome, a.DecidedAt = OutcomeInterrupted, now
+			a.changed()
+			continue
 		case !now.Before(a.Deadline):
 			a.Outcome, a.DecidedAt = playbooks.OutcomeExpired, now
 			a.changed()
@@ -354,7 +360,7 @@ func (s *steps) wait(a *ApprovalState, cfg *playbooks.Approval) error {
 		}
 		votes := len(a.Votes)
 		if _, err := workflow.AwaitWithTimeout(ctx, next.Sub(now), func() bool {
-			return a.Outcome != "" || len(a.Votes) != votes
+			return a.Outcome != "" || len(a.Votes) != votes || s.interrupted()
 		}); err != nil {
 			return err
 		}

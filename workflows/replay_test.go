@@ -18,8 +18,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 22 {
-		t.Fatalf("found %d recorded histories in testdata, want one per path (16) and the pinned-facts generation (6)", len(files))
+	// One per path (16), the pinned-facts generation (6), and the steady
+	// generation: coalesced signals and steady intake on every path, plus
+	// a close during an approval and a release during a wait (18).
+	if len(files) < 40 {
+		t.Fatalf("found %d recorded histories in testdata, want 40: 16 paths, 6 pinned-facts, 18 steady", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -173,6 +173,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	); err != nil {
 		return nil, fmt.Errorf("register decide update: %w", err)
 	}
+	steady := workflow.GetVersion(ctx, steadyVersion, workflow.DefaultVersion, 1) >= 1
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
 	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
@@ -193,6 +194,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 
 	run := &steps{in: in, st: st, ctx: ctx}
+	if steady {
+		return respondSteady(ctx, in, st, run, window)
+	}
 	if !st.StepsDone {
 		outcome := run.runAll()
 		st.StepsDone = true

@@ -40,6 +40,10 @@ type steps struct {
 	// slackBox runs the incident's Slack work (see slack), ticketBox its
 	// ticket updates (see flushTicket).
 	slackBox, ticketBox outbox
+
+	// stop is set on steady incidents (see steadyVersion): a close or
+	// release that arrived while the steps run.
+	stop *stopRequest
 }
 
 // env is what step expressions see now: the first alert, the latest one, the
@@ -59,6 +63,9 @@ func (s *steps) env() playbooks.Env {
 // runAll runs every step in order and returns the incident's status.
 func (s *steps) runAll() string {
 	for i := range s.in.Playbook.Steps {
+		if s.interrupted() {
+			return stopInterrupted
+		}
 		if stop := s.run(i); stop != "" {
 			return stop
 		}
@@ -85,6 +92,9 @@ func (s *steps) recheck() string {
 		i := slices.IndexFunc(s.in.Playbook.Steps, func(p playbooks.StepSpec) bool { return p.ID == id })
 		if i < 0 {
 			continue
+		}
+		if s.interrupted() {
+			return stopInterrupted
 		}
 		if stop := s.run(i); stop != "" {
 			return stop
@@ -123,7 +133,7 @@ func (s *steps) run(i int) string {
 	if err == nil {
 		switch res.Kind {
 		case playbooks.KindWait:
-			err = workflow.Sleep(s.ctx, step.Wait)
+			err = s.sleep(step)
 		case playbooks.KindApproval:
 			out, err = s.approve(step, i)
 		default:
@@ -142,6 +152,12 @@ func (s *steps) run(i int) string {
 	st.record(res)
 	s.ticketStep(res)
 	workflow.GetLogger(s.ctx).Error("step failed", "incident_id", st.IncidentID, "step", step.ID, "error", res.Error)
+	if res.ErrorType == ErrTypeInterrupted {
+		// The close or release that interrupted the step decides what
+		// happens next, whatever the step's onError says.
+		st.Stopped = true
+		return stopInterrupted
+	}
 	switch step.OnError {
 	case playbooks.OnErrorContinue:
 		return ""
@@ -153,6 +169,21 @@ func (s *steps) run(i int) string {
 		st.Stopped = true
 		return StatusFailed
 	}
+}
+
+// sleep waits out a wait step; on a steady incident a close or release
+// ends it early.
+func (s *steps) sleep(step playbooks.StepSpec) error {
+	if s.stop == nil {
+		return workflow.Sleep(s.ctx, step.Wait)
+	}
+	if _, err := workflow.AwaitWithTimeout(s.ctx, step.Wait, s.interrupted); err != nil {
+		return err
+	}
+	if s.interrupted() {
+		return s.interruption(step.ID)
+	}
+	return nil
 }
 
 // defaultActionOptions apply to every action a playbook does not tune:

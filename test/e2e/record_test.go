@@ -176,6 +176,23 @@ steps:
 `)
 	// Tickets: opened after containment, a batched comment as alerts
 	// join, resolved when the incident closes.
+	// Steady incidents: alerts counted while an approval waits, a close
+	// that interrupts the approval, a release that interrupts a wait.
+	write("interrupt.yaml", `name: record-interrupt
+match: alert.rule == "record interrupt"
+incidentKey: alert.id
+window: 5m
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: ask
+    approval: {approvers: [U1], timeout: 30m}
+  - id: pause
+    wait: 30m
+  - id: mark
+    action: kubernetes.label_pod
+    with: {labels: '{"security.example.com/suspect": "true"}'}
+`)
 	write("ticket.yaml", `name: record-ticket
 match: alert.rule == "record ticket"
 incidentKey: alert.id
@@ -203,9 +220,12 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
-	startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Tickets: ticketProvider, Slack: activities.SlackConfig{
+	// Every alert travels alone, so that the storm below is 1001 signals
+	// and continues as new; the coalesced paths are recorded at the end
+	// with a dispatcher that coalesces.
+	soar := startSoarWith(t, app.WorkerConfig{Kube: kubeClient, Tickets: ticketProvider, Slack: activities.SlackConfig{
 		Client: slack.New(slack.Config{BotToken: "xoxb-record", APIURL: fs.URL}), Signer: signer,
-	}}, js, tc, dir, dispatch.Config{})
+	}}, js, tc, dir, dispatch.Config{CoalesceWindow: -1})
 	testenv.Pod(t, kubeCS, "record", "web-1")
 	send := func(rule, id string) string {
 		alert := fmt.Appendf(nil, `{"id":%q,"source":"record","rule":%q,"severity":"high","kubernetes":{"namespace":"record","pod":"web-1"}}`, id, rule)
@@ -385,6 +405,59 @@ steps:
 		stormRun = resp.GetExecutions()[0].GetExecution().GetRunId()
 		return nil
 	})
+
+	// Coalesced alerts: a dispatcher that coalesces takes over.
+	if err := soar.dispatcher.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	soar.dispatcher = nil
+	startDispatcher(t, js, tc, dir, dispatch.Config{CoalesceWindow: 200 * time.Millisecond})
+	statusOf := func(id, want string) func() error {
+		return func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if st.Status != want {
+				return fmt.Errorf("status %s, steps %+v", st.Status, st.Steps)
+			}
+			return nil
+		}
+	}
+	if wanted("respond-close-during-approval.json") {
+		id := send("record interrupt", "closed")
+		testenv.Eventually(t, 30*time.Second, "approval to open", statusOf(id, workflows.StatusAwaitingApproval))
+		for range 50 {
+			send("record interrupt", "closed")
+		}
+		testenv.Eventually(t, 30*time.Second, "alerts counted during the approval", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if st.AlertCount != 51 {
+				return fmt.Errorf("%d alerts counted", st.AlertCount)
+			}
+			return tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "recorded: closed during the approval")
+		})
+		paths["respond-close-during-approval.json"] = id
+	}
+	if wanted("respond-release-during-wait.json") {
+		id := send("record interrupt", "released")
+		testenv.Eventually(t, 30*time.Second, "approval to open", statusOf(id, workflows.StatusAwaitingApproval))
+		vote(id, "U1", true)
+		testenv.Eventually(t, 30*time.Second, "the wait", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if len(st.Steps) != 2 {
+				return fmt.Errorf("steps %+v", st.Steps)
+			}
+			return tc.SignalWorkflow(ctx, id, "", workflows.SignalRelease, "recorded: released during the wait")
+		})
+		paths["respond-release-during-wait.json"] = id
+	}
 
 	record := func(file, id, runID string) {
 		var events []*historypb.HistoryEvent

@@ -127,6 +127,31 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc 
 		env.RegisterDelayedCallback(answer, 0)
 	})
 
+	// The incident closes once no approval is open: a close interrupts a
+	// pending approval, and the case's decisions (expire among them) must
+	// play out first.
+	var closeWhenDecided func()
+	closeWhenDecided = func() {
+		if env.IsWorkflowCompleted() {
+			return
+		}
+		if v, err := env.QueryWorkflow(workflows.QueryState); err == nil {
+			var st workflows.IncidentState
+			if err := v.Get(&st); err == nil {
+				var wait time.Duration
+				for _, ap := range st.Approvals {
+					if ap.Outcome == "" {
+						wait = max(wait, ap.Deadline.Sub(env.Now())+time.Second)
+					}
+				}
+				if wait > 0 {
+					env.RegisterDelayedCallback(closeWhenDecided, wait)
+					return
+				}
+			}
+		}
+		env.SignalWorkflow(workflows.SignalClose, closeReason)
+	}
 	var deliver func(n int)
 	deliver = func(n int) {
 		env.SignalWorkflow(workflows.SignalAlert, workflows.AlertSignal{Alert: a, DeliveryID: fmt.Sprintf("test:%d", n)})
@@ -135,7 +160,7 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc 
 			env.RegisterDelayedCallback(func() { deliver(n + 1) }, time.Minute)
 			return
 		}
-		env.RegisterDelayedCallback(func() { env.SignalWorkflow(workflows.SignalClose, closeReason) }, time.Minute)
+		env.RegisterDelayedCallback(closeWhenDecided, time.Minute)
 	}
 	env.RegisterDelayedCallback(func() { deliver(1) }, 0)
 

@@ -1,0 +1,199 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+)
+
+// steadyVersion guards the steady incident: alerts are counted as they
+// arrive, even while a step runs (a 30-minute approval, a wait), and close
+// and release act at once, interrupting a pending approval or wait instead
+// of queueing behind it. Before it, signals were read only between steps.
+const steadyVersion = "steady-intake"
+
+// ErrTypeInterrupted is the error type of an approval or wait step that a
+// close or release interrupted.
+const ErrTypeInterrupted = "Interrupted"
+
+// OutcomeInterrupted is the outcome of an approval that a close or release
+// ended before anyone decided.
+const OutcomeInterrupted = "interrupted"
+
+// stopInterrupted is what a step run returns when a close or release
+// interrupted it; it is never an incident status.
+const stopInterrupted = "interrupted"
+
+// stopRequest is a close or release that arrived; the steps check it
+// between steps and while they wait.
+type stopRequest struct {
+	close, release string
+}
+
+// interrupted reports whether a close or release waits to act. It is always
+// false on incidents that started before steadyVersion.
+func (s *steps) interrupted() bool {
+	return s.stop != nil && (s.stop.close != "" || s.stop.release != "")
+}
+
+// interruption is the error of a step that a stop request interrupted.
+func (s *steps) interruption(step string) error {
+	what := "closed: " + s.stop.close
+	if s.stop.release != "" {
+		what = "released: " + s.stop.release
+	}
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %q interrupted: the incident was %s", step, what), ErrTypeInterrupted, nil)
+}
+
+// respondSteady is Respond from the first alert on, for incidents under
+// steadyVersion. One coroutine takes in every signal as it arrives: alerts
+// are counted at once and a close or release is recorded and wakes the
+// main coroutine, which runs the steps and the quiet window.
+func respondSteady(ctx workflow.Context, in RespondInput, st *IncidentState, run *steps, window time.Duration) (*IncidentState, error) {
+	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
+	closing := workflow.GetSignalChannel(ctx, SignalClose)
+	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
+	req := &stopRequest{}
+	run.stop = req
+	wake := workflow.NewBufferedChannel(ctx, 1)
+	joined := false // an alert joined since the main coroutine last looked
+	absorbed := 0
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			sel := workflow.NewSelector(ctx)
+			sel.AddReceive(alerts, func(c workflow.ReceiveChannel, _ bool) {
+				var sig AlertSignal
+				c.Receive(ctx, &sig)
+				st.addAlert(ctx, sig)
+				absorbed++
+				joined = true
+			})
+			sel.AddReceive(closing, func(c workflow.ReceiveChannel, _ bool) {
+				var reason string
+				c.Receive(ctx, &reason)
+				if reason == "" {
+					reason = "closed on request"
+				}
+				if req.close == "" {
+					req.close = reason
+				}
+			})
+			sel.AddReceive(releasing, func(c workflow.ReceiveChannel, _ bool) {
+				var reason string
+				c.Receive(ctx, &reason)
+				if reason == "" {
+					reason = "released on request"
+				}
+				if req.release == "" {
+					req.release = reason
+				}
+			})
+			sel.Select(ctx)
+			wake.SendAsync(struct{}{})
+		}
+	})
+
+	if !st.StepsDone {
+		outcome := run.runAll()
+		st.StepsDone = true
+		if outcome != stopInterrupted {
+			if err := setStatus(ctx, st, outcome); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	var timer, ticketTimer workflow.Future
+	for {
+		switch {
+		case req.release != "":
+			st.Stopped = true
+			run.release()
+			if err := setStatus(ctx, st, StatusReleased); err != nil {
+				return nil, err
+			}
+			drain(ctx, alerts, st)
+			if err := run.settle(req.release); err != nil {
+				return nil, err
+			}
+			return finish(ctx, st, req.release)
+		case req.close != "":
+			drain(ctx, alerts, st)
+			if err := run.settle(req.close); err != nil {
+				return nil, err
+			}
+			return finish(ctx, st, req.close)
+		}
+		if joined {
+			joined = false
+			if recheckAllowed(ctx, st) {
+				// A joining alert may make a skipped step's condition true.
+				if err := recheckSteady(run); err != nil {
+					return nil, err
+				}
+				continue // the recheck may have been interrupted
+			}
+		}
+		if absorbed >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			drain(ctx, alerts, st)
+			in.State = st
+			if err := run.flushSlack(); err != nil {
+				return nil, err
+			}
+			if err := run.ticketBox.flush(ctx, time.Minute); err != nil {
+				return nil, err
+			}
+			return nil, workflow.NewContinueAsNewError(ctx, Respond, in)
+		}
+		remaining := st.LastAlertAt.Add(window).Sub(workflow.Now(ctx))
+		if remaining <= 0 {
+			drain(ctx, alerts, st)
+			if st.LastAlertAt.Add(window).After(workflow.Now(ctx)) {
+				continue
+			}
+			reason := fmt.Sprintf("no new alert for %s", window)
+			if err := run.settle(reason); err != nil {
+				return nil, err
+			}
+			return finish(ctx, st, reason)
+		}
+		// News for the ticket go out in one comment per interval.
+		if ticketTimer == nil && st.ticketDue() {
+			ticketTimer = workflow.NewTimer(ctx, run.commentEvery())
+		}
+		// One timer covers the quiet window: alerts only move LastAlertAt,
+		// and when the timer fires the window is measured again. A storm
+		// costs one timer per window, not one per alert.
+		if timer == nil {
+			timer = workflow.NewTimer(ctx, remaining)
+		}
+		sel := workflow.NewSelector(ctx)
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.ReceiveAsync(nil) })
+		sel.AddFuture(timer, func(workflow.Future) { timer = nil })
+		if ticketTimer != nil {
+			sel.AddFuture(ticketTimer, func(workflow.Future) {
+				ticketTimer = nil
+				run.flushTicket(false, "")
+			})
+		}
+		sel.Select(ctx)
+	}
+}
+
+// recheckSteady is recheck for steady incidents: an interrupted recheck
+// leaves the status to the close or release that interrupted it.
+func recheckSteady(run *steps) error {
+	status := run.recheck()
+	if status == stopInterrupted {
+		return nil
+	}
+	if status == "" {
+		status = run.settled()
+	}
+	if status == run.st.Status {
+		return nil
+	}
+	return setStatus(run.ctx, run.st, status)
+}
