@@ -34,9 +34,10 @@ import (
 // signal was accepted; the incident counts each sequence once, so neither a
 // redelivery nor a second dispatcher can count an alert twice.
 //
-// Redelivered messages, alerts too large to share a signal, and messages
-// matching an incident this dispatcher does not know, all travel alone,
-// where every error has the message at hand to be retried or dead-lettered.
+// Messages delivered a third time or more, alerts too large to share a
+// signal, and messages matching an incident this dispatcher does not know,
+// all travel alone, where every error has the message at hand to be retried
+// or dead-lettered.
 
 // Coalescing defaults.
 const (

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -184,5 +185,25 @@ func TestDispatchersSharingTheConsumerNameEveryMessageOnceOrMore(t *testing.T) {
 		if m == 0 {
 			t.Error("a dispatcher coalesced nothing: both did not take part")
 		}
+	}
+}
+
+func TestBatchDelayKeepsOneSignalPerIncidentAndInterval(t *testing.T) {
+	d := &Dispatcher{cfg: Config{CoalesceWindow: 100 * time.Millisecond, CoalesceInterval: time.Second}}
+	now := time.Now()
+	if got := d.batchDelay(nil, now); got != 100*time.Millisecond {
+		t.Errorf("unknown incident: %s, want the window", got)
+	}
+	inc := &incident{}
+	if got := d.batchDelay(inc, now); got != 100*time.Millisecond {
+		t.Errorf("incident never signalled: %s, want the window", got)
+	}
+	inc.lastSent.Store(now.Add(-300 * time.Millisecond).UnixNano())
+	if got := d.batchDelay(inc, now); got != 700*time.Millisecond {
+		t.Errorf("signalled 300 ms ago: %s, want the rest of the second", got)
+	}
+	inc.lastSent.Store(now.Add(-5 * time.Second).UnixNano())
+	if got := d.batchDelay(inc, now); got != 100*time.Millisecond {
+		t.Errorf("signalled 5 s ago: %s, want the window", got)
 	}
 }

@@ -375,7 +375,7 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 	d.metrics.AlertsMatched.Inc()
 
 	allKnown, claims := d.co.claim(matches)
-	if allKnown && meta.NumDelivered == 1 && d.coalescible(a, len(msg.Data())) {
+	if allKnown && meta.NumDelivered <= maxCoalescedDeliveries && d.coalescible(a, len(msg.Data())) {
 		d.enqueue(ctx, matches, a, &inflight{
 			reply:     msg.Reply(),
 			seq:       meta.Sequence.Stream,
@@ -386,6 +386,11 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	d.alone(ctx, msg, meta, a, matches, claims, log)
 }
+
+// maxCoalescedDeliveries: a message delivered more often than this travels
+// alone, where every error is the message's own: a batch that keeps failing
+// cannot hold its messages back for ever.
+const maxCoalescedDeliveries = 2
 
 func (d *Dispatcher) coalescible(a alert.Alert, n int) bool {
 	return d.cfg.CoalesceWindow > 0 && coalescible(a, n, d.cfg.CoalesceMaxBytes)

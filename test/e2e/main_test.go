@@ -34,6 +34,8 @@ var (
 	kubeConfig   *rest.Config
 	kubeClient   *kube.Client
 	kubeCS       kubernetes.Interface
+	// kubeconfigPath is an administrator's kubeconfig for the API server.
+	kubeconfigPath string
 )
 
 func TestMain(m *testing.M) {
@@ -63,6 +65,16 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = k.Stop() }()
+	// soar processes the tests start act on the same API server.
+	kc, err := k.Kubeconfig()
+	if err == nil {
+		kubeconfigPath = filepath.Join(dir, "kubeconfig")
+		err = os.WriteFile(kubeconfigPath, kc, 0o600)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	cfg := *k.Config
 	cfg.QPS, cfg.Burst = kube.DefaultQPS, kube.DefaultBurst
 	kubeConfig = &cfg

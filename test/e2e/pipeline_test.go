@@ -92,13 +92,14 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	testenv.Eventually(t, 30*time.Second, "101 alerts in the incident", func() error {
+	// Alerts are counted as they arrive, also while the steps still run.
+	testenv.Eventually(t, 30*time.Second, "101 alerts in the incident and its steps done", func() error {
 		st, err := incidentState(ctx, tc, id)
 		if err != nil {
 			return err
 		}
-		if st.AlertCount != 101 {
-			return fmt.Errorf("alert count %d", st.AlertCount)
+		if st.AlertCount != 101 || !st.StepsDone {
+			return fmt.Errorf("alert count %d, steps done %t", st.AlertCount, st.StepsDone)
 		}
 		return nil
 	})

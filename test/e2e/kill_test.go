@@ -1,0 +1,178 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/internal/testenv"
+)
+
+var (
+	soarBinOnce sync.Once
+	soarBin     string
+	soarBinErr  error
+)
+
+// soarBinary builds the soar command once per test run, for tests that run
+// soar as the operator does: as separate processes.
+func soarBinary(t testing.TB) string {
+	t.Helper()
+	soarBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "soar-e2e-bin-")
+		if err != nil {
+			soarBinErr = err
+			return
+		}
+		soarBin = filepath.Join(dir, "soar")
+		out, err := exec.Command("go", "build", "-o", soarBin, "../../cmd/soar").CombinedOutput()
+		if err != nil {
+			soarBinErr = fmt.Errorf("go build soar: %v\n%s", err, out)
+		}
+	})
+	if soarBinErr != nil {
+		t.Fatal(soarBinErr)
+	}
+	return soarBin
+}
+
+// process is a soar subcommand running as a child process.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func startProcess(t *testing.T, log string, args ...string) *process {
+	t.Helper()
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(soarBinary(t), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); _ = f.Close(); close(p.done) }()
+	t.Cleanup(func() { p.kill(t) })
+	return p
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *process) kill(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("soar %v did not die after SIGKILL", p.cmd.Args[1])
+	}
+}
+
+// TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert runs soar as separate
+// processes, one `soar dispatch` and one `soar worker`, kills both with
+// SIGKILL while they drain a backlog of 6,000 alerts over 20 pods, starts
+// them again, and checks that every incident counted exactly the alerts
+// published for its pod, one incident per pod.
+func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
+	ctx := context.Background()
+	s, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	dir := t.TempDir()
+	ns := fmt.Sprintf("kill-%d", time.Now().UnixNano())
+	testenv.Namespace(t, kubeCS, ns)
+	const pods, perPod = 20, 300
+	for i := range pods {
+		testenv.Pod(t, kubeCS, ns, fmt.Sprintf("web-%d", i))
+	}
+	// The stream exists before the first dispatcher, so the backlog can
+	// be published first and the kill lands in the middle of its drain.
+	if err := dispatch.New(js, nil, nil, nil, testLogger(t), dispatch.Config{}).EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{}
+	for n := range pods * perPod {
+		pod := fmt.Sprintf("web-%d", n%pods)
+		if _, err := js.PublishAsync("falco.notice.terminal_shell_in_container", stormAlert(ns, pod, n)); err != nil {
+			t.Fatal(err)
+		}
+		want[pod]++
+	}
+	<-js.PublishAsyncComplete()
+
+	common := []string{"--temporal-address", temporalAddr, "--http-addr", "", "--log-format", "json"}
+	dispatcher := func(n int) *process {
+		return startProcess(t, filepath.Join(dir, fmt.Sprintf("dispatch-%d.log", n)),
+			append([]string{"dispatch", "--nats-url", s.ClientURL(), "--playbooks", libraryDir}, common...)...)
+	}
+	worker := func(n int) *process {
+		return startProcess(t, filepath.Join(dir, fmt.Sprintf("worker-%d.log", n)),
+			append([]string{"worker", "--kubeconfig", kubeconfigPath, "--evidence-dir", filepath.Join(dir, "evidence")}, common...)...)
+	}
+	d1, w1 := dispatcher(1), worker(1)
+	backlog := func() dispatch.Backlog {
+		b, err := dispatch.ReadBacklog(ctx, js, dispatch.DefaultStream, dispatch.DefaultConsumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	testenv.Eventually(t, time.Minute, "the drain to be under way", func() error {
+		if b := backlog(); b.Waiting == uint64(pods*perPod) || b.InFlight == 0 {
+			return fmt.Errorf("%d waiting, %d in flight", b.Waiting, b.InFlight)
+		}
+		return nil
+	})
+	d1.kill(t)
+	w1.kill(t)
+	b := backlog()
+	t.Logf("killed with %d alerts waiting, %d in flight", b.Waiting, b.InFlight)
+	if b.Waiting == 0 {
+		t.Fatal("the backlog was drained before the kill: the test proves nothing")
+	}
+
+	dispatcher(2)
+	worker(2)
+	// What the killed dispatcher held comes back after the ack wait (30 s).
+	testenv.Eventually(t, 3*time.Minute, "the backlog drained after the restart", func() error {
+		if b := backlog(); b.Waiting > 0 {
+			return fmt.Errorf("%d waiting, %d in flight, %d redelivering", b.Waiting, b.InFlight, b.Redelivering)
+		}
+		return nil
+	})
+	set, err := app.LoadPlaybooks(libraryDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 2*time.Minute, "every incident counted its alerts exactly", func() error {
+		for pod, n := range want {
+			a, err := alert.Decode(stormAlert(ns, pod, 0), alert.Limits{})
+			if err != nil {
+				return err
+			}
+			matches, _ := set.Current().Match(a)
+			id := matches[0].IncidentID()
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if st.AlertCount != n {
+				return fmt.Errorf("%s: counted %d of %d", pod, st.AlertCount, n)
+			}
+			if r, err := runs(ctx, tc, id); err != nil || r != 1 {
+				return fmt.Errorf("%s: %d runs (%v), want one incident", pod, r, err)
+			}
+		}
+		return nil
+	})
+}
