@@ -36,7 +36,7 @@ func soarBinary(t testing.TB) string {
 		soarBin = filepath.Join(dir, "soar")
 		out, err := exec.Command("go", "build", "-o", soarBin, "../../cmd/soar").CombinedOutput()
 		if err != nil {
-			soarBinErr = fmt.Errorf("go build soar: %v\n%s", err, out)
+			soarBinErr = fmt.Errorf("go build soar: %w\n%s", err, out)
 		}
 	})
 	if soarBinErr != nil {
@@ -170,7 +170,7 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 				return fmt.Errorf("%s: counted %d of %d", pod, st.AlertCount, n)
 			}
 			if r, err := runs(ctx, tc, id); err != nil || r != 1 {
-				return fmt.Errorf("%s: %d runs (%v), want one incident", pod, r, err)
+				return fmt.Errorf("%s: %d runs (%w), want one incident", pod, r, err)
 			}
 		}
 		return nil
