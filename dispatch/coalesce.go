@@ -43,6 +43,7 @@ import (
 const (
 	DefaultCoalesceWindow    = 100 * time.Millisecond
 	DefaultCoalesceInterval  = time.Second
+	DefaultCoalesceMaxRate   = 10.0
 	DefaultCoalesceMaxAlerts = 1000
 	DefaultCoalesceMaxBytes  = 256 << 10
 	// maxKnownIncidents bounds the incidents a dispatcher remembers as open.
@@ -192,31 +193,44 @@ func (d *Dispatcher) enqueue(ctx context.Context, matches []playbooks.Match, a a
 			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a, created: now}
 			c.batches[wid] = b
 			c.batchesLeft.Add(1)
-			b.timer = time.AfterFunc(d.batchDelay(b.known, now), func() { d.flushBatch(ctx, b) })
+			b.timer = time.AfterFunc(d.batchDelay(b.known, now, len(c.batches)), func() { d.flushBatch(ctx, b) })
 		}
 		b.latest = a
 		b.msgs = append(b.msgs, f)
 		b.seqs = append(b.seqs, f.seq)
-		if len(b.msgs) >= d.cfg.CoalesceMaxAlerts && b.timer.Stop() {
-			go d.flushBatch(ctx, b)
+		if len(b.msgs) >= d.cfg.CoalesceMaxAlerts {
+			// Full: later alerts open the next batch. Send it now, unless
+			// it is already waiting for its turn.
+			delete(c.batches, wid)
+			if b.timer.Stop() {
+				go d.flushBatch(ctx, b)
+			}
 		}
 	}
 }
 
 // batchDelay is how long a new batch for inc waits: the window, or longer
-// while the incident's previous batch went out less than CoalesceInterval
-// ago.
-func (d *Dispatcher) batchDelay(inc *incident, now time.Time) time.Duration {
+// while the incident's previous batch went out less than an interval ago.
+// The interval is CoalesceInterval, stretched so that the open batches
+// (busy incidents) together make at most CoalesceMaxSignalRate signals a
+// second: every signal costs the incident a workflow task, and a worker
+// that is behind on those starves new incidents' first task (the Go SDK
+// polls an incident's sticky queue before the shared one while it has a
+// backlog).
+func (d *Dispatcher) batchDelay(inc *incident, now time.Time, open int) time.Duration {
 	delay := d.cfg.CoalesceWindow
 	if inc != nil {
 		if last := inc.lastSent.Load(); last != 0 {
-			delay = max(delay, time.Unix(0, last).Add(d.cfg.CoalesceInterval).Sub(now))
+			interval := max(d.cfg.CoalesceInterval, time.Duration(float64(open)/d.cfg.CoalesceMaxSignalRate*float64(time.Second)))
+			delay = max(delay, time.Unix(0, last).Add(interval).Sub(now))
 		}
 	}
 	return delay
 }
 
-// flushBatch sends b, unless another flush took it.
+// flushBatch sends b, unless another flush took it. The batch keeps taking
+// alerts until a send slot is free: when Temporal is slow, batches grow
+// instead of queueing, so the calls adapt to what Temporal can take.
 func (d *Dispatcher) flushBatch(ctx context.Context, b *batch) {
 	c := d.co
 	c.mu.Lock()
@@ -225,14 +239,16 @@ func (d *Dispatcher) flushBatch(ctx context.Context, b *batch) {
 		return
 	}
 	b.flushing = true
-	if c.batches[b.wid] == b {
-		delete(c.batches, b.wid)
-	}
 	c.mu.Unlock()
 	defer c.batchesLeft.Done()
 
 	c.slots <- struct{}{}
 	defer func() { <-c.slots }()
+	c.mu.Lock()
+	if c.batches[b.wid] == b {
+		delete(c.batches, b.wid)
+	}
+	c.mu.Unlock()
 	err := d.sendBatch(ctx, b)
 	d.metrics.CoalescedBatches.Inc()
 	d.metrics.CoalescedAlerts.Add(float64(len(b.msgs)))

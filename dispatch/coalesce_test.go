@@ -189,21 +189,26 @@ func TestDispatchersSharingTheConsumerNameEveryMessageOnceOrMore(t *testing.T) {
 }
 
 func TestBatchDelayKeepsOneSignalPerIncidentAndInterval(t *testing.T) {
-	d := &Dispatcher{cfg: Config{CoalesceWindow: 100 * time.Millisecond, CoalesceInterval: time.Second}}
+	d := &Dispatcher{cfg: Config{CoalesceWindow: 100 * time.Millisecond, CoalesceInterval: time.Second, CoalesceMaxSignalRate: 10}}
 	now := time.Now()
-	if got := d.batchDelay(nil, now); got != 100*time.Millisecond {
+	if got := d.batchDelay(nil, now, 1); got != 100*time.Millisecond {
 		t.Errorf("unknown incident: %s, want the window", got)
 	}
 	inc := &incident{}
-	if got := d.batchDelay(inc, now); got != 100*time.Millisecond {
+	if got := d.batchDelay(inc, now, 1); got != 100*time.Millisecond {
 		t.Errorf("incident never signalled: %s, want the window", got)
 	}
 	inc.lastSent.Store(now.Add(-300 * time.Millisecond).UnixNano())
-	if got := d.batchDelay(inc, now); got != 700*time.Millisecond {
+	if got := d.batchDelay(inc, now, 1); got != 700*time.Millisecond {
 		t.Errorf("signalled 300 ms ago: %s, want the rest of the second", got)
 	}
 	inc.lastSent.Store(now.Add(-5 * time.Second).UnixNano())
-	if got := d.batchDelay(inc, now); got != 100*time.Millisecond {
+	if got := d.batchDelay(inc, now, 1); got != 100*time.Millisecond {
 		t.Errorf("signalled 5 s ago: %s, want the window", got)
+	}
+	// 50 busy incidents at 10 signals a second: one signal each per 5 s.
+	inc.lastSent.Store(now.Add(-300 * time.Millisecond).UnixNano())
+	if got := d.batchDelay(inc, now, 50); got != 4700*time.Millisecond {
+		t.Errorf("50 busy incidents, signalled 300 ms ago: %s, want 4.7 s", got)
 	}
 }

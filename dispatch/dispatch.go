@@ -64,10 +64,14 @@ type Config struct {
 	// Default 2 MiB less 64 KiB of headroom.
 	MaxTemporalPayload int
 	// MaxAckPending bounds the alerts in flight across all dispatchers
-	// sharing the consumer. Coalesced alerts stay in flight for
-	// CoalesceWindow plus one call to Temporal, so it must exceed the alert
-	// rate times that: at 7,000 alerts/s and 100 ms, about 1,000. Default
-	// 8192.
+	// sharing the consumer. Coalesced alerts stay in flight until their
+	// batch was accepted: up to CoalesceInterval plus the wait for a send
+	// slot and one call to Temporal. When the limit is reached JetStream
+	// stops delivering, and a new incident's alert waits in the stream
+	// behind the others, so it must exceed the alert rate times that delay:
+	// at 7,000 alerts/s and a Temporal that needs seconds per call under
+	// the storm, tens of thousands. The dispatcher keeps about 100 bytes
+	// per alert in flight. Default 65536.
 	MaxAckPending int
 	// CoalesceWindow is how long the alerts of an open incident wait for
 	// others to travel with them in one signal. Default 100 ms; negative
@@ -77,6 +81,11 @@ type Config struct {
 	// one incident: an incident that keeps receiving alerts gets one signal
 	// per interval, however many alerts. Default 1s.
 	CoalesceInterval time.Duration
+	// CoalesceMaxSignalRate bounds the coalesced signals a second this
+	// dispatcher sends when many incidents are busy: with more open batches
+	// than CoalesceInterval allows at this rate, the interval stretches to
+	// open batches / rate. Default 10.
+	CoalesceMaxSignalRate float64
 	// CoalesceMaxAlerts sends a batch before its window ends once it holds
 	// this many alerts. Default 1000.
 	CoalesceMaxAlerts int
@@ -100,7 +109,7 @@ const (
 	DefaultDeadLetterStream = "SOAR_DEADLETTER"
 	DefaultDeadLetterPrefix = "soar.deadletter"
 	DefaultConcurrency      = 32
-	DefaultMaxAckPending    = 8192
+	DefaultMaxAckPending    = 65536
 	DefaultBacklogWarnAge   = 30 * time.Second
 )
 
@@ -160,6 +169,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.CoalesceInterval <= 0 {
 		c.CoalesceInterval = DefaultCoalesceInterval
+	}
+	if c.CoalesceMaxSignalRate <= 0 {
+		c.CoalesceMaxSignalRate = DefaultCoalesceMaxRate
 	}
 	if c.CoalesceMaxAlerts <= 0 {
 		c.CoalesceMaxAlerts = DefaultCoalesceMaxAlerts

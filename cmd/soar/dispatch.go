@@ -24,6 +24,7 @@ type dispatchFlags struct {
 
 	coalesceWindow    time.Duration
 	coalesceInterval  time.Duration
+	coalesceMaxRate   float64
 	coalesceMaxAlerts int
 	coalesceMaxBytes  int
 	backlogWarnAge    time.Duration
@@ -39,6 +40,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.maxAckPending, "max-ack-pending", dispatch.DefaultMaxAckPending, "alerts in flight across all dispatchers, coalesced ones included (set the same value on every dispatcher)")
 	fs.DurationVar(&f.coalesceWindow, "coalesce-window", dispatch.DefaultCoalesceWindow, "how long alerts of an open incident wait to travel to Temporal together (0 turns coalescing off)")
 	fs.DurationVar(&f.coalesceInterval, "coalesce-interval", dispatch.DefaultCoalesceInterval, "least time between two coalesced signals to one incident: under a storm, batches grow instead of calls")
+	fs.Float64Var(&f.coalesceMaxRate, "coalesce-max-signal-rate", dispatch.DefaultCoalesceMaxRate, "coalesced signals a second this dispatcher sends at most when many incidents are busy; the interval stretches instead")
 	fs.IntVar(&f.coalesceMaxAlerts, "coalesce-max-alerts", dispatch.DefaultCoalesceMaxAlerts, "a coalesced batch is sent early once it holds this many alerts")
 	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
 	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
@@ -54,13 +56,14 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 		MaxAckPending: f.maxAckPending,
 		Replicas:      f.replicas,
 
-		CoalesceWindow:    coalesceWindow(f.coalesceWindow),
-		CoalesceInterval:  f.coalesceInterval,
-		CoalesceMaxAlerts: f.coalesceMaxAlerts,
-		CoalesceMaxBytes:  f.coalesceMaxBytes,
-		BacklogWarnAge:    f.backlogWarnAge,
-		Namespace:         namespace,
-		Identity:          identity,
+		CoalesceWindow:        coalesceWindow(f.coalesceWindow),
+		CoalesceInterval:      f.coalesceInterval,
+		CoalesceMaxSignalRate: f.coalesceMaxRate,
+		CoalesceMaxAlerts:     f.coalesceMaxAlerts,
+		CoalesceMaxBytes:      f.coalesceMaxBytes,
+		BacklogWarnAge:        f.backlogWarnAge,
+		Namespace:             namespace,
+		Identity:              identity,
 	}
 }
 

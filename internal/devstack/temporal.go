@@ -3,6 +3,7 @@ package devstack
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -83,9 +84,11 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 		sqlCfg.DatabaseName = "soar-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	} else {
 		sqlCfg.ConnectAttributes["mode"] = "rwc"
-		for k, v := range sqlitePragmas {
-			sqlCfg.ConnectAttributes["_"+k] = v
-		}
+		// The plugin passes every attribute it does not know as
+		// _pragma=<name>=<value>: the names go in bare. (Prefixed with "_",
+		// as before, they became pragmas SQLite does not know and ignored
+		// without a word: no WAL, a sync to disk on every commit.)
+		maps.Copy(sqlCfg.ConnectAttributes, sqlitePragmas)
 		if err := os.MkdirAll(filepath.Dir(opts.DBPath), 0o750); err != nil {
 			return nil, fmt.Errorf("temporal: create data directory: %w", err)
 		}

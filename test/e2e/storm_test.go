@@ -124,11 +124,20 @@ func runStorm(tb testing.TB, js jetstream.JetStream, tc client.Client, sp storm,
 	last := time.Now()
 	res.published = total + sp.probes
 	res.publishTook = last.Sub(start)
+	tb.Logf("published %d alerts in %s", res.published, res.publishTook.Round(time.Millisecond))
 
+	lastLog := time.Now()
 	testenv.Eventually(tb, 10*time.Minute, "alert backlog drained", func() error {
 		b, err := dispatch.ReadBacklog(ctx, js, dispatch.DefaultStream, dispatch.DefaultConsumer)
 		if err != nil {
 			return err
+		}
+		if time.Since(lastLog) > 5*time.Second {
+			lastLog = time.Now()
+			m := stacks[0].metrics
+			tb.Logf("%s after the last publish: %d waiting, %d in flight, %d redelivering, oldest %s; %.0f calls, %.0f batches of %.0f alerts, %.0f received",
+				time.Since(last).Round(time.Second), b.Waiting, b.InFlight, b.Redelivering, b.OldestAge.Round(time.Second),
+				calls()-callsBefore, testutil.ToFloat64(m.CoalescedBatches), testutil.ToFloat64(m.CoalescedAlerts), testutil.ToFloat64(m.AlertsReceived))
 		}
 		if b.Waiting > 0 {
 			return fmt.Errorf("%d alerts waiting", b.Waiting)
