@@ -38,7 +38,9 @@ an embedded NATS server with JetStream, an embedded Temporal server on SQLite
 with its Web UI, the worker, the dispatcher and the HTTP endpoints.
 
 Everything durable lives in --data-dir: restart with the same directory and every
-incident and every alert not yet dispatched is still there. With --local-kube it
+incident and every alert not yet dispatched is still there. One soar dev at a
+time uses a data directory: it locks <data-dir>/soar-dev.pid, and first stops
+whatever a killed soar dev left running there. With --local-kube it
 also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
 <data-dir>/kubeconfig, so the demo needs no cluster. Without it, --kubeconfig
 must name the cluster to act on.`,
@@ -52,6 +54,13 @@ must name the cluster to act on.`,
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
+			// One soar dev per data directory; what a killed one left
+			// running there is stopped first.
+			dd, err := devstack.LockDataDir(dataDir, log)
+			if err != nil {
+				return err
+			}
+			defer stopLogged(log, "data directory lock", dd.Close)
 			// Playbooks are checked first: a typo should not cost a minute of
 			// start-up before it is reported. They are watched from then on,
 			// so an edit made during start-up is not missed.
@@ -74,7 +83,11 @@ must name the cluster to act on.`,
 			kubeconfig := wf.kubeconfig
 			var kubeURL string
 			if localKube {
-				k, err := devstack.StartKube(devstack.KubeOptions{EtcdDir: filepath.Join(dataDir, "etcd")})
+				k, err := devstack.StartKube(devstack.KubeOptions{
+					EtcdDir: filepath.Join(dataDir, "etcd"),
+					RunDir:  filepath.Join(dataDir, "kube-run"),
+					PIDFile: dd.PIDFile(),
+				})
 				if err != nil {
 					return err
 				}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/logging"
 )
 
@@ -22,6 +23,7 @@ import (
 var version = "dev"
 
 func main() {
+	devstack.MaybeRunChildShim() // soar dev's kube-apiserver and etcd start as soar, and become themselves here
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
