@@ -15,8 +15,12 @@ import (
 // playbooks. BenchmarkMatch goes through Set.Match. BenchmarkBareExprRun and
 // BenchmarkBareVMRun run the very same compiled programs with expr alone:
 // with expr.Run, which makes a VM for every program, and on one VM for all
-// of them, as Set.Match does. Set.Match minus BenchmarkBareVMRun for the same
-// playbooks=N is what soar adds around expr. Run them with make bench, or:
+// of them. Set.Match skips the playbooks pinned to other rules than the
+// alert's (see pinnedRules) while the bare benchmarks run every program, so
+// BenchmarkBareVMRun minus Set.Match for the same playbooks=N is what the
+// index saves, less what soar adds around expr. Most of benchPlaybooks are
+// not pinned; BenchmarkMatchPinned matches against playbooks that all are,
+// as the shipped library's. Run them with make bench, or:
 //
 //	go test -run '^$' -bench . -benchmem ./playbooks/
 
@@ -68,16 +72,10 @@ func yamlQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
-// benchPlaybooks generates n playbooks named bench-000, bench-001, ... (so
-// that a Set keeps them in index order). Their match expressions are those
-// authors of Falco response playbooks write, 20 shapes each varied by index
-// (rule names, namespaces, severity thresholds, tags), so that no two
-// programs are the same. Every 20th playbook, starting with the first,
-// matches benchAlert; the others fail on it at different depths: some on
-// the first comparison, some only on the last clause. Some of the matching
-// ones (from the 21st on) override the severity.
-func benchPlaybooks(n int) []benchPlaybook {
-	rules := []string{
+// benchRules returns the Falco rules of the generated playbooks, which
+// benchAlert does not have.
+func benchRules() []string {
+	return []string{
 		"Detect outbound connections to common miner pool ports",
 		"Read sensitive file untrusted",
 		"Drop and execute new binary in container",
@@ -99,6 +97,18 @@ func benchPlaybooks(n int) []benchPlaybook {
 		"Modify Shell Configuration File",
 		"Linux Kernel Module Injection Detected",
 	}
+}
+
+// benchPlaybooks generates n playbooks named bench-000, bench-001, ... (so
+// that a Set keeps them in index order). Their match expressions are those
+// authors of Falco response playbooks write, 20 shapes each varied by index
+// (rule names, namespaces, severity thresholds, tags), so that no two
+// programs are the same. Every 20th playbook, starting with the first,
+// matches benchAlert; the others fail on it at different depths: some on
+// the first comparison, some only on the last clause. Some of the matching
+// ones (from the 21st on) override the severity.
+func benchPlaybooks(n int) []benchPlaybook {
+	rules := benchRules()
 	// None of these is payments or a prefix of it.
 	teams := []string{"billing", "search", "identity", "ledger", "media", "ops", "data", "web", "ml", "edge"}
 	// All above the alert's Notice.
@@ -200,16 +210,39 @@ func benchPlaybooks(n int) []benchPlaybook {
 	return out
 }
 
-// loadBenchPlaybooks writes benchPlaybooks(n) as YAML files into a temporary
-// directory, loads them with Load and returns the set and the playbooks.
-func loadBenchPlaybooks(tb testing.TB, n int) (*Set, []benchPlaybook) {
+// benchPinnedPlaybooks is benchPlaybooks with every match expression pinned
+// to a rule, as the shipped library's are: those that do not start with
+// alert.rule get alert.rule == "..." && in front, with the rule of
+// benchAlert for the playbooks that match it and one of benchRules for the
+// others. benchAlert then runs the match expressions of the 3 playbooks in
+// 20 that have its rule.
+func benchPinnedPlaybooks(n int) []benchPlaybook {
+	rules := benchRules()
+	out := benchPlaybooks(n)
+	for i, p := range out {
+		if strings.HasPrefix(p.match, "alert.rule == ") || strings.HasPrefix(p.match, "alert.rule in ") {
+			continue
+		}
+		rule := rules[i%len(rules)]
+		if p.wantKey != "" {
+			rule = benchAlert().Rule
+		}
+		// None of the expressions has a || outside parentheses, which
+		// would bind looser than the &&.
+		out[i].match = fmt.Sprintf("alert.rule == %q && %s", rule, p.match)
+	}
+	return out
+}
+
+// loadBenchPlaybooks writes playbooks as YAML files into a temporary
+// directory, loads them with Load and returns the set.
+func loadBenchPlaybooks(tb testing.TB, playbooks []benchPlaybook) *Set {
 	tb.Helper()
-	playbooks := benchPlaybooks(n)
-	files := make(map[string]string, n)
+	files := make(map[string]string, len(playbooks))
 	for _, p := range playbooks {
 		files[p.name+".yaml"] = p.yaml()
 	}
-	return loadPlaybooks(tb, files), playbooks
+	return loadPlaybooks(tb, files)
 }
 
 // wantMatches counts the playbooks that match benchAlert.
@@ -223,8 +256,8 @@ func wantMatches(playbooks []benchPlaybook) int {
 	return n
 }
 
-// bareMatch is Set.Match without soar: it runs every playbook's match
-// program, and the incident key and severity programs of those that match,
+// bareMatch is Set.Match without soar and without its index: it runs every
+// playbook's match program, and the incident key and severity programs of those that match,
 // against env, and returns how many matched. It runs the programs on m, or
 // with expr.Run (a new VM for every program) when m is nil. The programs are
 // the ones Load compiled for the Set, so all the benchmarks run the same
@@ -267,53 +300,87 @@ func bareMatch(tb testing.TB, playbooks []*Playbook, env *Env, m *vm.VM) int {
 // TestBenchPlaybooks checks that the benchmarks measure what they claim:
 // the generated playbooks load, differ from each other, and match
 // benchAlert exactly where benchPlaybooks says, with the expected keys and
-// severities, both through Set.Match and through bareMatch.
+// severities, both through Set.Match and through bareMatch; and every one of
+// benchPinnedPlaybooks is pinned to a rule.
 func TestBenchPlaybooks(t *testing.T) {
 	const n = 200
-	set, playbooks := loadBenchPlaybooks(t, n)
+	for _, variant := range []struct {
+		name     string
+		generate func(int) []benchPlaybook
+		// pinned says that every playbook must be pinned to a rule.
+		pinned bool
+	}{
+		{"benchPlaybooks", benchPlaybooks, false},
+		{"benchPinnedPlaybooks", benchPinnedPlaybooks, true},
+	} {
+		t.Run(variant.name, func(t *testing.T) {
+			playbooks := variant.generate(n)
+			set := loadBenchPlaybooks(t, playbooks)
 
-	seen := make(map[string]string, n)
-	for _, p := range playbooks {
-		if other, dup := seen[p.match]; dup {
-			t.Errorf("%s and %s have the same match expression %s", other, p.name, p.match)
-		}
-		seen[p.match] = p.name
-	}
+			seen := make(map[string]string, n)
+			for _, p := range playbooks {
+				if other, dup := seen[p.match]; dup {
+					t.Errorf("%s and %s have the same match expression %s", other, p.name, p.match)
+				}
+				seen[p.match] = p.name
+			}
 
-	matches, errs := set.Match(benchAlert())
-	if len(errs) > 0 {
-		t.Fatalf("Match errors: %v", errs)
-	}
-	var got, want []string
-	for _, m := range matches {
-		got = append(got, fmt.Sprintf("%s %s %v", m.Playbook.Name, m.IncidentKey, m.Severity))
-	}
-	for _, p := range playbooks {
-		if p.wantKey != "" {
-			want = append(want, fmt.Sprintf("%s %s %v", p.name, p.wantKey, p.wantSeverity))
-		}
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("Match gives\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	if len(want) != n/20 {
-		t.Errorf("%d of %d playbooks match, want one in 20", len(want), n)
-	}
+			matches, errs := set.Match(benchAlert())
+			if len(errs) > 0 {
+				t.Fatalf("Match errors: %v", errs)
+			}
+			var got, want []string
+			for _, m := range matches {
+				got = append(got, fmt.Sprintf("%s %s %v", m.Playbook.Name, m.IncidentKey, m.Severity))
+			}
+			for _, p := range playbooks {
+				if p.wantKey != "" {
+					want = append(want, fmt.Sprintf("%s %s %v", p.name, p.wantKey, p.wantSeverity))
+				}
+			}
+			if strings.Join(got, "\n") != strings.Join(want, "\n") {
+				t.Errorf("Match gives\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if len(want) != n/20 {
+				t.Errorf("%d of %d playbooks match, want one in 20", len(want), n)
+			}
 
-	env := NewEnv(benchAlert(), Incident{})
-	if got := bareMatch(t, set.playbooks, &env, nil); got != len(want) {
-		t.Errorf("bareMatch with expr.Run = %d, want %d", got, len(want))
-	}
-	if got := bareMatch(t, set.playbooks, &env, new(vm.VM)); got != len(want) {
-		t.Errorf("bareMatch with one VM = %d, want %d", got, len(want))
+			env := NewEnv(benchAlert(), Incident{})
+			if got := bareMatch(t, set.playbooks, &env, nil); got != len(want) {
+				t.Errorf("bareMatch with expr.Run = %d, want %d", got, len(want))
+			}
+			if got := bareMatch(t, set.playbooks, &env, new(vm.VM)); got != len(want) {
+				t.Errorf("bareMatch with one VM = %d, want %d", got, len(want))
+			}
+
+			t.Logf("%d of %d playbooks are not pinned to a rule", len(set.index.unpinned), n)
+			if variant.pinned {
+				for _, i := range set.index.unpinned {
+					t.Errorf("%s is not pinned to a rule: %s", set.playbooks[i].Name, set.playbooks[i].Match)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkMatch matches benchAlert against n playbooks with Set.Match.
+// BenchmarkMatch matches benchAlert against n of benchPlaybooks with
+// Set.Match.
 func BenchmarkMatch(b *testing.B) {
+	benchmarkMatch(b, benchPlaybooks)
+}
+
+// BenchmarkMatchPinned is BenchmarkMatch with benchPinnedPlaybooks, whose
+// match expressions are all pinned to rules, as the shipped library's are,
+// so that Set.Match runs only those of the playbooks for benchAlert's rule.
+func BenchmarkMatchPinned(b *testing.B) {
+	benchmarkMatch(b, benchPinnedPlaybooks)
+}
+
+func benchmarkMatch(b *testing.B, generate func(n int) []benchPlaybook) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("playbooks=%d", n), func(b *testing.B) {
-			set, playbooks := loadBenchPlaybooks(b, n)
+			playbooks := generate(n)
+			set := loadBenchPlaybooks(b, playbooks)
 			want := wantMatches(playbooks)
 			a := benchAlert()
 			total := 0
@@ -344,7 +411,8 @@ func BenchmarkMatch(b *testing.B) {
 func BenchmarkBareExprRun(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("playbooks=%d", n), func(b *testing.B) {
-			set, playbooks := loadBenchPlaybooks(b, n)
+			playbooks := benchPlaybooks(n)
+			set := loadBenchPlaybooks(b, playbooks)
 			want := wantMatches(playbooks)
 			env := NewEnv(benchAlert(), Incident{})
 			total := 0
@@ -363,12 +431,13 @@ func BenchmarkBareExprRun(b *testing.B) {
 
 // BenchmarkBareVMRun is BenchmarkBareExprRun with one VM for all the
 // programs of an alert, as Set.Match runs them. It is the floor Set.Match
-// can reach, so the difference between the two is soar's overhead, while
+// could reach without its index, which runs only part of the programs, while
 // BenchmarkBareExprRun shows what reusing the VM saves.
 func BenchmarkBareVMRun(b *testing.B) {
 	for _, n := range benchSizes() {
 		b.Run(fmt.Sprintf("playbooks=%d", n), func(b *testing.B) {
-			set, playbooks := loadBenchPlaybooks(b, n)
+			playbooks := benchPlaybooks(n)
+			set := loadBenchPlaybooks(b, playbooks)
 			want := wantMatches(playbooks)
 			env := NewEnv(benchAlert(), Incident{})
 			total := 0

@@ -33,7 +33,11 @@
 // Go's random map order (now, date, timezone, keys, values, toPairs); they
 // are limited in size at compile time and in memory at run time.
 //
-// The dispatcher calls Load once and then Set.Match for every alert. A match
+// The dispatcher calls Load once and then Set.Match for every alert. Load
+// indexes the playbooks by the rules their match expressions pin
+// (alert.rule == "..." && ..., or alert.rule in [...]), and Set.Match skips
+// those pinned to other rules than the alert's, with the same result as
+// running them. A match
 // becomes a Temporal workflow whose ID is IncidentID, so duplicate alerts for
 // one incident signal one workflow. The workflow receives the playbook as a
 // Spec and evaluates each step's parameters with EvalParams, which is

@@ -155,7 +155,7 @@ func TestExplainLibraryPlaybook(t *testing.T) {
 				t.Errorf("IncidentID = %q, want %q", e.IncidentID, want)
 			}
 			// Explain agrees with what the dispatcher does.
-			set := &Set{playbooks: []*Playbook{p}}
+			set := newSet([]*Playbook{p})
 			matches, errs := set.Match(a)
 			if len(errs) > 0 || len(matches) != 1 || matches[0].IncidentKey != e.Key {
 				t.Errorf("Set.Match = %+v, %v; Explain says key %q", matches, errs, e.Key)

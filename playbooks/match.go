@@ -46,12 +46,24 @@ func (e *MatchError) Unwrap() error { return e.Err }
 // would otherwise share one incident by accident.
 var ErrEmptyIncidentKey = errors.New("playbooks: incident key is empty")
 
-// Match runs every playbook's match expression against a, and the incident
+// Match runs the playbooks' match expressions against a, and the incident
 // key expression of each playbook that matches. It returns the matches in
 // playbook name order, and one *MatchError for each playbook whose
 // expressions failed on this alert; a failing playbook never stops the
 // others. Match has no side effects and is safe for concurrent use.
+//
+// Match skips the playbooks whose match expressions are pinned to other
+// rules than a's (see pinnedRules): they are false for a without an error,
+// so the result is the same as if they ran.
 func (s *Set) Match(a alert.Alert) ([]Match, []error) {
+	return s.match(a, s.index.byRule[a.Rule], s.index.unpinned)
+}
+
+// match is Match over the playbooks at the positions in pinned and
+// unpinned, two ascending lists that it merges to run the playbooks in name
+// order. The tests check that Match gives what match over every position
+// gives.
+func (s *Set) match(a alert.Alert, pinned, unpinned []int) ([]Match, []error) {
 	// The environment and the VM belong to this call: compiled programs are
 	// shared between goroutines, their inputs and machines are not.
 	env := NewEnv(a, Incident{})
@@ -60,7 +72,14 @@ func (s *Set) Match(a alert.Alert) ([]Match, []error) {
 		matches []Match
 		errs    []error
 	)
-	for _, p := range s.playbooks {
+	for len(pinned) > 0 || len(unpinned) > 0 {
+		var i int
+		if len(unpinned) == 0 || len(pinned) > 0 && pinned[0] < unpinned[0] {
+			i, pinned = pinned[0], pinned[1:]
+		} else {
+			i, unpinned = unpinned[0], unpinned[1:]
+		}
+		p := s.playbooks[i]
 		key, ok, err := p.evaluate(&m, &env)
 		switch {
 		case err != nil:

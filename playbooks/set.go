@@ -11,6 +11,9 @@ import (
 type Set struct {
 	playbooks []*Playbook // sorted by name
 	byName    map[string]*Playbook
+	// index says which playbooks an alert's rule lets match (see
+	// pinnedRules).
+	index ruleIndex
 }
 
 func newSet(playbooks []*Playbook) *Set {
@@ -20,7 +23,7 @@ func newSet(playbooks []*Playbook) *Set {
 	for _, p := range sorted {
 		byName[p.Name] = p
 	}
-	return &Set{playbooks: sorted, byName: byName}
+	return &Set{playbooks: sorted, byName: byName, index: newRuleIndex(sorted)}
 }
 
 // Playbooks returns the playbooks sorted by name. The slice is the caller's

@@ -301,3 +301,23 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// TestAlertStormWithTwoDispatchersCountsExactly shares the consumer
+// between two dispatchers during a storm: every incident counts exactly
+// what was published for its pod (runStorm checks each pod's incident, so
+// a second incident for a pod would have left the first one short), and
+// both dispatchers took part.
+func TestAlertStormWithTwoDispatchersCountsExactly(t *testing.T) {
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	s1 := startSoar(t, js, tc, libraryDir, dispatch.Config{Identity: "dispatch-1"})
+	s2 := startDispatcher(t, js, tc, libraryDir, dispatch.Config{Identity: "dispatch-2"})
+	res := runStorm(t, js, tc, storm{rate: 1000, dur: 3 * time.Second, pods: 10, probes: 2}, s1, s2)
+	res.log(t)
+	for _, s := range []*stack{s1, s2} {
+		if testutil.ToFloat64(s.metrics.AlertsReceived) == 0 {
+			t.Error("a dispatcher received nothing: the consumer was not shared")
+		}
+	}
+}
+

@@ -1,0 +1,355 @@
+package playbooks
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/soar-dev/soar/alert"
+)
+
+func TestPinnedRules(t *testing.T) {
+	tests := []struct {
+		match string
+		// rules is nil when the expression must not be pinned.
+		rules []string
+	}{
+		// Pinned forms.
+		{`alert.rule == "X"`, []string{"X"}},
+		{`"X" == alert.rule`, []string{"X"}},
+		{`alert["rule"] == "X"`, []string{"X"}},
+		{`alert.rule == ""`, []string{""}},
+		{`alert.rule in ["Y", "X", "Y"]`, []string{"X", "Y"}},
+		{`alert.rule in ["X"]`, []string{"X"}},
+		{`alert.rule in []`, []string{}},
+		{`alert.rule == "X" && alert.k8s.namespace != "" && alert.k8s.pod != ""`, []string{"X"}},
+		{`alert.rule == "X" and alert.k8s.pod != ""`, []string{"X"}},
+		{`(alert.rule == "X")`, []string{"X"}},
+		// The right operand may fail, but never runs for another rule.
+		{`alert.rule == "X" && alert.fields["n"] > 3`, []string{"X"}},
+		{`alert.rule == "X" && not (alert.k8s.namespace startsWith "kube-")`, []string{"X"}},
+		{`alert.rule in ["X", "Y"] && alert.severity >= Warning`, []string{"X", "Y"}},
+		// A left operand that cannot fail lets the right one pin.
+		{`alert.source == "s" && alert.rule == "X"`, []string{"X"}},
+		{`"s" != alert.source && alert.rule == "X"`, []string{"X"}},
+		{`alert.k8s.namespace not in ["kube-system"] && alert.rule == "X"`, []string{"X"}},
+		{`(alert.hostname == "h" || alert.k8s.pod != "") && alert.rule == "X"`, []string{"X"}},
+		{`alert.rule in ["X", "Y"] && alert.rule in ["Y", "Z"]`, []string{"Y"}},
+		{`alert.rule == "X" && alert.rule == "Y"`, []string{}},
+		// The left operand may fail inside its own rules, so the right one
+		// does not narrow them.
+		{`(alert.rule in ["X", "Y"] && alert.fields["n"] > 3) && alert.rule == "Y"`, []string{"X", "Y"}},
+		{`alert.rule == "X" || alert.rule == "Y"`, []string{"X", "Y"}},
+		{`alert.rule == "X" or alert.rule in ["Y", "X"]`, []string{"X", "Y"}},
+		{`(alert.rule == "X" && alert.fields["n"] > 3) || (alert.rule == "Y" && alert.k8s.pod != "")`, []string{"X", "Y"}},
+		// The optimiser folds constants away.
+		{`alert.rule == "X" && true`, []string{"X"}},
+		{`true && alert.rule == "X"`, []string{"X"}},
+		{`"a" == "a" && alert.rule == "X"`, []string{"X"}},
+
+		// Not pinned.
+		{`true`, nil},
+		{`false`, nil},
+		{`alert.rule != "X"`, nil},
+		{`not (alert.rule == "X")`, nil},
+		{`!(alert.rule == "X")`, nil},
+		{`alert.rule not in ["X"]`, nil},
+		{`alert.rule startsWith "X"`, nil},
+		{`alert.rule matches "^X$"`, nil},
+		{`lower(alert.rule) == "x"`, nil},
+		{`alert.rule == alert.source`, nil},
+		{`alert.rule == "X" + "Y" + alert.source`, nil},
+		{`alert.rule in ["X", 1]`, nil},
+		{`alert.rule in alert.tags`, nil},
+		{`alert.rule == "X" ? true : false`, nil},
+		{`alert?.rule == "X"`, nil},
+		{`let r = alert.rule; r == "X"`, nil},
+		{`let a = alert; a.rule == "X"`, nil},
+		{`latest.rule == "X"`, nil},
+		{`alert.source == "s"`, nil},
+		{`alert.rule == "X" || alert.k8s.pod != ""`, nil},
+		{`alert.k8s.pod != "" || alert.rule == "X"`, nil},
+		{`alert.rule == "X" || alert.fields["n"] > 3`, nil},
+		// The left operand may fail for any rule.
+		{`alert.fields["n"] > 3 && alert.rule == "X"`, nil},
+		{`alert.fields["s"] == "x" && alert.rule == "X"`, nil},
+		{`alert.severity >= Warning && alert.rule == "X"`, nil},
+		{`"T1059" in alert.tags && alert.rule == "X"`, nil},
+		{`incident.key == "" && alert.rule == "X"`, nil},
+		{`any(alert.tags, # == "x") && alert.rule == "X"`, nil},
+		{`all(["X"], alert.rule == #)`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.match, func(t *testing.T) {
+			program, err := compile(tt.match, resultBool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rules, pinned := pinnedRules(program.Node())
+			switch {
+			case tt.rules == nil && pinned:
+				t.Errorf("pinned to %q, want not pinned", rules)
+			case tt.rules != nil && !pinned:
+				t.Errorf("not pinned, want pinned to %q", tt.rules)
+			case pinned && !slices.Equal(rules, tt.rules):
+				t.Errorf("pinned to %q, want %q", rules, tt.rules)
+			}
+		})
+	}
+}
+
+// matchResult prints what Match returned, to compare two calls.
+func matchResult(matches []Match, errs []error) string {
+	var b strings.Builder
+	for _, m := range matches {
+		fmt.Fprintf(&b, "match %s %q %v\n", m.Playbook.Name, m.IncidentKey, m.Severity)
+	}
+	for _, err := range errs {
+		fmt.Fprintf(&b, "error %T %v\n", err, err)
+	}
+	return b.String()
+}
+
+// checkMatchAll fails t unless set.Match(a) gives what running every
+// playbook gives, and returns how many playbooks the index skipped.
+func checkMatchAll(t *testing.T, set *Set, a alert.Alert, context string) (skipped int) {
+	t.Helper()
+	got := matchResult(set.Match(a))
+	want := matchResult(matchAll(set, a))
+	if got != want {
+		t.Fatalf("%s\nalert rule %q: Match gives\n%s\nrunning every playbook gives\n%s", context, a.Rule, got, want)
+	}
+	return len(set.playbooks) - len(set.index.byRule[a.Rule]) - len(set.index.unpinned)
+}
+
+// matchAll is Set.Match without the index: it runs every playbook.
+func matchAll(set *Set, a alert.Alert) ([]Match, []error) {
+	all := make([]int, len(set.playbooks))
+	for i := range all {
+		all[i] = i
+	}
+	return set.match(a, nil, all)
+}
+
+// TestMatchIndexLibrary checks that the index changes nothing for the
+// shipped library, on the Falco alerts and on variants with every rule the
+// library knows, with rules it does not, and with no rule.
+func TestMatchIndexLibrary(t *testing.T) {
+	set := mustLoad(t, "library", LoadOptions{})
+	if len(set.index.unpinned) == len(set.playbooks) {
+		t.Fatal("no shipped playbook is pinned to a rule: the test checks nothing")
+	}
+	rules := []string{"", "Some other rule", "terminal shell in container"}
+	for _, p := range set.playbooks {
+		r, _ := pinnedRules(p.matchProgram.Node())
+		rules = append(rules, r...)
+	}
+	alerts := []alert.Alert{terminalShellAlert(), cryptoMinerAlert()}
+	for _, r := range rules {
+		withRule := func(a *alert.Alert) { a.Rule = r }
+		alerts = append(alerts,
+			terminalShellAlert(withRule),
+			terminalShellAlert(withRule, withPod("", "")),
+			terminalShellAlert(withRule, withPod("kube-system", "etcd-0")),
+			terminalShellAlert(withRule, func(a *alert.Alert) { a.Source = "custom-detector" }),
+			cryptoMinerAlert(withRule),
+		)
+	}
+	skipped := 0
+	for _, a := range alerts {
+		skipped += checkMatchAll(t, set, a, "library")
+	}
+	if skipped == 0 {
+		t.Error("the index skipped no playbook")
+	}
+}
+
+// TestMatchIndexRandom checks on random playbooks and alerts that Match
+// gives what running every playbook gives, and the two facts it rests on:
+// an expression cannotFail accepts never fails, and one pinned to rules is
+// false without an error for every other rule.
+func TestMatchIndexRandom(t *testing.T) {
+	iterations := 400
+	if testing.Short() {
+		iterations = 50
+	}
+	var skipped, pinned, failures int
+	for seed := range uint64(iterations) {
+		r := rand.New(rand.NewPCG(seed, 0x5eed))
+		g := exprGen{r: r}
+
+		n := 1 + r.IntN(12)
+		files := fstest.MapFS{}
+		var lines []string
+		for i, id := range r.Perm(n) {
+			p := benchPlaybook{
+				name:        fmt.Sprintf("p-%02d", id),
+				match:       g.bool(3),
+				incidentKey: g.pick(`alert.k8s.pod`, `alert.fields["k"]`, `alert.rule + "/" + alert.k8s.pod`),
+			}
+			if r.IntN(3) == 0 {
+				p.severity = g.pick(`alert.fields["sev"]`, `alert.severity >= Warning ? Critical : Notice`)
+			}
+			files[p.name+".yaml"] = &fstest.MapFile{Data: []byte(p.yaml())}
+			lines = append(lines, fmt.Sprintf("%d %s: %s", i, p.name, p.match))
+		}
+		set, err := Load(files, LoadOptions{})
+		if err != nil {
+			t.Fatalf("seed %d: %v\n%s", seed, err, strings.Join(lines, "\n"))
+		}
+		context := fmt.Sprintf("seed %d, playbooks:\n%s", seed, strings.Join(lines, "\n"))
+
+		alerts := make([]alert.Alert, 24)
+		for i := range alerts {
+			alerts[i] = g.alert()
+		}
+		for _, p := range set.playbooks {
+			checkFacts(t, p, alerts, seed)
+			if _, ok := pinnedRules(p.matchProgram.Node()); ok {
+				pinned++
+			}
+		}
+		for _, a := range alerts {
+			skipped += checkMatchAll(t, set, a, context)
+			_, errs := set.Match(a)
+			failures += len(errs)
+		}
+	}
+	t.Logf("%d playbooks pinned, %d skipped, %d errors", pinned, skipped, failures)
+	// The generator must exercise what the test is about.
+	if skipped == 0 || pinned == 0 || failures == 0 {
+		t.Errorf("%d playbooks pinned, %d skipped, %d errors: the generator misses cases", pinned, skipped, failures)
+	}
+}
+
+// checkFacts checks the facts the index rests on for p's match expression
+// on alerts.
+func checkFacts(t *testing.T, p *Playbook, alerts []alert.Alert, seed uint64) {
+	t.Helper()
+	root := p.matchProgram.Node()
+	rules, pinned := pinnedRules(root)
+	never := cannotFail(root)
+	var m vm.VM
+	for _, a := range alerts {
+		env := NewEnv(a, Incident{})
+		out, err := evaluate(&m, p.matchProgram, &env)
+		if never && err != nil {
+			t.Fatalf("seed %d: %s: cannotFail, but it fails for rule %q: %v", seed, p.Match, a.Rule, err)
+		}
+		if pinned && !slices.Contains(rules, a.Rule) && (err != nil || out != false) {
+			t.Fatalf("seed %d: %s: pinned to %q, but for rule %q it gives %v, %v", seed, p.Match, rules, a.Rule, out, err)
+		}
+	}
+}
+
+// exprGen generates match expressions and alerts over a few rules, so that
+// alerts often have the rules that expressions pin.
+type exprGen struct {
+	r *rand.Rand
+}
+
+// rules are the rules of generated expressions and alerts. Alerts also get
+// a rule no expression names, and no rule.
+var genRules = []string{"R1", "R2", "R3", "r1"}
+
+func (g exprGen) pick(choices ...string) string {
+	return choices[g.r.IntN(len(choices))]
+}
+
+func (g exprGen) rule() string {
+	return genRules[g.r.IntN(len(genRules))]
+}
+
+// rules returns an array literal of up to three rules.
+func (g exprGen) rules() string {
+	quoted := make([]string, g.r.IntN(4))
+	for i := range quoted {
+		quoted[i] = fmt.Sprintf("%q", g.rule())
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
+}
+
+// bool returns a boolean expression with at most depth levels of
+// operators, mixing the pinned forms with others, some of which fail on
+// some alerts.
+func (g exprGen) bool(depth int) string {
+	if depth > 0 && g.r.IntN(3) > 0 {
+		a, b := g.bool(depth-1), g.bool(depth-1)
+		switch g.r.IntN(8) {
+		case 0, 1, 2:
+			return a + " && " + b
+		case 3, 4:
+			return a + " || " + b
+		case 5:
+			return "(" + a + " && " + b + ")"
+		case 6:
+			return "(" + a + " || " + b + ")"
+		default:
+			return "not (" + a + ")"
+		}
+	}
+	switch g.r.IntN(19) {
+	case 0, 1, 2:
+		return fmt.Sprintf(`alert.rule == %q`, g.rule())
+	case 3:
+		return fmt.Sprintf(`%q == alert.rule`, g.rule())
+	case 4, 5:
+		return `alert.rule in ` + g.rules()
+	case 6:
+		return fmt.Sprintf(`alert.rule != %q`, g.rule())
+	case 7:
+		return fmt.Sprintf(`alert.rule startsWith %q`, g.rule()[:1])
+	case 8:
+		return fmt.Sprintf(`lower(alert.rule) == %q`, strings.ToLower(g.rule()))
+	case 9:
+		return g.pick(`alert.source == "falco"`, `"custom" != alert.source`, `alert.k8s.namespace in ["a", "b"]`, `alert.k8s.pod != ""`)
+	case 10:
+		// Fails when n is missing or a string.
+		return g.pick(`alert.fields["n"] > 3`, `alert.fields["n"] <= 3`)
+	case 11:
+		// Fails when b is not a bool.
+		return g.pick(`alert.fields["b"]`, `not alert.fields["b"]`)
+	case 12:
+		return g.pick(`alert.fields["s"] == "x"`, `alert.fields["s"] in ["x", "y"]`)
+	case 13:
+		return g.pick(`alert.severity >= Warning`, `alert.severity < Error`)
+	case 14:
+		return g.pick(`"T1" in alert.tags`, `any(alert.tags, # startsWith "T")`)
+	case 15:
+		return g.pick(`true`, `false`)
+	case 16:
+		return fmt.Sprintf(`alert.rule == %q ? alert.k8s.pod != "" : alert.fields["b"]`, g.rule())
+	case 17:
+		return fmt.Sprintf(`(let r = alert.rule; r == %q)`, g.rule())
+	default:
+		return `alert.rule matches "^R[12]"`
+	}
+}
+
+// alert returns an alert with a rule from genRules, another rule or none,
+// and fields of the types the expressions expect, or others, or none.
+func (g exprGen) alert() alert.Alert {
+	a := terminalShellAlert()
+	a.Rule = g.pick(append(slices.Clone(genRules), "R9", "")...)
+	a.Source = g.pick("falco", "custom")
+	a.Severity = []alert.Severity{alert.SeverityNotice, alert.SeverityWarning, alert.SeverityCritical}[g.r.IntN(3)]
+	a.Kubernetes.Namespace = g.pick("a", "c", "")
+	a.Kubernetes.Pod = g.pick("pod-1", "")
+	a.Tags = [][]string{nil, {"T1"}, {"x", "T2"}}[g.r.IntN(3)]
+	a.Fields = map[string]any{}
+	values := []any{nil, int64(2), int64(7), "7", true, false, "x", ""}
+	for _, k := range []string{"n", "b", "s", "k", "sev"} {
+		if v := values[g.r.IntN(len(values))]; v != nil {
+			a.Fields[k] = v
+		}
+	}
+	if g.r.IntN(4) == 0 {
+		a.Fields["sev"] = alert.SeverityError
+	}
+	return a
+}
