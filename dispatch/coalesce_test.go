@@ -212,3 +212,36 @@ func TestBatchDelayKeepsOneSignalPerIncidentAndInterval(t *testing.T) {
 		t.Errorf("50 busy incidents, signalled 300 ms ago: %s, want 4.7 s", got)
 	}
 }
+
+// TestDuplicatesCostLessThanOneCallAndTheirBytes measures what a duplicate
+// alert of an open incident costs in calls to Temporal and payload bytes,
+// with every alert travelling alone (as before coalescing) and coalesced.
+func TestDuplicatesCostLessThanOneCallAndTheirBytes(t *testing.T) {
+	ctx := context.Background()
+	tc := temporalClient(t)
+	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
+		t.Fatal(err)
+	}
+	const dups = 500
+	cost := func(cfg Config, pod string) (calls, bytes float64) {
+		_, _, js := testenv.NATS(t)
+		m := startDispatcherWith(t, js, tc, cfg, "alert.k8s.pod")
+		publishUnit(t, js, pod, 1)
+		assertDrained(t, js)
+		calls0 := testutil.ToFloat64(m.TemporalCalls.WithLabelValues("signal")) + testutil.ToFloat64(m.TemporalCalls.WithLabelValues("signal_with_start"))
+		bytes0 := testutil.ToFloat64(m.TemporalBytes)
+		publishUnit(t, js, pod, dups)
+		assertDrained(t, js)
+		calls1 := testutil.ToFloat64(m.TemporalCalls.WithLabelValues("signal")) + testutil.ToFloat64(m.TemporalCalls.WithLabelValues("signal_with_start"))
+		return (calls1 - calls0) / dups, (testutil.ToFloat64(m.TemporalBytes) - bytes0) / dups
+	}
+	aloneCalls, aloneBytes := cost(Config{CoalesceWindow: -1}, "alone-1")
+	calls, bytes := cost(Config{}, "coalesced-1")
+	t.Logf("per duplicate alert: alone %.3f calls and %.0f bytes; coalesced %.4f calls and %.1f bytes", aloneCalls, aloneBytes, calls, bytes)
+	if aloneCalls != 1 {
+		t.Errorf("alone: %.3f calls per duplicate, want 1", aloneCalls)
+	}
+	if calls > 0.1 || bytes > aloneBytes/10 {
+		t.Errorf("coalesced: %.4f calls and %.1f bytes per duplicate (alone: %.0f bytes)", calls, bytes, aloneBytes)
+	}
+}
