@@ -159,6 +159,7 @@ must name the cluster to act on.`,
 			defer stopLogged(log, "dispatcher", d.Stop)
 
 			hs := app.Readiness(m, tc, nc, pb)
+			hs.AddCheck("backlog", d.BacklogCheck)
 			ap, err := startApprovals(ctx, hs, tc, &wf.slack, log)
 			if err != nil {
 				return err
