@@ -320,4 +320,3 @@ func TestAlertStormWithTwoDispatchersCountsExactly(t *testing.T) {
 		}
 	}
 }
-
