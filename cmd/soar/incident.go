@@ -34,14 +34,14 @@ func newIncidentCmd() *cobra.Command {
 			if output == "json" {
 				return writeJSON(cmd, items)
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+			tw := tabwriter.NewWriter(terminalWriter{cmd.OutOrStdout()}, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tSEVERITY\tTARGET\tOPENED")
 			for _, s := range items {
 				target := s.Namespace + "/" + s.Pod
 				if s.Pod == "" {
 					target = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
+				fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		}),
@@ -117,36 +117,36 @@ func writeJSON(cmd *cobra.Command, v any) error {
 }
 
 func printIncident(cmd *cobra.Command, d *incidents.Detail) {
-	w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(terminalWriter{cmd.OutOrStdout()}, 0, 0, 2, ' ', 0)
 	defer w.Flush()
-	fmt.Fprintf(w, "Incident:\t%s\n", d.ID)
-	fmt.Fprintf(w, "Playbook:\t%s (version %s)\n", d.Playbook, d.PlaybookVersion)
-	fmt.Fprintf(w, "Status:\t%s\n", d.Status)
-	fmt.Fprintf(w, "Severity:\t%s\n", d.Severity)
-	fmt.Fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
+	fprintf(w, "Incident:\t%s\n", d.ID)
+	fprintf(w, "Playbook:\t%s (version %s)\n", d.Playbook, d.PlaybookVersion)
+	fprintf(w, "Status:\t%s\n", d.Status)
+	fprintf(w, "Severity:\t%s\n", d.Severity)
+	fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
 	if d.Failure != "" {
-		fmt.Fprintf(w, "Failure:\t%s\n", d.Failure)
+		fprintf(w, "Failure:\t%s\n", d.Failure)
 	}
 	st := d.State
 	if st == nil {
 		return
 	}
 	if !st.ClosedAt.IsZero() {
-		fmt.Fprintf(w, "Closed:\t%s (%s)\n", st.ClosedAt.Local().Format(time.DateTime), st.CloseReason)
+		fprintf(w, "Closed:\t%s (%s)\n", st.ClosedAt.Local().Format(time.DateTime), st.CloseReason)
 	}
 	if st.PlaybookCommit != "" {
 		commit := st.PlaybookCommit
 		if st.PlaybookModified {
 			commit += " (file modified since)"
 		}
-		fmt.Fprintf(w, "Playbook commit:\t%s\n", commit)
+		fprintf(w, "Playbook commit:\t%s\n", commit)
 	}
-	fmt.Fprintf(w, "Incident key:\t%s\n", st.IncidentKey)
-	fmt.Fprintf(w, "Alerts:\t%d (last %s)\n", st.AlertCount, st.LastAlertAt.Local().Format(time.DateTime))
+	fprintf(w, "Incident key:\t%s\n", st.IncidentKey)
+	fprintf(w, "Alerts:\t%d (last %s)\n", st.AlertCount, st.LastAlertAt.Local().Format(time.DateTime))
 	if a := st.FirstAlert; a != nil {
-		fmt.Fprintf(w, "First alert:\t%s [%s] %s\n", a.Rule, a.Severity, a.ID)
+		fprintf(w, "First alert:\t%s [%s] %s\n", a.Rule, a.Severity, a.ID)
 		if a.Kubernetes.Pod != "" {
-			fmt.Fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
+			fprintf(w, "Target:\tpod %s/%s (container %s, node %s)\n", a.Kubernetes.Namespace, a.Kubernetes.Pod, dash(a.Kubernetes.Container), dash(a.Kubernetes.Node))
 		}
 	}
 	if t := st.Ticket; t != nil {
@@ -162,17 +162,17 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		if t.Error != "" {
 			line += "; last update failed: " + t.Error
 		}
-		fmt.Fprintf(w, "Ticket:\t%s\n", line)
+		fprintf(w, "Ticket:\t%s\n", line)
 	}
 	if st.Ticket == nil && st.TicketError != "" {
-		fmt.Fprintf(w, "Ticket error:\t%s\n", st.TicketError)
+		fprintf(w, "Ticket error:\t%s\n", st.TicketError)
 	}
 	if t := st.Slack; t != nil {
 		switch {
 		case t.TS != "":
-			fmt.Fprintf(w, "Slack thread:\t%s %s\n", t.Channel, t.TS)
+			fprintf(w, "Slack thread:\t%s %s\n", t.Channel, t.TS)
 		default:
-			fmt.Fprintf(w, "Slack thread:\tnone: %s\n", t.Skipped+t.Error)
+			fprintf(w, "Slack thread:\tnone: %s\n", t.Skipped+t.Error)
 		}
 	}
 	for _, a := range st.Approvals {
@@ -182,18 +182,18 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		} else if !a.DecidedAt.IsZero() {
 			outcome += " at " + a.DecidedAt.Local().Format(time.DateTime)
 		}
-		fmt.Fprintf(w, "Approval %s:\t%s (quorum %d of %s)\n", a.Step, outcome, a.Quorum, strings.Join(a.Approvers, ", "))
+		fprintf(w, "Approval %s:\t%s (quorum %d of %s)\n", a.Step, outcome, a.Quorum, strings.Join(a.Approvers, ", "))
 		if a.PlanHash != "" {
-			fmt.Fprintf(w, "  plan %s:\t%s\n", a.PlanHash, planSummary(a.Plan))
+			fprintf(w, "  plan %s:\t%s\n", a.PlanHash, planSummary(a.Plan))
 		}
 		if a.Requester != "" {
-			fmt.Fprintf(w, "  requester:\t%s (may not vote)\n", a.Requester)
+			fprintf(w, "  requester:\t%s (may not vote)\n", a.Requester)
 		}
 		if a.Escalated {
-			fmt.Fprintf(w, "  escalated:\t%s\n", a.EscalatedAt.Local().Format(time.DateTime))
+			fprintf(w, "  escalated:\t%s\n", a.EscalatedAt.Local().Format(time.DateTime))
 		}
 		if a.SlackError != "" {
-			fmt.Fprintf(w, "  slack error:\t%s\n", a.SlackError)
+			fprintf(w, "  slack error:\t%s\n", a.SlackError)
 		}
 		for _, v := range a.Votes {
 			decision := "deny"
@@ -211,19 +211,23 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 			if v.Via != "" {
 				via += " via " + v.Via
 			}
-			fmt.Fprintf(w, "  %s\t%s at %s [%s] %s\n", who, decision, v.At.Local().Format(time.DateTime), via, v.Comment)
+			fprintf(w, "  %s\t%s at %s [%s] %s\n", who, decision, v.At.Local().Format(time.DateTime), via, v.Comment)
 		}
 	}
 	fmt.Fprintln(w, "Steps:")
 	for _, s := range st.Steps {
-		line := fmt.Sprintf("  %s\t%s\t%s", s.ID, s.Action, s.Status)
+		detail := ""
 		if s.Error != "" {
-			line += "\t" + s.ErrorType + ": " + s.Error
+			detail = s.ErrorType + ": " + s.Error
 		} else if len(s.Output) > 0 {
 			b, _ := json.Marshal(s.Output)
-			line += "\t" + string(b)
+			detail = string(b)
 		}
-		fmt.Fprintln(w, line)
+		if detail == "" {
+			fprintf(w, "  %s\t%s\t%s\n", s.ID, s.Action, s.Status)
+			continue
+		}
+		fprintf(w, "  %s\t%s\t%s\t%s\n", s.ID, s.Action, s.Status, detail)
 	}
 }
 
