@@ -256,6 +256,7 @@ func (d *Dispatcher) flushBatch(ctx context.Context, b *batch) {
 	if err != nil {
 		log.Error().Err(err).Msg("coalesced alerts not accepted; they will be redelivered")
 	} else {
+		d.accepted()
 		d.metrics.Signals.WithLabelValues(b.match.Playbook.Name).Add(float64(len(b.msgs)))
 		log.Debug().Msg("alerts joined incident")
 	}

@@ -1,13 +1,15 @@
 // Package dispatch turns alert messages into incidents. It pulls alerts from a
 // durable JetStream consumer, decodes and matches them against the playbooks,
-// and hands every match to Temporal with SignalWithStart, so that the first
-// alert of an incident starts its workflow and every later one joins it.
+// and hands every match to Temporal: the first alert of an incident alone and
+// at once with SignalWithStart (the fast lane), the later ones of an open
+// incident coalesced into one signal per window (coalesce.go).
 //
 // A message is acknowledged only after Temporal accepted every signal it
-// caused; when Temporal cannot be reached it is redelivered with backoff, so
-// nothing is lost, and redeliveries are recognised by their delivery ID, so
-// nothing is counted twice. Messages that can never be decoded go to a
-// dead-letter subject with the reason and are terminated.
+// is part of; when Temporal cannot be reached it is redelivered with backoff,
+// so nothing is lost, and incidents count each message's stream sequence
+// once, so nothing is counted twice. Messages that can never be decoded, or
+// that Temporal refuses for good, go to a dead-letter subject with the reason
+// and are terminated, as do messages delivered more than MaxDeliveries times.
 package dispatch
 
 import (
@@ -24,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/alert"
@@ -100,6 +103,11 @@ type Config struct {
 	// Replicas is the number of copies JetStream keeps of each stream: 1 for
 	// a single server, 3 for a production cluster. Default 1.
 	Replicas int
+	// MaxDeliveries bounds how often an alert is delivered: one delivered
+	// more often is dead-lettered (ReasonMaxDeliveries) instead of retried.
+	// With the backoff capped at a minute, the default of 1000 waits out
+	// about 16 hours of Temporal outage.
+	MaxDeliveries int
 }
 
 // Defaults.
@@ -110,6 +118,7 @@ const (
 	DefaultDeadLetterPrefix = "soar.deadletter"
 	DefaultConcurrency      = 32
 	DefaultMaxAckPending    = 65536
+	DefaultMaxDeliveries    = 1000
 	DefaultBacklogWarnAge   = 30 * time.Second
 )
 
@@ -185,11 +194,29 @@ func (c *Config) setDefaults() {
 	if c.Replicas <= 0 {
 		c.Replicas = 1
 	}
+	if c.MaxDeliveries <= 0 {
+		c.MaxDeliveries = DefaultMaxDeliveries
+	}
 }
 
-// ReasonTooLargeForTemporal is the dead-letter reason of an alert that decodes
-// but whose incident input would exceed Config.MaxTemporalPayload.
-const ReasonTooLargeForTemporal alert.Reason = "too_large_for_temporal"
+// Dead-letter reasons of alerts that decode but cannot be dispatched.
+const (
+	// ReasonTooLargeForTemporal: the incident's input would exceed
+	// Config.MaxTemporalPayload.
+	ReasonTooLargeForTemporal alert.Reason = "too_large_for_temporal"
+	// ReasonRefusedByTemporal: Temporal refused this alert's request as
+	// invalid (InvalidArgument: a search attribute value over its size
+	// limit, a workflow past its signal limit) on permanentAfter deliveries
+	// while it accepted other requests.
+	ReasonRefusedByTemporal alert.Reason = "refused_by_temporal"
+	// ReasonMaxDeliveries: the alert was delivered Config.MaxDeliveries
+	// times without being dispatched.
+	ReasonMaxDeliveries alert.Reason = "max_deliveries"
+)
+
+// permanentAfter is how many deliveries Temporal must refuse an alert as
+// invalid, while accepting others, before it is dead-lettered.
+const permanentAfter = 3
 
 // PlaybookSource returns the playbooks in force; it may change between calls
 // when playbooks are reloaded.
@@ -212,6 +239,9 @@ type Dispatcher struct {
 	floor       atomic.Uint64
 	streamEpoch atomic.Pointer[string]
 	backlog     atomic.Pointer[Backlog]
+	// lastAccepted is when Temporal last accepted a request, in Unix
+	// nanoseconds.
+	lastAccepted atomic.Int64
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
@@ -354,6 +384,11 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log := d.log.With().Str("subject", msg.Subject()).Uint64("stream_seq", meta.Sequence.Stream).Logger()
+	if meta.NumDelivered > uint64(d.cfg.MaxDeliveries) {
+		d.deadLetterWithReason(ctx, msg, meta, ReasonMaxDeliveries,
+			fmt.Errorf("dispatch: delivered %d times without being dispatched (--max-deliveries %d)", meta.NumDelivered, d.cfg.MaxDeliveries), log)
+		return
+	}
 
 	a, err := alert.Decode(msg.Data(), d.cfg.Limits)
 	if err != nil {
@@ -440,9 +475,14 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 			return
 		}
 		if err != nil {
+			if d.refusedForGood(err, meta) {
+				d.deadLetterWithReason(ctx, msg, meta, ReasonRefusedByTemporal, err, log)
+				return
+			}
 			d.retryLater(msg, meta, log.With().Str("playbook", m.Playbook.Name).Logger(), err)
 			return
 		}
+		d.accepted()
 		accepted[wid] = true
 		if claims[wid] != nil {
 			d.metrics.FastLaneLatency.Observe(time.Since(meta.Timestamp).Seconds())
@@ -457,6 +497,23 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	}
 	d.metrics.DispatchLatency.Observe(time.Since(meta.Timestamp).Seconds())
 	d.ack(msg, log)
+}
+
+// accepted records that Temporal accepted a request just now.
+func (d *Dispatcher) accepted() { d.lastAccepted.Store(time.Now().UnixNano()) }
+
+// refusedForGood reports whether err, Temporal's answer to a message
+// delivered as described by meta, means the message can never be
+// dispatched: Temporal called it invalid on permanentAfter deliveries while
+// it accepted other requests in the last minute. An invalid-argument error
+// that every request gets (search attributes not registered yet) is a
+// misconfiguration, and the alerts wait for it to be fixed.
+func (d *Dispatcher) refusedForGood(err error, meta *jetstream.MsgMetadata) bool {
+	var invalid *serviceerror.InvalidArgument
+	if !errors.As(err, &invalid) || meta.NumDelivered < permanentAfter {
+		return false
+	}
+	return time.Since(time.Unix(0, d.lastAccepted.Load())) < time.Minute
 }
 
 func (d *Dispatcher) ack(msg jetstream.Msg, log zerolog.Logger) {

@@ -248,3 +248,54 @@ func assertDrained(t *testing.T, js jetstream.JetStream) {
 		return nil
 	})
 }
+
+// TestDispatcherDeadLettersWhatTemporalRefusesForGood publishes an alert
+// whose pod name is longer than Temporal accepts in a search attribute,
+// among ordinary alerts: Temporal refuses it as invalid on every delivery
+// while it accepts the others, so after a few deliveries it goes to the
+// dead-letter subject with the reason, and dispatch keeps flowing.
+func TestDispatcherDeadLettersWhatTemporalRefusesForGood(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
+		t.Fatal(err)
+	}
+	startDispatcher(t, js, tc, Config{})
+	publishUnit(t, js, "api-1", 1)
+	long := strings.Repeat("p", 3000)
+	poison := fmt.Sprintf(`{"id":"poison","rule":"unit","kubernetes":{"namespace":"payments","pod":%q}}`, long)
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(poison)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		publishUnit(t, js, fmt.Sprintf("api-%d", i+2), 1)
+		time.Sleep(time.Second)
+	}
+	dl := deadLetter(t, js, ReasonRefusedByTemporal)
+	// Temporal says: search attribute SoarPod value size 3002 exceeds size
+	// limit 2048.
+	if string(dl.Data) != poison || !strings.Contains(dl.Header.Get(HeaderError), "SoarPod value size") {
+		t.Errorf("dead letter %.60q with error %q", dl.Data, dl.Header.Get(HeaderError))
+	}
+	assertDrained(t, js)
+}
+
+// TestDispatcherDeadLettersAnAlertDeliveredTooOften bounds redelivery: with
+// Temporal refusing everything (no search attributes registered), an alert
+// delivered more than MaxDeliveries times goes to the dead-letter subject
+// instead of being retried for ever.
+func TestDispatcherDeadLettersAnAlertDeliveredTooOften(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	startDispatcher(t, js, temporalClient(t), Config{MaxDeliveries: 2})
+	body := []byte(`{"id":"a-1","rule":"unit","kubernetes":{"namespace":"payments","pod":"api-1"}}`)
+	if _, err := js.Publish(ctx, "alerts.unit", body); err != nil {
+		t.Fatal(err)
+	}
+	dl := deadLetter(t, js, ReasonMaxDeliveries)
+	if string(dl.Data) != string(body) || !strings.Contains(dl.Header.Get(HeaderError), "delivered 3 times") {
+		t.Errorf("dead letter %q with error %q", dl.Data, dl.Header.Get(HeaderError))
+	}
+	assertDrained(t, js)
+}

@@ -21,6 +21,7 @@ type dispatchFlags struct {
 	concurrency   int
 	maxAckPending int
 	replicas      int
+	maxDeliveries int
 
 	coalesceWindow    time.Duration
 	coalesceInterval  time.Duration
@@ -44,6 +45,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.coalesceMaxAlerts, "coalesce-max-alerts", dispatch.DefaultCoalesceMaxAlerts, "a coalesced batch is sent early once it holds this many alerts")
 	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
 	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
+	fs.IntVar(&f.maxDeliveries, "max-deliveries", dispatch.DefaultMaxDeliveries, "an alert delivered more often than this without being dispatched goes to the dead-letter subject (reason max_deliveries)")
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 }
 
@@ -55,6 +57,7 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 		Concurrency:   f.concurrency,
 		MaxAckPending: f.maxAckPending,
 		Replicas:      f.replicas,
+		MaxDeliveries: f.maxDeliveries,
 
 		CoalesceWindow:        coalesceWindow(f.coalesceWindow),
 		CoalesceInterval:      f.coalesceInterval,
