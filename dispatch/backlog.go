@@ -33,6 +33,11 @@ type Backlog struct {
 	// AckFloor is the stream sequence at or below which every message was
 	// acknowledged.
 	AckFloor uint64 `json:"ackFloor"`
+	// Bytes is what the stream holds on disk, MaxBytes its limit (-1 for
+	// none) and Full their ratio: at 1 JetStream refuses new alerts.
+	Bytes    uint64  `json:"bytes"`
+	MaxBytes int64   `json:"maxBytes"`
+	Full     float64 `json:"full"`
 	// Epoch is the stream's creation time.
 	Epoch time.Time `json:"epoch"`
 	// ReadAt is when the numbers were read.
@@ -66,8 +71,13 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 		InFlight:     ci.NumAckPending,
 		Redelivering: ci.NumRedelivered,
 		AckFloor:     ci.AckFloor.Stream,
+		Bytes:        si.State.Bytes,
+		MaxBytes:     si.Config.MaxBytes,
 		Epoch:        si.Created,
 		ReadAt:       now,
+	}
+	if b.MaxBytes > 0 {
+		b.Full = float64(b.Bytes) / float64(b.MaxBytes)
 	}
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
@@ -99,8 +109,14 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
 	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
+	d.metrics.StreamFull.Set(b.Full)
 	return nil
 }
+
+// streamFullWarning is the fill ratio of the alert stream from which the
+// dispatcher warns and /readyz reports degraded: past it, a flood is close
+// to making JetStream refuse alerts.
+const streamFullWarning = 0.8
 
 // watchBacklog reads the backlog every second until ctx ends, and warns
 // (at most once a minute) while the oldest alert is older than
@@ -122,6 +138,11 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 			continue
 		}
 		b := d.backlog.Load()
+		if b.Full >= streamFullWarning && time.Since(warned) > time.Minute {
+			warned = time.Now()
+			d.log.Warn().Uint64("bytes", b.Bytes).Int64("max_bytes", b.MaxBytes).Float64("full", b.Full).
+				Msg("alert stream nearly full: at its limit JetStream refuses new alerts; add dispatchers or raise --stream-max-bytes")
+		}
 		if b.OldestAge > d.cfg.BacklogWarnAge && time.Since(warned) > time.Minute {
 			warned = time.Now()
 			d.log.Warn().Uint64("waiting", b.Waiting).Dur("oldest_age", b.OldestAge).Dur("warn_age", d.cfg.BacklogWarnAge).
@@ -149,6 +170,8 @@ func (d *Dispatcher) BacklogCheck(context.Context) error {
 		return &httpserver.Degraded{Detail: "backlog not read yet"}
 	case time.Since(b.ReadAt) > 5*backlogEvery:
 		return &httpserver.Degraded{Detail: fmt.Sprintf("backlog last read %s ago", time.Since(b.ReadAt).Round(time.Second))}
+	case b.Full >= streamFullWarning:
+		return &httpserver.Degraded{Detail: fmt.Sprintf("alert stream %.0f%% full (%d of %d bytes): at 100%% new alerts are refused", 100*b.Full, b.Bytes, b.MaxBytes)}
 	case b.OldestAge > d.cfg.BacklogWarnAge:
 		return &httpserver.Degraded{Detail: fmt.Sprintf("%d alerts waiting, the oldest for %s (warning age %s)", b.Waiting, b.OldestAge.Round(time.Second), d.cfg.BacklogWarnAge)}
 	}

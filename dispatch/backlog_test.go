@@ -46,3 +46,52 @@ func TestBacklogCheckIsDegradedWhileTheOldestAlertWaitsTooLong(t *testing.T) {
 		t.Errorf("backlog %+v, floor %d, epoch %q", b, d.floor.Load(), d.epoch())
 	}
 }
+
+// TestAFullStreamRefusesNewAlertsAndSaysSo fills a small alert stream with
+// no dispatcher running: the publisher is refused once it is full (it can
+// retry), no stored alert is dropped to make room, and the backlog reports
+// the stream as nearly full.
+func TestAFullStreamRefusesNewAlertsAndSaysSo(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{StreamMaxBytes: 64 << 10})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"id":"a","rule":"unit","summary":"` + strings.Repeat("x", 1000) + `"}`)
+	stored := 0
+	var refused error
+	for range 200 {
+		if _, err := js.Publish(ctx, "alerts.unit", body); err != nil {
+			refused = err
+			break
+		}
+		stored++
+	}
+	if refused == nil || !strings.Contains(refused.Error(), "maximum bytes") {
+		t.Fatalf("after %d alerts the publisher got %v, want a refusal for maximum bytes", stored, refused)
+	}
+	if err := d.observe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := d.Backlog()
+	if b.Waiting != uint64(stored) || b.Full < streamFullWarning {
+		t.Errorf("stored %d, backlog %+v", stored, b)
+	}
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.State.FirstSeq != 1 {
+		t.Errorf("the stream's first message is %d: older alerts were dropped to make room", si.State.FirstSeq)
+	}
+	err = d.BacklogCheck(ctx)
+	var deg *httpserver.Degraded
+	if !errors.As(err, &deg) || !strings.Contains(err.Error(), "full") {
+		t.Errorf("/readyz check on a full stream: %v", err)
+	}
+}

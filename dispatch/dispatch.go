@@ -103,6 +103,15 @@ type Config struct {
 	// Replicas is the number of copies JetStream keeps of each stream: 1 for
 	// a single server, 3 for a production cluster. Default 1.
 	Replicas int
+	// StreamMaxBytes bounds the alert stream on disk. When it is full,
+	// JetStream refuses new alerts (the publisher gets an error and can
+	// retry or buffer) rather than dropping any: undispatched alerts are
+	// never deleted to make room. Default 1 GiB.
+	StreamMaxBytes int64
+	// DeadLetterMaxBytes bounds the dead-letter stream the same way; when
+	// it is full, poison messages stay in the alert stream and are retried.
+	// Default 256 MiB.
+	DeadLetterMaxBytes int64
 	// MaxDeliveries bounds how often an alert is delivered: one delivered
 	// more often is dead-lettered (ReasonMaxDeliveries) instead of retried.
 	// With the backoff capped at a minute, the default of 1000 waits out
@@ -119,7 +128,10 @@ const (
 	DefaultConcurrency      = 32
 	DefaultMaxAckPending    = 65536
 	DefaultMaxDeliveries    = 1000
-	DefaultBacklogWarnAge   = 30 * time.Second
+
+	DefaultStreamMaxBytes     = 1 << 30
+	DefaultDeadLetterMaxBytes = 256 << 20
+	DefaultBacklogWarnAge     = 30 * time.Second
 )
 
 // DefaultSubjects are the subjects the alert stream captures.
@@ -193,6 +205,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.StreamMaxBytes <= 0 {
+		c.StreamMaxBytes = DefaultStreamMaxBytes
+	}
+	if c.DeadLetterMaxBytes <= 0 {
+		c.DeadLetterMaxBytes = DefaultDeadLetterMaxBytes
 	}
 	if c.MaxDeliveries <= 0 {
 		c.MaxDeliveries = DefaultMaxDeliveries
@@ -271,6 +289,9 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		Replicas:    d.cfg.Replicas,
 		// Publishers that set Nats-Msg-Id get transport duplicates removed.
 		Duplicates: 2 * time.Minute,
+		// Full means full: new alerts are refused, none is dropped.
+		MaxBytes: d.cfg.StreamMaxBytes,
+		Discard:  jetstream.DiscardNew,
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.Stream, err)
@@ -284,6 +305,8 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		Replicas:    d.cfg.Replicas,
 		MaxAge:      30 * 24 * time.Hour,
 		Duplicates:  2 * time.Minute,
+		MaxBytes:    d.cfg.DeadLetterMaxBytes,
+		Discard:     jetstream.DiscardNew,
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.DeadLetterStream, err)

@@ -22,6 +22,8 @@ type dispatchFlags struct {
 	maxAckPending int
 	replicas      int
 	maxDeliveries int
+	streamMax     int64
+	deadMax       int64
 
 	coalesceWindow    time.Duration
 	coalesceInterval  time.Duration
@@ -45,19 +47,23 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.coalesceMaxAlerts, "coalesce-max-alerts", dispatch.DefaultCoalesceMaxAlerts, "a coalesced batch is sent early once it holds this many alerts")
 	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
 	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
+	fs.Int64Var(&f.streamMax, "stream-max-bytes", dispatch.DefaultStreamMaxBytes, "limit of the alert stream on disk; when full, JetStream refuses new alerts (publishers get an error) instead of dropping any")
+	fs.Int64Var(&f.deadMax, "deadletter-max-bytes", dispatch.DefaultDeadLetterMaxBytes, "limit of the dead-letter stream; when full, poison alerts stay in the alert stream and are retried")
 	fs.IntVar(&f.maxDeliveries, "max-deliveries", dispatch.DefaultMaxDeliveries, "an alert delivered more often than this without being dispatched goes to the dead-letter subject (reason max_deliveries)")
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 }
 
 func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 	return dispatch.Config{
-		Stream:        f.stream,
-		Consumer:      f.consumer,
-		Limits:        alert.Limits{MaxBytes: f.maxAlertBytes},
-		Concurrency:   f.concurrency,
-		MaxAckPending: f.maxAckPending,
-		Replicas:      f.replicas,
-		MaxDeliveries: f.maxDeliveries,
+		Stream:             f.stream,
+		Consumer:           f.consumer,
+		Limits:             alert.Limits{MaxBytes: f.maxAlertBytes},
+		Concurrency:        f.concurrency,
+		MaxAckPending:      f.maxAckPending,
+		Replicas:           f.replicas,
+		MaxDeliveries:      f.maxDeliveries,
+		StreamMaxBytes:     f.streamMax,
+		DeadLetterMaxBytes: f.deadMax,
 
 		CoalesceWindow:        coalesceWindow(f.coalesceWindow),
 		CoalesceInterval:      f.coalesceInterval,

@@ -80,4 +80,7 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "  in flight   %d\n", b.InFlight)
 	fmt.Fprintf(w, "  redelivery  %d\n", b.Redelivering)
 	fmt.Fprintf(w, "Oldest        %s\n", oldest)
+	if b.MaxBytes > 0 {
+		fmt.Fprintf(w, "Stream full   %.1f%% (%d of %d bytes; at 100%% new alerts are refused)\n", 100*b.Full, b.Bytes, b.MaxBytes)
+	}
 }

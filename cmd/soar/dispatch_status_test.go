@@ -28,7 +28,7 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	}
 
 	out := soar(t, "dispatch", "status", "--nats-url", s.ClientURL())
-	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        "} {
+	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        ", "Stream full   0.0% ("} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}

@@ -30,6 +30,7 @@ type Metrics struct {
 	BacklogWaiting   prometheus.Gauge
 	BacklogInFlight  prometheus.Gauge
 	BacklogOldestAge prometheus.Gauge
+	StreamFull       prometheus.Gauge
 
 	// Playbook reloads, on the processes that load playbooks.
 	PlaybookReloads       *prometheus.CounterVec // by result: success or failure
@@ -100,6 +101,9 @@ func New() *Metrics {
 		BacklogOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "soar_dispatch_backlog_oldest_age_seconds", Help: "Age of the oldest alert waiting in the stream; 0 when none waits.",
 		}),
+		StreamFull: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_stream_full_ratio", Help: "Bytes in the alert stream divided by its limit; at 1 JetStream refuses new alerts.",
+		}),
 		PlaybookReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_playbook_reloads_total", Help: "Playbook reloads, by result: success (the new set is in force) or failure (the previous set stays).",
 		}, []string{"result"}),
@@ -120,7 +124,7 @@ func New() *Metrics {
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency,
-		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge,
+		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload)
 	return m
 }
