@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -86,6 +88,9 @@ func compile(src string, kind resultKind) (*vm.Program, error) {
 	if err != nil {
 		return nil, explainDisabled(err)
 	}
+	if err := refuseLocalTime(program.Node(), src); err != nil {
+		return nil, err
+	}
 	// expr.AsKind would refuse a named int type, so a severity is checked
 	// here: a Severity, or a value whose type is only known at run time
 	// (Match checks those).
@@ -95,6 +100,33 @@ func compile(src string, kind resultKind) (*vm.Program, error) {
 		}
 	}
 	return program, nil
+}
+
+// localTimeVisitor finds the first call of a time's Local method.
+type localTimeVisitor struct{ found ast.Node }
+
+func (v *localTimeVisitor) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok || v.found != nil {
+		return
+	}
+	if p, ok := m.Property.(*ast.StringNode); ok && p.Value == "Local" && m.Node.Type() == reflect.TypeFor[time.Time]() {
+		v.found = m
+	}
+}
+
+// refuseLocalTime refuses t.Local() on any time (now, alert.time): it
+// converts to the time zone of the machine running the expression, so the
+// same incident would decide differently on two workers, and a workflow
+// replayed elsewhere would take another path. Times in playbooks are UTC.
+func refuseLocalTime(n ast.Node, src string) error {
+	v := &localTimeVisitor{}
+	ast.Walk(&n, v)
+	if v.found == nil {
+		return nil
+	}
+	e := &file.Error{Location: v.found.Location(), Message: "Local() is not available in playbooks: it depends on the time zone of the machine that runs the expression; times in playbooks are UTC"}
+	return e.Bind(file.NewSource(src))
 }
 
 // explainDisabled replaces expr's "unknown name now" with the reason the

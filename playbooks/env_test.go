@@ -113,6 +113,8 @@ func TestCompileRejectsUnsafeExpressions(t *testing.T) {
 		{"incident key must be string", `alert.severity`, resultString, "expected string, but got alert.Severity"},
 		{"severity is not a number", `alert.severity >= 4`, resultBool, "mismatched types"},
 		{"unknown field", `alert.nope == ""`, resultBool, "has no field nope"},
+		{"now in the machine's time zone", `now.Local().Hour() >= 9`, resultBool, "Local() is not available in playbooks: it depends on the time zone"},
+		{"an alert's time in the machine's time zone", `alert.time.Add(duration("1h")).Local().Year() > 2000`, resultBool, "Local() is not available"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,6 +123,12 @@ func TestCompileRejectsUnsafeExpressions(t *testing.T) {
 				t.Fatalf("compile: error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestCompileAcceptsUTCTimes(t *testing.T) {
+	if _, err := compile(`now.UTC().Hour() >= 9 && now.Sub(alert.time) < duration("1h")`, resultBool); err != nil {
+		t.Errorf("UTC time arithmetic refused: %v", err)
 	}
 }
 
