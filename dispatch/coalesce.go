@@ -57,9 +57,16 @@ type incident struct {
 	// incident was answered; open then says whether Temporal accepted it.
 	ready chan struct{}
 	open  bool
-	// lastSent is when a batch was last sent to it, in Unix nanoseconds.
-	lastSent atomic.Int64
+	// lastSent is when a batch was last sent to it, lastSeen when an alert
+	// for it last arrived, both in Unix nanoseconds.
+	lastSent, lastSeen atomic.Int64
 }
+
+// knownFor is how long an incident stays known without alerts. An incident
+// closes only after its quiet window (an hour by default) or on request;
+// after a minute without alerts the next alert travels alone again, so that
+// an incident closed meanwhile reopens at once, not after a batch's delay.
+const knownFor = time.Minute
 
 // inflight is one coalesced message: how to acknowledge it, and how many of
 // its signals are unanswered. It holds none of the alert's bytes.
@@ -105,8 +112,8 @@ func newCoalescer(concurrency int) *coalescer {
 	}
 }
 
-// remember records wid as open (or about to open) and returns its entry,
-// forgetting others when too many are known.
+// rememberLocked records wid as open (or about to open), forgetting others
+// when too many are known.
 func (c *coalescer) rememberLocked(wid string, inc *incident) {
 	if len(c.incidents) >= maxKnownIncidents {
 		for k := range c.incidents {
@@ -128,17 +135,20 @@ func (c *coalescer) forget(wid string, inc *incident) {
 	}
 }
 
-// known reports which of matches' incidents this dispatcher knows, and
-// claims the others: it records them as opening, so that alerts that follow
-// wait for the opening alert instead of racing it. It returns the claims to
-// settle once the opening alert was answered.
+// claim reports whether this dispatcher knows all of matches' incidents
+// (with an alert in the last knownFor), and claims the others: it records
+// them as opening, so that alerts that follow wait for the opening alert
+// instead of racing it. It returns the claims to settle once the opening
+// alert was answered.
 func (c *coalescer) claim(matches []playbooks.Match) (allKnown bool, claims map[string]*incident) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	allKnown = true
+	now := time.Now().UnixNano()
 	for _, m := range matches {
 		wid := m.IncidentID()
-		if _, ok := c.incidents[wid]; ok {
+		if inc, ok := c.incidents[wid]; ok && now-inc.lastSeen.Load() < int64(knownFor) {
+			inc.lastSeen.Store(now)
 			continue
 		}
 		allKnown = false
@@ -146,6 +156,7 @@ func (c *coalescer) claim(matches []playbooks.Match) (allKnown bool, claims map[
 			claims = map[string]*incident{}
 		}
 		inc := &incident{ready: make(chan struct{})}
+		inc.lastSeen.Store(now)
 		c.rememberLocked(wid, inc)
 		claims[wid] = inc
 	}
@@ -352,6 +363,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 	}
 	inc := &incident{ready: make(chan struct{}), open: true}
 	inc.lastSent.Store(time.Now().UnixNano())
+	inc.lastSeen.Store(time.Now().UnixNano())
 	close(inc.ready)
 	d.co.mu.Lock()
 	d.co.rememberLocked(b.wid, inc)

@@ -245,3 +245,22 @@ func TestDuplicatesCostLessThanOneCallAndTheirBytes(t *testing.T) {
 		t.Errorf("coalesced: %.4f calls and %.1f bytes per duplicate (alone: %.0f bytes)", calls, bytes, aloneBytes)
 	}
 }
+
+func TestAnIncidentWithoutAlertsForAMinuteIsNoLongerKnown(t *testing.T) {
+	c := newCoalescer(1)
+	m := []playbooks.Match{{Playbook: &playbooks.Playbook{Name: "p"}, IncidentKey: "k"}}
+	known, claims := c.claim(m)
+	if known || len(claims) != 1 {
+		t.Fatalf("first alert: known %t, claims %v", known, claims)
+	}
+	c.settle(claims, map[string]bool{m[0].IncidentID(): true})
+	if known, _ := c.claim(m); !known {
+		t.Error("an incident just opened is not known")
+	}
+	// A minute later the incident may have been closed on request: the
+	// next alert travels alone again.
+	c.incidents[m[0].IncidentID()].lastSeen.Add(-int64(knownFor))
+	if known, claims := c.claim(m); known || len(claims) != 1 {
+		t.Errorf("after a minute without alerts: known %t, claims %v", known, claims)
+	}
+}
