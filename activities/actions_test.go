@@ -41,6 +41,14 @@ func TestEveryPodActionRefusesProtectedNamespacesBeforeAnyCall(t *testing.T) {
 	}
 }
 
+func TestSoarsOwnInfrastructureIsProtectedByDefault(t *testing.T) {
+	a := &Activities{Kube: &stubKube{}, ProtectedNamespaces: DefaultProtectedNamespaces}
+	for _, ns := range []string{"soar", "temporal", "nats", "falco", "ingress-nginx"} {
+		_, err := a.run(context.Background(), ActionQuarantine, ActionRequest{IncidentID: "i", Params: map[string]any{"namespace": ns, "pod": "x-1"}})
+		wantNonRetryable(t, err, ErrTypeProtectedNamespace)
+	}
+}
+
 func TestParametersOfTheWrongTypeAreInvalidRequests(t *testing.T) {
 	a := &Activities{Kube: &stubKube{}}
 	_, err := a.run(context.Background(), ActionDeletePod, ActionRequest{Params: map[string]any{"namespace": "shop", "pod": "web", "gracePeriodSeconds": "soon"}})

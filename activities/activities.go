@@ -53,8 +53,21 @@ const (
 )
 
 // DefaultProtectedNamespaces are never acted on, whatever a playbook says:
-// disrupting them can take down the cluster or soar itself.
-var DefaultProtectedNamespaces = []string{"kube-system", "kube-public", "kube-node-lease"}
+// disrupting them can take down the cluster, or turn soar against what it
+// stands on. Besides Kubernetes' own, they are the namespaces the Helm
+// charts of soar, Temporal, NATS, Falco and ingress-nginx install into by
+// convention; soar's actual namespace (POD_NAMESPACE) and
+// --protected-namespaces are added at start. An alert is written by whoever
+// controls a pod, so a name like "coredns" in kube-system is exactly what an
+// attacker would try.
+var DefaultProtectedNamespaces = []string{
+	"kube-system", "kube-public", "kube-node-lease",
+	"soar", "soar-system",
+	"temporal", "temporal-system",
+	"nats", "nats-system",
+	"falco", "falco-system",
+	"ingress-nginx",
+}
 
 // Activities is registered once with the worker.
 type Activities struct {
