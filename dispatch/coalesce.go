@@ -87,8 +87,6 @@ type batch struct {
 	first    alert.Alert
 	latest   alert.Alert
 	msgs     []*inflight
-	seqs     []uint64
-	created  time.Time
 	timer    *time.Timer
 	flushing bool
 }
@@ -201,14 +199,13 @@ func (d *Dispatcher) enqueue(ctx context.Context, matches []playbooks.Match, a a
 		b := c.batches[wid]
 		if b == nil {
 			now := time.Now()
-			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a, created: now}
+			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a}
 			c.batches[wid] = b
 			c.batchesLeft.Add(1)
 			b.timer = time.AfterFunc(d.batchDelay(b.known, now, len(c.batches)), func() { d.flushBatch(ctx, b) })
 		}
 		b.latest = a
 		b.msgs = append(b.msgs, f)
-		b.seqs = append(b.seqs, f.seq)
 		if len(b.msgs) >= d.cfg.CoalesceMaxAlerts {
 			// Full: later alerts open the next batch. Send it now, unless
 			// it is already waiting for its turn.
@@ -332,21 +329,20 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 			return ctx.Err()
 		}
 	}
+	seqs := make([]uint64, len(b.msgs))
+	for i, f := range b.msgs {
+		seqs[i] = f.seq
+	}
 	sig := workflows.AlertSignal{
-		Alert: b.first,
-		Count: len(b.msgs),
-		Deliveries: &workflows.Deliveries{
-			Stream: d.cfg.Stream,
-			Epoch:  d.epoch(),
-			Floor:  d.floor.Load(),
-			Seqs:   workflows.NewSeqList(b.seqs),
-		},
+		Alert:      b.first,
+		Count:      len(b.msgs),
+		Deliveries: d.deliveries(seqs...),
 	}
 	if len(b.msgs) > 1 {
 		latest := b.latest
 		sig.Latest = &latest
 	}
-	rid := batchRequestID(b.wid, b.seqs)
+	rid := batchRequestID(b.wid, seqs)
 	if b.known != nil && b.known.open {
 		b.known.lastSent.Store(time.Now().UnixNano())
 		err := d.signal(ctx, b.wid, sig, rid)
@@ -373,6 +369,17 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 		d.log.Info().Str("playbook", b.match.Playbook.Name).Str("incident_id", b.wid).Msg("incident opened")
 	}
 	return nil
+}
+
+// deliveries names the messages seqs of the alert stream, with the floor
+// and epoch that let the incident count each once.
+func (d *Dispatcher) deliveries(seqs ...uint64) *workflows.Deliveries {
+	return &workflows.Deliveries{
+		Stream: d.cfg.Stream,
+		Epoch:  d.epoch(),
+		Floor:  d.floor.Load(),
+		Seqs:   workflows.NewSeqList(seqs),
+	}
 }
 
 // batchRequestID identifies one batch's signal, so that Temporal recognises

@@ -473,16 +473,7 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	accepted := make(map[string]bool, len(matches))
 	defer d.co.settle(claims, accepted)
 	seq := meta.Sequence.Stream
-	sig := workflows.AlertSignal{
-		Alert: a,
-		Count: 1,
-		Deliveries: &workflows.Deliveries{
-			Stream: meta.Stream,
-			Epoch:  d.epoch(),
-			Floor:  d.floor.Load(),
-			Seqs:   workflows.SeqList{seq},
-		},
-	}
+	sig := workflows.AlertSignal{Alert: a, Count: 1, Deliveries: d.deliveries(seq)}
 	deliveryID := meta.Stream + ":" + strconv.FormatUint(seq, 10)
 	for i, m := range matches {
 		if i > 0 {

@@ -195,7 +195,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 
 	run := &steps{in: in, st: st, ctx: ctx}
 	if steady {
-		return respondSteady(ctx, in, st, run, window)
+		return respondSteady(run, window)
 	}
 	if !st.StepsDone {
 		outcome := run.runAll()
@@ -263,16 +263,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 			}
 			sel.Select(ctx)
 			if releaseReason != "" {
-				st.Stopped = true
-				run.release()
-				if err := setStatus(ctx, st, StatusReleased); err != nil {
-					return nil, err
-				}
-				drain(ctx, alerts, st)
-				if err := run.settle(releaseReason); err != nil {
-					return nil, err
-				}
-				return finish(ctx, st, releaseReason)
+				return run.releaseAndFinish(alerts, releaseReason)
 			}
 			if recheckAllowed(ctx, st) {
 				// A joining alert may make a skipped step's condition true.
@@ -281,23 +272,10 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 				}
 			}
 			if closeReason != "" {
-				// Alerts that raced with the close still count.
-				drain(ctx, alerts, st)
-				if err := run.settle(closeReason); err != nil {
-					return nil, err
-				}
-				return finish(ctx, st, closeReason)
+				return run.closeAndFinish(alerts, closeReason)
 			}
 			if absorbed >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-				drain(ctx, alerts, st)
-				in.State = st
-				if err := run.flushSlack(); err != nil {
-					return nil, err
-				}
-				if err := run.ticketBox.flush(ctx, time.Minute); err != nil {
-					return nil, err
-				}
-				return nil, workflow.NewContinueAsNewError(ctx, Respond, in)
+				return run.continueAsNew(alerts)
 			}
 		}
 	}
@@ -306,6 +284,40 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 // coalescedVersion guards the counting of coalesced signals: before it, a
 // signal was one alert, identified by its DeliveryID.
 const coalescedVersion = "coalesced-alert-signals"
+
+// releaseAndFinish undoes what the incident's actions did and closes it.
+func (s *steps) releaseAndFinish(alerts workflow.ReceiveChannel, reason string) (*IncidentState, error) {
+	s.st.Stopped = true
+	s.release()
+	if err := setStatus(s.ctx, s.st, StatusReleased); err != nil {
+		return nil, err
+	}
+	return s.closeAndFinish(alerts, reason)
+}
+
+// closeAndFinish closes the incident for reason. Alerts that raced with the
+// close still count.
+func (s *steps) closeAndFinish(alerts workflow.ReceiveChannel, reason string) (*IncidentState, error) {
+	drain(s.ctx, alerts, s.st)
+	if err := s.settle(reason); err != nil {
+		return nil, err
+	}
+	return finish(s.ctx, s.st, reason)
+}
+
+// continueAsNew carries the incident's state into a new run, once the
+// Slack and ticket work queued so far is done.
+func (s *steps) continueAsNew(alerts workflow.ReceiveChannel) (*IncidentState, error) {
+	drain(s.ctx, alerts, s.st)
+	s.in.State = s.st
+	if err := s.flushSlack(); err != nil {
+		return nil, err
+	}
+	if err := s.ticketBox.flush(s.ctx, time.Minute); err != nil {
+		return nil, err
+	}
+	return nil, workflow.NewContinueAsNewError(s.ctx, Respond, s.in)
+}
 
 func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
 	if sig.Deliveries != nil && workflow.GetVersion(ctx, coalescedVersion, workflow.DefaultVersion, 1) >= 1 {

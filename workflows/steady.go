@@ -51,7 +51,8 @@ func (s *steps) interruption(step string) error {
 // steadyVersion. One coroutine takes in every signal as it arrives: alerts
 // are counted at once and a close or release is recorded and wakes the
 // main coroutine, which runs the steps and the quiet window.
-func respondSteady(ctx workflow.Context, in RespondInput, st *IncidentState, run *steps, window time.Duration) (*IncidentState, error) {
+func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
+	ctx, st := run.ctx, run.st
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
 	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
@@ -109,22 +110,9 @@ func respondSteady(ctx workflow.Context, in RespondInput, st *IncidentState, run
 	for {
 		switch {
 		case req.release != "":
-			st.Stopped = true
-			run.release()
-			if err := setStatus(ctx, st, StatusReleased); err != nil {
-				return nil, err
-			}
-			drain(ctx, alerts, st)
-			if err := run.settle(req.release); err != nil {
-				return nil, err
-			}
-			return finish(ctx, st, req.release)
+			return run.releaseAndFinish(alerts, req.release)
 		case req.close != "":
-			drain(ctx, alerts, st)
-			if err := run.settle(req.close); err != nil {
-				return nil, err
-			}
-			return finish(ctx, st, req.close)
+			return run.closeAndFinish(alerts, req.close)
 		}
 		if joined {
 			joined = false
@@ -137,15 +125,7 @@ func respondSteady(ctx workflow.Context, in RespondInput, st *IncidentState, run
 			}
 		}
 		if absorbed >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			drain(ctx, alerts, st)
-			in.State = st
-			if err := run.flushSlack(); err != nil {
-				return nil, err
-			}
-			if err := run.ticketBox.flush(ctx, time.Minute); err != nil {
-				return nil, err
-			}
-			return nil, workflow.NewContinueAsNewError(ctx, Respond, in)
+			return run.continueAsNew(alerts)
 		}
 		remaining := st.LastAlertAt.Add(window).Sub(workflow.Now(ctx))
 		if remaining <= 0 {
