@@ -37,6 +37,7 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 	$(GO) test -run '^$$' -bench . -benchmem ./alert/... ./playbooks/... > $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./test/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench Burst25 -benchmem -benchtime 4x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench AlertStorm -benchtime 1x -timeout 30m ./test/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 

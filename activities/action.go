@@ -45,7 +45,9 @@ type Action struct {
 	RetryFor time.Duration `json:"retryFor,omitempty"`
 	// Lane says how the workflow schedules the action: LaneDirect (as an
 	// activity of its own), LaneSlack (in the incident's Slack outbox, after
-	// its thread exists) or LaneTicket (with the incident's ticket).
+	// its thread exists), LaneTicket (with the incident's ticket) or
+	// LaneLocal (as a local activity when it is the incident's first action;
+	// only for quick, idempotent containment).
 	Lane string `json:"lane,omitempty"`
 	// Role is the deploy/ ClusterRole that grants its permissions.
 	Role string `json:"role"`
@@ -60,6 +62,7 @@ const (
 	LaneDirect = playbooks.LaneDirect
 	LaneSlack  = playbooks.LaneSlack
 	LaneTicket = playbooks.LaneTicket
+	LaneLocal  = playbooks.LaneLocal
 )
 
 // Param is one parameter of an action, set in a step's "with".

@@ -15,12 +15,13 @@ var quarantine = Define(Action{
 	Name:    ActionQuarantine,
 	Summary: "Isolate one pod: label it and ensure a deny-all ingress and egress NetworkPolicy of the incident selects it; optionally detach it from its ReplicaSet.",
 	Inverse: ActionRelease,
+	Lane:    LaneLocal,
 	Role:    RoleResponder,
 	Permissions: []Permission{
 		{Group: "", Resource: "pods", Verbs: []string{"get", "patch"}},
 		{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},
 		{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
-		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "get", "list", "update"}},
+		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "delete", "get", "list", "update"}},
 	},
 }, (*Activities).quarantine)
 

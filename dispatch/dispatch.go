@@ -482,7 +482,7 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 			_ = msg.InProgress()
 		}
 		wid := m.IncidentID()
-		started, err := d.signalWithStart(ctx, m, sig, requestID(deliveryID, wid))
+		started, err := d.deliver(ctx, m, sig, claims[wid] != nil, requestID(deliveryID, wid))
 		var tooLarge *payloadTooLargeError
 		if errors.As(err, &tooLarge) {
 			d.deadLetterWithReason(ctx, msg, meta, ReasonTooLargeForTemporal, err, log)
@@ -511,6 +511,20 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 	}
 	d.metrics.DispatchLatency.Observe(time.Since(meta.Timestamp).Seconds())
 	d.ack(msg, log)
+}
+
+// deliver sends sig to the incident of m by itself and reports whether that
+// started the incident. An incident this dispatcher believes new (fresh) is
+// started with sig in its input, eagerly; one that is open after all, or
+// any other, gets a SignalWithStart.
+func (d *Dispatcher) deliver(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal, fresh bool, requestID string) (bool, error) {
+	if fresh {
+		err := d.start(ctx, m, sig)
+		if !errors.Is(err, errAlreadyOpen) {
+			return err == nil, err
+		}
+	}
+	return d.signalWithStart(ctx, m, sig, requestID)
 }
 
 // accepted records that Temporal accepted a request just now.

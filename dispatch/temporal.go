@@ -2,13 +2,17 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	taskqueuepb "go.temporal.io/api/taskqueue/v1"
 	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
@@ -67,6 +71,55 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 	return resp.GetStarted(), nil
 }
 
+// start starts the incident's workflow with sig as its first alert, in the
+// workflow's input, and asks for eager execution: when a worker shares the
+// dispatcher's Temporal client (soar dev, or dispatch and worker in one
+// process), Temporal hands the first workflow task back in the answer to the
+// start and that worker runs it at once, skipping the task queue. Elsewhere
+// it is a plain start. It returns errAlreadyOpen when the incident is open
+// already (another dispatcher, or an earlier delivery, started it); the
+// caller then signals it.
+func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal) error {
+	spec := m.Playbook.Spec()
+	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
+	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, First: &sig}
+	input, err := converter.GetDefaultDataConverter().ToPayloads(in)
+	if err != nil {
+		return fmt.Errorf("dispatch: encode workflow input: %w", err)
+	}
+	if size := payloadsSize(input); size > d.cfg.MaxTemporalPayload {
+		return &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
+	}
+	workflowType := spec.Workflow
+	if workflowType == "" {
+		workflowType = workflows.RespondName
+	}
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
+	defer cancel()
+	_, err = d.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       wid,
+		TaskQueue:                                d.cfg.TaskQueue,
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy:                 enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    typedSearchAttributes(spec, sig.Alert, m.Severity),
+		EnableEagerStart:                         true,
+	}, workflowType, in)
+	d.metrics.TemporalCalls.WithLabelValues("start").Inc()
+	d.metrics.TemporalBytes.Add(float64(payloadsSize(input)))
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return errAlreadyOpen
+	}
+	if err != nil {
+		return fmt.Errorf("dispatch: start %s: %w", wid, err)
+	}
+	return nil
+}
+
+// errAlreadyOpen: the incident start would open is open already.
+var errAlreadyOpen = errors.New("dispatch: incident already open")
+
 // signal delivers sig to the open incident wid, without the playbook: the
 // incident pinned it when it started. Temporal answers NotFound when the
 // incident is no longer open.
@@ -93,15 +146,20 @@ func (d *Dispatcher) signal(ctx context.Context, wid string, sig workflows.Alert
 	return nil
 }
 
-func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert, severity alert.Severity) (*commonpb.SearchAttributes, error) {
-	values := map[string]string{
-		workflows.SearchPlaybook.GetName():        spec.Name,
-		workflows.SearchPlaybookVersion.GetName(): spec.Version,
-		workflows.SearchSeverity.GetName():        severity.String(),
-		workflows.SearchNamespace.GetName():       a.Kubernetes.Namespace,
-		workflows.SearchPod.GetName():             a.Kubernetes.Pod,
-		workflows.SearchStatus.GetName():          workflows.StatusResponding,
+// searchValues are the search attributes an incident starts with.
+func searchValues(spec playbooks.Spec, a alert.Alert, severity alert.Severity) map[temporal.SearchAttributeKeyKeyword]string {
+	return map[temporal.SearchAttributeKeyKeyword]string{
+		workflows.SearchPlaybook:        spec.Name,
+		workflows.SearchPlaybookVersion: spec.Version,
+		workflows.SearchSeverity:        severity.String(),
+		workflows.SearchNamespace:       a.Kubernetes.Namespace,
+		workflows.SearchPod:             a.Kubernetes.Pod,
+		workflows.SearchStatus:          workflows.StatusResponding,
 	}
+}
+
+func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.Alert, severity alert.Severity) (*commonpb.SearchAttributes, error) {
+	values := searchValues(spec, a, severity)
 	fields := make(map[string]*commonpb.Payload, len(values))
 	for k, v := range values {
 		if v == "" {
@@ -109,11 +167,22 @@ func searchAttributes(dc converter.DataConverter, spec playbooks.Spec, a alert.A
 		}
 		p, err := dc.ToPayload(v)
 		if err != nil {
-			return nil, fmt.Errorf("dispatch: encode search attribute %s: %w", k, err)
+			return nil, fmt.Errorf("dispatch: encode search attribute %s: %w", k.GetName(), err)
 		}
-		fields[k] = p
+		fields[k.GetName()] = p
 	}
 	return &commonpb.SearchAttributes{IndexedFields: fields}, nil
+}
+
+// typedSearchAttributes are searchAttributes for the SDK's start.
+func typedSearchAttributes(spec playbooks.Spec, a alert.Alert, severity alert.Severity) temporal.SearchAttributes {
+	var updates []temporal.SearchAttributeUpdate
+	for k, v := range searchValues(spec, a, severity) {
+		if v != "" {
+			updates = append(updates, k.ValueSet(v))
+		}
+	}
+	return temporal.NewSearchAttributes(updates...)
 }
 
 // payloadTooLargeError means the incident's input would exceed what Temporal

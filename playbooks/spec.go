@@ -78,7 +78,8 @@ type ActionFacts struct {
 	FromAlert []AlertParam `json:"fromAlert,omitempty"`
 	// Lane is how the workflow schedules the action: "" as an activity of
 	// its own, "slack" in the incident's Slack outbox, "ticket" with the
-	// incident's ticket.
+	// incident's ticket, "local" as a local activity when it is the
+	// incident's first action and as an activity of its own otherwise.
 	Lane string `json:"lane,omitempty"`
 }
 
@@ -87,6 +88,11 @@ const (
 	LaneDirect = ""
 	LaneSlack  = "slack"
 	LaneTicket = "ticket"
+	// LaneLocal is for quick, idempotent containment: as the incident's
+	// first action it runs in the workflow task that starts the incident,
+	// before Temporal records anything more, which saves the round trips of
+	// scheduling an activity. Workers that predate it run it as LaneDirect.
+	LaneLocal = "local"
 )
 
 // AlertParam fills parameter Param from the field Field of the alert's

@@ -16,7 +16,11 @@ import (
 // gives it. An action whose facts change on purpose later is listed in
 // changedSinceFreeze, so that the divergence is a decision, not an accident.
 func TestFrozenFactsAreTheCatalogueAsItWasWhenFactsWerePinned(t *testing.T) {
-	changedSinceFreeze := map[string]bool{}
+	changedSinceFreeze := map[string]bool{
+		// LaneLocal (local-first-containment): incidents from before pinned
+		// facts keep running it as an activity of its own.
+		"kubernetes.quarantine": true,
+	}
 	for name, frozen := range frozenFacts {
 		def, ok := activities.Lookup(name)
 		if !ok {

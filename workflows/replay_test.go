@@ -20,9 +20,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	}
 	// One per path (16), the pinned-facts generation (6), and the steady
 	// generation: coalesced signals and steady intake on every path, plus
-	// a close during an approval and a release during a wait (18).
-	if len(files) < 40 {
-		t.Fatalf("found %d recorded histories in testdata, want 40: 16 paths, 6 pinned-facts, 18 steady", len(files))
+	// a close during an approval and a release during a wait (18), and the
+	// eager generation: the first alert in the input and the first
+	// quarantine as a local activity, on every steady path (18).
+	if len(files) < 58 {
+		t.Fatalf("found %d recorded histories in testdata, want 58: 16 paths, 6 pinned-facts, 18 steady, 18 eager", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -68,6 +68,9 @@ type RespondInput struct {
 	Playbook    playbooks.Spec `json:"playbook"`
 	// State is set only when a run continues as new.
 	State *IncidentState `json:"state,omitempty"`
+	// First is the incident's first alert when the dispatcher started the
+	// incident with it, eagerly, rather than with SignalWithStart.
+	First *AlertSignal `json:"first,omitempty"`
 }
 
 // AlertSignal is one alert, or a batch of alerts, joining an incident.
@@ -182,6 +185,9 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 		window = time.Hour
 	}
 
+	if st.FirstAlert == nil && in.First != nil && workflow.GetVersion(ctx, firstInInputVersion, workflow.DefaultVersion, 1) >= 1 {
+		st.addAlert(ctx, *in.First)
+	}
 	if st.FirstAlert == nil {
 		// SignalWithStart delivers the first alert together with the start;
 		// a workflow started any other way waits one window for it.
@@ -281,6 +287,11 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 }
 
+// firstInInputVersion guards a change of behaviour: an incident started
+// with its first alert in RespondInput.First (the dispatcher's eager start)
+// counts it at once instead of waiting for a signal.
+const firstInInputVersion = "first-alert-in-input"
+
 // coalescedVersion guards the counting of coalesced signals: before it, a
 // signal was one alert, identified by its DeliveryID.
 const coalescedVersion = "coalesced-alert-signals"
@@ -310,6 +321,7 @@ func (s *steps) closeAndFinish(alerts workflow.ReceiveChannel, reason string) (*
 func (s *steps) continueAsNew(alerts workflow.ReceiveChannel) (*IncidentState, error) {
 	drain(s.ctx, alerts, s.st)
 	s.in.State = s.st
+	s.in.First = nil // counted: the state has it
 	if err := s.flushSlack(); err != nil {
 		return nil, err
 	}

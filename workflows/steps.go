@@ -314,11 +314,39 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 			return s.openTicket(req, opts)
 		}
 	}
-	err := workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
+	var err error
+	if facts.Lane == playbooks.LaneLocal && len(s.st.Steps) == 0 && s.localFirst() {
+		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(s.ctx, localOptions(opts)), action, req).Get(s.ctx, &out)
+	} else {
+		err = workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)
+	}
 	if err == nil && action == contract.ActionTicketResolve && s.st.Ticket != nil && out["skipped"] == nil {
 		s.st.Ticket.Resolved = true // resolving again at close would repeat it
 	}
 	return out, err
+}
+
+// localFirstVersion guards a change of behaviour: the incident's first
+// action, when its facts put it in LaneLocal, runs as a local activity in the
+// workflow task that started the incident instead of as an activity of its
+// own. What that costs in durability: the action's start is not recorded
+// before it runs, so a worker that dies during it leaves nothing in the
+// history, and the next worker to take the workflow task (after the
+// workflow task timeout) runs the action again; LaneLocal actions are
+// idempotent for this reason.
+const localFirstVersion = "local-first-containment"
+
+func (s *steps) localFirst() bool {
+	return workflow.GetVersion(s.ctx, localFirstVersion, workflow.DefaultVersion, 1) >= 1
+}
+
+// localOptions are an action's activity options for a local activity.
+func localOptions(opts workflow.ActivityOptions) workflow.LocalActivityOptions {
+	return workflow.LocalActivityOptions{
+		ScheduleToCloseTimeout: opts.ScheduleToCloseTimeout,
+		StartToCloseTimeout:    opts.StartToCloseTimeout,
+		RetryPolicy:            opts.RetryPolicy,
+	}
 }
 
 // ticketStep tells the ticket about a step that ran after it was opened.

@@ -112,7 +112,7 @@ func TestActionsListAndShowComeFromTheCatalogue(t *testing.T) {
 		t.Errorf("actions list printed:\n%s", list)
 	}
 	show := soar(t, "actions", "show", "kubernetes.quarantine")
-	for _, want := range []string{"podUID", "policyCreated", "networking.k8s.io  networkpolicies         create,get,list,update"} {
+	for _, want := range []string{"podUID", "policyCreated", "networking.k8s.io  networkpolicies         create,delete,get,list,update"} {
 		if !strings.Contains(show, want) {
 			t.Errorf("actions show lacks %q:\n%s", want, show)
 		}

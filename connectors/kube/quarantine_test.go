@@ -255,6 +255,9 @@ func testQuarantine(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 		if now := getPod(t, cs, "billing", "api-1"); len(now.Labels) != 1 {
 			t.Errorf("the namesake was quarantined: %v", now.Labels)
 		}
+		if _, err := cs.NetworkingV1().NetworkPolicies("billing").Get(ctx, policy, metav1.GetOptions{}); err == nil {
+			t.Error("the policy created while the pod was read was left behind for the namesake")
+		}
 	})
 
 	t.Run("a pod replaced between read and patch is ErrTargetChanged", func(t *testing.T) {

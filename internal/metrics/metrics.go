@@ -22,7 +22,7 @@ type Metrics struct {
 	DispatchLatency    prometheus.Histogram   // from publish to Temporal's acceptance
 
 	// Coalescing, the fast lane and the backlog (see package dispatch).
-	TemporalCalls    *prometheus.CounterVec // by call: signal_with_start or signal
+	TemporalCalls    *prometheus.CounterVec // by call: start, signal_with_start or signal
 	TemporalBytes    prometheus.Counter     // payload bytes sent with them
 	CoalescedBatches prometheus.Counter
 	CoalescedAlerts  prometheus.Counter
@@ -76,7 +76,7 @@ func New() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .15, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		TemporalCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "soar_dispatch_temporal_calls_total", Help: "Calls the dispatcher made to Temporal, by call: signal_with_start (an alert that may open an incident) or signal (coalesced alerts of an open one).",
+			Name: "soar_dispatch_temporal_calls_total", Help: "Calls the dispatcher made to Temporal, by call: start (an incident's first alert), signal_with_start (an alert that may open an incident) or signal (coalesced alerts of an open one).",
 		}, []string{"call"}),
 		TemporalBytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "soar_dispatch_temporal_payload_bytes_total", Help: "Payload bytes (workflow input and signal) the dispatcher sent to Temporal.",
