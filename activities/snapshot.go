@@ -71,7 +71,7 @@ type SnapshotOutput struct {
 }
 
 // snapshot collects the pod's evidence and stores it as a bundle under
-// <incident>/<step>/ in the evidence store. A retried activity, or a second
+// <incident>/<occurrence>/<step>/ in the evidence store. A retried activity, or a second
 // run of the same step, finds the bundle's manifest there and returns it
 // instead of collecting again: one bundle per incident and step.
 func (a *Activities) snapshot(ctx context.Context, in SnapshotParams, req ActionRequest) (SnapshotOutput, error) {
@@ -86,7 +86,7 @@ func (a *Activities) snapshot(ctx context.Context, in SnapshotParams, req Action
 		return SnapshotOutput{}, temporal.NewNonRetryableApplicationError("no evidence store is configured (see --evidence-dir and --evidence-s3-bucket)", ErrTypeEvidenceStore, nil)
 	}
 	out := SnapshotOutput{Namespace: in.Namespace, Pod: in.Pod, PodUID: in.PodUID, DryRun: req.DryRun}
-	prefix := bundlePrefix(req.IncidentID, req.Step)
+	prefix := bundlePrefix(req.IncidentID, req.Occurrence, req.Step)
 	if !req.DryRun {
 		ref, ok, err := evidence.Existing(ctx, a.Evidence, prefix)
 		if err != nil {
@@ -138,12 +138,16 @@ func fromRef(out SnapshotOutput, ref evidence.Ref) SnapshotOutput {
 // bundlePrefix is where an incident step's bundle lives in the store. Step
 // IDs are playbook identifiers and incident IDs are soar's workflow IDs, so
 // neither holds a slash; the replacement only guards against surprises.
-func bundlePrefix(incident, step string) string {
+func bundlePrefix(incident, occurrence, step string) string {
 	clean := func(s string) string { return strings.NewReplacer("/", "_", "..", "_").Replace(s) }
 	if step == "" {
 		step = "snapshot"
 	}
-	return clean(incident) + "/" + clean(step)
+	if occurrence == "" {
+		// Incidents from before occurrences: one bundle per incident ID.
+		return clean(incident) + "/" + clean(step)
+	}
+	return clean(incident) + "/" + clean(occurrence) + "/" + clean(step)
 }
 
 // evidenceError marks store errors retrying cannot fix as non-retryable.

@@ -22,9 +22,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// generation: coalesced signals and steady intake on every path, plus
 	// a close during an approval and a release during a wait (18), and the
 	// eager generation: the first alert in the input and the first
-	// quarantine as a local activity, on every steady path (18).
-	if len(files) < 58 {
-		t.Fatalf("found %d recorded histories in testdata, want 58: 16 paths, 6 pinned-facts, 18 steady, 18 eager", len(files))
+	// quarantine as a local activity, on every steady path (18), and the
+	// occurrence generation: evidence per occurrence and degraded
+	// containment, on every path and a hostNetwork pod's (19).
+	if len(files) < 77 {
+		t.Fatalf("found %d recorded histories in testdata, want 77: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -37,7 +37,10 @@ const (
 	StatusResponding = "responding" // steps are running
 	StatusContained  = "contained"  // every step succeeded; collecting later alerts
 	StatusFailed     = "failed"     // a step failed; collecting later alerts
-	StatusClosed     = "closed"     // the incident is over
+	// StatusDegraded: every step succeeded, but a containment step reported
+	// that traffic may still flow (StepResult.Degraded says why).
+	StatusDegraded = "degraded"
+	StatusClosed   = "closed" // the incident is over
 	// StatusPlanned: a plan-mode playbook ran every step as a dry run.
 	StatusPlanned = "planned"
 	// StatusReleased: a step failed with onError release, or someone
@@ -137,16 +140,19 @@ type IncidentState struct {
 
 // StepResult records one step: what ran, with which parameters, and what it did.
 type StepResult struct {
-	ID         string         `json:"id"`
-	Kind       string         `json:"kind,omitempty"`
-	Action     string         `json:"action,omitempty"`
-	Status     string         `json:"status"`
-	Params     map[string]any `json:"params,omitempty"`
-	Output     map[string]any `json:"output,omitempty"`
-	Error      string         `json:"error,omitempty"`
-	ErrorType  string         `json:"errorType,omitempty"`
-	StartedAt  time.Time      `json:"startedAt"`
-	FinishedAt time.Time      `json:"finishedAt"`
+	ID        string         `json:"id"`
+	Kind      string         `json:"kind,omitempty"`
+	Action    string         `json:"action,omitempty"`
+	Status    string         `json:"status"`
+	Params    map[string]any `json:"params,omitempty"`
+	Output    map[string]any `json:"output,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	ErrorType string         `json:"errorType,omitempty"`
+	// Degraded is why a succeeded containment step did not fully contain
+	// its target (the action's output said so), e.g. a hostNetwork pod.
+	Degraded   string    `json:"degraded,omitempty"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
 }
 
 // Respond is the generic incident workflow. It takes the first alert, runs the

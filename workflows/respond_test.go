@@ -79,10 +79,17 @@ type reply func(req activities.ActionRequest) (map[string]any, error)
 
 // onAction mocks the activity of action with r and returns the requests it
 // receives, retries included, in order.
+//
+// Every request must name the incident's occurrence; the requests recorded
+// leave it out, so that tests compare what differs between them.
 func (e env) onAction(action string, r reply) *[]activities.ActionRequest {
 	var reqs []activities.ActionRequest
 	e.OnActivity(action, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req activities.ActionRequest) (map[string]any, error) {
+			if _, err := time.Parse("20060102T150405Z", req.Occurrence); err != nil {
+				e.t.Errorf("%s: occurrence %q is not when the incident opened: %v", req.Action, req.Occurrence, err)
+			}
+			req.Occurrence = ""
 			reqs = append(reqs, req)
 			return r(req)
 		})
@@ -175,6 +182,24 @@ func TestRespondQuarantinesThenCountsJoiningAlertsUntilQuiet(t *testing.T) {
 	}
 	if st.PlaybookVersion != "sha256:0123456789abcdef" {
 		t.Errorf("playbook version = %q", st.PlaybookVersion)
+	}
+}
+
+func TestRespondSettlesDegradedWhenTheQuarantineCannotCutTraffic(t *testing.T) {
+	e := newEnv(t)
+	why := "the pod uses its node's network (hostNetwork), where NetworkPolicies do not apply"
+	e.onAction(activities.ActionQuarantine, func(activities.ActionRequest) (map[string]any, error) {
+		return map[string]any{"labeled": true, "hostNetwork": true, "degraded": why}, nil
+	})
+	statuses := e.statuses()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Degraded != why {
+		t.Fatalf("steps = %+v, want the quarantine succeeded but degraded", st.Steps)
+	}
+	if !slices.Contains(*statuses, StatusDegraded) || slices.Contains(*statuses, StatusContained) {
+		t.Errorf("statuses = %v, want degraded and never contained", *statuses)
 	}
 }
 

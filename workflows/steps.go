@@ -81,6 +81,9 @@ func (s *steps) settled() string {
 	if slices.ContainsFunc(s.st.Steps, func(r StepResult) bool { return r.Status == StepFailed }) {
 		return StatusFailed
 	}
+	if slices.ContainsFunc(s.st.Steps, func(r StepResult) bool { return r.Degraded != "" }) {
+		return StatusDegraded
+	}
 	return StatusContained
 }
 
@@ -143,6 +146,9 @@ func (s *steps) run(i int) string {
 	res.FinishedAt = workflow.Now(s.ctx)
 	if err == nil {
 		res.Status, res.Output = StepSucceeded, out
+		if why, _ := out["degraded"].(string); why != "" && workflow.GetVersion(s.ctx, degradedVersion, workflow.DefaultVersion, 1) >= 1 {
+			res.Degraded = why
+		}
 		st.record(res)
 		s.ticketStep(res)
 		return ""
@@ -305,6 +311,9 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
 		Params: params, Undo: undo, DryRun: dryRun,
 	}
+	if workflow.GetVersion(s.ctx, occurrenceVersion, workflow.DefaultVersion, 1) >= 1 {
+		req.Occurrence = s.st.occurrence()
+	}
 	if facts.Lane == playbooks.LaneSlack && !dryRun {
 		return s.slackAction(req, opts)
 	}
@@ -325,6 +334,17 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 	}
 	return out, err
 }
+
+// occurrenceVersion guards a change of behaviour: actions learn which
+// occurrence of the incident they serve (ActionRequest.Occurrence), and
+// snapshots store each occurrence's evidence apart.
+const occurrenceVersion = "evidence-per-occurrence"
+
+// degradedVersion guards a change of behaviour: a succeeded step whose
+// action reports "degraded" in its output (a quarantine that cannot cut all
+// traffic) records why, and the incident settles as degraded instead of
+// contained.
+const degradedVersion = "degraded-containment"
 
 // localFirstVersion guards a change of behaviour: the incident's first
 // action, when its facts put it in LaneLocal, runs as a local activity in the
@@ -359,6 +379,9 @@ func (s *steps) ticketStep(r StepResult) {
 		line += " (" + r.Action + ")"
 	}
 	line += ": " + r.Status
+	if r.Degraded != "" {
+		line += " but degraded — " + r.Degraded
+	}
 	if r.Error != "" {
 		line += " — " + r.ErrorType + ": " + r.Error
 	}

@@ -64,7 +64,12 @@ func (s *steps) openTicket(req contract.ActionRequest, opts workflow.ActivityOpt
 // system: an incident that closes and later opens again (same playbook,
 // same key) gets a ticket of its own.
 func (st *IncidentState) ticketKey() string {
-	return st.IncidentID + "@" + st.OpenedAt.UTC().Format("20060102T150405Z")
+	return st.IncidentID + "@" + st.occurrence()
+}
+
+// occurrence names this occurrence of the incident by when it opened.
+func (st *IncidentState) occurrence() string {
+	return st.OpenedAt.UTC().Format("20060102T150405Z")
 }
 
 // maxPendingLines bounds what one batched comment lists; the rest is

@@ -41,6 +41,10 @@ type ActionRequest struct {
 	// something (snapshot) key it by incident and step, so a retried activity
 	// finds what its earlier attempt stored.
 	Step string `json:"step,omitempty"`
+	// Occurrence identifies this occurrence of the incident (when it
+	// opened): an incident that closes and later opens again with the same
+	// ID stores its evidence apart from the earlier one's.
+	Occurrence string `json:"occurrence,omitempty"`
 	// Params are the step's parameters, with the ones the playbook left out
 	// filled from the incident's first alert (namespace, pod, podUID).
 	Params map[string]any `json:"params,omitempty"`

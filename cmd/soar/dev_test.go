@@ -162,8 +162,14 @@ func TestDevWalkthrough(t *testing.T) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}
 	}
-	// The evidence bundle is in the data directory, and verifies.
-	st, err := evidence.Verify(ctx, evidence.NewLocal(filepath.Join(dataDir, "evidence")), id+"/evidence/manifest.json", "")
+	// The evidence bundle is in the data directory, under the incident's
+	// one occurrence, and verifies.
+	manifests, _ := filepath.Glob(filepath.Join(dataDir, "evidence", id, "*", "evidence", "manifest.json"))
+	if len(manifests) != 1 {
+		t.Fatalf("evidence manifests %v, want one, under the incident's occurrence", manifests)
+	}
+	occurrence := filepath.Base(filepath.Dir(filepath.Dir(manifests[0])))
+	st, err := evidence.Verify(ctx, evidence.NewLocal(filepath.Join(dataDir, "evidence")), id+"/"+occurrence+"/evidence/manifest.json", "")
 	if err != nil {
 		t.Fatalf("evidence bundle: %v", err)
 	}

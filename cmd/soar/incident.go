@@ -219,6 +219,8 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		detail := ""
 		if s.Error != "" {
 			detail = s.ErrorType + ": " + s.Error
+		} else if s.Degraded != "" {
+			detail = "DEGRADED: " + s.Degraded
 		} else if len(s.Output) > 0 {
 			b, _ := json.Marshal(s.Output)
 			detail = string(b)

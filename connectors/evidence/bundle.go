@@ -172,6 +172,11 @@ func WriteBundle(ctx context.Context, store Store, prefix string, m Manifest, ar
 	}
 	key := ManifestKey(prefix)
 	if err := store.Put(ctx, key, data, "application/json"); err != nil {
+		if errors.Is(err, ErrExists) {
+			// Another call finished the bundle first; its manifest stands.
+			ref, _, err := Existing(ctx, store, prefix)
+			return ref, err
+		}
 		return Ref{}, fmt.Errorf("evidence: store manifest: %w", err)
 	}
 	return refOf(store, key, data, m), nil

@@ -27,14 +27,19 @@ var (
 	// ErrInvalidKey means a key is not a relative slash path without "." and
 	// ".." segments. It wraps ErrPermanent.
 	ErrInvalidKey = fmt.Errorf("%w: invalid key", ErrPermanent)
+	// ErrExists means the key holds something already: stores are
+	// write-once, so stored evidence is never replaced. It wraps
+	// ErrPermanent.
+	ErrExists = fmt.Errorf("%w: already stored (evidence is write-once)", ErrPermanent)
 )
 
 // Store keeps evidence under slash-separated keys such as
 // "incident-1/snapshot/manifest.json". Implementations are safe for
 // concurrent use.
 type Store interface {
-	// Put stores data under key, replacing what was there; readers see the old
-	// or the new data, never a part.
+	// Put stores data under key, which must hold nothing yet: evidence is
+	// written once, and a key that holds something is an error wrapping
+	// ErrExists. Readers see all of the data or none.
 	Put(ctx context.Context, key string, data []byte, contentType string) error
 	// Get returns the data under key, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)

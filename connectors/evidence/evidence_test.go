@@ -1,16 +1,20 @@
 package evidence_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,9 +56,48 @@ func newS3(t *testing.T, endpoint, bucket, prefix string) *evidence.S3 {
 // stores returns one store of each kind, each empty.
 func stores(t *testing.T) map[string]evidence.Store {
 	t.Helper()
+	host := s3Server(t, "evidence")
+	s3 := newS3(t, host, "evidence", "soar/")
+	s3Hosts.Store(s3, host)
 	return map[string]evidence.Store{
 		"local": evidence.NewLocal(t.TempDir()),
-		"s3":    newS3(t, s3Server(t, "evidence"), "evidence", "soar/"),
+		"s3":    s3,
+	}
+}
+
+var s3Hosts sync.Map // *evidence.S3 → its server's host:port
+
+// overwrite replaces what st holds under key behind the store's back, as
+// someone with write access to the disk or the bucket could: the tampering
+// that Verify must catch, since the store itself writes only once.
+func overwrite(t *testing.T, st evidence.Store, key string, data []byte) {
+	t.Helper()
+	u, err := url.Parse(st.Location(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch s := st.(type) {
+	case *evidence.Local:
+		err = os.WriteFile(u.Path, data, 0o600)
+	case *evidence.S3:
+		host, _ := s3Hosts.Load(s)
+		var req *http.Request
+		req, err = http.NewRequest(http.MethodPut, "http://"+host.(string)+"/"+u.Host+u.Path, bytes.NewReader(data))
+		if err != nil {
+			break
+		}
+		var resp *http.Response
+		if resp, err = http.DefaultClient.Do(req); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("PUT %s: %s", req.URL, resp.Status)
+			}
+		}
+	default:
+		t.Fatalf("no back door into %T", st)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -117,13 +160,14 @@ func TestLocal(t *testing.T) {
 		}
 	})
 
-	t.Run("replaces a key and leaves no temporary file", func(t *testing.T) {
-		if err := st.Put(ctx, "inc/step/logs/app.log", []byte("second"), "text/plain"); err != nil {
-			t.Fatal(err)
+	t.Run("never replaces a key and leaves no temporary file", func(t *testing.T) {
+		err := st.Put(ctx, "inc/step/logs/app.log", []byte("second"), "text/plain")
+		if !errors.Is(err, evidence.ErrExists) {
+			t.Errorf("second Put = %v, want ErrExists", err)
 		}
 		got, _ := st.Get(ctx, "inc/step/logs/app.log")
-		if string(got) != "second" {
-			t.Errorf("Get = %q after replace", got)
+		if string(got) != "hello" {
+			t.Errorf("Get = %q after a second Put, want the first data", got)
 		}
 		entries, _ := os.ReadDir(filepath.Join(dir, "inc", "step", "logs"))
 		if len(entries) != 1 {
@@ -343,19 +387,23 @@ func testBundle(ctx context.Context, t *testing.T, st evidence.Store) {
 		}
 	})
 
+	t.Run("the store refuses to replace a manifest", func(t *testing.T) {
+		raw, _ := st.Get(ctx, ref.Key)
+		if err := st.Put(ctx, ref.Key, []byte(`{"forged":true}`), "application/json"); !errors.Is(err, evidence.ErrExists) {
+			t.Errorf("Put over the manifest = %v, want ErrExists", err)
+		}
+		if now, _ := st.Get(ctx, ref.Key); !bytes.Equal(now, raw) {
+			t.Error("the manifest changed")
+		}
+	})
+
 	t.Run("Verify catches a modified artifact", func(t *testing.T) {
 		m, _ := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
 		key := prefix + "/" + m.Artifacts[1].Key // logs/app.log
 		original, _ := st.Get(ctx, key)
-		if err := st.Put(ctx, key, []byte("2026-01-02T15:04:05Z nothing happened\n"), "text/plain"); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			// Later subtests verify the same bundle.
-			if err := st.Put(ctx, key, original, "text/plain"); err != nil {
-				t.Errorf("restore %s: %v", key, err)
-			}
-		}()
+		overwrite(t, st, key, []byte("2026-01-02T15:04:05Z nothing happened\n"))
+		// Later subtests verify the same bundle.
+		defer overwrite(t, st, key, original)
 		_, err := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
 		if !errors.Is(err, evidence.ErrTampered) || !strings.Contains(err.Error(), "logs/app.log") {
 			t.Errorf("Verify = %v, want ErrTampered naming logs/app.log", err)
@@ -383,14 +431,8 @@ func testBundle(ctx context.Context, t *testing.T, st evidence.Store) {
 		_ = json.Unmarshal(raw, &m)
 		m.Target.Pod = "someone-else"
 		forged, _ := json.MarshalIndent(m, "", "  ")
-		if err := st.Put(ctx, ref.Key, forged, "application/json"); err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			if err := st.Put(ctx, ref.Key, raw, "application/json"); err != nil {
-				t.Errorf("restore %s: %v", ref.Key, err)
-			}
-		}()
+		overwrite(t, st, ref.Key, forged)
+		defer overwrite(t, st, ref.Key, raw)
 		_, err := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
 		if !errors.Is(err, evidence.ErrTampered) || !strings.Contains(err.Error(), "manifest") {
 			t.Errorf("Verify = %v, want ErrTampered for the manifest", err)

@@ -47,8 +47,8 @@ func (l *Local) Put(ctx context.Context, key string, data []byte, _ string) erro
 	if err != nil {
 		return localError("store "+key, err)
 	}
-	// After a successful rename the file is gone and Remove fails, which is
-	// the expected outcome; after a failure there is nothing more to report.
+	// The temporary name goes either way: after a link the data stays under
+	// its key.
 	defer func() { _ = os.Remove(tmp.Name()) }()
 	if _, err := tmp.Write(data); err != nil {
 		_ = tmp.Close() // the write error is the one to report
@@ -61,7 +61,12 @@ func (l *Local) Put(ctx context.Context, key string, data []byte, _ string) erro
 	if err := tmp.Close(); err != nil {
 		return localError("store "+key, err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	// A hard link, unlike a rename, never replaces what is there: evidence
+	// is written once.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExists, l.Location(key))
+		}
 		return localError("store "+key, err)
 	}
 	// The rename is durable only once the directory is synced.

@@ -111,14 +111,21 @@ func (s *S3) Put(ctx context.Context, key string, data []byte, contentType strin
 	if err := ValidateKey(key); err != nil {
 		return err
 	}
-	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{
+	opts := minio.PutObjectOptions{
 		ContentType:    contentType,
 		SendContentMd5: true,
 		// The signed Content-MD5 already protects the body. Without this,
 		// over plain HTTP minio-go signs the body in chunks and sends an empty
 		// one without a Content-Length, which S3 refuses.
 		DisableContentSha256: true,
-	})
+	}
+	// If-None-Match: * — evidence is written once; S3 refuses to replace an
+	// object that exists (412).
+	opts.SetMatchETagExcept("*")
+	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(data), int64(len(data)), opts)
+	if resp := minio.ToErrorResponse(err); err != nil && (resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed") {
+		return fmt.Errorf("%w: %s", ErrExists, s.Location(key))
+	}
 	if err != nil {
 		return s.error("store", key, err)
 	}

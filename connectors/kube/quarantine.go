@@ -108,6 +108,14 @@ type QuarantineResult struct {
 	// the pod. NetworkPolicies only ever add allowed traffic, so any of them
 	// with rules may still let traffic reach or leave the pod.
 	OtherPolicies []string `json:"otherPolicies,omitempty" doc:"other NetworkPolicies that select the pod: they may still allow it traffic, since policies only add allows"`
+	// HostNetwork: the pod shares its node's network, where NetworkPolicies
+	// do not apply.
+	HostNetwork bool `json:"hostNetwork,omitempty" doc:"the pod uses its node's network: NetworkPolicies do not apply to it, so the quarantine policy cuts none of its traffic"`
+	// Degraded says why traffic may still reach or leave the pod despite
+	// the quarantine: the pod uses the host's network, or other policies
+	// with allow rules select it. Empty when the deny-all policy is all
+	// that selects the pod.
+	Degraded string `json:"degraded,omitempty" doc:"why the pod may still have traffic although labeled behind the deny-all policy (host network, allow policies named); empty when it is contained"`
 	// DryRun is true when nothing was stored: the booleans above then say
 	// what would have changed.
 	DryRun bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
@@ -187,10 +195,25 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 			return res, err
 		}
 	}
-	if res.OtherPolicies, err = c.otherPolicies(ctx, pod, res.Policy, policyVersion); err != nil {
+	var allowing []string
+	if res.OtherPolicies, allowing, err = c.otherPolicies(ctx, pod, policyVersion); err != nil {
 		return res, err
 	}
+	res.HostNetwork = pod.Spec.HostNetwork
+	res.Degraded = degraded(res.HostNetwork, allowing)
 	return res, nil
+}
+
+// degraded explains why a quarantined pod may still have traffic, or is "".
+func degraded(hostNetwork bool, allowing []string) string {
+	var why []string
+	if hostNetwork {
+		why = append(why, "the pod uses its node's network (hostNetwork), where NetworkPolicies do not apply")
+	}
+	if len(allowing) > 0 {
+		why = append(why, "NetworkPolicies with allow rules also select the pod and may let traffic through: "+strings.Join(allowing, ", "))
+	}
+	return strings.Join(why, "; ")
 }
 
 // podAndPolicy reads the pod and ensures the incident's policy at the same
@@ -503,30 +526,51 @@ func (c *Client) verifyQuarantine(ctx context.Context, pod *corev1.Pod, incident
 // write makes the API server ask etcd for a progress notification first,
 // about 80 ms that every quarantine paid.) "0" takes the cache as it is, for
 // a dry run, which wrote nothing.
-func (c *Client) otherPolicies(ctx context.Context, pod *corev1.Pod, own, version string) ([]string, error) {
+//
+// It also returns those of them with any allow rule. A policy is skipped as
+// soar's only when it is what soar writes for an incident: named after the
+// incident it is annotated with, and deny-all for that incident's label. A
+// label or a name alone proves nothing: anyone who may write policies in
+// the namespace can put soar's label on an allow-all policy.
+func (c *Client) otherPolicies(ctx context.Context, pod *corev1.Pod, version string) (names, allowing []string, err error) {
 	opts := metav1.ListOptions{ResourceVersion: version}
 	if version != "0" {
 		opts.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
 	}
 	list, err := c.cs.NetworkingV1().NetworkPolicies(pod.Namespace).List(ctx, opts)
 	if err != nil {
-		return nil, fmt.Errorf("kube: list network policies in %s: %w", pod.Namespace, err)
+		return nil, nil, fmt.Errorf("kube: list network policies in %s: %w", pod.Namespace, err)
 	}
-	var names []string
 	for _, np := range list.Items {
-		if np.Name == own || np.Labels[ManagedByLabel] == ManagedByValue {
+		if isIncidentPolicy(&np) {
 			continue
 		}
 		sel, err := metav1.LabelSelectorAsSelector(&np.Spec.PodSelector)
 		if err != nil {
 			continue // the API server validates selectors; an invalid one selects nothing
 		}
-		if sel.Matches(labels.Set(pod.Labels)) {
-			names = append(names, np.Name)
+		if !sel.Matches(labels.Set(pod.Labels)) {
+			continue
+		}
+		names = append(names, np.Name)
+		if len(np.Spec.Ingress)+len(np.Spec.Egress) > 0 {
+			allowing = append(allowing, np.Name)
 		}
 	}
 	slices.Sort(names)
-	return names, nil
+	slices.Sort(allowing)
+	return names, allowing, nil
+}
+
+// isIncidentPolicy reports whether np is exactly a deny-all policy soar
+// writes for an incident (DenyAllPolicy): one that can only take traffic
+// away.
+func isIncidentPolicy(np *networkingv1.NetworkPolicy) bool {
+	incident := np.Annotations[IncidentAnnotation]
+	if incident == "" || np.Name != PolicyName(incident) {
+		return false
+	}
+	return apiequality.Semantic.DeepEqual(np.Spec, DenyAllPolicy(np.Namespace, incident).Spec)
 }
 
 // otherIncidents returns the per-incident quarantine label keys on pod other

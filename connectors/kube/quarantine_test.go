@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -151,6 +152,53 @@ func testQuarantine(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 		}
 		if strings.Join(res.OtherPolicies, ",") != "allow-everything,allow-web" {
 			t.Errorf("other policies = %v, want allow-everything and allow-web", res.OtherPolicies)
+		}
+		if !strings.Contains(res.Degraded, "allow-everything, allow-web") {
+			t.Errorf("degraded = %q, want the allowing policies named", res.Degraded)
+		}
+	})
+
+	t.Run("an allow policy wearing soar's label is still reported", func(t *testing.T) {
+		testenv.Pod(t, cs, "disguise", "web-1")
+		fake := &networkingv1.NetworkPolicy{
+			ObjectMeta: metav1.ObjectMeta{
+				Name: kube.PolicyName("other-incident"), Namespace: "disguise",
+				Labels:      map[string]string{kube.ManagedByLabel: kube.ManagedByValue},
+				Annotations: map[string]string{kube.IncidentAnnotation: "other-incident"},
+			},
+			Spec: networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{}}},
+		}
+		if _, err := cs.NetworkingV1().NetworkPolicies("disguise").Create(ctx, fake, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.Quarantine(ctx, kube.QuarantineRequest{Namespace: "disguise", Pod: "web-1", Incident: incident})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(res.OtherPolicies, []string{fake.Name}) || !strings.Contains(res.Degraded, fake.Name) {
+			t.Errorf("other policies %v, degraded %q: the disguised allow-all policy was trusted as soar's", res.OtherPolicies, res.Degraded)
+		}
+	})
+
+	t.Run("a hostNetwork pod is labeled but reported as not contained", func(t *testing.T) {
+		testenv.Pod(t, cs, "hostnet", "agent-1", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+		res, err := c.Quarantine(ctx, kube.QuarantineRequest{Namespace: "hostnet", Pod: "agent-1", Incident: incident})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Labeled || !res.HostNetwork || !strings.Contains(res.Degraded, "hostNetwork") {
+			t.Errorf("labeled %v, hostNetwork %v, degraded %q", res.Labeled, res.HostNetwork, res.Degraded)
+		}
+	})
+
+	t.Run("a pod behind the deny-all policy alone is not degraded", func(t *testing.T) {
+		testenv.Pod(t, cs, "clean", "web-1")
+		res, err := c.Quarantine(ctx, kube.QuarantineRequest{Namespace: "clean", Pod: "web-1", Incident: incident})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Degraded != "" || res.HostNetwork || len(res.OtherPolicies) != 0 {
+			t.Errorf("degraded %q, hostNetwork %v, other policies %v", res.Degraded, res.HostNetwork, res.OtherPolicies)
 		}
 	})
 

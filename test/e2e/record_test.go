@@ -22,6 +22,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/cmd/soar/app"
@@ -263,6 +264,11 @@ steps:
 		"respond-step-failed.json": publish("failed", "record", "no-such-pod"),
 		// Protected namespace: refused before any API call.
 		"respond-protected.json": publish("protected", "kube-system", "coredns"),
+	}
+	if wanted("respond-degraded.json") {
+		// A hostNetwork pod: labeled, but the policy cannot cut its traffic.
+		testenv.Pod(t, kubeCS, "record", "agent-hostnet", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+		paths["respond-degraded.json"] = publish("degraded", "record", "agent-hostnet")
 	}
 	time.Sleep(200 * time.Millisecond)
 	publish("contained", "record", "web-1")

@@ -26,6 +26,11 @@ import (
 // parameter of the same name provides.
 const simulatedString = "simulated"
 
+// fullSuccess are output fields that report a partial success, with the
+// value that says the action did all it should: the simulation is of
+// actions that succeed.
+var fullSuccess = map[string]any{"degraded": "", "hostNetwork": false}
+
 // closeReason is the reason the simulation closes every incident with.
 const closeReason = "soar playbook test: every alert delivered"
 
@@ -301,6 +306,10 @@ func simulatedOutput(action Action, in map[string]any) map[string]any {
 	for _, f := range action.Output {
 		v, ok := in[f.Name]
 		if s, isString := v.(string); ok && (!isString || s != "") {
+			out[f.Name] = v
+			continue
+		}
+		if v, ok := fullSuccess[f.Name]; ok {
 			out[f.Name] = v
 			continue
 		}

@@ -1,0 +1,125 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/soar-dev/soar/connectors/evidence"
+
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// TestHostNetworkPodIsReportedDegradedNotContained: a quarantine cannot cut
+// the traffic of a pod on its node's network. The pod is labeled behind
+// the policy, and the incident says it is degraded and why, never
+// contained.
+func TestHostNetworkPodIsReportedDegradedNotContained(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	startSoar(t, js, tc, libraryDir, dispatch.Config{})
+	testenv.Pod(t, kubeCS, "hostnet", "agent-1", func(p *corev1.Pod) { p.Spec.HostNetwork = true })
+	alert := `{"id":"hostnet-1","source":"e2e","rule":"Terminal shell in container","severity":"notice","kubernetes":{"namespace":"hostnet","pod":"agent-1"}}`
+	if _, err := js.Publish(ctx, "falco.e2e", []byte(alert)); err != nil {
+		t.Fatal(err)
+	}
+	id := playbooks.IncidentID("terminal-shell-in-container", "hostnet/agent-1")
+	var st *workflows.IncidentState
+	testenv.Eventually(t, 30*time.Second, "the incident settles", func() error {
+		var err error
+		if st, err = incidentState(ctx, tc, id); err != nil {
+			return err
+		}
+		if !st.StepsDone {
+			return fmt.Errorf("status %s, steps not done", st.Status)
+		}
+		return nil
+	})
+	if st.Status != workflows.StatusDegraded {
+		t.Errorf("status %q, want degraded", st.Status)
+	}
+	if len(st.Steps) == 0 || st.Steps[0].ID != "contain" || !strings.Contains(st.Steps[0].Degraded, "hostNetwork") {
+		t.Errorf("steps %+v: the quarantine does not say the host network defeats it", st.Steps)
+	}
+	// The label and the policy are in place all the same, so that release
+	// undoes them and nothing else selects a quarantined pod by mistake.
+	if err := quarantined(ctx, "hostnet", "agent-1"); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence: an incident that
+// closes and opens again for the same key (here a new pod of the same name)
+// collects a bundle of its own, and the first bundle is untouched.
+func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	startSoar(t, js, tc, libraryDir, dispatch.Config{})
+	id := playbooks.IncidentID("terminal-shell-in-container", "occur/web-0")
+	occurrence := func(n int) {
+		t.Helper()
+		alert := fmt.Sprintf(`{"id":"occur-%d","source":"e2e","rule":"Terminal shell in container","severity":"notice","kubernetes":{"namespace":"occur","pod":"web-0"}}`, n)
+		if _, err := js.Publish(ctx, "falco.e2e", []byte(alert)); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, "evidence collected", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if !st.StepsDone || st.Status == workflows.StatusClosed {
+				return fmt.Errorf("status %s", st.Status)
+			}
+			return nil
+		})
+		if err := tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "e2e: next occurrence"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, "closed", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil || st.Status != workflows.StatusClosed {
+				return fmt.Errorf("not closed (%w)", err)
+			}
+			return nil
+		})
+	}
+	first := testenv.Pod(t, kubeCS, "occur", "web-0")
+	occurrence(1)
+	// The pod is replaced by a namesake (a StatefulSet's web-0, say) and
+	// the shell comes back.
+	if err := kubeCS.CoreV1().Pods("occur").Delete(ctx, "web-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Pod(t, kubeCS, "occur", "web-0")
+	// Occurrences are named by the second they opened.
+	time.Sleep(time.Second)
+	occurrence(2)
+
+	manifests, _ := filepath.Glob(filepath.Join(evidenceDir(t), id, "*", "evidence", "manifest.json"))
+	if len(manifests) != 2 {
+		t.Fatalf("manifests %v, want one per occurrence", manifests)
+	}
+	uids := map[string]bool{}
+	for _, m := range manifests {
+		key, _ := filepath.Rel(evidenceDir(t), m)
+		man, err := evidence.Verify(ctx, evidence.NewLocal(evidenceDir(t)), filepath.ToSlash(key), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uids[man.Target.PodUID] = true
+	}
+	if !uids[string(first.UID)] || len(uids) != 2 {
+		t.Errorf("bundles name pods %v, want the first pod (%s) and its namesake", uids, first.UID)
+	}
+}
