@@ -16,7 +16,7 @@ import (
 type PodParams struct {
 	Namespace string `json:"namespace" fromAlert:"namespace" default:"the alert's namespace" doc:"namespace of the pod"`
 	Pod       string `json:"pod" fromAlert:"pod" default:"the alert's pod" doc:"name of the pod"`
-	PodUID    string `json:"podUID,omitempty" fromAlert:"podUID" default:"the alert's pod UID, if any" doc:"when set, the live pod must have this UID, or the step fails with TargetChanged"`
+	PodUID    string `json:"podUID,omitempty" fromAlert:"podUID" default:"the alert's pod UID, else the one the incident's first action on that pod found" doc:"when set, the live pod must have this UID, or the step fails with TargetChanged"`
 }
 
 // kubeFor returns the worker's Kubernetes connector as the interface an

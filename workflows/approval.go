@@ -407,7 +407,7 @@ func (s *steps) plan(i int) ([]PlannedAction, string) {
 		p := PlannedAction{Step: later.ID, Action: later.Action, If: later.If, Destructive: facts.Destructive}
 		params, err := playbooks.EvalParams(later, s.env()) //workflowcheck:ignore
 		if err == nil {
-			p.Params = withAlertDefaults(facts, *s.st.FirstAlert, params)
+			p.Params = withAlertDefaults(facts, *s.st.FirstAlert, s.st.PodUID, params)
 		}
 		plan = append(plan, p)
 	}

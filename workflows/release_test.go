@@ -242,3 +242,32 @@ func TestPlanModeReleasesAsADryRun(t *testing.T) {
 		t.Errorf("steps %v, want %v", got, want)
 	}
 }
+
+// TestLaterStepsActOnThePodTheFirstActionFound: Falco's alerts name no pod
+// UID. The UID the quarantine found is pinned, and the later steps, and the
+// release, carry it: a namesake that replaced the pod meanwhile is refused
+// by the API calls (TargetChanged), never acted on.
+func TestLaterStepsActOnThePodTheFirstActionFound(t *testing.T) {
+	e := newEnv(t)
+	contain := e.onAction(activities.ActionQuarantine, func(req activities.ActionRequest) (map[string]any, error) {
+		out, err := quarantined(req)
+		out["podUID"] = "uid-first"
+		return out, err
+	})
+	label := e.onAction(activities.ActionLabelPod, succeeds)
+	evidence := e.onAction(activities.ActionSnapshot, succeeds)
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.ExecuteWorkflow(Respond, playbookOf(containStep, labelStep, evidenceStep))
+	st := e.result()
+	if st.PodUID != "uid-first" {
+		t.Errorf("pinned pod UID %q, want uid-first", st.PodUID)
+	}
+	if len(*contain) != 1 || (*contain)[0].Params["podUID"] != nil {
+		t.Errorf("quarantine requests %+v: the first action has no UID to carry", *contain)
+	}
+	for name, reqs := range map[string]*[]activities.ActionRequest{"label_pod": label, "snapshot": evidence} {
+		if len(*reqs) != 1 || (*reqs)[0].Params["podUID"] != "uid-first" {
+			t.Errorf("%s requests %+v, want podUID uid-first", name, *reqs)
+		}
+	}
+}

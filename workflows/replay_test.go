@@ -24,9 +24,10 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// eager generation: the first alert in the input and the first
 	// quarantine as a local activity, on every steady path (18), and the
 	// occurrence generation: evidence per occurrence and degraded
-	// containment, on every path and a hostNetwork pod's (19).
-	if len(files) < 77 {
-		t.Fatalf("found %d recorded histories in testdata, want 77: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence", len(files))
+	// containment, on every path and a hostNetwork pod's (19), and the uid
+	// generation: the pod UID pinned by the first action (19).
+	if len(files) < 96 {
+		t.Fatalf("found %d recorded histories in testdata, want 96: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence, 19 uid", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

@@ -136,6 +136,11 @@ type IncidentState struct {
 	Seen []string `json:"seen,omitempty"`
 	// Counted remembers the messages of coalesced signals counted so far.
 	Counted *CountedSet `json:"counted,omitempty"`
+	// PodUID is the UID of the first alert's pod as the incident's first
+	// action on it found it, when the alert named no UID: every later step
+	// on that pod acts on this pod only, never on a namesake that replaced
+	// it meanwhile.
+	PodUID string `json:"podUID,omitempty"`
 }
 
 // StepResult records one step: what ran, with which parameters, and what it did.

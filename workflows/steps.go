@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -146,6 +147,7 @@ func (s *steps) run(i int) string {
 	res.FinishedAt = workflow.Now(s.ctx)
 	if err == nil {
 		res.Status, res.Output = StepSucceeded, out
+		s.pinPodUID(res)
 		if why, _ := out["degraded"].(string); why != "" && workflow.GetVersion(s.ctx, degradedVersion, workflow.DefaultVersion, 1) >= 1 {
 			res.Degraded = why
 		}
@@ -244,7 +246,7 @@ func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any
 		return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("step %s: unknown action %q", step.ID, step.Action), ErrTypeUnknownAction, nil)
 	}
 	if s.generic() {
-		params = withAlertDefaults(facts, *s.st.FirstAlert, params)
+		params = withAlertDefaults(facts, *s.st.FirstAlert, s.st.PodUID, params)
 	}
 	res.Params = params
 	return s.execute(step.ID, step.Action, facts, params, nil, actionOptions(step, facts))
@@ -263,14 +265,15 @@ func (s *steps) generic() bool {
 }
 
 // withAlertDefaults fills the parameters that the step left out and the
-// action's facts say come from the alert, from the incident's first alert.
+// action's facts say come from the alert, from the incident's first alert;
+// the pod's UID, when the alert has none, is pinnedUID (IncidentState.PodUID).
 // Empty alert fields fill nothing.
-func withAlertDefaults(facts playbooks.ActionFacts, first alert.Alert, params map[string]any) map[string]any {
+func withAlertDefaults(facts playbooks.ActionFacts, first alert.Alert, pinnedUID string, params map[string]any) map[string]any {
 	if len(facts.FromAlert) == 0 {
 		return params
 	}
 	k := first.Kubernetes
-	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": k.PodUID}
+	fields := map[string]string{"namespace": k.Namespace, "pod": k.Pod, "podUID": cmp.Or(k.PodUID, pinnedUID)}
 	out := make(map[string]any, len(params)+3)
 	// Copying a map gives the same map in any order of iteration.
 	//workflowcheck:ignore
@@ -333,6 +336,26 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		s.st.Ticket.Resolved = true // resolving again at close would repeat it
 	}
 	return out, err
+}
+
+// pinnedPodUIDVersion guards a change of behaviour: the UID that the
+// incident's first action on the alert's pod found is pinned
+// (IncidentState.PodUID) and later steps on that pod carry it, so that a
+// namesake started meanwhile (a StatefulSet's web-0) is never acted on.
+const pinnedPodUIDVersion = "pinned-pod-uid"
+
+// pinPodUID pins the pod UID of a succeeded action on the first alert's pod,
+// if the alert named none and none is pinned yet.
+func (s *steps) pinPodUID(res StepResult) {
+	first := s.st.FirstAlert.Kubernetes
+	uid, _ := res.Output["podUID"].(string)
+	if s.st.PodUID != "" || first.PodUID != "" || uid == "" || res.Kind != playbooks.KindAction ||
+		res.Params["namespace"] != first.Namespace || res.Params["pod"] != first.Pod {
+		return
+	}
+	if workflow.GetVersion(s.ctx, pinnedPodUIDVersion, workflow.DefaultVersion, 1) >= 1 {
+		s.st.PodUID = uid
+	}
 }
 
 // occurrenceVersion guards a change of behaviour: actions learn which

@@ -26,10 +26,12 @@ import (
 // parameter of the same name provides.
 const simulatedString = "simulated"
 
-// fullSuccess are output fields that report a partial success, with the
-// value that says the action did all it should: the simulation is of
-// actions that succeed.
-var fullSuccess = map[string]any{"degraded": "", "hostNetwork": false}
+// notInvented are output fields the simulation does not make up, with the
+// value it gives them instead: "degraded" and "hostNetwork" would report a
+// partial success, and the simulation is of actions that succeed; a pod UID
+// it invented would be pinned into later steps' parameters as if a pod had
+// been seen (it is echoed when the alert or the step gives one).
+var notInvented = map[string]any{"degraded": "", "hostNetwork": false, "podUID": ""}
 
 // closeReason is the reason the simulation closes every incident with.
 const closeReason = "soar playbook test: every alert delivered"
@@ -309,7 +311,7 @@ func simulatedOutput(action Action, in map[string]any) map[string]any {
 			out[f.Name] = v
 			continue
 		}
-		if v, ok := fullSuccess[f.Name]; ok {
+		if v, ok := notInvented[f.Name]; ok {
 			out[f.Name] = v
 			continue
 		}

@@ -95,7 +95,7 @@ func TestSimulatedQuarantineEchoesItsInputAndFillsEveryOutputField(t *testing.T)
 		// One field of each kind; TestEveryCatalogueActionIsSimulated checks
 		// that every field is there.
 		want := map[string]any{
-			"namespace": "payments", "pod": "web-1", "podUID": "simulated",
+			"namespace": "payments", "pod": "web-1", "podUID": "", // a UID is echoed, never invented
 			"policy": "simulated", "labeled": true,
 			"detachedLabels": map[string]any{}, "otherPolicies": []any{},
 			"dryRun": dryRun,
