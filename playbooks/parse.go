@@ -139,7 +139,7 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 	steps := make([]Step, 0, len(n.Content))
 	items := make([]*yaml.Node, 0, len(n.Content))
 	ids := make(map[string]*yaml.Node, len(n.Content))
-	approvalBefore := false
+	var guard approvalGuard
 	for i, item := range n.Content {
 		var (
 			step     Step
@@ -187,10 +187,8 @@ func (d *decoder) steps(n *yaml.Node, path string) []Step {
 				step.With = d.params(n, path)
 			}},
 		}, d.stepFields(&step, nodes)...))
-		d.checkStep(&step, yamlfile.Resolve(item), nodes, stepPath, approvalBefore)
-		if step.Kind == KindApproval {
-			approvalBefore = true
-		}
+		d.checkStep(&step, yamlfile.Resolve(item), nodes, stepPath, &guard)
+		guard.after(&step)
 		d.checkParamNames(step.Action, withNode, stepPath+".with")
 		info, _ := d.opts.action(step.Action)
 		for _, name := range info.Required {

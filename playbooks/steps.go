@@ -2,6 +2,8 @@ package playbooks
 
 import (
 	"fmt"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/parser"
 	"slices"
 	"strconv"
 	"strings"
@@ -177,8 +179,8 @@ func (d *decoder) stepFields(step *Step, nodes map[string]*yaml.Node) []yamlfile
 }
 
 // checkStep checks what only the whole step shows: one kind, and fields that
-// fit it. approvalBefore says whether an earlier step is an approval.
-func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.Node, path string, approvalBefore bool) {
+// fit it. guard is what the approvals before it guarantee.
+func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.Node, path string, guard *approvalGuard) {
 	if item.Kind != yaml.MappingNode {
 		return // already reported by mapping
 	}
@@ -208,10 +210,52 @@ func (d *decoder) checkStep(step *Step, item *yaml.Node, nodes map[string]*yaml.
 			d.Failf(n, yamlfile.JoinPath(path, key), "only an action step takes %s", key)
 		}
 	}
-	if step.Kind == KindAction && d.opts.destructive(step.Action) && !approvalBefore && !step.WithoutApproval {
+	if step.Kind != KindAction || !d.opts.destructive(step.Action) || step.WithoutApproval || guard.ok ||
+		slices.ContainsFunc(guard.seen, func(id string) bool { return requiresApproved(step.If, id) }) {
+		return
+	}
+	if len(guard.weak) == 0 {
 		d.Failf(nodes["action"], yamlfile.JoinPath(path, "action"),
 			"%s is destructive: put an approval step before it, or set withoutApproval: true to run it unapproved", step.Action)
+		return
 	}
+	d.Failf(nodes["action"], yamlfile.JoinPath(path, "action"),
+		"%s is destructive and no approval before it must be decided by a human: %s; make one unconditional, with onExpiry: deny and without onError: continue, or set withoutApproval: true to run it unapproved",
+		step.Action, strings.Join(guard.weak, "; "))
+}
+
+// approvalGuard is what the approval steps so far guarantee to the steps
+// after them: ok when one of them can only pass by its approvers' votes;
+// weak says why each of the others might let the steps after it run
+// without a human's approval.
+type approvalGuard struct {
+	ok   bool
+	weak []string
+	// seen are the approval steps' IDs.
+	seen []string
+}
+
+// after takes in step, whose checks are done.
+func (g *approvalGuard) after(step *Step) {
+	if step.Kind != KindApproval || step.Approval == nil {
+		return
+	}
+	g.seen = append(g.seen, step.ID)
+	var why []string
+	if step.If != "" {
+		why = append(why, "it is skipped when its if is false")
+	}
+	if step.Approval.OnExpiry == "approve" {
+		why = append(why, "it approves itself when it expires (onExpiry: approve)")
+	}
+	if step.OnError == OnErrorContinue {
+		why = append(why, "a denial goes on to the next step (onError: continue)")
+	}
+	if len(why) == 0 {
+		g.ok = true
+		return
+	}
+	g.weak = append(g.weak, fmt.Sprintf("approval %s: %s", step.ID, strings.Join(why, ", ")))
 }
 
 func (d *decoder) approval(n *yaml.Node, path string) *Approval {
@@ -409,4 +453,53 @@ func (d *decoder) duration(n *yaml.Node, path string, lo, hi time.Duration) (tim
 		return 0, false
 	}
 	return v, true
+}
+
+// requiresApproved reports whether the condition cond is true only when the
+// approval step id's outcome is "approved", which only its approvers' votes
+// give: one of the conjuncts of its top-level && is
+// steps.<id>.output.outcome == "approved".
+func requiresApproved(cond, id string) bool {
+	if cond == "" {
+		return false
+	}
+	tree, err := parser.Parse(cond)
+	if err != nil {
+		return false
+	}
+	var walk func(n ast.Node) bool
+	walk = func(n ast.Node) bool {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok {
+			return false
+		}
+		switch b.Operator {
+		case "&&", "and":
+			return walk(b.Left) || walk(b.Right)
+		case "==":
+			return isOutcomeOf(b.Left, id) && isString(b.Right, OutcomeApproved) ||
+				isOutcomeOf(b.Right, id) && isString(b.Left, OutcomeApproved)
+		}
+		return false
+	}
+	return walk(tree.Node)
+}
+
+// isOutcomeOf reports whether n is steps.<id>.output.outcome, each a plain
+// member access.
+func isOutcomeOf(n ast.Node, id string) bool {
+	for _, want := range []string{"outcome", "output", id} {
+		m, ok := n.(*ast.MemberNode)
+		if !ok || m.Optional || m.Method || !isString(m.Property, want) {
+			return false
+		}
+		n = m.Node
+	}
+	ident, ok := n.(*ast.IdentifierNode)
+	return ok && ident.Value == "steps"
+}
+
+func isString(n ast.Node, want string) bool {
+	s, ok := n.(*ast.StringNode)
+	return ok && s.Value == want
 }

@@ -41,6 +41,7 @@ steps:
     onError: release
   - id: wipe
     action: kubernetes.delete_pod
+    if: steps.ask.output.outcome == "approved"
 `
 
 func stepOptions() LoadOptions {
@@ -70,7 +71,7 @@ func TestStepLanguageLoadsIntoTheSpec(t *testing.T) {
 			Retry: &Retry{MaxAttempts: 5, InitialInterval: 500 * time.Millisecond, MaximumInterval: 10 * time.Second, BackoffCoefficient: 3},
 			// The action's facts are pinned as the options gave them.
 			Facts: &ActionFacts{Inverse: "kubernetes.release", FromAlert: []AlertParam{{Param: "pod", Field: "pod"}}}},
-		{ID: "wipe", Kind: KindAction, Action: "kubernetes.delete_pod", Facts: &ActionFacts{Destructive: true}},
+		{ID: "wipe", Kind: KindAction, Action: "kubernetes.delete_pod", If: `steps.ask.output.outcome == "approved"`, Facts: &ActionFacts{Destructive: true}},
 	}
 	if diff := cmp.Diff(want, spec.Steps, cmpopts.IgnoreUnexported(Approval{})); diff != "" {
 		t.Errorf("steps (-want +got):\n%s", diff)
@@ -124,9 +125,37 @@ func TestDestructiveActionsPassWithApprovalOrExplicitOptOut(t *testing.T) {
 		"one person, explicitly":   "  - id: ask\n    approval: {approvers: [U1], quorum: 1}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
 		"a user group counts many": "  - id: ask\n    approval: {approvers: [S1]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
 		"withoutApproval":          "  - id: wipe\n    action: kubernetes.delete_pod\n    withoutApproval: true\n",
+		"a weak approval, but the step requires its votes": "  - id: ask\n    approval: {approvers: [U1, U2], onExpiry: approve}\n    onError: continue\n" +
+			"  - id: wipe\n    action: kubernetes.delete_pod\n    if: incident.alertCount > 0 && steps.ask.output.outcome == \"approved\"\n",
+		"a weak approval, then a strong one": "  - id: ask\n    approval: {approvers: [U1]}\n    if: alert.severity > Notice\n" +
+			"  - id: again\n    approval: {approvers: [U1, U2]}\n  - id: wipe\n    action: kubernetes.delete_pod\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			mustLoad(t, writeFiles(t, map[string]string{"p.yaml": head + steps}), stepOptions())
+		})
+	}
+}
+
+func TestDestructiveActionsRefuseApprovalsThatCanBeBypassed(t *testing.T) {
+	head := "name: p\nmatch: 'true'\nincidentKey: alert.id\nsteps:\n"
+	wipe := "  - id: wipe\n    action: kubernetes.delete_pod\n"
+	for name, tc := range map[string]struct{ steps, want string }{
+		"an approval under an if": {"  - id: ask\n    approval: {approvers: [U1, U2]}\n    if: alert.severity > Notice\n" + wipe,
+			"approval ask: it is skipped when its if is false"},
+		"an approval that approves on expiry": {"  - id: ask\n    approval: {approvers: [U1, U2], onExpiry: approve}\n" + wipe,
+			"approval ask: it approves itself when it expires (onExpiry: approve)"},
+		"an approval whose denial goes on": {"  - id: ask\n    approval: {approvers: [U1, U2]}\n    onError: continue\n" + wipe,
+			"approval ask: a denial goes on to the next step (onError: continue)"},
+		"an outcome check that an or defeats": {"  - id: ask\n    approval: {approvers: [U1, U2]}\n    onError: continue\n" +
+			"  - id: wipe\n    action: kubernetes.delete_pod\n    if: steps.ask.output.outcome == \"approved\" || incident.alertCount > 5\n",
+			"approval ask: a denial goes on"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := LoadDir(writeFiles(t, map[string]string{"p.yaml": head + tc.steps}), stepOptions())
+			if err == nil || !strings.Contains(err.Error(), "kubernetes.delete_pod is destructive and no approval before it must be decided by a human") ||
+				!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "p.yaml:") {
+				t.Errorf("load = %v, want the file, line and %q", err, tc.want)
+			}
 		})
 	}
 }

@@ -29,6 +29,10 @@ const (
 	ErrTypeInvalidParameters = "InvalidParameters"
 	ErrTypeInvalidCondition  = "InvalidCondition"
 	ErrTypeUnknownAction     = "UnknownAction"
+	// ErrTypeNotApproved: a destructive action without withoutApproval
+	// whose nearest approval before it did not pass by its approvers' votes
+	// (or did not plan it) is refused.
+	ErrTypeNotApproved = "NotApproved"
 )
 
 // steps runs the playbook's steps. It keeps the incident's state and the
@@ -248,6 +252,15 @@ func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any
 	if s.generic() {
 		params = withAlertDefaults(facts, *s.st.FirstAlert, s.st.PodUID, params)
 	}
+	if facts.Destructive && !step.WithoutApproval && s.in.Playbook.Mode != playbooks.ModePlan &&
+		workflow.GetVersion(s.ctx, approvedPlanVersion, workflow.DefaultVersion, 1) >= 1 {
+		approved, err := s.approvedParams(step)
+		if err != nil {
+			res.Params = params
+			return nil, err
+		}
+		params = approved
+	}
 	res.Params = params
 	return s.execute(step.ID, step.Action, facts, params, nil, actionOptions(step, facts))
 }
@@ -336,6 +349,52 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		s.st.Ticket.Resolved = true // resolving again at close would repeat it
 	}
 	return out, err
+}
+
+// approvedPlanVersion guards a change of behaviour: a destructive action
+// (unless its step says withoutApproval) runs only when the nearest approval
+// step before it passed by its approvers' votes, and with the parameters
+// that approval's plan showed them, not parameters evaluated again later.
+// Whatever the playbook's if, onExpiry or onError say, and however the spec
+// reached the workflow, nothing destructive runs on an expiry, a denial or
+// a skipped approval.
+const approvedPlanVersion = "destructive-runs-approved-plan"
+
+// approvedParams returns the parameters that the nearest approval before
+// step approved for it, or a NotApproved error.
+func (s *steps) approvedParams(step playbooks.StepSpec) (map[string]any, error) {
+	i := slices.IndexFunc(s.in.Playbook.Steps, func(p playbooks.StepSpec) bool { return p.ID == step.ID })
+	var approval string
+	for j := i - 1; j >= 0 && approval == ""; j-- {
+		if s.in.Playbook.Steps[j].StepKind() == playbooks.KindApproval {
+			approval = s.in.Playbook.Steps[j].ID
+		}
+	}
+	refuse := func(why string) error {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("step %s: %s is destructive and %s", step.ID, step.Action, why), ErrTypeNotApproved, nil)
+	}
+	if approval == "" {
+		return nil, refuse("no approval step comes before it")
+	}
+	var a *ApprovalState
+	for _, cand := range s.st.Approvals {
+		if cand.Step == approval {
+			a = cand
+		}
+	}
+	switch {
+	case a == nil:
+		return nil, refuse(fmt.Sprintf("approval %s was never asked (its if was false)", approval))
+	case a.Outcome != playbooks.OutcomeApproved:
+		return nil, refuse(fmt.Sprintf("approval %s did not pass by its approvers' votes (%s)", approval, cmp.Or(a.Outcome, "open")))
+	}
+	for _, p := range a.Plan {
+		if p.Step == step.ID && p.Params != nil {
+			return p.Params, nil
+		}
+	}
+	return nil, refuse(fmt.Sprintf("approval %s (plan %s) did not show its parameters", approval, a.PlanHash))
 }
 
 // pinnedPodUIDVersion guards a change of behaviour: the UID that the

@@ -347,3 +347,54 @@ func TestActionParamsAreFilledFromTheAlert(t *testing.T) {
 		})
 	}
 }
+
+// approvalThenDelete is a spec that lint would refuse (or that came another
+// way than through soar's loader): a delete after an approval whose expiry
+// approves and whose denial goes on.
+func approvalThenDelete() RespondInput {
+	in := input()
+	facts := playbooks.ActionFacts{Destructive: true, FromAlert: []playbooks.AlertParam{{Param: "namespace", Field: "namespace"}, {Param: "pod", Field: "pod"}}}
+	in.Playbook.Steps = []playbooks.StepSpec{
+		{ID: "ask", Kind: playbooks.KindApproval, OnError: playbooks.OnErrorContinue,
+			Approval: &playbooks.Approval{Approvers: []string{"U1", "U2"}, Quorum: 1, Timeout: 30 * time.Minute, OnExpiry: "approve"}},
+		{ID: "wipe", Kind: playbooks.KindAction, Action: activities.ActionDeletePod, Facts: &facts},
+	}
+	return in
+}
+
+func TestDestructiveActionRunsOnlyOnVotesWhateverThePlaybookSays(t *testing.T) {
+	for name, tc := range map[string]struct {
+		vote   *Decision
+		delete bool
+	}{
+		"expired, though onExpiry approves": {},
+		"denied, though onError continues":  {vote: &Decision{User: "U1", Approve: false}},
+		"approved by a vote":                {vote: &Decision{User: "U2", Approve: true}, delete: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t)
+			deletes := e.onAction(activities.ActionDeletePod, succeeds)
+			e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+			if tc.vote != nil {
+				var r voteResult
+				e.vote(time.Minute, *tc.vote, &r)
+			}
+			e.ExecuteWorkflow(Respond, approvalThenDelete())
+			st := e.result()
+			wipe := st.Steps[len(st.Steps)-1]
+			if !tc.delete {
+				if len(*deletes) != 0 || wipe.ID != "wipe" || wipe.ErrorType != ErrTypeNotApproved {
+					t.Fatalf("deletes %d, wipe %+v: want it refused as NotApproved", len(*deletes), wipe)
+				}
+				return
+			}
+			if len(*deletes) != 1 || wipe.Status != StepSucceeded {
+				t.Fatalf("deletes %d, wipe %+v", len(*deletes), wipe)
+			}
+			// What ran is what the approvers saw.
+			if plan := st.Approvals[0].Plan[0].Params; !maps.Equal(plan, (*deletes)[0].Params) {
+				t.Errorf("ran %v, approved %v", (*deletes)[0].Params, plan)
+			}
+		})
+	}
+}
