@@ -72,6 +72,10 @@ type VoteRequest struct {
 	Step    string `json:"step"`
 	Approve *bool  `json:"approve"`
 	Comment string `json:"comment"`
+	// PlanHash names the plan the voter approves (the approval's planHash,
+	// as soar incident show and Slack show it); an approval of a plan with
+	// a destructive action needs it.
+	PlanHash string `json:"planHash"`
 }
 
 // VoteResponse answers a recorded vote.
@@ -86,7 +90,7 @@ type apiError struct {
 
 // API serves the approval endpoints for when Slack is down:
 //
-//	POST /api/v1/incidents/{id}/votes  {"step": "ask", "approve": true, "comment": "…"}
+//	POST /api/v1/incidents/{id}/votes  {"step": "ask", "approve": true, "planHash": "…", "comment": "…"}
 //
 // with "Authorization: Bearer <token>". Answers: 200 with the approval, 400
 // for a bad body, 401 without a valid token, 409 with the reason when the
@@ -115,7 +119,7 @@ func (a *API) vote(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || req.Approve == nil {
-		msg := `the body must be JSON: {"step": "…", "approve": true|false, "comment": "…"}`
+		msg := `the body must be JSON: {"step": "…", "approve": true|false, "planHash": "…", "comment": "…"}`
 		if err != nil {
 			msg += ": " + err.Error()
 		}
@@ -125,6 +129,7 @@ func (a *API) vote(w http.ResponseWriter, r *http.Request) {
 	incident := r.PathValue("id")
 	d := workflows.Decision{
 		Step: req.Step, User: "api:" + name, Name: name, Approve: *req.Approve, Comment: req.Comment, Source: workflows.SourceAPI,
+		PlanHash: req.PlanHash,
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), VoteTimeout)
 	defer cancel()

@@ -129,6 +129,21 @@ func (a *ApprovalState) Approved() int {
 
 func (a *ApprovalState) changed() { a.version++ }
 
+// destructive reports whether the approval's plan holds a destructive
+// action.
+func (a *ApprovalState) destructive() bool {
+	return slices.ContainsFunc(a.Plan, func(p PlannedAction) bool { return p.Destructive })
+}
+
+// planActions lists the plan's steps and actions, for people.
+func planActions(plan []PlannedAction) string {
+	parts := make([]string, len(plan))
+	for i, p := range plan {
+		parts[i] = p.Step + ": " + p.Action
+	}
+	return strings.Join(parts, ", ")
+}
+
 // validateDecision is the Update validator: it reads and never changes
 // state. Its error is what the voter is told.
 func (st *IncidentState) validateDecision(ctx workflow.Context, d Decision) error {
@@ -153,6 +168,9 @@ func (st *IncidentState) validateDecision(ctx workflow.Context, d Decision) erro
 	}
 	if slices.ContainsFunc(a.Votes, func(v Vote) bool { return v.User == d.User }) {
 		return fmt.Errorf("%s has already voted on step %q", d.User, a.Step)
+	}
+	if d.Approve && d.PlanHash == "" && a.destructive() {
+		return fmt.Errorf("step %q asks to approve a destructive plan (%s): an approval must name it by its hash, plan %s, to show that the voter saw what will run", a.Step, planActions(a.Plan), a.PlanHash)
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
@@ -375,9 +376,30 @@ func TestDestructiveActionRunsOnlyOnVotesWhateverThePlaybookSays(t *testing.T) {
 			e := newEnv(t)
 			deletes := e.onAction(activities.ActionDeletePod, succeeds)
 			e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+			var unhashed, hashed voteResult
 			if tc.vote != nil {
-				var r voteResult
-				e.vote(time.Minute, *tc.vote, &r)
+				if tc.vote.Approve {
+					// An approval of a destructive plan must name it.
+					e.vote(30*time.Second, *tc.vote, &unhashed)
+				}
+				e.RegisterDelayedCallback(func() {
+					d := *tc.vote
+					if d.Approve {
+						v, err := e.QueryWorkflow(QueryState)
+						var st IncidentState
+						if err == nil {
+							err = v.Get(&st)
+						}
+						if err != nil || len(st.Approvals) == 0 {
+							t.Errorf("state: %v", err)
+							return
+						}
+						d.PlanHash = st.Approvals[0].PlanHash
+					}
+					e.UpdateWorkflow(UpdateDecide, "vote", &testsuite.TestUpdateCallback{
+						OnAccept: func() {}, OnReject: func(err error) { hashed.rejected = err }, OnComplete: func(any, error) {},
+					}, d)
+				}, time.Minute)
 			}
 			e.ExecuteWorkflow(Respond, approvalThenDelete())
 			st := e.result()
@@ -387,6 +409,9 @@ func TestDestructiveActionRunsOnlyOnVotesWhateverThePlaybookSays(t *testing.T) {
 					t.Fatalf("deletes %d, wipe %+v: want it refused as NotApproved", len(*deletes), wipe)
 				}
 				return
+			}
+			if unhashed.rejected == nil || !strings.Contains(unhashed.rejected.Error(), "must name it by its hash") || hashed.rejected != nil {
+				t.Errorf("votes: without the plan's hash %v, with it %v", unhashed.rejected, hashed.rejected)
 			}
 			if len(*deletes) != 1 || wipe.Status != StepSucceeded {
 				t.Fatalf("deletes %d, wipe %+v", len(*deletes), wipe)

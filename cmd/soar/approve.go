@@ -34,6 +34,7 @@ func newDecideCmd(approve bool) *cobra.Command {
 		tf      temporalFlags
 		step    string
 		comment string
+		plan    string
 	)
 	verb, past := "deny", "denied"
 	if approve {
@@ -45,13 +46,18 @@ func newDecideCmd(approve bool) *cobra.Command {
 		Long: `Vote on the open approval of an incident, as the operating system user
 (` + cliIdentity() + `). The vote counts only if the approval step lists that
 identity among its approvers; a second vote, a vote on no open approval or by
-someone else is refused with the reason.`,
+someone else is refused with the reason.
+
+Approving a plan with a destructive action (delete_pod, evict_pod,
+scale_to_zero) needs --plan with the plan's hash, which 'soar incident show'
+prints with the plan: the vote then says which plan was approved, and is
+refused if the incident asks about another.`,
 		Args: cobra.ExactArgs(1),
 		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
 			user := cliIdentity()
 			d := workflows.Decision{
 				Step: step, User: user, Name: strings.TrimPrefix(user, "cli:"), Approve: approve, Comment: comment,
-				Source: workflows.SourceCLI,
+				Source: workflows.SourceCLI, PlanHash: plan,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), incidents.VoteTimeout)
 			defer cancel()
@@ -71,5 +77,6 @@ someone else is refused with the reason.`,
 	tf.register(cmd.Flags())
 	cmd.Flags().StringVar(&step, "step", "", "the approval step to vote on (default: the only open one)")
 	cmd.Flags().StringVar(&comment, "comment", "", "why, recorded with the vote")
+	cmd.Flags().StringVar(&plan, "plan", "", "the hash of the plan you approve, as 'soar incident show' prints it (needed to approve a destructive plan)")
 	return cmd
 }

@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +16,7 @@ import (
 	"github.com/soar-dev/soar/connectors/evidence"
 
 	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -122,4 +125,72 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 	if !uids[string(first.UID)] || len(uids) != 2 {
 		t.Errorf("bundles name pods %v, want the first pod (%s) and its namesake", uids, first.UID)
 	}
+}
+
+// TestApprovingADestructivePlanNeedsItsHash: a vote through the CLI or the
+// API (both go through incidents.Service.Vote) that approves a plan with a
+// destructive action must name the plan by its hash, as Slack's buttons do;
+// one that names it is taken and the pod is deleted with the parameters
+// the plan showed.
+func TestApprovingADestructivePlanNeedsItsHash(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	dir := t.TempDir()
+	pb := `name: e2e-wipe
+match: alert.rule == "e2e wipe"
+incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: ask
+    approval: {approvers: ["cli:alice", "cli:bob"], timeout: 30m}
+  - id: wipe
+    action: kubernetes.delete_pod
+`
+	if err := os.WriteFile(filepath.Join(dir, "wipe.yaml"), []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startSoar(t, js, tc, dir, dispatch.Config{})
+	testenv.Pod(t, kubeCS, "wipe", "web-1")
+	if _, err := js.Publish(ctx, "alerts.e2e", []byte(`{"id":"wipe-1","source":"e2e","rule":"e2e wipe","severity":"high","kubernetes":{"namespace":"wipe","pod":"web-1"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	id := playbooks.IncidentID("e2e-wipe", "wipe/web-1")
+	var hash string
+	testenv.Eventually(t, 30*time.Second, "the approval opens", func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if len(st.Approvals) == 0 || st.Approvals[0].PlanHash == "" {
+			return fmt.Errorf("status %s, no approval yet", st.Status)
+		}
+		hash = st.Approvals[0].PlanHash
+		return nil
+	})
+	svc := &incidents.Service{Temporal: tc, Log: testLogger(t)}
+	vote := func(user, plan string) error {
+		_, err := svc.Vote(ctx, id, workflows.Decision{User: user, Approve: true, Source: workflows.SourceCLI, PlanHash: plan})
+		return err
+	}
+	var refused *incidents.Refused
+	if err := vote("cli:alice", ""); !errors.As(err, &refused) || !strings.Contains(err.Error(), "must name it by its hash, plan "+hash) {
+		t.Fatalf("an approval without the plan's hash: %v", err)
+	}
+	if err := vote("cli:alice", "0123456789ab"); !errors.As(err, &refused) || !strings.Contains(err.Error(), "asks about plan "+hash) {
+		t.Fatalf("an approval of another plan: %v", err)
+	}
+	for _, user := range []string{"cli:alice", "cli:bob"} {
+		if err := vote(user, hash); err != nil {
+			t.Fatalf("%s approving plan %s: %v", user, hash, err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, "the pod deleted", func() error {
+		_, err := kubeCS.CoreV1().Pods("wipe").Get(ctx, "web-1", metav1.GetOptions{})
+		if err == nil {
+			return errors.New("the pod is still there")
+		}
+		return nil
+	})
 }

@@ -242,17 +242,18 @@ func vote(env *testsuite.TestWorkflowEnvironment, ap *workflows.ApprovalState, d
 
 // simulatedVoters are distinct allowed voters of ap: each user approver,
 // and for a user group as many simulated members as the quorum needs. The
-// requester, if any, never votes.
+// requester, if any, never votes. Each names the plan it saw, as Slack's
+// buttons do.
 func simulatedVoters(ap *workflows.ApprovalState) []workflows.Decision {
 	var out []workflows.Decision
 	for _, id := range ap.Approvers {
 		if !playbooks.IsUserGroup(id) {
-			out = append(out, workflows.Decision{Step: ap.Step, User: id, Source: "simulated", Comment: "soar playbook test"})
+			out = append(out, workflows.Decision{Step: ap.Step, User: id, Source: "simulated", Comment: "soar playbook test", PlanHash: ap.PlanHash})
 			continue
 		}
 		for n := range max(ap.Quorum, 1) {
 			user := fmt.Sprintf("U%sMEMBER%d", strings.TrimPrefix(id, "S"), n+1)
-			out = append(out, workflows.Decision{Step: ap.Step, User: user, Groups: []string{id}, Source: "simulated", Comment: "soar playbook test"})
+			out = append(out, workflows.Decision{Step: ap.Step, User: user, Groups: []string{id}, Source: "simulated", Comment: "soar playbook test", PlanHash: ap.PlanHash})
 		}
 	}
 	return out
