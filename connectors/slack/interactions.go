@@ -15,9 +15,16 @@ import (
 )
 
 const (
-	// maxInteractionBody bounds a request body; Slack's payloads are a few
-	// kilobytes.
-	maxInteractionBody = 1 << 20
+	// maxInteractionBody bounds a request body, read before its signature
+	// can be checked. A block_actions payload echoes the clicked message,
+	// whose blocks Slack bounds (50 blocks of at most 3,000 characters);
+	// soar's approval messages stay far below that.
+	maxInteractionBody = 256 << 10
+	// maxUnverifiedReads bounds the bodies read at once before their
+	// signature is checked: with maxInteractionBody, at most 16 MiB held
+	// for requests nobody has authenticated. Others are answered 503 at
+	// once; Slack retries.
+	maxUnverifiedReads = 64
 	// defaultDecideTimeout bounds a vote when the config sets none.
 	defaultDecideTimeout = 30 * time.Second
 	// replyTimeout bounds the ephemeral reply to a clicker.
@@ -94,6 +101,8 @@ type Interactions struct {
 	replays   *seenSet
 	envelopes *seenSet
 	wg        sync.WaitGroup
+	// reading holds a token per body being read and verified.
+	reading chan struct{}
 }
 
 // NewInteractions checks cfg and returns the handler. A missing
@@ -116,6 +125,7 @@ func NewInteractions(cfg InteractionsConfig) (*Interactions, error) {
 		timeout:   cfg.DecideTimeout,
 		replays:   newSeenSet(seenMax),
 		envelopes: newSeenSet(seenMax),
+		reading:   make(chan struct{}, maxUnverifiedReads),
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -142,7 +152,15 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "not configured", http.StatusInternalServerError)
 		return
 	}
+	select {
+	case h.reading <- struct{}{}:
+	default:
+		w.Header().Set("Retry-After", "1")
+		h.reject(w, r, http.StatusServiceUnavailable, "too many unverified requests at once")
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxInteractionBody))
+	<-h.reading
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			h.reject(w, r, http.StatusRequestEntityTooLarge, "body too large")

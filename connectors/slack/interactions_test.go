@@ -5,10 +5,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"github.com/soar-dev/soar/internal/testenv"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -522,5 +526,47 @@ func TestDecideTimeoutIsReported(t *testing.T) {
 	eph := fake.Ephemerals(alice.ID)
 	if len(eph) != 1 || !strings.HasPrefix(eph[0].Text, "Your vote was not recorded: soar did not record it within 20ms") {
 		t.Errorf("alice was shown %+v", eph)
+	}
+}
+
+// TestUnverifiedBodiesAreBoundedInNumberAndSize: bodies are read before
+// their signature can be checked, so an attacker who sends many large or
+// stalled bodies could hold memory. At most 64 are read at once (the next
+// request is answered 503 at once, holding nothing), each at most 256 KiB.
+func TestUnverifiedBodiesAreBoundedInNumberAndSize(t *testing.T) {
+	ch := newClickHarness(t)
+	stalled := make([]*io.PipeWriter, 64)
+	var done sync.WaitGroup
+	for i := range stalled {
+		pr, pw := io.Pipe()
+		stalled[i] = pw
+		req := httptest.NewRequest(http.MethodPost, interactionsURL, pr)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ch.h.ServeHTTP(httptest.NewRecorder(), req)
+		}()
+	}
+	// Every stalled reader holds its token once it has started to read.
+	testenv.Eventually(t, 5*time.Second, "64 stalled readers", func() error {
+		rec := httptest.NewRecorder()
+		ch.h.ServeHTTP(rec, ch.click(t, "approve", ch.value(true)))
+		if rec.Code != http.StatusServiceUnavailable {
+			return fmt.Errorf("status %d while 64 bodies stall, want 503", rec.Code)
+		}
+		return nil
+	})
+	for _, pw := range stalled {
+		_ = pw.CloseWithError(errors.New("client gone"))
+	}
+	done.Wait()
+	// The tokens are back: a valid click is taken again.
+	if rec := ch.serve(ch.click(t, "approve", ch.value(true))); rec.Code != http.StatusOK {
+		t.Errorf("status %d after the stalled readers left, want 200", rec.Code)
+	}
+
+	big := httptest.NewRequest(http.MethodPost, interactionsURL, strings.NewReader(strings.Repeat("x", 256<<10+1)))
+	if rec := ch.serve(big); rec.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a body over 256 KiB: status %d, want 413", rec.Code)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/connectors/tickets"
 	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 )
@@ -97,6 +98,9 @@ func (d *Dispatcher) Stop() error {
 	return <-d.done
 }
 
+// httpReadTimeout bounds reading a whole request; a variable for tests.
+var httpReadTimeout = 10 * time.Second
+
 // HTTP is a running HTTP server.
 type HTTP struct {
 	srv  *http.Server
@@ -109,7 +113,18 @@ func ServeHTTP(addr string, h *httpserver.Server, log zerolog.Logger) (*HTTP, er
 	if err != nil {
 		return nil, fmt.Errorf("http: %w", err)
 	}
-	srv := &http.Server{Handler: h.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           h.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		// A client must send its whole request within ReadTimeout: one
+		// that stalls mid-body (slowloris) is cut off instead of holding
+		// its buffer. Slack and the vote API send a few kilobytes.
+		ReadTimeout: httpReadTimeout,
+		// Vote API answers wait for Temporal up to incidents.VoteTimeout.
+		WriteTimeout:   incidents.VoteTimeout + 15*time.Second,
+		IdleTimeout:    time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
 	go func() {
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Msg("http server stopped")
