@@ -47,8 +47,9 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 record-histories: kube-tools
 	SOAR_RECORD_HISTORIES=$(HISTORIES) SOAR_RECORD_PREFIX=$(PREFIX) $(GO) test -count=1 -tags record -run TestRecordHistories ./test/e2e/
 
-fuzz: ## Fuzz the alert decoder for a minute.
+fuzz: ## Fuzz the alert decoder for a minute, and its allocations for half a minute.
 	$(GO) test ./alert -run '^$$' -fuzz FuzzDecode -fuzztime 60s
+	$(GO) test ./alert -run '^$$' -fuzz FuzzAllocation -fuzztime 30s
 
 lint: $(BIN)/workflowcheck $(BIN)/golangci-lint ## gofmt, go vet, Temporal's workflowcheck and golangci-lint (.golangci.yml).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -19,11 +19,16 @@ type Limits struct {
 	// MaxDepth is the deepest nesting of JSON objects and arrays accepted; the
 	// top-level object counts as depth 1.
 	MaxDepth int
+	// MaxValues is the most JSON values (object members and array elements,
+	// at any depth) accepted. Bytes alone do not bound the work: a 1 MiB
+	// array of zeros is half a million values, each a boxed number once
+	// parsed.
+	MaxValues int
 }
 
 // DefaultLimits are generous for any real alert (Falco events are a few
 // kilobytes) while keeping a hostile message cheap to reject.
-var DefaultLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 32}
+var DefaultLimits = Limits{MaxBytes: 1 << 20, MaxDepth: 32, MaxValues: 20000}
 
 func (l Limits) withDefaults() Limits {
 	if l.MaxBytes <= 0 {
@@ -31,6 +36,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxDepth <= 0 {
 		l.MaxDepth = DefaultLimits.MaxDepth
+	}
+	if l.MaxValues <= 0 {
+		l.MaxValues = DefaultLimits.MaxValues
 	}
 	return l
 }
@@ -47,6 +55,9 @@ const (
 	ReasonInvalidUTF8 Reason = "invalid_utf8"
 	// ReasonTooDeep means objects and arrays nest deeper than Limits.MaxDepth.
 	ReasonTooDeep Reason = "too_deep"
+	// ReasonTooManyValues means the message holds more values than
+	// Limits.MaxValues.
+	ReasonTooManyValues Reason = "too_many_values"
 	// ReasonInvalidJSON means the message is not exactly one well-formed JSON
 	// value: it is truncated, malformed, empty or followed by more data.
 	ReasonInvalidJSON Reason = "invalid_json"
@@ -101,8 +112,8 @@ func Decode(data []byte, lim Limits) (Alert, error) {
 	if !utf8.Valid(data) {
 		return fail(ReasonInvalidUTF8, fmt.Errorf("invalid UTF-8 at byte %d", invalidUTF8At(data)))
 	}
-	if err := checkDepth(data, lim.MaxDepth); err != nil {
-		return fail(ReasonTooDeep, err)
+	if reason, err := checkShape(data, lim); err != nil {
+		return fail(reason, err)
 	}
 	v, err := parseJSON(data)
 	if err != nil {
@@ -143,12 +154,15 @@ func invalidUTF8At(data []byte) int {
 	return len(data)
 }
 
-// checkDepth rejects data whose objects and arrays nest deeper than limit. It
-// scans bytes without parsing, skipping string contents (brackets there are
-// text) and stopping as soon as the limit is passed, so a mebibyte of "[" costs
-// limit bytes of work. It does not validate the JSON: the parser does that next.
-func checkDepth(data []byte, limit int) error {
-	depth := 0
+// checkShape rejects data whose objects and arrays nest deeper than
+// lim.MaxDepth, or that holds more than lim.MaxValues values (counted as
+// containers opened and commas, an upper bound on members and elements). It
+// scans bytes without parsing, skipping string contents (brackets and commas
+// there are text) and stopping as soon as a limit is passed, so a mebibyte of
+// "[" costs MaxDepth bytes of work. It does not validate the JSON: the parser
+// does that next.
+func checkShape(data []byte, lim Limits) (Reason, error) {
+	depth, values := 0, 0
 	inString := false
 	for i := 0; i < len(data); i++ {
 		c := data[i]
@@ -166,16 +180,22 @@ func checkDepth(data []byte, limit int) error {
 			inString = true
 		case '{', '[':
 			depth++
-			if depth > limit {
-				return fmt.Errorf("nesting deeper than %d levels at byte %d", limit, i)
+			if depth > lim.MaxDepth {
+				return ReasonTooDeep, fmt.Errorf("nesting deeper than %d levels at byte %d", lim.MaxDepth, i)
 			}
+			values++ // the container's first member, if any
+		case ',':
+			values++ // the next member
 		case '}', ']':
 			// Unbalanced closers can drive depth below zero only in invalid
 			// JSON, which the parser rejects anyway.
 			depth--
 		}
+		if values > lim.MaxValues {
+			return ReasonTooManyValues, fmt.Errorf("more than %d values (object members and array elements) at byte %d", lim.MaxValues, i)
+		}
 	}
-	return nil
+	return "", nil
 }
 
 // parseJSON decodes exactly one JSON value, keeping numbers as json.Number so

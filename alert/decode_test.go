@@ -779,9 +779,9 @@ func TestCheckDepthSkipsStrings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := checkDepth([]byte(tt.input), 4)
-			if ok := err == nil; ok != tt.ok {
-				t.Errorf("checkDepth(%s, 4) = %v, want ok=%v", tt.input, err, tt.ok)
+			reason, err := checkShape([]byte(tt.input), Limits{MaxDepth: 4, MaxValues: 100})
+			if ok := err == nil; ok != tt.ok || !ok && reason != ReasonTooDeep {
+				t.Errorf("checkShape(%s, depth 4) = %s %v, want ok=%v", tt.input, reason, err, tt.ok)
 			}
 		})
 	}

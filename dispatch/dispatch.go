@@ -333,8 +333,18 @@ func (d *Dispatcher) consumerConfig() jetstream.ConsumerConfig {
 }
 
 // pullBuffer is how many messages the client keeps ready. Coalescing makes
-// handling one cheap, so the buffer, not Temporal, sets the pace.
+// handling one cheap, so the buffer, not Temporal, sets the pace; a count
+// rather than bytes, so that dispatchers sharing the consumer share its
+// messages too.
 const pullBuffer = 512
+
+// pullRequestBytes bounds each pull request, so that the buffer holds
+// about two requests' worth, not 512 alerts of the largest size (512 MiB,
+// the dispatcher's whole memory limit). It is at least two of the largest
+// alerts, or the consumer would stall on one.
+func (d *Dispatcher) pullRequestBytes() int {
+	return max(8<<20, 2*d.cfg.Limits.MaxBytes)
+}
 
 // drainTimeout bounds how long in-flight alerts may finish after Run's context
 // ends; what does not finish is redelivered to another dispatcher.
@@ -352,7 +362,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return err
 	}
 	go d.watchBacklog(ctx)
-	it, err := cons.Messages(jetstream.PullMaxMessages(pullBuffer))
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()))
 	if err != nil {
 		return fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
 	}

@@ -14,16 +14,17 @@ import (
 
 // dispatchFlags configure the alert pipeline.
 type dispatchFlags struct {
-	playbooks     string
-	stream        string
-	consumer      string
-	maxAlertBytes int
-	concurrency   int
-	maxAckPending int
-	replicas      int
-	maxDeliveries int
-	streamMax     int64
-	deadMax       int64
+	playbooks      string
+	stream         string
+	consumer       string
+	maxAlertBytes  int
+	maxAlertValues int
+	concurrency    int
+	maxAckPending  int
+	replicas       int
+	maxDeliveries  int
+	streamMax      int64
+	deadMax        int64
 
 	coalesceWindow    time.Duration
 	coalesceInterval  time.Duration
@@ -39,6 +40,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts (created or updated at start)")
 	fs.StringVar(&f.consumer, "consumer", dispatch.DefaultConsumer, "durable consumer shared by all dispatchers")
 	fs.IntVar(&f.maxAlertBytes, "max-alert-bytes", alert.DefaultLimits.MaxBytes, "larger alerts go to the dead-letter subject (NATS max_payload must be larger)")
+	fs.IntVar(&f.maxAlertValues, "max-alert-values", alert.DefaultLimits.MaxValues, "alerts holding more JSON values (members and elements at any depth) go to the dead-letter subject")
 	fs.IntVar(&f.concurrency, "concurrency", dispatch.DefaultConcurrency, "alerts one dispatcher handles at once")
 	fs.IntVar(&f.maxAckPending, "max-ack-pending", dispatch.DefaultMaxAckPending, "alerts in flight across all dispatchers, coalesced ones included (set the same value on every dispatcher)")
 	fs.DurationVar(&f.coalesceWindow, "coalesce-window", dispatch.DefaultCoalesceWindow, "how long alerts of an open incident wait to travel to Temporal together (0 turns coalescing off)")
@@ -57,7 +59,7 @@ func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
 	return dispatch.Config{
 		Stream:             f.stream,
 		Consumer:           f.consumer,
-		Limits:             alert.Limits{MaxBytes: f.maxAlertBytes},
+		Limits:             alert.Limits{MaxBytes: f.maxAlertBytes, MaxValues: f.maxAlertValues},
 		Concurrency:        f.concurrency,
 		MaxAckPending:      f.maxAckPending,
 		Replicas:           f.replicas,

@@ -102,6 +102,9 @@ func TestBadInputIsDeadLetteredAndThePipelineGoesOn(t *testing.T) {
 		{"invalid UTF-8", []byte("{\"rule\":\"shell \xff\xfe\"}"), alert.ReasonInvalidUTF8, false},
 		{"over the 1 MiB default limit", oversize, alert.ReasonOversize, false},
 		{"absurdly nested", []byte(deep), alert.ReasonTooDeep, false},
+		// Under the size limit, but half a million values: tens of MB once
+		// parsed, refused by a byte scan instead.
+		{"a mebibyte of tiny values", []byte(`{"rule":"e2e quarantine","a":[` + strings.TrimSuffix(strings.Repeat("0,", 500000), ",") + `]}`), alert.ReasonTooManyValues, false},
 		{"an object that is no alert", []byte(`{"hello":"world"}`), alert.ReasonUnrecognised, false},
 		{"an alert too large for Temporal once encoded", escapes, dispatch.ReasonTooLargeForTemporal, false},
 		{"a message at the server's payload limit", atLimit, alert.ReasonOversize, true},
