@@ -44,7 +44,7 @@ const (
 // workflow code, where the same input must always give the same result, and
 // alert redeliveries must match the same way on every replica.
 func disabledBuiltins() []string {
-	return []string{"now", "date", "timezone", "keys", "values", "toPairs"}
+	return []string{"now", "date", "timezone", "keys", "values", "toPairs", "repeat"}
 }
 
 // disabledReason says why a builtin is disabled, for the load error.
@@ -63,6 +63,10 @@ func disabledReason(name string) (string, bool) {
 		return "it reads the machine's time zone database", true
 	case "keys", "values", "toPairs":
 		return "its result follows Go's random map iteration order", true
+	case "repeat":
+		// Found by the security review: repeat(repeat("x", 99999), 1e6)
+		// asks for 100 GB and ends the process.
+		return "it allocates its whole result before the memory budget sees it, so one call can exhaust the process's memory", true
 	}
 	return "", false
 }
@@ -89,6 +93,9 @@ func compile(src string, kind resultKind) (*vm.Program, error) {
 		return nil, explainDisabled(err)
 	}
 	if err := refuseLocalTime(program.Node(), src); err != nil {
+		return nil, err
+	}
+	if err := refuseNestedPredicates(program.Node(), src); err != nil {
 		return nil, err
 	}
 	// expr.AsKind would refuse a named int type, so a severity is checked
@@ -126,6 +133,48 @@ func refuseLocalTime(n ast.Node, src string) error {
 		return nil
 	}
 	e := &file.Error{Location: v.found.Location(), Message: "Local() is not available in playbooks: it depends on the time zone of the machine that runs the expression; times in playbooks are UTC"}
+	return e.Bind(file.NewSource(src))
+}
+
+// predicateVisitor finds the first predicate (the body of any, all, filter,
+// map, count, sortBy, reduce…) that holds another one.
+type predicateVisitor struct{ found ast.Node }
+
+func (v *predicateVisitor) Visit(n *ast.Node) {
+	p, ok := (*n).(*ast.PredicateNode)
+	if !ok || v.found != nil {
+		return
+	}
+	inner := &predicateVisitor{}
+	body := p.Node
+	ast.Walk(&body, innerPredicate{inner})
+	if inner.found != nil {
+		v.found = inner.found
+	}
+}
+
+// innerPredicate records the first predicate it visits.
+type innerPredicate struct{ v *predicateVisitor }
+
+func (i innerPredicate) Visit(n *ast.Node) {
+	if _, ok := (*n).(*ast.PredicateNode); ok && i.v.found == nil {
+		i.v.found = *n
+	}
+}
+
+// refuseNestedPredicates bounds an expression's running time: the memory
+// budget bounds every list an expression builds, and a predicate runs once
+// per element, so a predicate inside another one multiplies (the security
+// review's any(a, {any(a, {any(a, …)})}) over 1..300 runs for hours). Without
+// nesting, an expression's work is at most its node count times the longest
+// list.
+func refuseNestedPredicates(n ast.Node, src string) error {
+	v := &predicateVisitor{}
+	ast.Walk(&n, v)
+	if v.found == nil {
+		return nil
+	}
+	e := &file.Error{Location: v.found.Location(), Message: "a predicate (the {…} of any, all, filter, map, count, sortBy, reduce…) may not hold another one: each would run once for every element of the outer list, which can take hours"}
 	return e.Bind(file.NewSource(src))
 }
 

@@ -115,6 +115,10 @@ func TestCompileRejectsUnsafeExpressions(t *testing.T) {
 		{"unknown field", `alert.nope == ""`, resultBool, "has no field nope"},
 		{"now in the machine's time zone", `now.Local().Hour() >= 9`, resultBool, "Local() is not available in playbooks: it depends on the time zone"},
 		{"an alert's time in the machine's time zone", `alert.time.Add(duration("1h")).Local().Year() > 2000`, resultBool, "Local() is not available"},
+		{"repeat allocates before the budget sees it", `len(repeat(repeat("x", 99999), 1000000)) > 0`, resultBool, "repeat() is not available in playbooks: it allocates"},
+		// The security review's time bomb: five nested passes over 1..300.
+		{"nested predicates multiply", `let a = 1..300; any(a, {any(a, {any(a, {any(a, {any(a, {# < 0})})})})})`, resultBool, "may not hold another one"},
+		{"one predicate in another", `any(1..3, {len(filter(1..3, {# == 2})) > 0})`, resultBool, "may not hold another one"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +127,12 @@ func TestCompileRejectsUnsafeExpressions(t *testing.T) {
 				t.Fatalf("compile: error %v, want one containing %q", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestCompileAcceptsPredicatesOneAfterAnother(t *testing.T) {
+	if _, err := compile(`any(1..3, {# > 2}) && all(1..3, {# > 0}) && len(filter(1..9, {# % 2 == 0})) == 4`, resultBool); err != nil {
+		t.Errorf("predicates side by side refused: %v", err)
 	}
 }
 
