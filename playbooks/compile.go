@@ -129,10 +129,16 @@ func (v *localTimeVisitor) Visit(n *ast.Node) {
 func refuseLocalTime(n ast.Node, src string) error {
 	v := &localTimeVisitor{}
 	ast.Walk(&n, v)
-	if v.found == nil {
+	return refuseAt(v.found, src, "Local() is not available in playbooks: it depends on the time zone of the machine that runs the expression; times in playbooks are UTC")
+}
+
+// refuseAt is a load error with message msg at node found of the
+// expression src, or nil when found is nil.
+func refuseAt(found ast.Node, src, msg string) error {
+	if found == nil {
 		return nil
 	}
-	e := &file.Error{Location: v.found.Location(), Message: "Local() is not available in playbooks: it depends on the time zone of the machine that runs the expression; times in playbooks are UTC"}
+	e := &file.Error{Location: found.Location(), Message: msg}
 	return e.Bind(file.NewSource(src))
 }
 
@@ -171,11 +177,7 @@ func (i innerPredicate) Visit(n *ast.Node) {
 func refuseNestedPredicates(n ast.Node, src string) error {
 	v := &predicateVisitor{}
 	ast.Walk(&n, v)
-	if v.found == nil {
-		return nil
-	}
-	e := &file.Error{Location: v.found.Location(), Message: "a predicate (the {…} of any, all, filter, map, count, sortBy, reduce…) may not hold another one: each would run once for every element of the outer list, which can take hours"}
-	return e.Bind(file.NewSource(src))
+	return refuseAt(v.found, src, "a predicate (the {…} of any, all, filter, map, count, sortBy, reduce…) may not hold another one: each would run once for every element of the outer list, which can take hours")
 }
 
 // explainDisabled replaces expr's "unknown name now" with the reason the
