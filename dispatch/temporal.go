@@ -43,16 +43,12 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 	if err != nil {
 		return false, err
 	}
-	workflowType := spec.Workflow
-	if workflowType == "" {
-		workflowType = workflows.RespondName
-	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
 	defer cancel()
 	resp, err := d.temporal.WorkflowService().SignalWithStartWorkflowExecution(ctx, &workflowservice.SignalWithStartWorkflowExecutionRequest{
 		Namespace:                d.cfg.Namespace,
 		WorkflowId:               wid,
-		WorkflowType:             &commonpb.WorkflowType{Name: workflowType},
+		WorkflowType:             &commonpb.WorkflowType{Name: workflowName(spec)},
 		TaskQueue:                &taskqueuepb.TaskQueue{Name: d.cfg.TaskQueue, Kind: enumspb.TASK_QUEUE_KIND_NORMAL},
 		Input:                    input,
 		Identity:                 d.cfg.Identity,
@@ -90,10 +86,6 @@ func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows
 	if size := payloadsSize(input); size > d.cfg.MaxTemporalPayload {
 		return &payloadTooLargeError{size: size, limit: d.cfg.MaxTemporalPayload}
 	}
-	workflowType := spec.Workflow
-	if workflowType == "" {
-		workflowType = workflows.RespondName
-	}
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.TemporalTimeout)
 	defer cancel()
 	_, err = d.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -104,7 +96,7 @@ func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    typedSearchAttributes(spec, sig.Alert, m.Severity),
 		EnableEagerStart:                         true,
-	}, workflowType, in)
+	}, workflowName(spec), in)
 	d.metrics.TemporalCalls.WithLabelValues("start").Inc()
 	d.metrics.TemporalBytes.Add(float64(payloadsSize(input)))
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
@@ -144,6 +136,14 @@ func (d *Dispatcher) signal(ctx context.Context, wid string, sig workflows.Alert
 		return fmt.Errorf("dispatch: signal %s: %w", wid, err)
 	}
 	return nil
+}
+
+// workflowName is the workflow a playbook runs: its own, or Respond.
+func workflowName(spec playbooks.Spec) string {
+	if spec.Workflow == "" {
+		return workflows.RespondName
+	}
+	return spec.Workflow
 }
 
 // searchValues are the search attributes an incident starts with.

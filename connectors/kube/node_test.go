@@ -97,7 +97,7 @@ func testCordon(t *testing.T, cs kubernetes.Interface) {
 
 	t.Run("errors name what is missing", func(t *testing.T) {
 		testenv.Pod(t, cs, "cordon", "pending")
-		old := replacedPod(t, cs, "cordon", "db-0")
+		old := testenv.ReplacedPod(t, cs, "cordon", "db-0")
 		for name, tc := range map[string]struct {
 			req  kube.CordonRequest
 			want error

@@ -73,7 +73,7 @@ func testRemovePod(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 	})
 
 	t.Run("a namesake is ErrTargetChanged and survives delete and evict", func(t *testing.T) {
-		old := replacedPod(t, cs, "del", "db-0")
+		old := testenv.ReplacedPod(t, cs, "del", "db-0")
 		before := snapshot(t, cs, "del", "db-0", "none")
 		if _, err := c.DeletePod(ctx, kube.DeletePodRequest{Namespace: "del", Pod: "db-0", PodUID: string(old.UID)}); !errors.Is(err, kube.ErrTargetChanged) {
 			t.Errorf("delete: err = %v, want ErrTargetChanged", err)
@@ -86,7 +86,7 @@ func testRemovePod(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 
 	t.Run("a pod replaced between read and delete is ErrTargetChanged", func(t *testing.T) {
 		testenv.Pod(t, cs, "del", "db-1")
-		racy := interceptPodWrite(t, k, http.MethodDelete, func() { replacedPod(t, cs, "del", "db-1") })
+		racy := interceptPodWrite(t, k, http.MethodDelete, func() { testenv.ReplacedPod(t, cs, "del", "db-1") })
 		_, err := racy.DeletePod(ctx, kube.DeletePodRequest{Namespace: "del", Pod: "db-1"})
 		if !errors.Is(err, kube.ErrTargetChanged) {
 			t.Fatalf("err = %v, want ErrTargetChanged", err)
@@ -289,7 +289,7 @@ func testPodMetadata(t *testing.T, cs kubernetes.Interface) {
 	})
 
 	t.Run("a replaced pod is ErrTargetChanged; its restore finds the pod gone", func(t *testing.T) {
-		old := replacedPod(t, cs, "meta", "db-0")
+		old := testenv.ReplacedPod(t, cs, "meta", "db-0")
 		_, err := c.LabelPod(ctx, kube.MetadataRequest{Namespace: "meta", Pod: "db-0", PodUID: string(old.UID), Values: map[string]string{"team": "sec"}})
 		if !errors.Is(err, kube.ErrTargetChanged) {
 			t.Fatalf("err = %v, want ErrTargetChanged", err)

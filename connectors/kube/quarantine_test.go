@@ -295,7 +295,7 @@ func testQuarantine(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 	})
 
 	t.Run("a replaced pod is ErrTargetChanged and is left alone", func(t *testing.T) {
-		old := replacedPod(t, cs, "billing", "api-1")
+		old := testenv.ReplacedPod(t, cs, "billing", "api-1")
 		_, err := c.Quarantine(ctx, kube.QuarantineRequest{Namespace: "billing", Pod: "api-1", PodUID: string(old.UID), Incident: incident})
 		if !errors.Is(err, kube.ErrTargetChanged) {
 			t.Fatalf("err = %v, want ErrTargetChanged", err)
@@ -311,7 +311,7 @@ func testQuarantine(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 	t.Run("a pod replaced between read and patch is ErrTargetChanged", func(t *testing.T) {
 		testenv.Pod(t, cs, "race", "api-1")
 		racy := interceptPodWrite(t, k, http.MethodPatch, func() {
-			replacedPod(t, cs, "race", "api-1")
+			testenv.ReplacedPod(t, cs, "race", "api-1")
 		})
 		_, err := racy.Quarantine(ctx, kube.QuarantineRequest{Namespace: "race", Pod: "api-1", Incident: incident})
 		if !errors.Is(err, kube.ErrTargetChanged) {
@@ -400,21 +400,6 @@ func (v versions) assertUnchanged(t *testing.T) {
 	if now := v.read(); !apiequality.Semantic.DeepEqual(now, v.then) {
 		t.Errorf("objects were written: resourceVersions %v → %v", v.then, now)
 	}
-}
-
-// replacedPod creates a pod, deletes it at once and creates a namesake, as a
-// StatefulSet would; it returns the deleted one.
-func replacedPod(t *testing.T, cs kubernetes.Interface, namespace, name string) *corev1.Pod {
-	t.Helper()
-	old, err := cs.CoreV1().Pods(namespace).Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
-		old = testenv.Pod(t, cs, namespace, name)
-	}
-	if err := cs.CoreV1().Pods(namespace).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Pod(t, cs, namespace, name)
-	return old
 }
 
 // controlledBy makes a pod controlled by the named owner.

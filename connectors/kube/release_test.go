@@ -125,7 +125,7 @@ func testRelease(t *testing.T, cs kubernetes.Interface) {
 	t.Run("a replaced pod is left alone and the policy is still cleaned up", func(t *testing.T) {
 		testenv.Pod(t, cs, "swap", "db-0")
 		quarantine(t, "swap", "db-0", "inc-1", false)
-		old := replacedPod(t, cs, "swap", "db-0")
+		old := testenv.ReplacedPod(t, cs, "swap", "db-0")
 		// The namesake carries a label of its own that release must not touch.
 		namesake := getPod(t, cs, "swap", "db-0")
 		namesake.Labels[kube.QuarantineLabel] = "true"

@@ -129,7 +129,7 @@ func testScale(t *testing.T, cs kubernetes.Interface) {
 				t.Errorf("%s: err = %v, want ErrUnsupportedOwner", name, err)
 			}
 		}
-		old := replacedPod(t, cs, "refuse", "bare")
+		old := testenv.ReplacedPod(t, cs, "refuse", "bare")
 		if _, err := c.ScaleOwnerToZero(ctx, kube.ScaleRequest{Namespace: "refuse", Pod: "bare", PodUID: string(old.UID), Incident: "inc-1"}); !errors.Is(err, kube.ErrTargetChanged) {
 			t.Errorf("replaced pod: err = %v, want ErrTargetChanged", err)
 		}

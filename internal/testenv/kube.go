@@ -39,6 +39,22 @@ func Pod(t testing.TB, cs kubernetes.Interface, namespace, name string, mods ...
 	return got
 }
 
+// ReplacedPod replaces the pod namespace/name (creating it first if it is
+// missing) with a namesake, as a StatefulSet would: it deletes it at once
+// and creates a new pod of the same name. It returns the deleted one.
+func ReplacedPod(t testing.TB, cs kubernetes.Interface, namespace, name string) *corev1.Pod {
+	t.Helper()
+	old, err := cs.CoreV1().Pods(namespace).Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		old = Pod(t, cs, namespace, name)
+	}
+	if err := cs.CoreV1().Pods(namespace).Delete(context.Background(), name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	Pod(t, cs, namespace, name)
+	return old
+}
+
 // DeploymentChain creates what a Deployment controller would: a Deployment
 // with the given replicas, its ReplicaSet (controlled by it) and one pod
 // (controlled by the ReplicaSet). Nothing in the test API server reconciles

@@ -101,10 +101,7 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 	occurrence(1)
 	// The pod is replaced by a namesake (a StatefulSet's web-0, say) and
 	// the shell comes back.
-	if err := kubeCS.CoreV1().Pods("occur").Delete(ctx, "web-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Pod(t, kubeCS, "occur", "web-0")
+	testenv.ReplacedPod(t, kubeCS, "occur", "web-0")
 	// Occurrences are named by the second they opened.
 	time.Sleep(time.Second)
 	occurrence(2)
