@@ -31,6 +31,7 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	TaskQueue string
 	// Identity names this dispatcher in Temporal's history.
 	Identity string
+	// Keys sign every incident start and alert signal: workers refuse
+	// what carries no proof (internal/proof).
+	Keys *proof.Keys
 	// TemporalTimeout bounds one call to Temporal; on timeout the alert is
 	// redelivered later. Default 10s.
 	TemporalTimeout time.Duration

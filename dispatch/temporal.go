@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -28,7 +29,11 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 	dc := converter.GetDefaultDataConverter()
 	spec := m.Playbook.Spec()
 	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
-	input, err := dc.ToPayloads(workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec})
+	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec}
+	if err := d.sign(&in, &sig); err != nil {
+		return false, err
+	}
+	input, err := dc.ToPayloads(in)
 	if err != nil {
 		return false, fmt.Errorf("dispatch: encode workflow input: %w", err)
 	}
@@ -79,6 +84,9 @@ func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows
 	spec := m.Playbook.Spec()
 	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
 	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, First: &sig}
+	if err := d.sign(&in, nil); err != nil {
+		return err
+	}
 	input, err := converter.GetDefaultDataConverter().ToPayloads(in)
 	if err != nil {
 		return fmt.Errorf("dispatch: encode workflow input: %w", err)
@@ -116,6 +124,11 @@ var errAlreadyOpen = errors.New("dispatch: incident already open")
 // incident pinned it when it started. Temporal answers NotFound when the
 // incident is no longer open.
 func (d *Dispatcher) signal(ctx context.Context, wid string, sig workflows.AlertSignal, requestID string) error {
+	if d.cfg.Keys != nil {
+		if err := workflows.SignAlert(d.cfg.Keys, wid, &sig); err != nil {
+			return fmt.Errorf("dispatch: sign alert signal: %w", err)
+		}
+	}
 	payload, err := converter.GetDefaultDataConverter().ToPayloads(sig)
 	if err != nil {
 		return fmt.Errorf("dispatch: encode alert signal: %w", err)
@@ -134,6 +147,24 @@ func (d *Dispatcher) signal(ctx context.Context, wid string, sig workflows.Alert
 	d.metrics.TemporalBytes.Add(float64(payloadsSize(payload)))
 	if err != nil {
 		return fmt.Errorf("dispatch: signal %s: %w", wid, err)
+	}
+	return nil
+}
+
+// sign proves in and, when given, the alert signal that goes with it: the
+// worker acts on neither without the proof. Without keys (tests of the
+// dispatcher alone) nothing is signed; StartDispatcher needs keys.
+func (d *Dispatcher) sign(in *workflows.RespondInput, sig *workflows.AlertSignal) error {
+	if d.cfg.Keys == nil {
+		return nil
+	}
+	if sig != nil {
+		if err := workflows.SignAlert(d.cfg.Keys, in.IncidentID, sig); err != nil {
+			return fmt.Errorf("dispatch: sign alert signal: %w", err)
+		}
+	}
+	if err := workflows.SignStart(d.cfg.Keys, in, time.Now()); err != nil {
+		return fmt.Errorf("dispatch: sign workflow input: %w", err)
 	}
 	return nil
 }

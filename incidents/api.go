@@ -88,13 +88,27 @@ type apiError struct {
 	Error string `json:"error"`
 }
 
-// API serves the approval endpoints for when Slack is down:
+// StopBody is the body of POST /api/v1/incidents/{id}/close and …/release.
+type StopBody struct {
+	Reason string `json:"reason"`
+}
+
+// StopResponse answers a close or release.
+type StopResponse struct {
+	Message string `json:"message"`
+}
+
+// API serves what people do to incidents, for 'soar approve', 'soar
+// incident close|release' and for when Slack is down:
 //
-//	POST /api/v1/incidents/{id}/votes  {"step": "ask", "approve": true, "planHash": "…", "comment": "…"}
+//	POST /api/v1/incidents/{id}/votes    {"step": "ask", "approve": true, "planHash": "…", "comment": "…"}
+//	POST /api/v1/incidents/{id}/close    {"reason": "…"}
+//	POST /api/v1/incidents/{id}/release  {"reason": "…"}
 //
-// with "Authorization: Bearer <token>". Answers: 200 with the approval, 400
-// for a bad body, 401 without a valid token, 409 with the reason when the
-// incident refused the vote, 502 when Temporal could not be reached.
+// with "Authorization: Bearer <token>". Answers: 200 with the approval or a
+// message, 400 for a bad body, 401 without a valid token, 409 with the
+// reason when the incident refused the request, 502 when Temporal could
+// not be reached.
 type API struct {
 	Service *Service
 	Tokens  Tokens
@@ -105,25 +119,87 @@ func (a *API) Register(mux interface {
 	Handle(pattern string, h http.Handler)
 }) {
 	mux.Handle("POST /api/v1/incidents/{id}/votes", http.HandlerFunc(a.vote))
+	mux.Handle("POST /api/v1/incidents/{id}/close", a.stop(false))
+	mux.Handle("POST /api/v1/incidents/{id}/release", a.stop(true))
 }
 
-func (a *API) vote(w http.ResponseWriter, r *http.Request) {
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+// authenticate returns the name of the request's token, or answers 401.
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool) {
 	name, ok := a.Tokens.identify(r.Header.Get("Authorization"))
 	if !ok {
 		a.Service.Log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("API request refused: no valid token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="soar"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{"a valid API token is needed: Authorization: Bearer <token>"})
+	}
+	return name, ok
+}
+
+// decode reads a JSON body of at most maxBody bytes with no unknown
+// fields, or answers 400 with want.
+func decode(w http.ResponseWriter, r *http.Request, v any, want string) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"the body must be JSON: " + want + ": " + err.Error()})
+		return false
+	}
+	return true
+}
+
+func (a *API) stop(release bool) http.Handler {
+	verb := "closed"
+	if release {
+		verb = "released"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		var body StopBody
+		if !decode(w, r, &body, `{"reason": "…"}`) {
+			return
+		}
+		incident := r.PathValue("id")
+		ctx, cancel := context.WithTimeout(r.Context(), VoteTimeout)
+		defer cancel()
+		_, err := a.Service.Stop(ctx, incident, workflows.StopRequest{Release: release, Reason: body.Reason, By: "api:" + name})
+		if a.failed(w, err) {
+			return
+		}
+		writeJSON(w, http.StatusOK, StopResponse{Message: fmt.Sprintf("incident %s will be %s", incident, verb)})
+	})
+}
+
+// failed answers a refusal with 409 and any other error with 502.
+func (a *API) failed(w http.ResponseWriter, err error) bool {
+	var refused *Refused
+	switch {
+	case errors.As(err, &refused):
+		writeJSON(w, http.StatusConflict, apiError{refused.Reason})
+	case err != nil:
+		writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
+	default:
+		return false
+	}
+	return true
+}
+
+func (a *API) vote(w http.ResponseWriter, r *http.Request) {
+	name, ok := a.authenticate(w, r)
+	if !ok {
 		return
 	}
 	var req VoteRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil || req.Approve == nil {
-		msg := `the body must be JSON: {"step": "…", "approve": true|false, "planHash": "…", "comment": "…"}`
-		if err != nil {
-			msg += ": " + err.Error()
-		}
-		writeJSON(w, http.StatusBadRequest, apiError{msg})
+	const want = `{"step": "…", "approve": true|false, "planHash": "…", "comment": "…"}`
+	if !decode(w, r, &req, want) {
+		return
+	}
+	if req.Approve == nil {
+		writeJSON(w, http.StatusBadRequest, apiError{"the body must be JSON: " + want + ": approve is missing"})
 		return
 	}
 	incident := r.PathValue("id")
@@ -134,15 +210,10 @@ func (a *API) vote(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), VoteTimeout)
 	defer cancel()
 	st, err := a.Service.Vote(ctx, incident, d)
-	var refused *Refused
-	switch {
-	case errors.As(err, &refused):
-		writeJSON(w, http.StatusConflict, apiError{refused.Reason})
-	case err != nil:
-		writeJSON(w, http.StatusBadGateway, apiError{err.Error()})
-	default:
-		writeJSON(w, http.StatusOK, VoteResponse{Approval: st, Message: Confirmation(incident, d, st)})
+	if a.failed(w, err) {
+		return
 	}
+	writeJSON(w, http.StatusOK, VoteResponse{Approval: st, Message: Confirmation(incident, d, st)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -45,14 +45,26 @@ func TestVoteNeedsAValidToken(t *testing.T) {
 		"prefix":     "Bearer " + strings.Repeat("t", MinTokenLength-1),
 		"not bearer": "Basic " + strings.Repeat("t", MinTokenLength),
 	} {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/votes", strings.NewReader(`{"approve": true}`))
-		if header != "" {
-			req.Header.Set("Authorization", header)
+		for _, path := range []string{"votes", "close", "release"} {
+			req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/"+path, strings.NewReader(`{"approve": true}`))
+			if header != "" {
+				req.Header.Set("Authorization", header)
+			}
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, req)
+			if rec.Code != http.StatusUnauthorized {
+				t.Errorf("%s %s: %d %s", path, name, rec.Code, rec.Body)
+			}
 		}
+	}
+	// A close or release whose body is not {"reason": …}: 400.
+	for _, path := range []string{"close", "release"} {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/"+path, strings.NewReader(`{"reason": "x", "release": true}`))
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", MinTokenLength))
 		rec := httptest.NewRecorder()
 		mux.ServeHTTP(rec, req)
-		if rec.Code != http.StatusUnauthorized {
-			t.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+		if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), `unknown field \"release\"`) {
+			t.Errorf("%s with an unknown field: %d %s", path, rec.Code, rec.Body)
 		}
 	}
 	// A valid token with a body that names no decision: 400, still before

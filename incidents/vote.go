@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/api/serviceerror"
@@ -18,6 +19,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/soar-dev/soar/connectors/slack"
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -36,7 +38,10 @@ type Service struct {
 	// Slack is not configured (then only user IDs listed as approvers
 	// count).
 	Slack Directory
-	Log   zerolog.Logger
+	// Keys prove to the incident that soar took the vote or request from
+	// an authenticated person (internal/proof).
+	Keys *proof.Keys
+	Log  zerolog.Logger
 }
 
 // Refused is a vote the incident did not take; Reason is for the voter.
@@ -60,6 +65,14 @@ func (s *Service) Vote(ctx context.Context, incident string, d workflows.Decisio
 			return workflows.ApprovalState{}, err
 		}
 	}
+	if a := st.OpenApproval(d.Step); a != nil {
+		// Without an open approval the validator says why the vote is
+		// refused; there is nothing to prove.
+		d.Step = a.Step
+		if err := workflows.SignDecision(s.Keys, incident, a, &d); err != nil {
+			return s.refused(log, fmt.Errorf("incident %s: %w", incident, err))
+		}
+	}
 	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID:   incident,
 		UpdateName:   workflows.UpdateDecide,
@@ -75,6 +88,50 @@ func (s *Service) Vote(ctx context.Context, incident string, d workflows.Decisio
 	}
 	log.Info().Str("outcome", res.Outcome).Msg("vote recorded")
 	return res, nil
+}
+
+// Stop closes the incident, or releases it when r.Release: serve proves
+// the request for the incident's current occurrence and sends it as the
+// stop Update. Incidents started before they took that Update get the
+// close or release signal instead. A refusal is a *Refused.
+func (s *Service) Stop(ctx context.Context, incident string, r workflows.StopRequest) (*workflows.IncidentState, error) {
+	log := s.Log.With().Str("incident_id", incident).Str("by", r.By).Bool("release", r.Release).Logger()
+	st, err := s.state(ctx, incident)
+	if err == nil && st.Status == workflows.StatusClosed {
+		err = &Refused{Reason: fmt.Sprintf("incident %s is closed (%s)", incident, st.CloseReason)}
+	}
+	if err != nil {
+		_, err = s.refused(log, err)
+		return nil, err
+	}
+	r.OpenedAt = st.OpenedAt
+	if err := workflows.SignStop(s.Keys, incident, &r); err != nil {
+		_, err = s.refused(log, fmt.Errorf("incident %s: %w", incident, err))
+		return nil, err
+	}
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   incident,
+		UpdateName:   workflows.UpdateStop,
+		Args:         []any{r},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, nil)
+	}
+	if err != nil && strings.Contains(err.Error(), "unknown update") {
+		// An incident from before the stop Update.
+		name := workflows.SignalClose
+		if r.Release {
+			name = workflows.SignalRelease
+		}
+		err = s.Temporal.SignalWorkflow(ctx, incident, "", name, r.Reason+" (by "+r.By+")")
+	}
+	if err != nil {
+		_, err = s.refused(log, s.explain(incident, err))
+		return nil, err
+	}
+	log.Info().Str("reason", r.Reason).Msg("stop requested")
+	return st, nil
 }
 
 // refused logs a refusal (or a failure) and returns it.

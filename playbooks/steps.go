@@ -68,7 +68,7 @@ type Retry struct {
 // Approval is a human decision a step waits for.
 type Approval struct {
 	// Approvers may vote: user or group IDs of the approval transport (Slack
-	// user and user-group IDs), or "cli:<user>" for 'soar approve'.
+	// user and user-group IDs), or "api:<token name>" for the holder of that API token (soar approve).
 	Approvers []string `json:"approvers"`
 	// Quorum is how many distinct approvers must approve; default 1.
 	Quorum int `json:"quorum"`
@@ -82,7 +82,7 @@ type Approval struct {
 	// Requester is an expression giving the identity the approval is about,
 	// such as the user an alert names (alert.fields.user): that person may
 	// not vote on it. It is compared with the voter's Slack user ID, handle
-	// and e-mail, and with the name of a cli: or api: identity.
+	// and e-mail, and with the name of an api: identity.
 	Requester string `json:"requester,omitempty"`
 	// Remind re-posts a reminder in the incident's thread at this interval
 	// while the approval is open; 0 sends none.
@@ -113,11 +113,8 @@ const DestructiveQuorum = 2
 func IsUserGroup(id string) bool { return strings.HasPrefix(id, "S") }
 
 // validApprover reports whether id is a Slack user (U…, W…) or user group
-// (S…) ID, or a cli: or api: identity.
+// (S…) ID, or an api: identity.
 func validApprover(id string) bool {
-	if name, ok := strings.CutPrefix(id, "cli:"); ok {
-		return name != "" && !strings.ContainsAny(name, " \t\n")
-	}
 	if name, ok := strings.CutPrefix(id, "api:"); ok {
 		return name != "" && !strings.ContainsAny(name, " \t\n")
 	}
@@ -322,8 +319,12 @@ func (d *decoder) approvers(n *yaml.Node, path string, seen []string) []string {
 		s, ok := d.RequiredString(yamlfile.Resolve(item), ipath)
 		switch {
 		case !ok:
+		case strings.HasPrefix(s, "cli:"):
+			// 'soar approve' voted straight through Temporal as cli:<user>,
+			// which anyone reaching Temporal could claim to be.
+			d.Failf(item, ipath, "%q: cli: identities are gone; 'soar approve' now votes through soar's API as api:<token name>: list api:%s", s, strings.TrimPrefix(s, "cli:"))
 		case !validApprover(s):
-			d.Failf(item, ipath, "%q is not an approver: use a Slack user ID (U…, W…), a user group ID (S…), cli:<user> or api:<token name>", s)
+			d.Failf(item, ipath, "%q is not an approver: use a Slack user ID (U…, W…), a user group ID (S…) or api:<token name>", s)
 		case slices.Contains(out, s) || slices.Contains(seen, s):
 			d.Failf(item, ipath, "duplicate approver %q", s)
 		default:

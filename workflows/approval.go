@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -29,10 +30,10 @@ const (
 	SourceAPI   = "api"
 )
 
-// Decision is one approver's vote, as the Slack handler, the CLI or the API
-// send it. Whoever sends it vouches for the identity fields: the Slack
-// handler after checking Slack's request signature, the API after checking
-// its token; the CLI reaches Temporal with the operator's own credentials.
+// Decision is one approver's vote, as serve sends it: from a Slack click
+// after checking Slack's request signature, from the API ('soar approve'
+// uses it) after checking the voter's token. Serve proves it (Proof); the
+// workflow takes no vote without that proof.
 type Decision struct {
 	// Step names the approval step; empty means the only open one.
 	Step    string `json:"step,omitempty"`
@@ -53,6 +54,11 @@ type Decision struct {
 	// PlanHash is the plan the voter saw (from the Slack button); a vote on
 	// another plan is refused.
 	PlanHash string `json:"planHash,omitempty"`
+	// Proof is serve's proof of this decision on the approval it names
+	// (see SignDecision): serve authenticated the voter and resolved their
+	// groups, so the identity fields above are serve's word, not the
+	// sender's.
+	Proof string `json:"proof,omitempty"`
 }
 
 // Vote is a recorded Decision.
@@ -146,13 +152,19 @@ func planActions(plan []PlannedAction) string {
 
 // validateDecision is the Update validator: it reads and never changes
 // state. Its error is what the voter is told.
-func (st *IncidentState) validateDecision(ctx workflow.Context, d Decision) error {
+func (st *IncidentState) validateDecision(ctx workflow.Context, keys *proof.Keys, d Decision) error {
 	if d.User == "" {
 		return errors.New("a vote needs the voter's identity")
 	}
 	a := st.OpenApproval(d.Step)
 	if a == nil {
 		return st.noOpenApproval(d.Step)
+	}
+	// Validators never run in replay; the check's JSON encoding is
+	// deterministic anyway (encoding/json sorts map keys).
+	err := verifyDecision(keys, st.IncidentID, a, d) //workflowcheck:ignore
+	if err != nil {
+		return err
 	}
 	if now := workflow.Now(ctx); !now.Before(a.Deadline) {
 		return fmt.Errorf("the approval of step %q expired at %s", a.Step, a.Deadline.UTC().Format(time.RFC3339))

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -74,6 +75,10 @@ type RespondInput struct {
 	// First is the incident's first alert when the dispatcher started the
 	// incident with it, eagerly, rather than with SignalWithStart.
 	First *AlertSignal `json:"first,omitempty"`
+	// SignedAt and Proof are the dispatcher's (or, for a continue-as-new,
+	// the worker's) proof of this input (see provenVersion).
+	SignedAt time.Time `json:"signedAt,omitzero"`
+	Proof    string    `json:"proof,omitempty"`
 }
 
 // AlertSignal is one alert, or a batch of alerts, joining an incident.
@@ -94,6 +99,8 @@ type AlertSignal struct {
 	Count int `json:"count,omitempty"`
 	// Deliveries names the batch's messages.
 	Deliveries *Deliveries `json:"deliveries,omitempty"`
+	// Proof is the dispatcher's proof of this signal for the incident.
+	Proof string `json:"proof,omitempty"`
 }
 
 // IncidentState is everything the incident knows; it is the workflow's result
@@ -141,6 +148,12 @@ type IncidentState struct {
 	// on that pod acts on this pod only, never on a namesake that replaced
 	// it meanwhile.
 	PodUID string `json:"podUID,omitempty"`
+	// Refused counts the alert signals and the close and release signals
+	// the incident refused because they carried no proof from soar.
+	Refused int `json:"refused,omitempty"`
+
+	// guard checks the proofs of alert signals (nil before provenVersion).
+	guard *guard
 }
 
 // StepResult records one step: what ran, with which parameters, and what it did.
@@ -163,8 +176,15 @@ type StepResult struct {
 // Respond is the generic incident workflow. It takes the first alert, runs the
 // playbook's steps once, then stays open while alerts with the same incident
 // key keep arriving, counting them, until the playbook's window passes without
-// a new alert or the incident is closed by SignalClose.
+// a new alert or the incident is closed by UpdateStop.
+//
+// This Respond checks no proofs: it serves tests of workflow logic and the
+// replay of recorded histories. Workers run Responder.Respond.
 func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
+	return respond(ctx, in, nil)
+}
+
+func respond(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*IncidentState, error) {
 	st := in.State
 	if st == nil {
 		st = &IncidentState{
@@ -183,10 +203,20 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, d Decision) (ApprovalState, error) { return st.decide(ctx, d) },
-		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return st.validateDecision(ctx, d) }},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, d Decision) error { return st.validateDecision(ctx, keys, d) }},
 	); err != nil {
 		return nil, fmt.Errorf("register decide update: %w", err)
 	}
+	g, refused := checkStart(ctx, in, keys)
+	if refused != "" {
+		// Not soar's: whoever started it holds none of soar's keys. It
+		// never acts; its state says why it closed.
+		// What it claims to be is not kept: only the refusal.
+		st = &IncidentState{IncidentID: workflow.GetInfo(ctx).WorkflowExecution.ID, OpenedAt: workflow.Now(ctx)}
+		st.refuse(ctx, "start", refused)
+		return finish(ctx, st, "refused: "+refused)
+	}
+	st.guard = g
 	steady := workflow.GetVersion(ctx, steadyVersion, workflow.DefaultVersion, 1) >= 1
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
@@ -197,13 +227,15 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 	}
 
 	if st.FirstAlert == nil && in.First != nil && workflow.GetVersion(ctx, firstInInputVersion, workflow.DefaultVersion, 1) >= 1 {
-		st.addAlert(ctx, *in.First)
+		st.count(ctx, *in.First) // proven with the start
 	}
-	if st.FirstAlert == nil {
-		// SignalWithStart delivers the first alert together with the start;
-		// a workflow started any other way waits one window for it.
+	// SignalWithStart delivers the first alert together with the start; a
+	// workflow started any other way waits one window for it. A refused
+	// alert is not the first.
+	deadline := workflow.Now(ctx).Add(window)
+	for st.FirstAlert == nil {
 		var sig AlertSignal
-		ok, _ := alerts.ReceiveWithTimeout(ctx, window, &sig)
+		ok, _ := alerts.ReceiveWithTimeout(ctx, deadline.Sub(workflow.Now(ctx)), &sig)
 		if !ok {
 			return finish(ctx, st, "no alert arrived")
 		}
@@ -339,10 +371,22 @@ func (s *steps) continueAsNew(alerts workflow.ReceiveChannel) (*IncidentState, e
 	if err := s.ticketBox.flush(s.ctx, time.Minute); err != nil {
 		return nil, err
 	}
-	return nil, workflow.NewContinueAsNewError(s.ctx, Respond, s.in)
+	if err := s.st.guard.signContinued(s.ctx, &s.in); err != nil {
+		return nil, err
+	}
+	return nil, workflow.NewContinueAsNewError(s.ctx, RespondName, s.in)
 }
 
+// addAlert counts an alert signal that carries soar's proof (or any, on
+// incidents that check none).
 func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
+	if st.guard.admit(ctx, st, sig) {
+		st.count(ctx, sig)
+	}
+}
+
+// count counts an alert signal.
+func (st *IncidentState) count(ctx workflow.Context, sig AlertSignal) {
 	if sig.Deliveries != nil && workflow.GetVersion(ctx, coalescedVersion, workflow.DefaultVersion, 1) >= 1 {
 		st.addBatch(ctx, sig)
 		return

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 
@@ -32,6 +33,17 @@ type stopRequest struct {
 	close, release string
 }
 
+// take records a stop request; the first close and the first release
+// count.
+func (r *stopRequest) take(s StopRequest) {
+	switch {
+	case s.Release && r.release == "":
+		r.release = cmp.Or(s.Reason, "released on request") + " (by " + s.By + ")"
+	case !s.Release && r.close == "":
+		r.close = cmp.Or(s.Reason, "closed on request") + " (by " + s.By + ")"
+	}
+}
+
 // interrupted reports whether a close or release waits to act. It is always
 // false on incidents that started before steadyVersion.
 func (s *steps) interrupted() bool {
@@ -59,6 +71,20 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 	req := &stopRequest{}
 	run.stop = req
 	wake := workflow.NewBufferedChannel(ctx, 1)
+	if st.guard != nil {
+		keys := st.guard.keys
+		err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateStop,
+			func(ctx workflow.Context, r StopRequest) error {
+				req.take(r)
+				wake.SendAsync(struct{}{})
+				return nil
+			},
+			workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, r StopRequest) error { return st.validateStop(keys, r) }},
+		)
+		if err != nil {
+			return nil, fmt.Errorf("register stop update: %w", err)
+		}
+	}
 	joined := false // an alert joined since the main coroutine last looked
 	absorbed := 0
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -74,6 +100,10 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 			sel.AddReceive(closing, func(c workflow.ReceiveChannel, _ bool) {
 				var reason string
 				c.Receive(ctx, &reason)
+				if st.guard.isStrict() {
+					st.refuse(ctx, "close signal", "a signal carries no proof: close with the stop Update, through soar")
+					return
+				}
 				if reason == "" {
 					reason = "closed on request"
 				}
@@ -84,6 +114,10 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 			sel.AddReceive(releasing, func(c workflow.ReceiveChannel, _ bool) {
 				var reason string
 				c.Receive(ctx, &reason)
+				if st.guard.isStrict() {
+					st.refuse(ctx, "release signal", "a signal carries no proof: release with the stop Update, through soar")
+					return
+				}
 				if reason == "" {
 					reason = "released on request"
 				}

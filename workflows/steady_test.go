@@ -11,15 +11,7 @@ import (
 // queryCount returns the incident's alert count as the state query sees it.
 func (e env) queryCount() int {
 	e.t.Helper()
-	v, err := e.QueryWorkflow(QueryState)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	var st IncidentState
-	if err := v.Get(&st); err != nil {
-		e.t.Fatal(err)
-	}
-	return st.AlertCount
+	return e.state().AlertCount
 }
 
 func TestRespondCountsAlertsWhileAnApprovalWaits(t *testing.T) {

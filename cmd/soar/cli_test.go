@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 func TestPlaybookLintReportsEveryProblemAndFails(t *testing.T) {
@@ -46,6 +49,7 @@ func TestPlaybookLintAcceptsTheLibrary(t *testing.T) {
 
 func TestEnvironmentSetsFlags(t *testing.T) {
 	t.Setenv("SOAR_PLAYBOOKS", "/nonexistent/playbooks")
+	t.Setenv(app.EnvSigningKeys, proof.Generate())
 	root := newRootCmd()
 	root.SetArgs([]string{"dispatch", "--http-addr", ""})
 	err := root.Execute()

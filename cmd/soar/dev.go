@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +19,7 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -137,7 +140,11 @@ must name the cluster to act on.`,
 			if wf.uiURL == "" {
 				wf.uiURL = ui.URL()
 			}
-			w, evidenceAt, err := wf.start(tc, kubeconfig, filepath.Join(dataDir, "evidence"), "default", log)
+			keys, token, err := devSecrets(dataDir)
+			if err != nil {
+				return err
+			}
+			w, evidenceAt, err := wf.start(tc, keys, kubeconfig, filepath.Join(dataDir, "evidence"), "default", log)
 			if err != nil {
 				return err
 			}
@@ -152,7 +159,7 @@ must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config("default", identity("dev")))
+			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config("default", identity("dev"), keys))
 			if err != nil {
 				return err
 			}
@@ -160,7 +167,7 @@ must name the cluster to act on.`,
 
 			hs := app.Readiness(m, tc, nc, pb)
 			hs.AddCheck("backlog", d.BacklogCheck)
-			ap, err := startApprovals(ctx, hs, tc, &wf.slack, log)
+			ap, err := startApprovals(ctx, hs, tc, keys, &wf.slack, incidents.Tokens{token.name: token.token}, log)
 			if err != nil {
 				return err
 			}
@@ -181,6 +188,7 @@ must name the cluster to act on.`,
 			fmt.Fprintf(out, "  Temporal     %s  (namespace default; server log %s)\n", ts.Address(), temporalLog)
 			fmt.Fprintf(out, "  Temporal UI  %s\n", ui.URL())
 			fmt.Fprintf(out, "  HTTP         http://%s  (/healthz /readyz /metrics)\n", h.Addr())
+			fmt.Fprintf(out, "  API          http://%s/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)\n", h.Addr(), token.name, filepath.Join(dataDir, devTokenFile))
 			if kubeURL != "" {
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
 			}
@@ -211,4 +219,65 @@ func slackBanner(s app.SlackSecrets) string {
 		return "not configured: vote with 'soar approve' (docs/slack.md sets it up)"
 	}
 	return s.Describe()
+}
+
+// devToken is the API token soar dev makes for the user who runs it.
+type devToken struct{ name, token string }
+
+// devSecrets returns the signing keys of soar dev's processes and the API
+// token of its user, both kept in the data directory so that a restart
+// keeps them: SOAR_SIGNING_KEYS when set, else <data-dir>/signing-keys;
+// and <data-dir>/api-token, which the CLI reads from .soar/.
+func devSecrets(dataDir string) (*proof.Keys, devToken, error) {
+	keys, err := app.SigningKeys()
+	if err != nil {
+		raw, ferr := readOrCreate(filepath.Join(dataDir, "signing-keys"), proof.Generate)
+		if ferr != nil {
+			return nil, devToken{}, ferr
+		}
+		if keys, err = proof.Parse(raw); err != nil {
+			return nil, devToken{}, fmt.Errorf("%s: %w", filepath.Join(dataDir, "signing-keys"), err)
+		}
+	}
+	tok, err := readOrCreate(filepath.Join(dataDir, devTokenFile), proof.Generate)
+	if err != nil {
+		return nil, devToken{}, err
+	}
+	return keys, devToken{name: devUser(), token: tok}, nil
+}
+
+// readOrCreate returns the content of file, first writing gen() to it
+// (mode 0600) if it does not exist.
+func readOrCreate(file string, gen func() string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	v := gen()
+	if err := os.WriteFile(file, []byte(v+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// devUser names soar dev's API token: the operating system user, so that
+// its votes are api:<user>.
+func devUser() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	name = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == ':' || r == ',' {
+			return '-'
+		}
+		return r
+	}, name)
+	if name == "" {
+		return "dev"
+	}
+	return name
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -38,6 +39,16 @@ func soar(t *testing.T, args ...string) string {
 		t.Fatalf("soar %s: %v\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// soarErr runs one soar command line in process and returns its error.
+func soarErr(t *testing.T, args ...string) error {
+	t.Helper()
+	root := newRootCmd()
+	root.SetOut(io.Discard)
+	root.SetErr(io.Discard)
+	root.SetArgs(args)
+	return root.ExecuteContext(context.Background())
 }
 
 type devPorts struct{ nats, temporal, ui, http int }
@@ -103,6 +114,7 @@ func TestDevWalkthrough(t *testing.T) {
 		fmt.Sprintf("Temporal     127.0.0.1:%d", p.temporal),
 		fmt.Sprintf("Temporal UI  http://127.0.0.1:%d", p.ui),
 		fmt.Sprintf("HTTP         http://127.0.0.1:%d", p.http),
+		fmt.Sprintf("API          http://127.0.0.1:%d/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)", p.http, devUser(), filepath.Join(dataDir, "api-token")),
 		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
 		"Playbooks    ../../playbooks/library  (",
 		"Slack        not configured: vote with 'soar approve'",
@@ -202,12 +214,20 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 
-	if out := soar(t, "incident", "release", "--temporal-address", temporalAddr, "--reason", "false positive: the walkthrough", id); out != "incident "+id+": release requested\n" {
+	// The CLI reaches serve's API with the token soar dev wrote; a wrong
+	// token is refused, and Temporal is never asked.
+	t.Setenv("SOAR_API_TOKEN", "not-the-token-soar-dev-wrote-0123456789")
+	if err := soarErr(t, "incident", "release", "--api-url", fmt.Sprintf("http://127.0.0.1:%d", p.http), id); err == nil || !strings.Contains(err.Error(), "the API refused the token") {
+		t.Errorf("release with a wrong token: %v", err)
+	}
+	t.Setenv("SOAR_API_TOKEN", "")
+	t.Setenv("SOAR_API_TOKEN_FILE", filepath.Join(dataDir, "api-token"))
+	if out := soar(t, "incident", "release", "--api-url", fmt.Sprintf("http://127.0.0.1:%d", p.http), "--reason", "false positive: the walkthrough", id); out != "incident "+id+": release requested\n" {
 		t.Errorf("incident release printed %q", out)
 	}
 	testenv.Eventually(t, 20*time.Second, "incident released and closed", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(false positive: the walkthrough)") ||
+		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(false positive: the walkthrough (by api:"+devUser()+"))") ||
 			!regexp.MustCompile(`contain\.release\s+kubernetes.release\s+succeeded`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 // dispatchFlags configure the alert pipeline.
@@ -55,8 +56,9 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 }
 
-func (f *dispatchFlags) config(namespace, identity string) dispatch.Config {
+func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) dispatch.Config {
 	return dispatch.Config{
+		Keys:               keys,
 		Stream:             f.stream,
 		Consumer:           f.consumer,
 		Limits:             alert.Limits{MaxBytes: f.maxAlertBytes, MaxValues: f.maxAlertValues},
@@ -103,6 +105,10 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			keys, err := app.SigningKeys()
+			if err != nil {
+				return err
+			}
 			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", log)
 			if err != nil {
 				return err
@@ -117,7 +123,7 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, df.config(tf.namespace, identity("dispatch")))
+			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, df.config(tf.namespace, identity("dispatch"), keys))
 			if err != nil {
 				return err
 			}

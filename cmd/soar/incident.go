@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -64,49 +65,56 @@ func newIncidentCmd() *cobra.Command {
 			return nil
 		}),
 	}
-	var reason string
-	closeCmd := &cobra.Command{
-		Use:   "close ID",
-		Short: "Close an open incident now instead of after its quiet window",
-		Args:  cobra.ExactArgs(1),
-		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
-			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalClose, reason); err != nil {
-				return fmt.Errorf("close incident %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: close requested\n", args[0])
-			return nil
-		}),
-	}
-	closeCmd.Flags().StringVar(&reason, "reason", "closed from the command line", "why, recorded on the incident")
-	tf.register(closeCmd.Flags())
-	var releaseReason string
-	releaseCmd := &cobra.Command{
-		Use:   "release ID",
-		Short: "Undo what an incident's actions did (a false positive) and close it",
-		Long: `Undo, newest first, every action of the incident that has an inverse
-(quarantine → release, cordon_node → uncordon_node, label_pod → restore_labels,
-scale_to_zero → restore_scale…), then close the incident. Deleted or evicted
-pods stay deleted. 'soar incident show ID' lists what was undone.`,
-		Args: cobra.ExactArgs(1),
-		RunE: tf.withClient(func(cmd *cobra.Command, args []string, tc client.Client) error {
-			why := releaseReason
-			if why == "" {
-				why = "released from the command line by " + cliIdentity()
-			}
-			if err := tc.SignalWorkflow(cmd.Context(), args[0], "", workflows.SignalRelease, why); err != nil {
-				return fmt.Errorf("release incident %s: %w", args[0], err)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "incident %s: release requested\n", args[0])
-			return nil
-		}),
-	}
-	releaseCmd.Flags().StringVar(&releaseReason, "reason", "", "why, recorded on the incident (default: who released it)")
-	tf.register(releaseCmd.Flags())
+	closeCmd := newStopCmd(false)
+	releaseCmd := newStopCmd(true)
 	for _, c := range []*cobra.Command{list, show} {
 		tf.register(c.Flags())
 		c.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	}
 	cmd.AddCommand(list, show, closeCmd, releaseCmd)
+	return cmd
+}
+
+// newStopCmd is 'soar incident close', or 'soar incident release' when
+// release: a request through soar's API, which proves it to the incident.
+func newStopCmd(release bool) *cobra.Command {
+	var (
+		af     apiFlags
+		reason string
+	)
+	cmd := &cobra.Command{
+		Use:   "close ID",
+		Short: "Close an open incident now instead of after its quiet window",
+		Long: `Close an open incident now instead of after its quiet window, through
+soar's HTTP API (the token as for 'soar approve'). The reason and the token's
+identity are recorded as the incident's close reason.`,
+		Args: cobra.ExactArgs(1),
+	}
+	path, verb, defaultReason := "close", "close", "closed from the command line"
+	if release {
+		cmd.Use = "release ID"
+		cmd.Short = "Undo what an incident's actions did (a false positive) and close it"
+		cmd.Long = `Undo, newest first, every action of the incident that has an inverse
+(quarantine → release, cordon_node → uncordon_node, label_pod → restore_labels,
+scale_to_zero → restore_scale…), then close the incident. Deleted or evicted
+pods stay deleted. 'soar incident show ID' lists what was undone.
+
+The request goes through soar's HTTP API (the token as for 'soar approve'):
+the incident takes a release only with the proof soar's server adds.`
+		path, verb, defaultReason = "release", "release", "released from the command line"
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ctx, cancel := context.WithTimeout(cmd.Context(), incidents.VoteTimeout)
+		defer cancel()
+		var res incidents.StopResponse
+		if err := af.post(ctx, "/api/v1/incidents/"+args[0]+"/"+path, incidents.StopBody{Reason: reason}, &res); err != nil {
+			return fmt.Errorf("%s incident %s: %w", verb, args[0], err)
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "incident %s: %s requested\n", args[0], verb)
+		return nil
+	}
+	af.register(cmd.Flags())
+	cmd.Flags().StringVar(&reason, "reason", defaultReason, "why, recorded on the incident with who asked")
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 func newServeCmd(g *globalFlags) *cobra.Command {
@@ -38,7 +39,11 @@ decide whether it is ready.`,
 			defer tc.Close()
 			hs := httpserver.New(metrics.New().Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
-			ap, err := startApprovals(ctx, hs, tc, &sf, log)
+			keys, err := app.SigningKeys()
+			if err != nil {
+				return err
+			}
+			ap, err := startApprovals(ctx, hs, tc, keys, &sf, nil, log)
 			if err != nil {
 				return err
 			}
@@ -54,7 +59,8 @@ decide whether it is ready.`,
 
 // startApprovals starts what takes votes: Slack interactions and the vote
 // API, as the secrets in the environment allow.
-func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, sf *slackFlags, log zerolog.Logger) (*app.Approvals, error) {
+// extra are tokens besides SOAR_API_TOKENS (soar dev's for its user).
+func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, keys *proof.Keys, sf *slackFlags, extra incidents.Tokens, log zerolog.Logger) (*app.Approvals, error) {
 	sec, err := sf.secrets(log)
 	if err != nil {
 		return nil, err
@@ -67,7 +73,13 @@ func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", app.EnvAPITokens, err)
 	}
-	return app.StartApprovals(ctx, hs, tc, sec, tokens, log)
+	for name, tok := range extra {
+		if _, dup := tokens[name]; dup {
+			return nil, fmt.Errorf("%s: token %q is soar dev's own: name yours differently", app.EnvAPITokens, name)
+		}
+		tokens[name] = tok
+	}
+	return app.StartApprovals(ctx, hs, tc, keys, sec, tokens, log)
 }
 
 // serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.

@@ -13,6 +13,7 @@ import (
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/internal/testenv"
 )
 
@@ -33,6 +34,7 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 		t.Setenv(name, "")
 		t.Setenv(name+"_FILE", "")
 	}
+	t.Setenv(app.EnvSigningKeys, proof.Generate())
 
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
 	ctx, cancel := context.WithCancel(context.Background())

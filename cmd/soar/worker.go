@@ -17,6 +17,7 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 // workerFlags configure the worker's actions.
@@ -86,7 +87,7 @@ func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, 
 
 // start starts a worker acting on the cluster of kubeconfig. It returns
 // where evidence bundles go.
-func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir, namespace string, log zerolog.Logger) (worker.Worker, string, error) {
+func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, log zerolog.Logger) (worker.Worker, string, error) {
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, "", err
@@ -126,6 +127,7 @@ func (f *workerFlags) start(tc client.Client, kubeconfig, defaultEvidenceDir, na
 		Evidence:            store,
 		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
 		ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
+		Keys:                keys,
 	})
 	return w, where, err
 }
@@ -150,7 +152,11 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
 				return err
 			}
-			w, _, err := wf.start(tc, wf.kubeconfig, "", tf.namespace, log)
+			keys, err := app.SigningKeys()
+			if err != nil {
+				return err
+			}
+			w, _, err := wf.start(tc, keys, wf.kubeconfig, "", tf.namespace, log)
 			if err != nil {
 				return err
 			}

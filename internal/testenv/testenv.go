@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 // NATS starts a JetStream server on a free port with its store in a temporary
@@ -69,4 +70,17 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// SigningKey is the proof key of every soar process the tests start, as
+// SOAR_SIGNING_KEYS gives it: a test key, never used outside tests.
+const SigningKey = "soar-tests-signing-key-not-for-production"
+
+// SigningKeys returns the tests' proof keys (internal/proof).
+func SigningKeys() *proof.Keys {
+	k, err := proof.Parse(SigningKey)
+	if err != nil {
+		panic(err)
+	}
+	return k
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/client"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -86,7 +87,7 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 			}
 			return nil
 		})
-		if err := tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "e2e: next occurrence"); err != nil {
+		if err := stopIncident(ctx, t, tc, id, false, "e2e: next occurrence"); err != nil {
 			t.Fatal(err)
 		}
 		testenv.Eventually(t, 30*time.Second, "closed", func() error {
@@ -124,6 +125,51 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 	}
 }
 
+// askToWipe starts soar with a playbook "e2e-<ns>" that quarantines a pod,
+// asks approvers (a YAML list) and deletes it; creates the pods web-1 and
+// web-2 in ns, sends an alert for web-1 and waits until the approval opens.
+// It returns the incident and the plan's hash.
+func askToWipe(t *testing.T, tc client.Client, ns, approvers string) (id, hash string) {
+	t.Helper()
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	dir := t.TempDir()
+	pb := fmt.Sprintf(`name: e2e-%s
+match: alert.rule == "e2e %s"
+incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
+steps:
+  - id: contain
+    action: kubernetes.quarantine
+  - id: ask
+    approval: {approvers: %s, timeout: 30m}
+  - id: wipe
+    action: kubernetes.delete_pod
+`, ns, ns, approvers)
+	if err := os.WriteFile(filepath.Join(dir, ns+".yaml"), []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startSoar(t, js, tc, dir, dispatch.Config{})
+	testenv.Pod(t, kubeCS, ns, "web-1")
+	testenv.Pod(t, kubeCS, ns, "web-2")
+	alert := fmt.Sprintf(`{"id":"%s-1","source":"e2e","rule":"e2e %s","severity":"high","kubernetes":{"namespace":%q,"pod":"web-1"}}`, ns, ns, ns)
+	if _, err := js.Publish(ctx, "alerts.e2e", []byte(alert)); err != nil {
+		t.Fatal(err)
+	}
+	id = playbooks.IncidentID("e2e-"+ns, ns+"/web-1")
+	testenv.Eventually(t, 30*time.Second, "the approval opens", func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != workflows.StatusAwaitingApproval || len(st.Approvals) == 0 || st.Approvals[0].PlanHash == "" {
+			return fmt.Errorf("status %s, no approval yet", st.Status)
+		}
+		hash = st.Approvals[0].PlanHash
+		return nil
+	})
+	return id, hash
+}
+
 // TestApprovingADestructivePlanNeedsItsHash: a vote through the CLI or the
 // API (both go through incidents.Service.Vote) that approves a plan with a
 // destructive action must name the plan by its hash, as Slack's buttons do;
@@ -131,54 +177,21 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 // the plan showed.
 func TestApprovingADestructivePlanNeedsItsHash(t *testing.T) {
 	ctx := context.Background()
-	_, _, js := testenv.NATS(t)
 	tc := temporalClient(t)
-	dir := t.TempDir()
-	pb := `name: e2e-wipe
-match: alert.rule == "e2e wipe"
-incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
-steps:
-  - id: contain
-    action: kubernetes.quarantine
-  - id: ask
-    approval: {approvers: ["cli:alice", "cli:bob"], timeout: 30m}
-  - id: wipe
-    action: kubernetes.delete_pod
-`
-	if err := os.WriteFile(filepath.Join(dir, "wipe.yaml"), []byte(pb), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startSoar(t, js, tc, dir, dispatch.Config{})
-	testenv.Pod(t, kubeCS, "wipe", "web-1")
-	if _, err := js.Publish(ctx, "alerts.e2e", []byte(`{"id":"wipe-1","source":"e2e","rule":"e2e wipe","severity":"high","kubernetes":{"namespace":"wipe","pod":"web-1"}}`)); err != nil {
-		t.Fatal(err)
-	}
-	id := playbooks.IncidentID("e2e-wipe", "wipe/web-1")
-	var hash string
-	testenv.Eventually(t, 30*time.Second, "the approval opens", func() error {
-		st, err := incidentState(ctx, tc, id)
-		if err != nil {
-			return err
-		}
-		if len(st.Approvals) == 0 || st.Approvals[0].PlanHash == "" {
-			return fmt.Errorf("status %s, no approval yet", st.Status)
-		}
-		hash = st.Approvals[0].PlanHash
-		return nil
-	})
-	svc := &incidents.Service{Temporal: tc, Log: testLogger(t)}
+	id, hash := askToWipe(t, tc, "wipe", `["api:alice", "api:bob"]`)
+	svc := soarService(t, tc)
 	vote := func(user, plan string) error {
-		_, err := svc.Vote(ctx, id, workflows.Decision{User: user, Approve: true, Source: workflows.SourceCLI, PlanHash: plan})
+		_, err := svc.Vote(ctx, id, workflows.Decision{User: user, Approve: true, Source: workflows.SourceAPI, PlanHash: plan})
 		return err
 	}
 	var refused *incidents.Refused
-	if err := vote("cli:alice", ""); !errors.As(err, &refused) || !strings.Contains(err.Error(), "must name it by its hash, plan "+hash) {
+	if err := vote("api:alice", ""); !errors.As(err, &refused) || !strings.Contains(err.Error(), "must name it by its hash, plan "+hash) {
 		t.Fatalf("an approval without the plan's hash: %v", err)
 	}
-	if err := vote("cli:alice", "0123456789ab"); !errors.As(err, &refused) || !strings.Contains(err.Error(), "asks about plan "+hash) {
+	if err := vote("api:alice", "0123456789ab"); !errors.As(err, &refused) || !strings.Contains(err.Error(), "asks about plan "+hash) {
 		t.Fatalf("an approval of another plan: %v", err)
 	}
-	for _, user := range []string{"cli:alice", "cli:bob"} {
+	for _, user := range []string{"api:alice", "api:bob"} {
 		if err := vote(user, hash); err != nil {
 			t.Fatalf("%s approving plan %s: %v", user, hash, err)
 		}

@@ -58,6 +58,7 @@ func startProcess(t *testing.T, log string, args ...string) *process {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(soarBinary(t), args...)
+	cmd.Env = append(os.Environ(), "SOAR_SIGNING_KEYS="+testenv.SigningKey)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

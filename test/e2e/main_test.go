@@ -25,6 +25,8 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // The Temporal server and the API server take seconds to start, so one of each
@@ -141,6 +143,7 @@ func startSoarWith(t testing.TB, wc app.WorkerConfig, js jetstream.JetStream, tc
 	wc.Evidence = evidence.NewLocal(evidenceDir(t))
 	wc.Collector = evidence.Collector{Tool: "soar", Version: "e2e", Identity: "soar-worker@e2e"}
 	wc.ProtectedNamespaces = app.ProtectedNamespaces(nil)
+	wc.Keys = testenv.SigningKeys()
 	w, err := app.StartWorker(tc, wc)
 	if err != nil {
 		t.Fatal(err)
@@ -172,6 +175,7 @@ func startDispatcher(t testing.TB, js jetstream.JetStream, tc client.Client, pla
 		t.Fatal(err)
 	}
 	m := metrics.New()
+	cfg.Keys = testenv.SigningKeys()
 	d, err := app.StartDispatcher(context.Background(), js, tc, pb, m, testLogger(t), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +194,19 @@ func (s *stack) stop() {
 		s.worker.Stop()
 		s.worker = nil
 	}
+}
+
+// soarService votes, closes and releases as serve does, with the tests'
+// signing keys.
+func soarService(t testing.TB, tc client.Client) *incidents.Service {
+	return &incidents.Service{Temporal: tc, Keys: testenv.SigningKeys(), Log: testLogger(t)}
+}
+
+// stopIncident closes the incident, or releases it, as serve does for
+// 'soar incident close|release'.
+func stopIncident(ctx context.Context, t testing.TB, tc client.Client, id string, release bool, reason string) error {
+	_, err := soarService(t, tc).Stop(ctx, id, workflows.StopRequest{Release: release, Reason: reason, By: "api:e2e"})
+	return err
 }
 
 // testLogger logs into the test's output, shown when it fails. Benchmarks log

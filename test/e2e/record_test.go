@@ -25,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/slack"
 	"github.com/soar-dev/soar/connectors/tickets"
@@ -237,15 +238,8 @@ steps:
 	}
 	vote := func(id, user string, approve bool) {
 		testenv.Eventually(t, 10*time.Second, "vote on "+id, func() error {
-			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: workflows.UpdateDecide,
-				Args:         []any{workflows.Decision{User: user, Approve: approve}},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err != nil {
-				return err
-			}
-			return h.Get(ctx, nil)
+			_, err := soarService(t, tc).Vote(ctx, id, workflows.Decision{User: user, Approve: approve})
+			return err
 		})
 	}
 
@@ -278,8 +272,49 @@ steps:
 	closeID := publish("closed", "record", "web-1")
 	paths["respond-closed-on-request.json"] = closeID
 	testenv.Eventually(t, 10*time.Second, "incident to close", func() error {
-		return tc.SignalWorkflow(ctx, closeID, "", workflows.SignalClose, "recorded: closed on request")
+		return stopIncident(ctx, t, tc, closeID, false, "recorded: closed on request")
 	})
+
+	if wanted("respond-refused-requests.json") {
+		// Alert and release signals sent straight to Temporal, without the
+		// proofs of soar's processes: counted as refused, never taken.
+		id := publish("refused", "record", "web-1")
+		testenv.Eventually(t, 10*time.Second, "incident to open", func() error {
+			_, err := incidentState(ctx, tc, id)
+			return err
+		})
+		forged := workflows.AlertSignal{Alert: alert.Alert{ID: "forged", Rule: "record contain"}, DeliveryID: "forged:1"}
+		if err := tc.SignalWorkflow(ctx, id, "", workflows.SignalAlert, forged); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.SignalWorkflow(ctx, id, "", workflows.SignalRelease, "forged"); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 10*time.Second, "forgeries refused", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if st.Refused != 2 {
+				return fmt.Errorf("refused %d of 2", st.Refused)
+			}
+			return stopIncident(ctx, t, tc, id, false, "recorded: refused requests")
+		})
+		paths["respond-refused-requests.json"] = id
+	}
+	if wanted("respond-refused-start.json") {
+		// A start with no proof: the incident closes without acting.
+		const id = "soar-record-forged-start"
+		run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue}, workflows.RespondName,
+			workflows.RespondInput{IncidentID: id, IncidentKey: "record/web-1", Playbook: playbooks.Spec{Name: "forged"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := run.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		paths["respond-refused-start.json"] = id
+	}
 
 	approved := send("record approval", "approved")
 	vote(approved, "U2", true)
@@ -310,7 +345,7 @@ steps:
 			if err != nil || st.Ticket.Comments == 0 {
 				return fmt.Errorf("no comment yet (%w)", err)
 			}
-			return tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "recorded: ticket")
+			return stopIncident(ctx, t, tc, id, false, "recorded: ticket")
 		})
 		paths["respond-ticket.json"] = id
 	}
@@ -321,6 +356,7 @@ steps:
 			t.Fatal(err)
 		}
 		id := playbooks.IncidentID("record-slack", "slack")
+		var hash string
 		testenv.Eventually(t, 100*time.Second, "escalation", func() error {
 			st, err := incidentState(ctx, tc, id)
 			if err != nil {
@@ -329,20 +365,15 @@ steps:
 			if len(st.Approvals) == 0 || !st.Approvals[0].Escalated || len(st.Approvals[0].Slack) < 2 {
 				return fmt.Errorf("approvals %+v", st.Approvals)
 			}
+			hash = st.Approvals[0].PlanHash
 			return nil
 		})
 		for _, d := range []workflows.Decision{
-			{User: "U0ALICE", Groups: []string{"S0SECOPS"}, Approve: true, Source: workflows.SourceSlack},
-			{User: "U0LEAD", Approve: true, Source: workflows.SourceSlack},
+			{User: "U0ALICE", Groups: []string{"S0SECOPS"}, Approve: true, Source: workflows.SourceSlack, PlanHash: hash},
+			{User: "U0LEAD", Approve: true, Source: workflows.SourceSlack, PlanHash: hash},
 		} {
-			h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-				WorkflowID: id, UpdateName: workflows.UpdateDecide, Args: []any{d},
-				WaitForStage: client.WorkflowUpdateStageCompleted,
-			})
-			if err == nil {
-				err = h.Get(ctx, nil)
-			}
-			if err != nil {
+			// Slack votes as serve casts them: the groups are serve's word.
+			if _, err := soarService(t, tc).Vote(ctx, id, d); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -357,7 +388,7 @@ steps:
 		if st.Status != workflows.StatusContained {
 			return fmt.Errorf("status %s, steps %+v", st.Status, st.Steps)
 		}
-		return tc.SignalWorkflow(ctx, released, "", workflows.SignalRelease, "recorded: false positive")
+		return stopIncident(ctx, t, tc, released, true, "recorded: false positive")
 	})
 	paths["respond-generic-release-signal.json"] = released
 	paths["respond-generic-onerror-release.json"] = send("record rollback", "rollback")
@@ -383,7 +414,7 @@ steps:
 			if st.Steps[1].Status != workflows.StepSucceeded {
 				return fmt.Errorf("steps %+v", st.Steps)
 			}
-			return tc.SignalWorkflow(ctx, continued, "", workflows.SignalClose, "recorded")
+			return stopIncident(ctx, t, tc, continued, false, "recorded")
 		})
 		paths["respond-escalated-after-expiry.json"] = continued
 	}
@@ -444,7 +475,7 @@ steps:
 			if st.AlertCount != 51 {
 				return fmt.Errorf("%d alerts counted", st.AlertCount)
 			}
-			return tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "recorded: closed during the approval")
+			return stopIncident(ctx, t, tc, id, false, "recorded: closed during the approval")
 		})
 		paths["respond-close-during-approval.json"] = id
 	}
@@ -460,7 +491,7 @@ steps:
 			if len(st.Steps) != 2 {
 				return fmt.Errorf("steps %+v", st.Steps)
 			}
-			return tc.SignalWorkflow(ctx, id, "", workflows.SignalRelease, "recorded: released during the wait")
+			return stopIncident(ctx, t, tc, id, true, "recorded: released during the wait")
 		})
 		paths["respond-release-during-wait.json"] = id
 	}

@@ -105,6 +105,7 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 		Collector:           evidence.Collector{Tool: "soar", Version: "e2e", Identity: "soar-worker@e2e"},
 		ProtectedNamespaces: app.ProtectedNamespaces(nil),
 		Slack:               sl,
+		Keys:                testenv.SigningKeys(),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -113,12 +114,12 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := app.StartDispatcher(ctx, js, tc, pb, metrics.New(), log, dispatch.Config{})
+	d, err := app.StartDispatcher(ctx, js, tc, pb, metrics.New(), log, dispatch.Config{Keys: testenv.SigningKeys()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httpserver.New(metrics.New().Registry)
-	votes, err := app.StartApprovals(ctx, hs, tc, sec, incidents.Tokens{"oncall-bot": apiToken}, log)
+	votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -474,7 +475,7 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	})
 
 	// A vote on a closed incident is refused.
-	if err := s.tc.SignalWorkflow(ctx, ids["deny"], "", workflows.SignalClose, "e2e"); err != nil {
+	if err := stopIncident(ctx, t, s.tc, ids["deny"], false, "e2e"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 15*time.Second, "incident closed", func() error {

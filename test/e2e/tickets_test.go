@@ -19,7 +19,6 @@ import (
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
-	"github.com/soar-dev/soar/workflows"
 )
 
 // ticketReceiver is a webhook receiver: it checks every request's
@@ -142,7 +141,7 @@ steps:
 		}
 		return nil
 	})
-	if err := tc.SignalWorkflow(ctx, id, "", workflows.SignalClose, "e2e: done"); err != nil {
+	if err := stopIncident(ctx, t, tc, id, false, "e2e: done"); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 30*time.Second, "ticket resolved", func() error {

@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/sdk/client"
-
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
@@ -107,15 +105,7 @@ func TestEditedPlaybookChangesNewIncidentsOnly(t *testing.T) {
 	}
 
 	approve := func(id string) {
-		h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-			WorkflowID: id, UpdateName: workflows.UpdateDecide,
-			Args:         []any{workflows.Decision{User: "U1", Approve: true}},
-			WaitForStage: client.WorkflowUpdateStageCompleted,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.Get(ctx, nil); err != nil {
+		if _, err := soarService(t, tc).Vote(ctx, id, workflows.Decision{User: "U1", Approve: true}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 	"github.com/soar-dev/soar/workflows/playbooktest"
@@ -104,8 +105,9 @@ func Readiness(m *metrics.Metrics, tc client.Client, nc *nats.Conn, pb *Playbook
 const workerPollers = 8
 
 // NewWorker returns a worker, not yet started, that runs soar's workflows and
-// the activities in acts on soar's task queue.
-func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
+// the activities in acts on soar's task queue. Its incidents check proofs
+// with keys.
+func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) worker.Worker {
 	// Eight pollers of each kind, not the SDK's two: the SDK serves a
 	// worker's sticky queue (incidents it already runs) before the shared
 	// one (a new incident's first task) while the sticky queue has a
@@ -116,7 +118,7 @@ func NewWorker(c client.Client, acts *activities.Activities) worker.Worker {
 		MaxConcurrentWorkflowTaskPollers: workerPollers,
 		MaxConcurrentActivityTaskPollers: workerPollers,
 	})
-	w.RegisterWorkflowWithOptions(workflows.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
+	w.RegisterWorkflowWithOptions(workflows.Responder{Keys: keys}.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
 	// The legacy Quarantine method, for incidents started before actions
 	// became generic, and one activity per catalogue action.
 	w.RegisterActivity(acts)

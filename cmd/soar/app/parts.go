@@ -23,6 +23,7 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 // WorkerConfig configures StartWorker.
@@ -43,6 +44,8 @@ type WorkerConfig struct {
 	// IncidentURL, followed by an incident ID, is its page in the Temporal
 	// UI (see IncidentURL); empty means no links.
 	IncidentURL string
+	// Keys check the proofs of what incidents receive (see SigningKeys).
+	Keys *proof.Keys
 }
 
 // IncidentURL is the prefix of incident links in the Temporal UI at ui,
@@ -57,7 +60,10 @@ func IncidentURL(ui, namespace string) string {
 // StartWorker starts a worker for soar's workflows and activities. Stop it
 // with its Stop method.
 func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
-	w := NewWorker(tc, &activities.Activities{
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("start worker: %w", errNoKeys)
+	}
+	w := NewWorker(tc, cfg.Keys, &activities.Activities{
 		Kube:                cfg.Kube,
 		Evidence:            cfg.Evidence,
 		Collector:           cfg.Collector,
@@ -82,6 +88,9 @@ type Dispatcher struct {
 // StartDispatcher creates the streams and consumer if needed and dispatches
 // alerts in the background until Stop.
 func StartDispatcher(ctx context.Context, js jetstream.JetStream, tc client.Client, pb dispatch.PlaybookSource, m *metrics.Metrics, log zerolog.Logger, cfg dispatch.Config) (*Dispatcher, error) {
+	if cfg.Keys == nil {
+		return nil, fmt.Errorf("start dispatcher: %w", errNoKeys)
+	}
 	d := dispatch.New(js, tc, pb, m, log, cfg)
 	if err := d.EnsureStreams(ctx); err != nil {
 		return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/soar-dev/soar/connectors/slack"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/proof"
 )
 
 // Secrets soar reads from the environment, each also from the file named by
@@ -140,9 +141,12 @@ type Approvals struct {
 // when tokens are given. It adds a "slack" readiness check that degrades,
 // and never fails, when Slack does not answer: votes still arrive through
 // the CLI and the API.
-func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, sec SlackSecrets, tokens incidents.Tokens, log zerolog.Logger) (*Approvals, error) {
+func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, keys *proof.Keys, sec SlackSecrets, tokens incidents.Tokens, log zerolog.Logger) (*Approvals, error) {
+	if keys == nil {
+		return nil, fmt.Errorf("start approvals: %w", errNoKeys)
+	}
 	c := sec.client()
-	svc := &incidents.Service{Temporal: tc, Log: log.With().Str("component", "approvals").Logger()}
+	svc := &incidents.Service{Temporal: tc, Keys: keys, Log: log.With().Str("component", "approvals").Logger()}
 	if c != nil {
 		svc.Slack = c
 		hs.AddCheck("slack", func(ctx context.Context) error {
