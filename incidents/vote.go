@@ -145,8 +145,14 @@ func (s *Service) refused(log zerolog.Logger, err error) (workflows.ApprovalStat
 	return workflows.ApprovalState{}, err
 }
 
+// state asks the incident for its approvals (workflows.QueryApprovals),
+// whose answer stays small however large the incident's alerts were; an
+// incident from before that query answers with its whole state.
 func (s *Service) state(ctx context.Context, incident string) (*workflows.IncidentState, error) {
-	v, err := s.Temporal.QueryWorkflow(ctx, incident, "", workflows.QueryState)
+	v, err := s.Temporal.QueryWorkflow(ctx, incident, "", workflows.QueryApprovals)
+	if err != nil && strings.Contains(err.Error(), "unknown queryType") {
+		v, err = s.Temporal.QueryWorkflow(ctx, incident, "", workflows.QueryState)
+	}
 	if err != nil {
 		return nil, s.explain(incident, err)
 	}

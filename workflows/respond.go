@@ -31,6 +31,10 @@ const (
 	SignalRelease = "release"
 	// QueryState returns the incident's current IncidentState.
 	QueryState = "state"
+	// QueryApprovals returns what a vote, a close or a release needs to
+	// know: the IncidentState with its ID, status, close reason, opening
+	// time and approvals only, small however large its alerts were.
+	QueryApprovals = "approvals"
 )
 
 // Incident statuses, as in the SoarStatus search attribute.
@@ -151,9 +155,20 @@ type IncidentState struct {
 	// Refused counts the alert signals and the close and release signals
 	// the incident refused because they carried no proof from soar.
 	Refused int `json:"refused,omitempty"`
+	// TrimmedAlerts counts the alerts kept trimmed in this state because
+	// they were too large (see trimmedAlertsVersion).
+	TrimmedAlerts int `json:"trimmedAlerts,omitempty"`
 
 	// guard checks the proofs of alert signals (nil before provenVersion).
 	guard *guard
+}
+
+// brief is the answer to QueryApprovals.
+func (st *IncidentState) brief() *IncidentState {
+	return &IncidentState{
+		IncidentID: st.IncidentID, IncidentKey: st.IncidentKey, Playbook: st.Playbook, PlaybookVersion: st.PlaybookVersion,
+		Status: st.Status, CloseReason: st.CloseReason, OpenedAt: st.OpenedAt, ClosedAt: st.ClosedAt, Approvals: st.Approvals,
+	}
 }
 
 // StepResult records one step: what ran, with which parameters, and what it did.
@@ -200,6 +215,9 @@ func respond(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*Incident
 	}
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*IncidentState, error) { return st, nil }); err != nil {
 		return nil, fmt.Errorf("register state query: %w", err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryApprovals, func() (*IncidentState, error) { return st.brief(), nil }); err != nil {
+		return nil, fmt.Errorf("register approvals query: %w", err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, d Decision) (ApprovalState, error) { return st.decide(ctx, d) },
@@ -400,13 +418,33 @@ func (st *IncidentState) count(ctx workflow.Context, sig AlertSignal) {
 			st.Seen = st.Seen[len(st.Seen)-maxSeen:]
 		}
 	}
-	a := sig.Alert
+	a := st.kept(ctx, sig.Alert)
 	if st.FirstAlert == nil {
 		st.FirstAlert = &a
 	}
 	st.LatestAlert = &a
 	st.AlertCount++
 	st.LastAlertAt = workflow.Now(ctx)
+}
+
+// trimmedAlertsVersion guards a change of behaviour: the state keeps an
+// alert larger than alert.TrimBytes trimmed (alert.Trim), so that one
+// hostile alert cannot push the state, its queries, its votes and its
+// result past Temporal's 2 MiB limits. The whole alert stays in the history
+// event that brought it.
+const trimmedAlertsVersion = "trimmed-alerts"
+
+// kept is the copy of a that the state keeps.
+func (st *IncidentState) kept(ctx workflow.Context, a alert.Alert) alert.Alert {
+	if workflow.GetVersion(ctx, trimmedAlertsVersion, workflow.DefaultVersion, 1) < 1 {
+		return a
+	}
+	t, cut := alert.Trim(a) //workflowcheck:ignore deterministic: sorted field names, encoding/json sorts map keys
+	if cut {
+		st.TrimmedAlerts++
+		workflow.GetLogger(ctx).Warn("alert trimmed in the incident's state", "incident_id", st.IncidentID, "alert_id", a.ID, "limit_bytes", alert.TrimBytes)
+	}
+	return t
 }
 
 // addBatch counts the messages of a coalesced signal that the incident has
@@ -419,13 +457,13 @@ func (st *IncidentState) addBatch(ctx workflow.Context, sig AlertSignal) {
 	if fresh == 0 {
 		return
 	}
-	first := sig.Alert
+	first := st.kept(ctx, sig.Alert)
 	if st.FirstAlert == nil {
 		st.FirstAlert = &first
 	}
 	latest := &first
 	if sig.Latest != nil {
-		l := *sig.Latest
+		l := st.kept(ctx, *sig.Latest)
 		latest = &l
 	}
 	st.LatestAlert = latest

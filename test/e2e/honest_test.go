@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/connectors/evidence"
 
 	"github.com/soar-dev/soar/dispatch"
@@ -127,9 +129,10 @@ func TestEachOccurrenceOfAnIncidentKeepsItsOwnEvidence(t *testing.T) {
 
 // askToWipe starts soar with a playbook "e2e-<ns>" that quarantines a pod,
 // asks approvers (a YAML list) and deletes it; creates the pods web-1 and
-// web-2 in ns, sends an alert for web-1 and waits until the approval opens.
-// It returns the incident and the plan's hash.
-func askToWipe(t *testing.T, tc client.Client, ns, approvers string) (id, hash string) {
+// web-2 in ns, sends an alert for web-1 (with the JSON members extra, if
+// any) and waits until the approval opens. It returns the incident and the
+// plan's hash.
+func askToWipe(t *testing.T, tc client.Client, ns, approvers string, extra ...string) (id, hash string) {
 	t.Helper()
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
@@ -151,7 +154,8 @@ steps:
 	startSoar(t, js, tc, dir, dispatch.Config{})
 	testenv.Pod(t, kubeCS, ns, "web-1")
 	testenv.Pod(t, kubeCS, ns, "web-2")
-	alert := fmt.Sprintf(`{"id":"%s-1","source":"e2e","rule":"e2e %s","severity":"high","kubernetes":{"namespace":%q,"pod":"web-1"}}`, ns, ns, ns)
+	alert := fmt.Sprintf(`{"id":"%s-1","source":"e2e","rule":"e2e %s","severity":"high","kubernetes":{"namespace":%q,"pod":"web-1"}%s}`,
+		ns, ns, ns, strings.Join(append([]string{""}, extra...), ","))
 	if _, err := js.Publish(ctx, "alerts.e2e", []byte(alert)); err != nil {
 		t.Fatal(err)
 	}
@@ -200,6 +204,58 @@ func TestApprovingADestructivePlanNeedsItsHash(t *testing.T) {
 		_, err := kubeCS.CoreV1().Pods("wipe").Get(ctx, "web-1", metav1.GetOptions{})
 		if err == nil {
 			return errors.New("the pod is still there")
+		}
+		return nil
+	})
+}
+
+// TestAHugeAlertLeavesTheIncidentVotable: an alert just under the decoder's
+// 1 MiB limit, made of large fields, used to fill the incident's state past
+// Temporal's 2 MiB limits, so that every vote failed (the vote reads the
+// state first) and the run was terminated at close. The state keeps it
+// trimmed: the incident shows, votes count and it closes.
+func TestAHugeAlertLeavesTheIncidentVotable(t *testing.T) {
+	ctx := context.Background()
+	tc := temporalClient(t)
+	var fields []string
+	for i := range 450 {
+		fields = append(fields, fmt.Sprintf(`"f%03d":%q`, i, strings.Repeat("a", 2000)))
+	}
+	summary := `"summary":"` + strings.Repeat("s", 100_000) + `"`
+	id, hash := askToWipe(t, tc, "huge", `["api:alice", "api:bob"]`, summary, `"fields":{`+strings.Join(fields, ",")+`}`)
+
+	st, err := incidentState(ctx, tc, id)
+	if err != nil {
+		t.Fatalf("the state query: %v", err)
+	}
+	kept, err := json.Marshal(st.FirstAlert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TrimmedAlerts != 1 || len(kept) > alert.TrimBytes || st.FirstAlert.Kubernetes.Pod != "web-1" {
+		t.Fatalf("state keeps %d bytes of the alert (trimmed %d), pod %q", len(kept), st.TrimmedAlerts, st.FirstAlert.Kubernetes.Pod)
+	}
+	for _, user := range []string{"api:alice", "api:bob"} {
+		if _, err := soarService(t, tc).Vote(ctx, id, workflows.Decision{User: user, Approve: true, Source: workflows.SourceAPI, PlanHash: hash}); err != nil {
+			t.Fatalf("%s's vote: %v", user, err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, "web-1 deleted", func() error {
+		if _, err := kubeCS.CoreV1().Pods("huge").Get(ctx, "web-1", metav1.GetOptions{}); err == nil {
+			return errors.New("web-1 still exists")
+		}
+		return nil
+	})
+	if err := stopIncident(ctx, t, tc, id, false, "e2e: done"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "closed, not terminated", func() error {
+		d, err := incidents.Show(ctx, tc, "default", id)
+		if err != nil {
+			return err
+		}
+		if d.State == nil || d.State.Status != workflows.StatusClosed || d.WorkflowStatus != "Completed" {
+			return fmt.Errorf("status %s, workflow %s (%s)", d.Status, d.WorkflowStatus, d.Failure)
 		}
 		return nil
 	})

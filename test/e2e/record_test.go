@@ -275,6 +275,26 @@ steps:
 		return stopIncident(ctx, t, tc, closeID, false, "recorded: closed on request")
 	})
 
+	if wanted("respond-trimmed-alert.json") {
+		// An alert too large to keep whole in the state: kept trimmed.
+		huge := fmt.Appendf(nil, `{"id":"huge","source":"record","rule":"record contain","severity":"high","summary":%q,"kubernetes":{"namespace":"record","pod":"web-1"}}`,
+			strings.Repeat("s", 200_000))
+		if _, err := js.Publish(ctx, "alerts.record", huge); err != nil {
+			t.Fatal(err)
+		}
+		id := playbooks.IncidentID("record-contain", "huge")
+		testenv.Eventually(t, 10*time.Second, "the alert kept trimmed", func() error {
+			st, err := incidentState(ctx, tc, id)
+			if err != nil {
+				return err
+			}
+			if st.TrimmedAlerts != 1 {
+				return fmt.Errorf("trimmed %d", st.TrimmedAlerts)
+			}
+			return stopIncident(ctx, t, tc, id, false, "recorded: trimmed alert")
+		})
+		paths["respond-trimmed-alert.json"] = id
+	}
 	if wanted("respond-refused-requests.json") {
 		// Alert and release signals sent straight to Temporal, without the
 		// proofs of soar's processes: counted as refused, never taken.
