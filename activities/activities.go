@@ -17,6 +17,7 @@ package activities
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/tickets"
@@ -94,6 +95,9 @@ type Activities struct {
 	// IncidentURL, followed by an incident ID, is the incident's page in
 	// the Temporal UI; tickets link to it. Empty means no link.
 	IncidentURL string
+
+	// nsLabels remembers which namespaces carry ProtectedLabel.
+	nsLabels sync.Map
 }
 
 func (a *Activities) protected(namespace string) bool {

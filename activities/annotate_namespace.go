@@ -60,15 +60,15 @@ var _ namespaceAnnotator = (*kube.Client)(nil)
 
 // needNamespace checks the target namespace of a namespace action, and that
 // it is not protected, before any API call.
-func (a *Activities) needNamespace(action string, p NamespaceParams) error {
+func (a *Activities) needNamespace(ctx context.Context, action string, p NamespaceParams) error {
 	if p.Namespace == "" {
 		return invalid("%s needs a namespace", action)
 	}
-	return a.allowedNamespace(action, p.Namespace)
+	return a.allowedNamespace(ctx, action, p.Namespace)
 }
 
 func (a *Activities) annotateNamespace(ctx context.Context, in AnnotateNamespaceParams, req ActionRequest) (kube.NamespaceMetadataResult, error) {
-	if err := a.needNamespace(req.Action, in.NamespaceParams); err != nil {
+	if err := a.needNamespace(ctx, req.Action, in.NamespaceParams); err != nil {
 		return kube.NamespaceMetadataResult{}, err
 	}
 	if len(in.Annotations) == 0 {
@@ -83,7 +83,7 @@ func (a *Activities) annotateNamespace(ctx context.Context, in AnnotateNamespace
 }
 
 func (a *Activities) restoreNamespaceAnnotations(ctx context.Context, in RestoreNamespaceAnnotationsParams, req ActionRequest) (kube.RestoreNamespaceMetadataResult, error) {
-	if err := a.needNamespace(req.Action, in.NamespaceParams); err != nil {
+	if err := a.needNamespace(ctx, req.Action, in.NamespaceParams); err != nil {
 		return kube.RestoreNamespaceMetadataResult{}, err
 	}
 	k, err := kubeFor[namespaceAnnotator](a, req.Action)

@@ -30,7 +30,7 @@ type podAnnotator interface {
 var _ podAnnotator = (*kube.Client)(nil)
 
 func (a *Activities) annotatePod(ctx context.Context, in AnnotateParams, req ActionRequest) (kube.MetadataResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return kube.MetadataResult{}, err
 	}
 	if len(in.Annotations) == 0 {

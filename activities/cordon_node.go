@@ -36,7 +36,7 @@ func (a *Activities) cordonNode(ctx context.Context, in CordonParams, req Action
 	if in.Node == "" {
 		// The node comes from the pod: the pod's namespace must be one
 		// soar may act on.
-		if err := a.needPod(req.Action, in.PodParams); err != nil {
+		if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 			return kube.CordonResult{}, err
 		}
 	}

@@ -32,7 +32,7 @@ type podDeleter interface {
 var _ podDeleter = (*kube.Client)(nil)
 
 func (a *Activities) deletePod(ctx context.Context, in DeleteParams, req ActionRequest) (kube.DeletePodResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return kube.DeletePodResult{}, err
 	}
 	k, err := kubeFor[podDeleter](a, req.Action)

@@ -27,7 +27,7 @@ type podEvicter interface {
 var _ podEvicter = (*kube.Client)(nil)
 
 func (a *Activities) evictPod(ctx context.Context, in DeleteParams, req ActionRequest) (kube.EvictPodResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return kube.EvictPodResult{}, err
 	}
 	k, err := kubeFor[podEvicter](a, req.Action)

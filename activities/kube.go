@@ -1,8 +1,11 @@
 package activities
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	corev1 "k8s.io/api/core/v1"
@@ -34,21 +37,77 @@ func kubeFor[T any](a *Activities, action string) (T, error) {
 }
 
 // needPod checks the target names of a pod action and the protected
-// namespaces, before any API call.
-func (a *Activities) needPod(action string, p PodParams) error {
+// namespaces, before any change.
+func (a *Activities) needPod(ctx context.Context, action string, p PodParams) error {
 	if p.Namespace == "" || p.Pod == "" {
 		return invalid("%s needs a namespace and a pod, got namespace %q pod %q", action, p.Namespace, p.Pod)
 	}
-	return a.allowedNamespace(action, p.Namespace)
+	return a.allowedNamespace(ctx, action, p.Namespace)
 }
 
-func (a *Activities) allowedNamespace(action, namespace string) error {
+// ProtectedLabel, set to "true" on a namespace, protects it as the names in
+// ProtectedNamespaces are: label the namespaces of your security stack,
+// ingress controller and monitoring. deploy/admission.yaml makes the API
+// server refuse the worker there too.
+const ProtectedLabel = "soar.dev/protected"
+
+// protectedLabelTTL is how long a namespace's label is remembered.
+const protectedLabelTTL = 30 * time.Second
+
+// namespaceLabeler reads a namespace's labels (*kube.Client).
+type namespaceLabeler interface {
+	NamespaceLabels(ctx context.Context, name string) (map[string]string, error)
+}
+
+var _ namespaceLabeler = (*kube.Client)(nil)
+
+func (a *Activities) allowedNamespace(ctx context.Context, action, namespace string) error {
 	if a.protected(namespace) {
 		return temporal.NewNonRetryableApplicationError(
 			fmt.Sprintf("namespace %q is protected: soar never runs %s there", namespace, action),
 			ErrTypeProtectedNamespace, nil)
 	}
+	labeled, err := a.protectedByLabel(ctx, namespace)
+	if err != nil {
+		return kubeError(err)
+	}
+	if labeled {
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("namespace %q is labelled %s=true: soar never runs %s there", namespace, ProtectedLabel, action),
+			ErrTypeProtectedNamespace, nil)
+	}
 	return nil
+}
+
+// protectedByLabel reports whether namespace carries ProtectedLabel=true,
+// as the API server said at most protectedLabelTTL ago. A namespace that
+// does not exist is not protected: the action then finds no target.
+func (a *Activities) protectedByLabel(ctx context.Context, namespace string) (bool, error) {
+	nl, ok := a.Kube.(namespaceLabeler)
+	if !ok {
+		return false, nil
+	}
+	if v, ok := a.nsLabels.Load(namespace); ok {
+		if c := v.(labelCheck); time.Since(c.at) < protectedLabelTTL {
+			return c.protected, nil
+		}
+	}
+	labels, err := nl.NamespaceLabels(ctx, namespace)
+	if errors.Is(err, kube.ErrNamespaceNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c := labelCheck{protected: labels[ProtectedLabel] == "true", at: time.Now()}
+	a.nsLabels.Store(namespace, c)
+	return c.protected, nil
+}
+
+// labelCheck is a remembered answer of protectedByLabel.
+type labelCheck struct {
+	protected bool
+	at        time.Time
 }
 
 // kubeError maps a connector error to a Temporal error: permanent conditions
@@ -77,6 +136,10 @@ func kubeError(err error) error {
 		return nonRetryable(ErrTypeCheckpointUnsupported)
 	case errors.Is(err, kube.ErrReservedKey), errors.Is(err, kube.ErrInvalidInput):
 		return nonRetryable(ErrTypeInvalidRequest)
+	case apierrors.IsForbidden(err) && strings.Contains(err.Error(), "ValidatingAdmissionPolicy"):
+		// An admission policy (deploy/admission.yaml bounds the worker) said
+		// no: its message says why, and RBAC is not the cause.
+		return temporal.NewNonRetryableApplicationError(err.Error()+" (an admission policy refused it: see deploy/admission.yaml)", ErrTypeForbidden, err)
 	case apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
 		return temporal.NewNonRetryableApplicationError(err.Error()+" (check soar's RBAC: see deploy/)", ErrTypeForbidden, err)
 	case apierrors.IsInvalid(err), apierrors.IsBadRequest(err):

@@ -30,7 +30,7 @@ type podLabeler interface {
 var _ podLabeler = (*kube.Client)(nil)
 
 func (a *Activities) labelPod(ctx context.Context, in LabelParams, req ActionRequest) (kube.MetadataResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return kube.MetadataResult{}, err
 	}
 	if len(in.Labels) == 0 {

@@ -28,10 +28,8 @@ func (a *Activities) Quarantine(ctx context.Context, in QuarantineInput) (Quaran
 			fmt.Sprintf("quarantine needs a namespace and a pod, got namespace %q pod %q", in.Namespace, in.Pod),
 			ErrTypeInvalidRequest, nil)
 	}
-	if a.protected(in.Namespace) {
-		return QuarantineOutput{}, temporal.NewNonRetryableApplicationError(
-			fmt.Sprintf("namespace %q is protected: soar never quarantines pods there", in.Namespace),
-			ErrTypeProtectedNamespace, nil)
+	if err := a.allowedNamespace(ctx, "quarantine", in.Namespace); err != nil {
+		return QuarantineOutput{}, err
 	}
 	k, err := kubeFor[quarantiner](a, "quarantine")
 	if err != nil {

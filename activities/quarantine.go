@@ -46,7 +46,7 @@ type quarantiner interface {
 var _ quarantiner = (*kube.Client)(nil)
 
 func (a *Activities) quarantine(ctx context.Context, in QuarantineParams, req ActionRequest) (QuarantineResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return QuarantineResult{}, err
 	}
 	k, err := kubeFor[quarantiner](a, req.Action)

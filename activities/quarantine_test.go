@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"go.temporal.io/sdk/temporal"
@@ -37,12 +38,16 @@ func TestQuarantineErrors(t *testing.T) {
 		kubeErr     error
 		wantType    string // "" means retryable
 		wantNoCalls bool
+		wantIn      string // in the error's message
 	}{
 		{name: "protected namespace is refused before any API call", in: QuarantineInput{Namespace: "kube-system", Pod: "coredns-1"}, wantType: ErrTypeProtectedNamespace, wantNoCalls: true},
 		{name: "missing target names is an invalid request", in: QuarantineInput{Namespace: "shop"}, wantType: ErrTypeInvalidRequest, wantNoCalls: true},
 		{name: "pod gone is not retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: fmt.Errorf("%w: shop/web", kube.ErrPodNotFound), wantType: ErrTypeTargetNotFound},
 		{name: "replaced pod is not retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: fmt.Errorf("%w: uid", kube.ErrTargetChanged), wantType: ErrTypeTargetChanged},
-		{name: "forbidden is not retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: apierrors.NewForbidden(gr, "web", errors.New("no RBAC")), wantType: ErrTypeForbidden},
+		{name: "forbidden is not retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: apierrors.NewForbidden(gr, "web", errors.New("no RBAC")), wantType: ErrTypeForbidden, wantIn: "check soar's RBAC"},
+		{name: "an admission policy's refusal says so", in: QuarantineInput{Namespace: "vault", Pod: "web"},
+			kubeErr:  apierrors.NewForbidden(gr, "web", errors.New("ValidatingAdmissionPolicy 'soar-worker-bounds' with binding 'soar-worker-bounds' denied request: namespace vault is protected")),
+			wantType: ErrTypeForbidden, wantIn: "namespace vault is protected (an admission policy refused it"},
 		{name: "server timeout is retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: apierrors.NewServerTimeout(gr, "patch", 1)},
 		{name: "throttling is retried", in: QuarantineInput{Namespace: "shop", Pod: "web"}, kubeErr: apierrors.NewTooManyRequests("slow down", 2)},
 	} {
@@ -61,9 +66,56 @@ func TestQuarantineErrors(t *testing.T) {
 			case tc.wantType != "" && (!isApp || !appErr.NonRetryable() || appErr.Type() != tc.wantType):
 				t.Errorf("error %v, want non-retryable %s", err, tc.wantType)
 			}
+			if !strings.Contains(err.Error(), tc.wantIn) {
+				t.Errorf("error %q does not say %q", err, tc.wantIn)
+			}
 			if tc.wantNoCalls && k.calls != 0 {
 				t.Errorf("connector called %d times", k.calls)
 			}
 		})
+	}
+}
+
+// labelledKube is stubKube with namespaces that carry labels.
+type labelledKube struct {
+	stubKube
+	labels map[string]map[string]string
+	reads  int
+}
+
+func (l *labelledKube) NamespaceLabels(_ context.Context, name string) (map[string]string, error) {
+	l.reads++
+	m, ok := l.labels[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", kube.ErrNamespaceNotFound, name)
+	}
+	return m, nil
+}
+
+func TestALabelledNamespaceIsProtectedAndTheLabelIsRememberedBriefly(t *testing.T) {
+	k := &labelledKube{labels: map[string]map[string]string{
+		"vault": {ProtectedLabel: "true"},
+		"shop":  {ProtectedLabel: "false", "team": "web"},
+	}}
+	a := &Activities{Kube: k}
+	ctx := context.Background()
+	_, err := a.Quarantine(ctx, QuarantineInput{Namespace: "vault", Pod: "db-0"})
+	var appErr *temporal.ApplicationError
+	if !errors.As(err, &appErr) || appErr.Type() != ErrTypeProtectedNamespace || !appErr.NonRetryable() || !strings.Contains(err.Error(), "labelled soar.dev/protected=true") {
+		t.Fatalf("quarantine in a labelled namespace: %v", err)
+	}
+	if k.calls != 0 {
+		t.Errorf("the connector acted %d times in a protected namespace", k.calls)
+	}
+	for range 3 {
+		if _, err := a.Quarantine(ctx, QuarantineInput{Namespace: "shop", Pod: "web-0"}); err != nil {
+			t.Fatalf("quarantine in an ordinary namespace: %v", err)
+		}
+	}
+	if _, err := a.Quarantine(ctx, QuarantineInput{Namespace: "gone", Pod: "web-0"}); err != nil {
+		t.Fatalf("a namespace that does not exist is left to the action: %v", err)
+	}
+	if k.reads != 3 || k.calls != 4 {
+		t.Errorf("%d label reads and %d actions; want one read per namespace (vault, shop, gone) and 4 actions", k.reads, k.calls)
 	}
 }

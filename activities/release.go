@@ -27,7 +27,7 @@ type releaser interface {
 var _ releaser = (*kube.Client)(nil)
 
 func (a *Activities) release(ctx context.Context, in PodParams, req ActionRequest) (kube.ReleaseResult, error) {
-	if err := a.needPod(req.Action, in); err != nil {
+	if err := a.needPod(ctx, req.Action, in); err != nil {
 		return kube.ReleaseResult{}, err
 	}
 	k, err := kubeFor[releaser](a, req.Action)

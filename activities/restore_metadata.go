@@ -55,7 +55,7 @@ func (a *Activities) restoreAnnotations(ctx context.Context, in RestoreMetadataP
 func (a *Activities) restoreMetadata(ctx context.Context, in RestoreMetadataParams, req ActionRequest,
 	restore func(podMetadataRestorer, context.Context, kube.RestoreMetadataRequest) (kube.RestoreMetadataResult, error),
 ) (kube.RestoreMetadataResult, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return kube.RestoreMetadataResult{}, err
 	}
 	k, err := kubeFor[podMetadataRestorer](a, req.Action)

@@ -34,7 +34,7 @@ func (a *Activities) restoreScale(ctx context.Context, in RestoreScaleParams, re
 	if in.Namespace == "" || in.Kind == "" || in.Name == "" {
 		return kube.RestoreScaleResult{}, invalid("%s needs the workload's namespace, kind and name, got %q %q %q", req.Action, in.Namespace, in.Kind, in.Name)
 	}
-	if err := a.allowedNamespace(req.Action, in.Namespace); err != nil {
+	if err := a.allowedNamespace(ctx, req.Action, in.Namespace); err != nil {
 		return kube.RestoreScaleResult{}, err
 	}
 	k, err := kubeFor[scaleRestorer](a, req.Action)

@@ -33,7 +33,7 @@ type scaler interface {
 var _ scaler = (*kube.Client)(nil)
 
 func (a *Activities) scaleToZero(ctx context.Context, in PodParams, req ActionRequest) (kube.ScaleResult, error) {
-	if err := a.needPod(req.Action, in); err != nil {
+	if err := a.needPod(ctx, req.Action, in); err != nil {
 		return kube.ScaleResult{}, err
 	}
 	k, err := kubeFor[scaler](a, req.Action)

@@ -75,7 +75,7 @@ type SnapshotOutput struct {
 // run of the same step, finds the bundle's manifest there and returns it
 // instead of collecting again: one bundle per incident and step.
 func (a *Activities) snapshot(ctx context.Context, in SnapshotParams, req ActionRequest) (SnapshotOutput, error) {
-	if err := a.needPod(req.Action, in.PodParams); err != nil {
+	if err := a.needPod(ctx, req.Action, in.PodParams); err != nil {
 		return SnapshotOutput{}, err
 	}
 	k, err := kubeFor[snapshotter](a, req.Action)

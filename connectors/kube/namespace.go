@@ -160,6 +160,16 @@ func validateNamespaceAnnotations(namespace string, keys []string) error {
 	return validateKeys("namespace "+namespace+" annotations", keys, nil, nil)
 }
 
+// NamespaceLabels returns a namespace's labels; a missing namespace is
+// ErrNamespaceNotFound.
+func (c *Client) NamespaceLabels(ctx context.Context, name string) (map[string]string, error) {
+	ns, err := c.getNamespace(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return ns.Labels, nil
+}
+
 // getNamespace gets a namespace; missing is ErrNamespaceNotFound, which also
 // satisfies apierrors.IsNotFound through the wrapped status error.
 func (c *Client) getNamespace(ctx context.Context, name string) (*corev1.Namespace, error) {
