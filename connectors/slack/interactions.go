@@ -84,6 +84,15 @@ type InteractionsConfig struct {
 	Now func() time.Time
 	// DecideTimeout bounds each vote; default 30s.
 	DecideTimeout time.Duration
+	// Team is the Slack workspace (team ID, T…) whose clicks count; a
+	// click from another workspace, say one the app was also installed in,
+	// is refused. When empty, Workspace is asked once, on the first click.
+	Team string
+	// Workspace returns the app's own workspace (auth.test); when it fails
+	// the click is refused and the next one asks again.
+	Workspace func(ctx context.Context) (string, error)
+	// AppID, when set, is the Slack app (A…) whose clicks count.
+	AppID string
 }
 
 // Interactions turns approval button clicks into votes. Clicks arrive over
@@ -103,6 +112,11 @@ type Interactions struct {
 	wg        sync.WaitGroup
 	// reading holds a token per body being read and verified.
 	reading chan struct{}
+
+	teamMu    sync.Mutex
+	team      string
+	workspace func(ctx context.Context) (string, error)
+	appID     string
 }
 
 // NewInteractions checks cfg and returns the handler. A missing
@@ -126,6 +140,9 @@ func NewInteractions(cfg InteractionsConfig) (*Interactions, error) {
 		replays:   newSeenSet(seenMax),
 		envelopes: newSeenSet(seenMax),
 		reading:   make(chan struct{}, maxUnverifiedReads),
+		team:      cfg.Team,
+		workspace: cfg.Workspace,
+		appID:     cfg.AppID,
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -224,6 +241,11 @@ func (h *Interactions) Handle(ctx context.Context, cb goslack.InteractionCallbac
 		return
 	}
 	click := clickFrom(cb, via)
+	if why := h.foreign(ctx, cb); why != "" {
+		// Not a reply: the clicker is not in the workspace soar answers.
+		log.Warn().Str("reason", why).Str("team", click.Team).Str("app", cb.APIAppID).Msg("slack vote refused")
+		return
+	}
 	v, err := h.signer.Verify(action.Value)
 	if err == nil && v.Approve != (action.ActionID == ActionApprove) {
 		err = fmt.Errorf("%w: the %s button carries the other vote", ErrBadButton, action.ActionID)
@@ -246,6 +268,43 @@ func (h *Interactions) Handle(ctx context.Context, cb goslack.InteractionCallbac
 		return
 	}
 	h.background(ctx, func(ctx context.Context) { h.decide(ctx, log, click) })
+}
+
+// foreign says why a click does not come from soar's own Slack app in its
+// own workspace; "" when it does. Slack signs every workspace's requests
+// with the app's one signing secret, so the signature alone does not tell.
+func (h *Interactions) foreign(ctx context.Context, cb goslack.InteractionCallback) string {
+	if h.appID != "" && cb.APIAppID != h.appID {
+		return fmt.Sprintf("a click for Slack app %q, not %q", cb.APIAppID, h.appID)
+	}
+	team, err := h.ownTeam(ctx)
+	if err != nil {
+		return "soar could not read its own Slack workspace to compare: " + err.Error()
+	}
+	if team == "" || cb.Team.ID == team || cb.User.TeamID == team {
+		return ""
+	}
+	return fmt.Sprintf("a click from Slack workspace %q, not %q", cb.Team.ID, team)
+}
+
+// ownTeam returns the configured workspace, or asks Workspace once.
+func (h *Interactions) ownTeam(ctx context.Context) (string, error) {
+	h.teamMu.Lock()
+	defer h.teamMu.Unlock()
+	if h.team != "" || h.workspace == nil {
+		return h.team, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	team, err := h.workspace(ctx)
+	if err != nil {
+		return "", err
+	}
+	if team == "" {
+		return "", errors.New("auth.test named no workspace")
+	}
+	h.team = team
+	return team, nil
 }
 
 // voteAction returns the click's approval button action, or nil.

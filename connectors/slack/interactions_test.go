@@ -2,6 +2,7 @@ package slack_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -568,5 +569,72 @@ func TestUnverifiedBodiesAreBoundedInNumberAndSize(t *testing.T) {
 	big := httptest.NewRequest(http.MethodPost, interactionsURL, strings.NewReader(strings.Repeat("x", 256<<10+1)))
 	if rec := ch.serve(big); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("a body over 256 KiB: status %d, want 413", rec.Code)
+	}
+}
+
+// TestAClickFromAnotherWorkspaceOrAppIsRefused: Slack signs the requests of
+// every workspace an app is installed in with the same secret, so a valid
+// signature does not make a click soar's. Clicks count only from the
+// workspace auth.test names (asked once) and, when configured, the app.
+func TestAClickFromAnotherWorkspaceOrAppIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		user     fakeslack.User
+		appID    string
+		asked    func(context.Context) (string, error)
+		wantVote bool
+		wantLog  string
+	}{
+		{name: "own workspace", user: alice, wantVote: true},
+		{name: "another workspace", user: fakeslack.User{ID: "U0EVE", Name: "eve", Team: "T0OTHER"}, wantLog: `a click from Slack workspace \"T0OTHER\", not \"T0FAKE\"`},
+		{name: "another app", user: alice, appID: "A0SOMEONEELSE", wantLog: `a click for Slack app \"` + fakeslack.AppID + `\", not \"A0SOMEONEELSE\"`},
+		{name: "auth.test fails", user: alice, asked: func(context.Context) (string, error) { return "", errors.New("slack is down") },
+			wantLog: "soar could not read its own Slack workspace to compare: slack is down"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, fake := newClient(t)
+			log, logs := logger()
+			now := time.Unix(1_800_000_000, 0)
+			signer, decider := newSigner(t), newDecider()
+			asked := 0
+			workspace := tc.asked
+			if workspace == nil {
+				workspace = func(ctx context.Context) (string, error) {
+					asked++
+					team, _, err := c.AuthTest(ctx)
+					return team, err
+				}
+			}
+			h, err := slack.NewInteractions(slack.InteractionsConfig{
+				SigningSecret: testSecret, Signer: signer, Decider: decider, Client: c, Log: log,
+				Now: func() time.Time { return now }, Workspace: workspace, AppID: tc.appID,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			value := signer.Sign(slack.ButtonValue{Incident: "inc-1", Step: "ask", Approve: true, PlanHash: "ph1", Expires: now.Add(time.Hour)})
+			for range 2 {
+				body := fakeslack.ClickBody(t, tc.user, testChannelID, testMessageTS, slack.ActionApprove, value)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, fakeslack.SignedRequest(t, interactionsURL, testSecret, now, body))
+				h.Wait()
+				if rec.Code != http.StatusOK {
+					t.Fatalf("status %d", rec.Code)
+				}
+				now = now.Add(time.Second)
+			}
+			if got := len(decider.Clicks()); (got == 2) != tc.wantVote || (got != 0 && !tc.wantVote) {
+				t.Errorf("%d votes reached the Decider, want votes: %v", got, tc.wantVote)
+			}
+			if tc.wantLog != "" && !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("the log lacks %q:\n%s", tc.wantLog, logs)
+			}
+			if tc.asked == nil && tc.appID == "" && asked != 1 {
+				t.Errorf("auth.test asked %d times, want once", asked)
+			}
+			if !tc.wantVote && len(fake.Ephemerals(tc.user.ID)) != 0 {
+				t.Errorf("a refused foreign click was answered: %+v", fake.Ephemerals(tc.user.ID))
+			}
+		})
 	}
 }

@@ -26,6 +26,11 @@ const (
 	EnvSlackAppToken      = "SOAR_SLACK_APP_TOKEN"
 	EnvSlackButtonKey     = "SOAR_SLACK_BUTTON_KEY"
 	EnvAPITokens          = "SOAR_API_TOKENS"
+	// EnvSlackTeamID and EnvSlackAppID name the Slack workspace (T…) and
+	// app (A…) whose clicks count; not secrets. Without the team ID, serve
+	// asks Slack (auth.test) on the first click.
+	EnvSlackTeamID = "SOAR_SLACK_TEAM_ID"
+	EnvSlackAppID  = "SOAR_SLACK_APP_ID"
 )
 
 // Secret returns the value of the environment variable name, or the
@@ -57,13 +62,16 @@ type SlackSecrets struct {
 	// ButtonKey signs the approval buttons (at least 32 bytes); the worker
 	// and the server need the same one.
 	ButtonKey string
+	// TeamID and AppID, when set, are the only workspace and app whose
+	// clicks count (see EnvSlackTeamID).
+	TeamID, AppID string
 	// APIURL is Slack's Web API base URL; empty means Slack's own.
 	APIURL string
 }
 
 // LoadSlackSecrets reads the Slack secrets from the environment or files.
 func LoadSlackSecrets(apiURL string) (SlackSecrets, error) {
-	s := SlackSecrets{APIURL: apiURL}
+	s := SlackSecrets{APIURL: apiURL, TeamID: os.Getenv(EnvSlackTeamID), AppID: os.Getenv(EnvSlackAppID)}
 	var errs []error
 	for name, dst := range map[string]*string{
 		EnvSlackBotToken: &s.BotToken, EnvSlackSigningSecret: &s.SigningSecret,
@@ -172,7 +180,12 @@ func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	}
 	in, err := slack.NewInteractions(slack.InteractionsConfig{
 		SigningSecret: sec.SigningSecret, Signer: sg, Decider: incidents.SlackDecider{Service: svc}, Client: c,
-		Log: log.With().Str("component", "slack").Logger(),
+		Log:  log.With().Str("component", "slack").Logger(),
+		Team: sec.TeamID, AppID: sec.AppID,
+		Workspace: func(ctx context.Context) (string, error) {
+			team, _, err := c.AuthTest(ctx)
+			return team, err
+		},
 	})
 	if err != nil {
 		return nil, err
