@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -22,11 +23,20 @@ const MinTokenLength = 32
 // recorded as "api:<name>", which playbooks list among approvers.
 type Tokens map[string]string
 
-// ParseTokens reads "name:token" entries, one per line or separated by
-// commas; blank lines and lines starting with # are skipped. The error
-// never quotes a token.
-func ParseTokens(s string) (Tokens, error) {
-	t := Tokens{}
+// People maps API token names to the Slack user (U…, W…) each token
+// belongs to: that person's votes count once toward a quorum, whether cast
+// in Slack or with the token.
+type People map[string]string
+
+// slackUser matches a Slack user ID.
+var slackUser = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
+// ParseTokens reads "name:token" entries, or "name:token:U…" to say which
+// Slack user holds the token, one per line or separated by commas; blank
+// lines and lines starting with # are skipped. The error never quotes a
+// token.
+func ParseTokens(s string) (Tokens, People, error) {
+	t, people := Tokens{}, People{}
 	for i, entry := range strings.FieldsFunc(s, func(r rune) bool { return r == '\n' || r == ',' }) {
 		entry = strings.TrimSpace(entry)
 		if entry == "" || strings.HasPrefix(entry, "#") {
@@ -34,17 +44,21 @@ func ParseTokens(s string) (Tokens, error) {
 		}
 		name, tok, ok := strings.Cut(entry, ":")
 		name, tok = strings.TrimSpace(name), strings.TrimSpace(tok)
+		if rest, person, found := strings.Cut(tok, ":"); found && slackUser.MatchString(strings.TrimSpace(person)) {
+			tok = strings.TrimSpace(rest)
+			people[name] = strings.TrimSpace(person)
+		}
 		switch {
 		case !ok || name == "" || strings.ContainsAny(name, " \t"):
-			return nil, fmt.Errorf("API token entry %d: want name:token", i+1)
+			return nil, nil, fmt.Errorf("API token entry %d: want name:token or name:token:<Slack user ID>", i+1)
 		case len(tok) < MinTokenLength:
-			return nil, fmt.Errorf("API token %q: shorter than %d characters", name, MinTokenLength)
+			return nil, nil, fmt.Errorf("API token %q: shorter than %d characters", name, MinTokenLength)
 		case t[name] != "":
-			return nil, fmt.Errorf("API token %q: listed twice", name)
+			return nil, nil, fmt.Errorf("API token %q: listed twice", name)
 		}
 		t[name] = tok
 	}
-	return t, nil
+	return t, people, nil
 }
 
 // identify returns the name of the token in an "Authorization: Bearer"
@@ -112,6 +126,8 @@ type StopResponse struct {
 type API struct {
 	Service *Service
 	Tokens  Tokens
+	// People says which Slack user holds a token, when known.
+	People People
 }
 
 // Register mounts the API on mux.
@@ -205,7 +221,7 @@ func (a *API) vote(w http.ResponseWriter, r *http.Request) {
 	incident := r.PathValue("id")
 	d := workflows.Decision{
 		Step: req.Step, User: "api:" + name, Name: name, Approve: *req.Approve, Comment: req.Comment, Source: workflows.SourceAPI,
-		PlanHash: req.PlanHash,
+		PlanHash: req.PlanHash, Person: a.People[name],
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), VoteTimeout)
 	defer cancel()

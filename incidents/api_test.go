@@ -11,9 +11,16 @@ import (
 
 func TestParseTokensReadsNamedTokensAndNeverQuotesOneInErrors(t *testing.T) {
 	long := strings.Repeat("x", MinTokenLength)
-	got, err := ParseTokens("# votes from the pager bot\noncall:" + long + ", ci: " + long + "y\n\n")
-	if err != nil || len(got) != 2 || got["oncall"] != long || got["ci"] != long+"y" {
+	got, people, err := ParseTokens("# votes from the pager bot\noncall:" + long + ", ci: " + long + "y\nalice:" + long + "z:U0ALICE\n")
+	if err != nil || len(got) != 3 || got["oncall"] != long || got["ci"] != long+"y" || got["alice"] != long+"z" {
 		t.Fatalf("%v %v", got, err)
+	}
+	if len(people) != 1 || people["alice"] != "U0ALICE" {
+		t.Errorf("people %v, want alice's token held by U0ALICE", people)
+	}
+	// A token with a colon in it is still one token.
+	if got, people, err := ParseTokens("ci:" + long + ":not-a-slack-id"); err != nil || got["ci"] != long+":not-a-slack-id" || len(people) != 0 {
+		t.Errorf("a token with a colon: %v %v %v", got, people, err)
 	}
 	for name, in := range map[string]string{
 		"no name":  ":" + long,
@@ -22,7 +29,7 @@ func TestParseTokensReadsNamedTokensAndNeverQuotesOneInErrors(t *testing.T) {
 		"no colon": long,
 		"space":    "on call:" + long,
 	} {
-		_, err := ParseTokens(in)
+		_, _, err := ParseTokens(in)
 		if err == nil {
 			t.Errorf("%s: accepted", name)
 			continue

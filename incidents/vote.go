@@ -230,7 +230,7 @@ type SlackDecider struct{ Service *Service }
 func (sd SlackDecider) Decide(ctx context.Context, c slack.Click) (string, error) {
 	d := workflows.Decision{
 		Step: c.Step, User: c.User, Name: c.UserName, Team: c.Team, Approve: c.Approve,
-		Source: workflows.SourceSlack, PlanHash: c.PlanHash,
+		Source: workflows.SourceSlack, PlanHash: c.PlanHash, Person: c.User,
 	}
 	a, err := sd.Service.Vote(ctx, c.Incident, d)
 	if err != nil {

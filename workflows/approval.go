@@ -54,6 +54,10 @@ type Decision struct {
 	// PlanHash is the plan the voter saw (from the Slack button); a vote on
 	// another plan is refused.
 	PlanHash string `json:"planHash,omitempty"`
+	// Person is the human behind the vote, when serve knows it: a Slack
+	// vote's user ID, or the Slack user an API token belongs to. One
+	// person's votes count once, whichever identity cast them.
+	Person string `json:"person,omitempty"`
 	// Proof is serve's proof of this decision on the approval it names
 	// (see SignDecision): serve authenticated the voter and resolved their
 	// groups, so the identity fields above are serve's word, not the
@@ -72,6 +76,8 @@ type Vote struct {
 	At      time.Time `json:"at"`
 	// Via names the user group the voter approved through, if any.
 	Via string `json:"via,omitempty"`
+	// Person is Decision.Person.
+	Person string `json:"person,omitempty"`
 }
 
 // PlannedAction is one action an approval lets run: the approvers see it
@@ -181,6 +187,9 @@ func (st *IncidentState) validateDecision(ctx workflow.Context, keys *proof.Keys
 	if slices.ContainsFunc(a.Votes, func(v Vote) bool { return v.User == d.User }) {
 		return fmt.Errorf("%s has already voted on step %q", d.User, a.Step)
 	}
+	if i := slices.IndexFunc(a.Votes, func(v Vote) bool { return samePerson(v, d) }); i >= 0 {
+		return fmt.Errorf("%s is %s, who has already voted on step %q as %s: one person counts once", d.User, d.Person, a.Step, a.Votes[i].User)
+	}
 	if d.Approve && d.PlanHash == "" && a.destructive() {
 		return fmt.Errorf("step %q asks to approve a destructive plan (%s): an approval must name it by its hash, plan %s, to show that the voter saw what will run", a.Step, planActions(a.Plan), a.PlanHash)
 	}
@@ -206,6 +215,15 @@ func (st *IncidentState) noOpenApproval(step string) error {
 		return fmt.Errorf("no open approval for step %q", step)
 	}
 	return errors.New("no approval is open")
+}
+
+// samePerson reports whether the vote v and the decision d are the same
+// human's, as serve knows people: by Slack user ID.
+func samePerson(v Vote, d Decision) bool {
+	if d.Person == "" {
+		return false
+	}
+	return v.Person == d.Person || v.User == d.Person
 }
 
 // allowedVia returns what makes d's voter an approver: their own ID, or a
@@ -255,7 +273,7 @@ func (st *IncidentState) decide(ctx workflow.Context, d Decision) (ApprovalState
 	now := workflow.Now(ctx)
 	a.Votes = append(a.Votes, Vote{
 		User: d.User, Name: d.Name, Team: d.Team, Source: d.Source,
-		Approve: d.Approve, Comment: d.Comment, At: now, Via: viaGroup(allowedVia(a.Approvers, d), d.User),
+		Approve: d.Approve, Comment: d.Comment, At: now, Via: viaGroup(allowedVia(a.Approvers, d), d.User), Person: d.Person,
 	})
 	switch {
 	case !d.Approve:

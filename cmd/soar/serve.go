@@ -69,7 +69,7 @@ func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := incidents.ParseTokens(raw)
+	tokens, people, err := incidents.ParseTokens(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", app.EnvAPITokens, err)
 	}
@@ -79,7 +79,7 @@ func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 		}
 		tokens[name] = tok
 	}
-	return app.StartApprovals(ctx, hs, tc, keys, sec, tokens, log)
+	return app.StartApprovals(ctx, hs, tc, keys, sec, tokens, people, log)
 }
 
 // serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/slack"
 
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/incidents"
@@ -256,6 +260,66 @@ func TestAHugeAlertLeavesTheIncidentVotable(t *testing.T) {
 		}
 		if d.State == nil || d.State.Status != workflows.StatusClosed || d.WorkflowStatus != "Completed" {
 			return fmt.Errorf("status %s, workflow %s (%s)", d.Status, d.WorkflowStatus, d.Failure)
+		}
+		return nil
+	})
+}
+
+// TestOnePersonCountsOnceTowardAQuorum: alice may vote in Slack (U0ALICE)
+// and with her API token (api:alice), both listed as approvers. Her second
+// vote, through the other identity, is refused: a quorum of two needs two
+// people. Both votes go through serve's own code: the Slack decider and
+// the HTTP API, which knows whose token it is from SOAR_API_TOKENS.
+func TestOnePersonCountsOnceTowardAQuorum(t *testing.T) {
+	ctx := context.Background()
+	tc := temporalClient(t)
+	id, hash := askToWipe(t, tc, "person", `["U0ALICE", "api:alice", "U0BOB"]`)
+	svc := soarService(t, tc)
+	const token = "alice-token-0123456789abcdef0123456789"
+	tokens, people, err := incidents.ParseTokens("alice:" + token + ":U0ALICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	(&incidents.API{Service: svc, Tokens: tokens, People: people}).Register(mux)
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	apiVote := func() (int, string) {
+		body := fmt.Sprintf(`{"approve": true, "planHash": %q}`, hash)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL+"/api/v1/incidents/"+id+"/votes", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	click := func(user string) error {
+		_, err := incidents.SlackDecider{Service: svc}.Decide(ctx, slack.Click{Incident: id, Step: "ask", User: user, Approve: true, PlanHash: hash})
+		return err
+	}
+
+	if err := click("U0ALICE"); err != nil {
+		t.Fatalf("alice in Slack: %v", err)
+	}
+	if code, body := apiVote(); code != http.StatusConflict || !strings.Contains(body, "api:alice is U0ALICE, who has already voted on step") {
+		t.Fatalf("alice again with her token: %d %s", code, body)
+	}
+	st, err := incidentState(ctx, tc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := st.Approvals[0]; a.Outcome != "" || a.Approved() != 1 {
+		t.Fatalf("after alice twice: outcome %q, %d approvals; want still open with one", a.Outcome, a.Approved())
+	}
+	if err := click("U0BOB"); err != nil {
+		t.Fatalf("bob in Slack: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "web-1 deleted after two people approved", func() error {
+		if _, err := kubeCS.CoreV1().Pods("person").Get(ctx, "web-1", metav1.GetOptions{}); err == nil {
+			return errors.New("web-1 still exists")
 		}
 		return nil
 	})

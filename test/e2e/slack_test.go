@@ -119,7 +119,7 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 		t.Fatal(err)
 	}
 	hs := httpserver.New(metrics.New().Registry)
-	votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, log)
+	votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -149,7 +149,7 @@ type Approvals struct {
 // when tokens are given. It adds a "slack" readiness check that degrades,
 // and never fails, when Slack does not answer: votes still arrive through
 // the CLI and the API.
-func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, keys *proof.Keys, sec SlackSecrets, tokens incidents.Tokens, log zerolog.Logger) (*Approvals, error) {
+func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, keys *proof.Keys, sec SlackSecrets, tokens incidents.Tokens, people incidents.People, log zerolog.Logger) (*Approvals, error) {
 	if keys == nil {
 		return nil, fmt.Errorf("start approvals: %w", errNoKeys)
 	}
@@ -166,7 +166,7 @@ func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	}
 	a := &Approvals{Service: svc, Slack: sec}
 	if len(tokens) > 0 {
-		(&incidents.API{Service: svc, Tokens: tokens}).Register(hs)
+		(&incidents.API{Service: svc, Tokens: tokens, People: people}).Register(hs)
 	}
 	if sec.SigningSecret == "" && sec.AppToken == "" {
 		return a, nil
