@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -285,16 +284,7 @@ func TestOnePersonCountsOnceTowardAQuorum(t *testing.T) {
 	api := httptest.NewServer(mux)
 	defer api.Close()
 	apiVote := func() (int, string) {
-		body := fmt.Sprintf(`{"approve": true, "planHash": %q}`, hash)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api.URL+"/api/v1/incidents/"+id+"/votes", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return postVote(t, api.URL, id, token, fmt.Sprintf(`{"approve": true, "planHash": %q}`, hash))
 	}
 	click := func(user string) error {
 		_, err := incidents.SlackDecider{Service: svc}.Decide(ctx, slack.Click{Incident: id, Step: "ask", User: user, Approve: true, PlanHash: hash})

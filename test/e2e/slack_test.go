@@ -178,8 +178,14 @@ func (s *slackSoar) post(t *testing.T, body []byte, ts time.Time, signature stri
 // apiVote votes through the HTTP API.
 func (s *slackSoar) apiVote(t *testing.T, incident, token string, approve bool) (int, string) {
 	t.Helper()
-	body := fmt.Sprintf(`{"step": "ask", "approve": %t, "comment": "from the API"}`, approve)
-	req, _ := http.NewRequest(http.MethodPost, s.endpoint+"/api/v1/incidents/"+incident+"/votes", strings.NewReader(body))
+	return postVote(t, s.endpoint, incident, token, fmt.Sprintf(`{"step": "ask", "approve": %t, "comment": "from the API"}`, approve))
+}
+
+// postVote posts body to the vote API at endpoint with token and returns
+// the answer's status and body.
+func postVote(t *testing.T, endpoint, incident, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, endpoint+"/api/v1/incidents/"+incident+"/votes", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
