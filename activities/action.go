@@ -92,6 +92,9 @@ type Permission struct {
 	Group    string   `json:"group"`
 	Resource string   `json:"resource"`
 	Verbs    []string `json:"verbs"`
+	// Role, when set, is the role this permission is granted through
+	// instead of its action's (RoleCheckpoint).
+	Role string `json:"role,omitempty"`
 }
 
 // Roles a permission is granted through, as ClusterRoles in deploy/rbac.yaml.
@@ -99,10 +102,14 @@ const (
 	// RoleResponder holds what containment needs: pods, policies, nodes,
 	// workloads.
 	RoleResponder = "responder"
-	// RoleEvidence holds what the snapshot needs, notably nodes/proxy for
-	// logs and checkpoints, which reaches every kubelet's API: operators may
-	// grant it separately, or not at all.
+	// RoleEvidence holds what the snapshot needs to read the pod, its
+	// owners, node, events and logs.
 	RoleEvidence = "evidence"
+	// RoleCheckpoint holds nodes/proxy create, which the snapshot needs for
+	// checkpoint: true only. RBAC cannot narrow it to the kubelet's
+	// checkpoint path, so it is a role of its own, bound only when an
+	// operator opts in (deploy/checkpoint-rbac.yaml).
+	RoleCheckpoint = "checkpoint"
 	// RoleNone means the action needs nothing from Kubernetes (Slack,
 	// tickets).
 	RoleNone = "none"

@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"slices"
 	"sort"
 
@@ -99,15 +100,16 @@ func ActionParams() map[string][]string {
 func RequiredPermissions() []Permission { return RolePermissions("") }
 
 // RolePermissions merges the permissions of the actions of one role
-// (RoleResponder, RoleEvidence; "" for all) like RequiredPermissions.
+// (RoleResponder, RoleEvidence, RoleCheckpoint; "" for all) like
+// RequiredPermissions. A permission with its own Role counts for that role.
 func RolePermissions(role string) []Permission {
 	type key struct{ group, resource string }
 	verbs := map[key][]string{}
 	for _, a := range Catalogue() {
-		if role != "" && a.Role != role {
-			continue
-		}
 		for _, p := range a.Permissions {
+			if role != "" && cmp.Or(p.Role, a.Role) != role {
+				continue
+			}
 			k := key{p.Group, p.Resource}
 			verbs[k] = append(verbs[k], p.Verbs...)
 		}

@@ -141,14 +141,20 @@ func TestRequiredPermissionsMergesAndSorts(t *testing.T) {
 	if granted != n {
 		t.Errorf("RequiredPermissions grants %d verbs, the actions need %d", granted, n)
 	}
-	// The two roles split them: snapshot's nodes/proxy only in evidence.
+	// The roles split them: pods/log only in evidence, nodes/proxy only in
+	// the opt-in checkpoint role, which holds nothing else.
+	for _, p := range append(RolePermissions(RoleResponder), RolePermissions(RoleEvidence)...) {
+		if p.Resource == "nodes/proxy" {
+			t.Errorf("a default role grants %s", p.Resource)
+		}
+	}
 	for _, p := range RolePermissions(RoleResponder) {
-		if p.Resource == "nodes/proxy" || p.Resource == "pods/log" {
+		if p.Resource == "pods/log" {
 			t.Errorf("the responder role grants %s", p.Resource)
 		}
 	}
-	if !slices.ContainsFunc(RolePermissions(RoleEvidence), func(p Permission) bool { return p.Resource == "nodes/proxy" }) {
-		t.Error("the evidence role lacks nodes/proxy")
+	if got := RolePermissions(RoleCheckpoint); len(got) != 1 || got[0].Resource != "nodes/proxy" || !slices.Equal(got[0].Verbs, []string{"create"}) {
+		t.Errorf("the checkpoint role grants %+v, want nodes/proxy create only", got)
 	}
 }
 

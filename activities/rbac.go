@@ -7,8 +7,9 @@ import (
 
 // ClusterRole names in deploy/rbac.yaml, one per Role.
 var ClusterRoleNames = map[string]string{
-	RoleResponder: "soar-worker-actions",
-	RoleEvidence:  "soar-worker-evidence",
+	RoleResponder:  "soar-worker-actions",
+	RoleEvidence:   "soar-worker-evidence",
+	RoleCheckpoint: "soar-worker-checkpoint",
 }
 
 // ClusterRoles returns the worker's ClusterRoles, generated from the
@@ -17,7 +18,7 @@ var ClusterRoleNames = map[string]string{
 // the same.
 func ClusterRoles() []rbacv1.ClusterRole {
 	var out []rbacv1.ClusterRole
-	for _, role := range []string{RoleResponder, RoleEvidence} {
+	for _, role := range []string{RoleResponder, RoleEvidence, RoleCheckpoint} {
 		cr := rbacv1.ClusterRole{
 			TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 			ObjectMeta: metav1.ObjectMeta{

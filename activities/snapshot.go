@@ -29,7 +29,7 @@ var snapshot = Define(Action{
 	Permissions: []Permission{
 		{Group: "", Resource: "events", Verbs: []string{"list"}},
 		{Group: "", Resource: "nodes", Verbs: []string{"get"}},
-		{Group: "", Resource: "nodes/proxy", Verbs: []string{"create"}},
+		{Group: "", Resource: "nodes/proxy", Verbs: []string{"create"}, Role: RoleCheckpoint},
 		{Group: "", Resource: "pods", Verbs: []string{"get"}},
 		{Group: "", Resource: "pods/log", Verbs: []string{"get"}},
 		{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},

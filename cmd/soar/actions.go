@@ -74,9 +74,10 @@ func newActionsCmd() *cobra.Command {
 		Use:   "rbac",
 		Short: "Print the worker's ClusterRoles, generated from the actions' permissions",
 		Long: `Print, as YAML, one ClusterRole per role: soar-worker-actions for the
-containment actions and soar-worker-evidence for kubernetes.snapshot (it needs
-nodes/proxy, which reaches every kubelet's API: grant it only if you use
-snapshots). deploy/rbac.yaml holds the same rules, which a test checks.`,
+containment actions, soar-worker-evidence for kubernetes.snapshot, and
+soar-worker-checkpoint for its checkpoints (nodes/proxy, which reaches every
+kubelet's API: grant it only if you take checkpoints). deploy/rbac.yaml and
+deploy/checkpoint-rbac.yaml hold the same rules, which a test checks.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for i, cr := range activities.ClusterRoles() {

@@ -46,7 +46,8 @@ func manifests(t *testing.T, file string) map[string][][]byte {
 }
 
 // applyWorkerRBAC creates the worker's ServiceAccount, ClusterRoles and
-// ClusterRoleBindings exactly as deploy/ defines them, and returns the roles.
+// ClusterRoleBindings exactly as deploy/ defines them, the opt-in
+// checkpoint role included, and returns the roles.
 func applyWorkerRBAC(t *testing.T) []rbacv1.ClusterRole {
 	t.Helper()
 	ctx := context.Background()
@@ -54,6 +55,13 @@ func applyWorkerRBAC(t *testing.T) []rbacv1.ClusterRole {
 	rbac := manifests(t, "rbac.yaml")
 	if len(rbac["ClusterRole"]) != 2 || len(rbac["ClusterRoleBinding"]) != 2 {
 		t.Fatalf("deploy/rbac.yaml: want two ClusterRoles and two ClusterRoleBindings, got %d and %d", len(rbac["ClusterRole"]), len(rbac["ClusterRoleBinding"]))
+	}
+	checkpoint := manifests(t, "checkpoint-rbac.yaml")
+	if len(checkpoint["ClusterRole"]) != 1 || len(checkpoint["ClusterRoleBinding"]) != 1 {
+		t.Fatalf("deploy/checkpoint-rbac.yaml: want one ClusterRole and one ClusterRoleBinding, got %d and %d", len(checkpoint["ClusterRole"]), len(checkpoint["ClusterRoleBinding"]))
+	}
+	for kind, docs := range checkpoint {
+		rbac[kind] = append(rbac[kind], docs...)
 	}
 	for _, doc := range manifests(t, "serviceaccounts.yaml")["ServiceAccount"] {
 		var sa corev1.ServiceAccount
@@ -114,6 +122,23 @@ func TestDeployRBACGrantsExactlyTheCataloguePermissions(t *testing.T) {
 	deployed := map[string][]activities.Permission{}
 	for _, role := range applyWorkerRBAC(t) {
 		deployed[role.Name] = permissions(t, role)
+	}
+	// nodes/proxy only in the opt-in file, which kustomize does not apply.
+	for _, doc := range manifests(t, "rbac.yaml")["ClusterRole"] {
+		var role rbacv1.ClusterRole
+		if err := yaml.UnmarshalStrict(doc, &role); err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(permissions(t, role), func(p activities.Permission) bool { return p.Resource == "nodes/proxy" }) {
+			t.Errorf("deploy/rbac.yaml: %s grants nodes/proxy by default", role.Name)
+		}
+	}
+	kustomization, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(kustomization, []byte("- checkpoint-rbac.yaml")) {
+		t.Error("kustomization.yaml applies the opt-in checkpoint role")
 	}
 	for _, want := range activities.ClusterRoles() {
 		got, ok := deployed[want.Name]
