@@ -45,6 +45,8 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
 	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
 	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
+	fs.DurationVar(&f.s3.Retention, "evidence-s3-retention", 0, "lock every evidence object for this long with S3 Object Lock (the bucket must have it enabled), e.g. 2160h; 0 sets no lock of soar's own (a bucket's default retention still applies)")
+	fs.StringVar(&f.s3.RetentionMode, "evidence-s3-retention-mode", "COMPLIANCE", "Object Lock mode with --evidence-s3-retention: COMPLIANCE (nobody can shorten it) or GOVERNANCE")
 	f.slack.register(fs, true)
 	t := &f.tickets
 	fs.StringVar(&t.Provider, "ticket-provider", "", "where ticket steps open tickets: jira, github or webhook (default none: ticket steps skip and say so)")

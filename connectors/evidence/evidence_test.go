@@ -445,3 +445,81 @@ func testBundle(ctx context.Context, t *testing.T, st evidence.Store) {
 		}
 	})
 }
+
+// TestS3ObjectLockRetention: with a retention, every upload asks S3 to lock
+// the object (mode and retain-until date, with the Content-MD5 Object Lock
+// requires); without one, nothing is locked. The fake S3 does not enforce
+// locks, so the test reads what reached it.
+func TestS3ObjectLockRetention(t *testing.T) {
+	backend := s3mem.New()
+	if err := backend.CreateBucket("locked"); err != nil {
+		t.Fatal(err)
+	}
+	fake := gofakes3.New(backend).Server()
+	var mu sync.Mutex
+	var puts []http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut {
+			mu.Lock()
+			puts = append(puts, r.Header.Clone())
+			mu.Unlock()
+		}
+		fake.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	host := strings.TrimPrefix(srv.URL, "http://")
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		retention time.Duration
+		mode      string
+		wantMode  string
+	}{
+		{"no retention", 0, "", ""},
+		{"compliance by default", 90 * 24 * time.Hour, "", "COMPLIANCE"},
+		{"governance", time.Hour, "governance", "GOVERNANCE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st, err := evidence.NewS3(evidence.S3Config{
+				Endpoint: host, Region: "us-east-1", Bucket: "locked", AccessKeyID: "test", SecretAccessKey: "test-secret",
+				Insecure: true, PathStyle: true, Retention: tc.retention, RetentionMode: tc.mode,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			puts = nil
+			mu.Unlock()
+			before := time.Now()
+			if err := st.Put(ctx, "inc/"+strings.ReplaceAll(tc.name, " ", "-")+"/pod.json", []byte(`{}`), "application/json"); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(puts) != 1 {
+				t.Fatalf("%d PUTs", len(puts))
+			}
+			h := puts[0]
+			if got := h.Get("X-Amz-Object-Lock-Mode"); got != tc.wantMode {
+				t.Errorf("lock mode %q, want %q", got, tc.wantMode)
+			}
+			until := h.Get("X-Amz-Object-Lock-Retain-Until-Date")
+			if tc.retention == 0 {
+				if until != "" {
+					t.Errorf("retain-until %q without a retention", until)
+				}
+				return
+			}
+			u, err := time.Parse(time.RFC3339, until)
+			if err != nil || u.Before(before.Add(tc.retention).Add(-time.Second)) || u.After(time.Now().Add(tc.retention).Add(time.Second)) {
+				t.Errorf("retain-until %q (%v), want about now + %s", until, err, tc.retention)
+			}
+			if h.Get("Content-Md5") == "" {
+				t.Error("no Content-MD5: S3 refuses Object Lock uploads without it")
+			}
+		})
+	}
+	if _, err := evidence.NewS3(evidence.S3Config{Endpoint: host, Bucket: "locked", Retention: time.Hour, RetentionMode: "forever"}); !errors.Is(err, evidence.ErrPermanent) {
+		t.Errorf("an unknown retention mode: %v", err)
+	}
+}

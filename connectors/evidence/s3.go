@@ -2,12 +2,14 @@ package evidence
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -41,15 +43,25 @@ type S3Config struct {
 	// PathStyle addresses the bucket as endpoint/bucket instead of
 	// bucket.endpoint (MinIO and most self-hosted stores need it).
 	PathStyle bool
+	// Retention, when positive, locks every object for that long from its
+	// upload (S3 Object Lock: the bucket must have it enabled, or the
+	// upload is refused); nobody can delete or overwrite it meanwhile.
+	// RetentionMode is COMPLIANCE (the default: not even the account's
+	// root can shorten it) or GOVERNANCE (users with
+	// s3:BypassGovernanceRetention can).
+	Retention     time.Duration
+	RetentionMode string
 }
 
 // S3 stores evidence as objects in an S3-compatible bucket. An object PUT is
 // atomic, and each carries its Content-MD5 so that buckets with Object Lock
 // (write-once retention, the natural home of evidence) accept it.
 type S3 struct {
-	client *minio.Client
-	bucket string
-	prefix string
+	client    *minio.Client
+	bucket    string
+	prefix    string
+	retention time.Duration
+	mode      minio.RetentionMode
 }
 
 // NewS3 returns an S3 store for cfg. It does not contact the endpoint; the
@@ -57,6 +69,10 @@ type S3 struct {
 func NewS3(cfg S3Config) (*S3, error) {
 	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
 		return nil, fmt.Errorf("%w: evidence: S3 bucket %q: %w", ErrPermanent, cfg.Bucket, err)
+	}
+	mode := minio.RetentionMode(strings.ToUpper(cmp.Or(cfg.RetentionMode, string(minio.Compliance))))
+	if cfg.Retention < 0 || (cfg.Retention > 0 && !mode.IsValid()) {
+		return nil, fmt.Errorf("%w: evidence: S3 retention %s %q: want a positive duration and COMPLIANCE or GOVERNANCE", ErrPermanent, cfg.Retention, cfg.RetentionMode)
 	}
 	prefix := strings.Trim(cfg.Prefix, "/")
 	if prefix != "" {
@@ -101,7 +117,11 @@ func NewS3(cfg S3Config) (*S3, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: evidence: S3 client for %s: %w", ErrPermanent, endpoint, err)
 	}
-	return &S3{client: client, bucket: cfg.Bucket, prefix: prefix}, nil
+	s := &S3{client: client, bucket: cfg.Bucket, prefix: prefix, retention: cfg.Retention}
+	if cfg.Retention > 0 {
+		s.mode = mode
+	}
+	return s, nil
 }
 
 // Put uploads data as the object prefix+key. Errors wrap ErrInvalidKey,
@@ -122,6 +142,11 @@ func (s *S3) Put(ctx context.Context, key string, data []byte, contentType strin
 	// If-None-Match: * — evidence is written once; S3 refuses to replace an
 	// object that exists (412).
 	opts.SetMatchETagExcept("*")
+	if s.retention > 0 {
+		// Object Lock: the object cannot be deleted or overwritten until
+		// then, whoever holds the bucket's credentials.
+		opts.Mode, opts.RetainUntilDate = s.mode, time.Now().Add(s.retention).UTC()
+	}
 	_, err := s.client.PutObject(ctx, s.bucket, s.prefix+key, bytes.NewReader(data), int64(len(data)), opts)
 	if resp := minio.ToErrorResponse(err); err != nil && (resp.StatusCode == http.StatusPreconditionFailed || resp.Code == "PreconditionFailed") {
 		return fmt.Errorf("%w: %s", ErrExists, s.Location(key))
