@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/soar-dev/soar/workflows"
 )
@@ -128,6 +131,32 @@ type API struct {
 	Tokens  Tokens
 	// People says which Slack user holds a token, when known.
 	People People
+
+	limitMu sync.Mutex
+	limits  map[string]*rate.Limiter
+}
+
+// Each token may make TokenBurst requests at once and TokenRate a second
+// after that; more get 429. People vote, close and release a few times a
+// minute; a leaked or runaway client cannot hammer Temporal through soar.
+const (
+	TokenRate  = 2
+	TokenBurst = 20
+)
+
+// allow spends one request of the token name's budget.
+func (a *API) allow(name string) bool {
+	a.limitMu.Lock()
+	defer a.limitMu.Unlock()
+	if a.limits == nil {
+		a.limits = map[string]*rate.Limiter{}
+	}
+	l, ok := a.limits[name]
+	if !ok {
+		l = rate.NewLimiter(TokenRate, TokenBurst)
+		a.limits[name] = l
+	}
+	return l.Allow()
 }
 
 // Register mounts the API on mux.
@@ -149,8 +178,15 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (string, bool
 		a.Service.Log.Warn().Str("remote", r.RemoteAddr).Str("path", r.URL.Path).Msg("API request refused: no valid token")
 		w.Header().Set("WWW-Authenticate", `Bearer realm="soar"`)
 		writeJSON(w, http.StatusUnauthorized, apiError{"a valid API token is needed: Authorization: Bearer <token>"})
+		return "", false
 	}
-	return name, ok
+	if !a.allow(name) {
+		a.Service.Log.Warn().Str("token", name).Str("path", r.URL.Path).Msg("API request refused: the token's rate limit")
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, apiError{fmt.Sprintf("too many requests with token %s: at most %d at once and %d a second", name, TokenBurst, TokenRate)})
+		return "", false
+	}
+	return name, true
 }
 
 // decode reads a JSON body of at most maxBody bytes with no unknown

@@ -84,3 +84,33 @@ func TestVoteNeedsAValidToken(t *testing.T) {
 		t.Errorf("no decision: %d %s", rec.Code, rec.Body)
 	}
 }
+
+// TestATokenIsRateLimited: past its burst a token gets 429 with
+// Retry-After, before any Temporal call (the service here has none);
+// another token is not affected.
+func TestATokenIsRateLimited(t *testing.T) {
+	api := &API{Service: &Service{Log: zerolog.Nop()}, Tokens: Tokens{
+		"ci": strings.Repeat("c", MinTokenLength), "oncall": strings.Repeat("o", MinTokenLength),
+	}}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	send := func(token string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/x/close", strings.NewReader(`{"reason": "x", "unknown": 1}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		return rec
+	}
+	for i := range TokenBurst {
+		if rec := send(strings.Repeat("c", MinTokenLength)); rec.Code != http.StatusBadRequest {
+			t.Fatalf("request %d: %d %s, want 400 (past the limit check, refused for its body)", i, rec.Code, rec.Body)
+		}
+	}
+	rec := send(strings.Repeat("c", MinTokenLength))
+	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") == "" || !strings.Contains(rec.Body.String(), "too many requests with token ci") {
+		t.Errorf("past the burst: %d %q %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if rec := send(strings.Repeat("o", MinTokenLength)); rec.Code != http.StatusBadRequest {
+		t.Errorf("another token: %d %s", rec.Code, rec.Body)
+	}
+}
