@@ -83,6 +83,9 @@ type slackSoar struct {
 	votes    *app.Approvals
 	http     *app.HTTP
 	endpoint string
+	// replica starts another serve (Slack interactions and the API) on the
+	// same Temporal, as a second replica would run, and returns its URL.
+	replica func(t *testing.T) string
 }
 
 func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, slackAPI, playbookDir string, logs io.Writer) *slackSoar {
@@ -129,6 +132,22 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 	}
 	s := &slackSoar{tc: tc, worker: w, disp: d, votes: votes, http: h, endpoint: "http://" + h.Addr()}
 	t.Cleanup(s.stop)
+	s.replica = func(t *testing.T) string {
+		hs := httpserver.New(metrics.New().Registry)
+		votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, nil, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := app.ServeHTTP("127.0.0.1:0", hs, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = h.Stop(context.Background())
+			votes.Stop()
+		})
+		return "http://" + h.Addr()
+	}
 	return s
 }
 
@@ -163,7 +182,13 @@ func (s *slackSoar) click(t *testing.T, user fakeslack.User, m fakeslack.Message
 // instead, when set).
 func (s *slackSoar) post(t *testing.T, body []byte, ts time.Time, signature string) int {
 	t.Helper()
-	req := fakeslack.SignedRequest(t, s.endpoint+"/slack/interactions", signingSecret, ts, body)
+	return postInteraction(t, s.endpoint, body, ts, signature)
+}
+
+// postInteraction is post to the serve at endpoint.
+func postInteraction(t *testing.T, endpoint string, body []byte, ts time.Time, signature string) int {
+	t.Helper()
+	req := fakeslack.SignedRequest(t, endpoint+"/slack/interactions", signingSecret, ts, body)
 	if signature != "" {
 		req.Header.Set("X-Slack-Signature", signature)
 	}
@@ -385,10 +410,17 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 		t.Errorf("replayed request: %d", got)
 	}
 	waitEphemeral(t, fs, alice.ID, 2, "1 of 2 approvals")
+	// Replayed to a second serve replica, whose replay memory has not seen
+	// it: its signature is valid there, and the incident, which every
+	// replica votes on, refuses the second vote.
+	if got := postInteraction(t, s.replica(t), body, ts1, ""); got != http.StatusOK {
+		t.Fatalf("replayed to another replica: %d", got)
+	}
+	waitEphemeral(t, fs, alice.ID, 3, "has already voted")
 	if got := s.click(t, alice, approveMsg, true); got != http.StatusOK {
 		t.Fatalf("click: %d", got)
 	}
-	waitEphemeral(t, fs, alice.ID, 3, "has already voted")
+	waitEphemeral(t, fs, alice.ID, 4, "has already voted")
 	st, _ := incidentState(ctx, s.tc, ids["approve"])
 	if a := st.Approvals[0]; len(a.Votes) != 1 || a.Outcome != "" || a.Votes[0].Via != "S0SECOPS" || a.Votes[0].Source != workflows.SourceSlack || a.Votes[0].Team != fakeslack.TeamID {
 		t.Fatalf("after alice: %+v", a)
