@@ -398,6 +398,13 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 		t.Fatalf("click: %d", got)
 	}
 	waitEphemeral(t, fs, dave.ID, 1, "is the requester")
+	// Alice's ID clicking from another workspace the app is installed in:
+	// Slack signs it with the same secret, soar refuses it unanswered.
+	foreign := alice
+	foreign.Team = "T0OTHERWORKSPACE"
+	if got := s.click(t, foreign, approveMsg, true); got != http.StatusOK {
+		t.Fatalf("click: %d", got)
+	}
 	unchanged("approve")
 
 	// Alice approves, once: her replayed request and her second click are
