@@ -128,3 +128,24 @@ func TestActionsListAndShowComeFromTheCatalogue(t *testing.T) {
 		t.Error("actions show accepted an unknown action")
 	}
 }
+
+func TestDevKeepsItsSecretsAndNeverReplacesGivenKeys(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv(app.EnvSigningKeys, "")
+	t.Setenv(app.EnvSigningKeys+"_FILE", "")
+	k1, tok1, err := devSecrets(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, tok2, err := devSecrets(dir)
+	if err != nil || k1.ID() != k2.ID() || tok1 != tok2 || tok1.token == "" {
+		t.Fatalf("a restart changed soar dev's secrets: %s/%s, %v", k1.ID(), k2.ID(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "signing-keys")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("signing-keys: %v %v", fi, err)
+	}
+	t.Setenv(app.EnvSigningKeys, "too-short")
+	if _, _, err := devSecrets(dir); err == nil || !strings.Contains(err.Error(), app.EnvSigningKeys) {
+		t.Errorf("an invalid SOAR_SIGNING_KEYS was not reported: %v", err)
+	}
+}

@@ -229,21 +229,26 @@ type devToken struct{ name, token string }
 // keeps them: SOAR_SIGNING_KEYS when set, else <data-dir>/signing-keys;
 // and <data-dir>/api-token, which the CLI reads from .soar/.
 func devSecrets(dataDir string) (*proof.Keys, devToken, error) {
-	keys, err := app.SigningKeys()
-	if err != nil {
-		raw, ferr := readOrCreate(filepath.Join(dataDir, "signing-keys"), proof.Generate)
-		if ferr != nil {
-			return nil, devToken{}, ferr
-		}
-		if keys, err = proof.Parse(raw); err != nil {
-			return nil, devToken{}, fmt.Errorf("%s: %w", filepath.Join(dataDir, "signing-keys"), err)
-		}
-	}
 	tok, err := readOrCreate(filepath.Join(dataDir, devTokenFile), proof.Generate)
 	if err != nil {
 		return nil, devToken{}, err
 	}
-	return keys, devToken{name: devUser(), token: tok}, nil
+	token := devToken{name: devUser(), token: tok}
+	if os.Getenv(app.EnvSigningKeys) != "" || os.Getenv(app.EnvSigningKeys+"_FILE") != "" {
+		// Keys given are used, or their error reported: never replaced.
+		keys, err := app.SigningKeys()
+		return keys, token, err
+	}
+	file := filepath.Join(dataDir, "signing-keys")
+	raw, err := readOrCreate(file, proof.Generate)
+	if err != nil {
+		return nil, devToken{}, err
+	}
+	keys, err := proof.Parse(raw)
+	if err != nil {
+		return nil, devToken{}, fmt.Errorf("%s: %w", file, err)
+	}
+	return keys, token, nil
 }
 
 // readOrCreate returns the content of file, first writing gen() to it
