@@ -19,6 +19,8 @@ import (
 	"slices"
 	"sync"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/tickets"
 )
@@ -96,8 +98,10 @@ type Activities struct {
 	// the Temporal UI; tickets link to it. Empty means no link.
 	IncidentURL string
 
-	// nsLabels remembers which namespaces carry ProtectedLabel.
+	// nsLabels remembers which namespaces carry ProtectedLabel; nsReads
+	// makes concurrent misses share one read.
 	nsLabels sync.Map
+	nsReads  singleflight.Group
 }
 
 func (a *Activities) protected(namespace string) bool {

@@ -92,16 +92,24 @@ func (a *Activities) protectedByLabel(ctx context.Context, namespace string) (bo
 			return c.protected, nil
 		}
 	}
-	labels, err := nl.NamespaceLabels(ctx, namespace)
-	if errors.Is(err, kube.ErrNamespaceNotFound) {
-		return false, nil
-	}
+	// A storm of new incidents in one namespace asks once, not once each:
+	// a hundred reads at once would queue behind client-go's rate limit.
+	v, err, _ := a.nsReads.Do(namespace, func() (any, error) {
+		labels, err := nl.NamespaceLabels(ctx, namespace)
+		if errors.Is(err, kube.ErrNamespaceNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		c := labelCheck{protected: labels[ProtectedLabel] == "true", at: time.Now()}
+		a.nsLabels.Store(namespace, c)
+		return c.protected, nil
+	})
 	if err != nil {
 		return false, err
 	}
-	c := labelCheck{protected: labels[ProtectedLabel] == "true", at: time.Now()}
-	a.nsLabels.Store(namespace, c)
-	return c.protected, nil
+	return v.(bool), nil
 }
 
 // labelCheck is a remembered answer of protectedByLabel.

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -80,11 +82,16 @@ func TestQuarantineErrors(t *testing.T) {
 type labelledKube struct {
 	stubKube
 	labels map[string]map[string]string
+	delay  time.Duration
+	mu     sync.Mutex
 	reads  int
 }
 
 func (l *labelledKube) NamespaceLabels(_ context.Context, name string) (map[string]string, error) {
+	l.mu.Lock()
 	l.reads++
+	l.mu.Unlock()
+	time.Sleep(l.delay)
 	m, ok := l.labels[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", kube.ErrNamespaceNotFound, name)
@@ -117,5 +124,23 @@ func TestALabelledNamespaceIsProtectedAndTheLabelIsRememberedBriefly(t *testing.
 	}
 	if k.reads != 3 || k.calls != 4 {
 		t.Errorf("%d label reads and %d actions; want one read per namespace (vault, shop, gone) and 4 actions", k.reads, k.calls)
+	}
+}
+
+// A storm of new incidents in one namespace reads its label once.
+func TestConcurrentActionsInOneNamespaceReadItsLabelOnce(t *testing.T) {
+	k := &labelledKube{labels: map[string]map[string]string{"shop": {}}, delay: 50 * time.Millisecond}
+	a := &Activities{Kube: k}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, err := a.protectedByLabel(context.Background(), "shop"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if k.reads != 1 {
+		t.Errorf("%d label reads for 50 concurrent actions, want 1", k.reads)
 	}
 }
