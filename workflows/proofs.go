@@ -106,26 +106,23 @@ func refusedStart(keys *proof.Keys, wid string, started time.Time, in RespondInp
 	return ""
 }
 
+// seal sets *field to the proof of *v, signed with *field empty.
+func seal[T any](keys *proof.Keys, purpose, subject string, v *T, field *string) error {
+	*field = ""
+	p, err := proof.Sign(keys, purpose, subject, *v)
+	*field = p
+	return err
+}
+
 // SignStart sets in's SignedAt and Proof, for the dispatcher.
 func SignStart(keys *proof.Keys, in *RespondInput, now time.Time) error {
-	in.SignedAt, in.Proof = now, ""
-	p, err := proof.Sign(keys, proof.Start, in.IncidentID, *in)
-	if err != nil {
-		return err
-	}
-	in.Proof = p
-	return nil
+	in.SignedAt = now
+	return seal(keys, proof.Start, in.IncidentID, in, &in.Proof)
 }
 
 // SignAlert sets sig's Proof for incident, for the dispatcher.
 func SignAlert(keys *proof.Keys, incident string, sig *AlertSignal) error {
-	sig.Proof = ""
-	p, err := proof.Sign(keys, proof.Alert, incident, *sig)
-	if err != nil {
-		return err
-	}
-	sig.Proof = p
-	return nil
+	return seal(keys, proof.Alert, incident, sig, &sig.Proof)
 }
 
 // decisionSubject binds a vote to one approval: the incident, the step and
@@ -138,24 +135,12 @@ func decisionSubject(incident, step string, opened time.Time) string {
 // SignDecision sets d's Proof for the approval a of incident, for serve.
 // d.Step must name a's step.
 func SignDecision(keys *proof.Keys, incident string, a *ApprovalState, d *Decision) error {
-	d.Proof = ""
-	p, err := proof.Sign(keys, proof.Decision, decisionSubject(incident, a.Step, a.OpenedAt), *d)
-	if err != nil {
-		return err
-	}
-	d.Proof = p
-	return nil
+	return seal(keys, proof.Decision, decisionSubject(incident, a.Step, a.OpenedAt), d, &d.Proof)
 }
 
 // SignStop sets r's Proof for incident, for serve.
 func SignStop(keys *proof.Keys, incident string, r *StopRequest) error {
-	r.Proof = ""
-	p, err := proof.Sign(keys, proof.Control, incident, *r)
-	if err != nil {
-		return err
-	}
-	r.Proof = p
-	return nil
+	return seal(keys, proof.Control, incident, r, &r.Proof)
 }
 
 // verifyDecision is the proof part of the decide validator. Validators do

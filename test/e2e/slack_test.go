@@ -121,18 +121,10 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httpserver.New(metrics.New().Registry)
-	votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, nil, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := app.ServeHTTP("127.0.0.1:0", hs, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &slackSoar{tc: tc, worker: w, disp: d, votes: votes, http: h, endpoint: "http://" + h.Addr()}
-	t.Cleanup(s.stop)
-	s.replica = func(t *testing.T) string {
+	// serve: Slack interactions and the API, on the same Temporal; the
+	// test starts a second one as another replica would run.
+	startServe := func(t *testing.T) (*app.Approvals, *app.HTTP) {
+		t.Helper()
 		hs := httpserver.New(metrics.New().Registry)
 		votes, err := app.StartApprovals(ctx, hs, tc, testenv.SigningKeys(), sec, incidents.Tokens{"oncall-bot": apiToken}, nil, log)
 		if err != nil {
@@ -142,6 +134,13 @@ func startSlackSoar(t *testing.T, temporalAddr string, js jetstream.JetStream, s
 		if err != nil {
 			t.Fatal(err)
 		}
+		return votes, h
+	}
+	votes, h := startServe(t)
+	s := &slackSoar{tc: tc, worker: w, disp: d, votes: votes, http: h, endpoint: "http://" + h.Addr()}
+	t.Cleanup(s.stop)
+	s.replica = func(t *testing.T) string {
+		votes, h := startServe(t)
 		t.Cleanup(func() {
 			_ = h.Stop(context.Background())
 			votes.Stop()
