@@ -30,16 +30,26 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 	// server that does not answer and playbooks that are not there.
 	t.Setenv("SOAR_NATS_URL", "nats://127.0.0.1:1")
 	t.Setenv("SOAR_PLAYBOOKS", "/nonexistent/playbooks")
+	report := serveReady(t, "--temporal-address", ts.Address())
+	if want := map[string]string{"temporal": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
+		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
+	}
+}
+
+// serveReady runs soar serve with args, with signing keys and no Slack or
+// API secrets, until the test ends, and returns its first ready /readyz
+// report.
+func serveReady(t *testing.T, args ...string) httpserver.ReadyReport {
+	t.Helper()
 	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
 		t.Setenv(name, "")
 		t.Setenv(name+"_FILE", "")
 	}
 	t.Setenv(app.EnvSigningKeys, proof.Generate())
-
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRootCmd()
-	root.SetArgs([]string{"serve", "--temporal-address", ts.Address(), "--http-addr", addr, "--log-level", "warn"})
+	root.SetArgs(append([]string{"serve", "--http-addr", addr, "--log-level", "warn"}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
@@ -68,7 +78,5 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 		}
 		return json.Unmarshal(body, &report)
 	})
-	if want := map[string]string{"temporal": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
-		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
-	}
+	return report
 }

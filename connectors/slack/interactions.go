@@ -32,6 +32,19 @@ const (
 	// seenMax bounds the replay and envelope memories: far more clicks than
 	// people make in six minutes.
 	seenMax = 10000
+	// ClickBurst clicks from one Slack user are taken at once, and ClickRate
+	// a second after that; more are dropped, unanswered, so that a script
+	// clicking with someone's Slack session can neither flood Temporal with
+	// votes nor make soar flood Slack with replies. The API's per-token
+	// limit has the same numbers.
+	ClickBurst = 20
+	ClickRate  = 2
+	// rejectLogBurst rejections for one reason are logged at once and
+	// rejectLogRate a second after that; the others are counted into the
+	// next line's "suppressed", so a flood of forged requests cannot flood
+	// the log, nor hide a rejection for another reason.
+	rejectLogBurst = 20
+	rejectLogRate  = 5
 )
 
 // Click is a vote cast with an approval button.
@@ -112,6 +125,10 @@ type Interactions struct {
 	wg        sync.WaitGroup
 	// reading holds a token per body being read and verified.
 	reading chan struct{}
+	// clickers limits each Slack user's clicks.
+	clickers *limits
+	// rejectLog paces rejection log lines, per reason.
+	rejectLog *logPace
 
 	teamMu    sync.Mutex
 	team      string
@@ -140,6 +157,8 @@ func NewInteractions(cfg InteractionsConfig) (*Interactions, error) {
 		replays:   newSeenSet(seenMax),
 		envelopes: newSeenSet(seenMax),
 		reading:   make(chan struct{}, maxUnverifiedReads),
+		clickers:  newLimits(ClickRate, ClickBurst),
+		rejectLog: newLogPace(rejectLogRate, rejectLogBurst),
 		team:      cfg.Team,
 		workspace: cfg.Workspace,
 		appID:     cfg.AppID,
@@ -200,10 +219,13 @@ func (h *Interactions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // reject answers status and logs why, without the request's body or
-// signature.
+// signature. Past rejectLogRate a second the line is skipped and counted in
+// the next one's "suppressed".
 func (h *Interactions) reject(w http.ResponseWriter, r *http.Request, status int, reason string) {
-	h.log.Warn().Str("reason", reason).Int("status", status).Str("remote_addr", r.RemoteAddr).
-		Msg("slack interaction rejected")
+	if log, ok := h.rejectLog.allow(reason); ok {
+		h.log.Warn().Str("reason", reason).Int("status", status).Str("remote_addr", r.RemoteAddr).
+			Func(log).Msg("slack interaction rejected")
+	}
 	http.Error(w, http.StatusText(status), status)
 }
 
@@ -244,6 +266,15 @@ func (h *Interactions) Handle(ctx context.Context, cb goslack.InteractionCallbac
 	if why := h.foreign(ctx, cb); why != "" {
 		// Not a reply: the clicker is not in the workspace soar answers.
 		log.Warn().Str("reason", why).Str("team", click.Team).Str("app", cb.APIAppID).Msg("slack vote refused")
+		return
+	}
+	if !h.clickers.allow(click.Team+"/"+click.User, h.now()) {
+		// Not a reply either: answering every dropped click would turn a
+		// flood of clicks into a flood of posts to Slack.
+		reason := fmt.Sprintf("more than %d clicks at once or %d a second from this user", ClickBurst, ClickRate)
+		if suppressed, ok := h.rejectLog.allow(reason); ok {
+			log.Warn().Str("reason", reason).Func(suppressed).Msg("slack vote refused")
+		}
 		return
 	}
 	v, err := h.signer.Verify(action.Value)

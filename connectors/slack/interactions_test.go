@@ -638,3 +638,89 @@ func TestAClickFromAnotherWorkspaceOrAppIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestClicksArePacedPerUser: a script clicking with one person's Slack
+// session gets ClickBurst votes at once and ClickRate a second after that;
+// the dropped clicks reach neither the Decider nor Slack (no reply per
+// click), and another person's clicks are unaffected.
+func TestClicksArePacedPerUser(t *testing.T) {
+	ch := newClickHarness(t)
+	clickAs := func(u fakeslack.User, i int) {
+		t.Helper()
+		ts := fmt.Sprintf("1800000000.%06d", i) // a distinct request each time, not a replay
+		body := fakeslack.ClickBody(t, u, testChannelID, ts, slack.ActionApprove, ch.value(true))
+		if rec := ch.serve(fakeslack.SignedRequest(t, interactionsURL, testSecret, ch.now, body)); rec.Code != http.StatusOK {
+			t.Fatalf("click %d by %s: status %d, want 200 (Slack must not retry it)", i, u.Name, rec.Code)
+		}
+	}
+	votesBy := func(u fakeslack.User) int {
+		n := 0
+		for _, c := range ch.decider.Clicks() {
+			if c.User == u.ID {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range slack.ClickBurst + 15 {
+		clickAs(alice, i)
+	}
+	if got := votesBy(alice); got != slack.ClickBurst {
+		t.Errorf("%d of alice's %d clicks at once reached the Decider, want %d", got, slack.ClickBurst+15, slack.ClickBurst)
+	}
+	if got := len(ch.fake.Ephemerals(alice.ID)); got != slack.ClickBurst {
+		t.Errorf("alice was answered %d times, want once per counted click (%d)", got, slack.ClickBurst)
+	}
+	if !strings.Contains(ch.logs.String(), "clicks at once or") {
+		t.Errorf("the log does not say why clicks were dropped:\n%s", ch.logs)
+	}
+	clickAs(bob, 100)
+	if got := votesBy(bob); got != 1 {
+		t.Errorf("bob's click after alice's flood: %d votes, want 1", got)
+	}
+	ch.now = ch.now.Add(time.Second)
+	for i := range 5 {
+		clickAs(alice, 200+i)
+	}
+	if got := votesBy(alice); got != slack.ClickBurst+slack.ClickRate {
+		t.Errorf("a second later alice has %d votes, want %d", got, slack.ClickBurst+slack.ClickRate)
+	}
+}
+
+// TestAFloodOfForgedRequestsDoesNotFloodTheLog: every forged request is
+// refused, but only a few lines a second are written per reason; the next
+// line says how many were left out, and other reasons are still logged.
+func TestAFloodOfForgedRequestsDoesNotFloodTheLog(t *testing.T) {
+	ch := newClickHarness(t)
+	forged := func() {
+		t.Helper()
+		body := fakeslack.ClickBody(t, alice, testChannelID, testMessageTS, slack.ActionApprove, ch.value(true))
+		if rec := ch.serve(fakeslack.SignedRequest(t, interactionsURL, "not-the-signing-secret", ch.now, body)); rec.Code != http.StatusUnauthorized {
+			t.Fatalf("forged request: status %d, want 401", rec.Code)
+		}
+	}
+	const flood = 500
+	for range flood {
+		forged()
+	}
+	lines := strings.Count(ch.logs.String(), "slack interaction rejected")
+	if lines == 0 || lines > 100 {
+		t.Errorf("%d forged requests wrote %d log lines, want a few (at most 100)", flood, lines)
+	}
+	// The flood does not hide a rejection for another reason.
+	stale := fakeslack.ClickBody(t, alice, testChannelID, testMessageTS, slack.ActionApprove, ch.value(true))
+	if rec := ch.serve(fakeslack.SignedRequest(t, interactionsURL, testSecret, ch.now.Add(-time.Hour), stale)); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("stale request: status %d, want 401", rec.Code)
+	}
+	if !strings.Contains(ch.logs.String(), `"reason":"stale timestamp"`) {
+		t.Errorf("a stale request right after the flood was not logged:\n%s", ch.logs)
+	}
+	testenv.Eventually(t, 10*time.Second, "a line counting the suppressed rejections", func() error {
+		forged()
+		if !strings.Contains(ch.logs.String(), `"suppressed":`) {
+			return errors.New("no line carries suppressed yet")
+		}
+		return nil
+	})
+	assertNoSecrets(t, ch.logs.String())
+}

@@ -35,6 +35,22 @@ type TemporalOptions struct {
 	Namespaces []string
 	// Logger receives the server's own logs; nil discards them.
 	Logger tlog.Logger
+	// TLS, when set, makes the frontend speak TLS and require a client
+	// certificate (mTLS), as a production cluster should.
+	TLS *TemporalTLS
+}
+
+// TemporalTLS is the frontend's mTLS setup. The server's own system workers
+// present the server certificate as their client certificate, so it must be
+// good for client authentication too.
+type TemporalTLS struct {
+	// CertFile and KeyFile are the frontend's certificate and key.
+	CertFile, KeyFile string
+	// CAFile signs the server certificate and every client certificate the
+	// frontend accepts.
+	CAFile string
+	// ServerName is a name in the server certificate; default Host.
+	ServerName string
 }
 
 // Temporal is a complete single-process Temporal server (frontend, history,
@@ -186,7 +202,7 @@ func serverConfig(opts TemporalOptions, sqlCfg *config.SQL) (*config.Config, err
 			BindOnIP:       opts.Host,
 		}}
 	}
-	return &config.Config{
+	cfg := &config.Config{
 		Global: config.Global{
 			Membership: config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: opts.Host},
 			// Port 0 leaves pprof off: a dev server needs no extra listener.
@@ -219,7 +235,27 @@ func serverConfig(opts TemporalOptions, sqlCfg *config.SQL) (*config.Config, err
 		}},
 		// The server's own system workers dial the frontend through this address.
 		PublicClient: config.PublicClient{HostPort: frontend},
-	}, nil
+	}
+	if t := opts.TLS; t != nil {
+		name := t.ServerName
+		if name == "" {
+			name = opts.Host
+		}
+		cfg.Global.TLS = config.RootTLS{
+			Frontend: config.GroupTLS{Server: config.ServerTLS{
+				CertFile:          t.CertFile,
+				KeyFile:           t.KeyFile,
+				ClientCAFiles:     []string{t.CAFile},
+				RequireClientAuth: true,
+			}},
+			SystemWorker: config.WorkerTLS{
+				CertFile: t.CertFile,
+				KeyFile:  t.KeyFile,
+				Client:   config.ClientTLS{ServerName: name, RootCAFiles: []string{t.CAFile}},
+			},
+		}
+	}
+	return cfg, nil
 }
 
 // freePort asks the kernel for an unused TCP port on host. Another process may

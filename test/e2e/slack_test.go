@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,10 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -403,6 +407,38 @@ func TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust(t *testing.T) {
 	foreign.Team = "T0OTHERWORKSPACE"
 	if got := s.click(t, foreign, approveMsg, true); got != http.StatusOK {
 		t.Fatalf("click: %d", got)
+	}
+	unchanged("approve")
+
+	// A flood of forged requests, 2,000 over 32 connections: each is
+	// refused, the log gets a few lines rather than 2,000, and Alice's
+	// real click right after still counts (below).
+	before := strings.Count(logs.String(), "slack interaction rejected")
+	var flood sync.WaitGroup
+	var refused atomic.Int64
+	for range 32 {
+		flood.Go(func() {
+			for range 2000 / 32 {
+				req, _ := http.NewRequest(http.MethodPost, s.endpoint+"/slack/interactions", bytes.NewReader(body))
+				req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(time.Now().Unix(), 10))
+				req.Header.Set("X-Slack-Signature", "v0="+strings.Repeat("cd", 32))
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					continue // counted as not refused
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusServiceUnavailable {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	flood.Wait()
+	if n := refused.Load(); n != 2000/32*32 {
+		t.Errorf("%d of %d forged requests refused", n, 2000/32*32)
+	}
+	if lines := strings.Count(logs.String(), "slack interaction rejected") - before; lines > 200 {
+		t.Errorf("the forged flood wrote %d log lines; the log must not grow with an attacker's request rate", lines)
 	}
 	unchanged("approve")
 
