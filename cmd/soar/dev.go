@@ -210,6 +210,12 @@ must name the cluster to act on.`,
 	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
 	df.register(cmd)
 	wf.register(cmd)
+	// soar dev runs the worker as the kubeconfig's user, not as soar-worker,
+	// and installs no admission policies: no lock list by default.
+	if f := cmd.Flags().Lookup("lock-list"); f != nil {
+		f.DefValue = ""
+		_ = f.Value.Set("")
+	}
 	return cmd
 }
 

@@ -2,8 +2,10 @@ package main
 
 import (
 	"cmp"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,6 +33,8 @@ type workerFlags struct {
 	tickets     app.TicketConfig
 	// uiURL is the Temporal Web UI, for links to incidents.
 	uiURL string
+	// lockList is the quarantine lock list, namespace/name; empty: none.
+	lockList string
 }
 
 func (f *workerFlags) register(cmd *cobra.Command) {
@@ -38,6 +42,7 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
 	fs.DurationVar(&f.kubeTimeout, "kube-timeout", 0, "timeout of one Kubernetes API request; 0 bounds each only by its step's attempt (30s, 5m for snapshots, whose logs and checkpoints take longer). A timed-out attempt is retried")
 	fs.StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to Kubernetes' own, soar's, and those where soar, Temporal, NATS, Falco and ingress-nginx install by convention (docs/actions.md)")
+	fs.StringVar(&f.lockList, "lock-list", kube.DefaultLockList.String(), "the ConfigMap namespace/name listing the pods locked in quarantine, which deploy/quarantine-lock.yaml's admission policy enforces; empty: quarantines are not locked, and their results say so")
 	fs.StringVar(&f.evidenceDir, "evidence-dir", "", "directory that stores snapshot evidence bundles when no S3 bucket is set (default: soar-evidence in the working directory; <data-dir>/evidence for soar dev)")
 	fs.StringVar(&f.s3.Bucket, "evidence-s3-bucket", "", "S3 bucket for evidence bundles (credentials from SOAR_EVIDENCE_S3_ACCESS_KEY_ID and SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY, else the AWS environment or instance role)")
 	fs.StringVar(&f.s3.Endpoint, "evidence-s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint, host[:port]")
@@ -98,6 +103,16 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 	kc, err := kube.NewForConfig(cfg)
 	if err != nil {
 		return nil, "", err
+	}
+	if f.lockList != "" {
+		ns, name, ok := strings.Cut(f.lockList, "/")
+		if !ok || ns == "" || name == "" {
+			return nil, "", fmt.Errorf("--lock-list %q: want namespace/name", f.lockList)
+		}
+		kc.WithLocks(kube.LockList{Namespace: ns, Name: name})
+		log.Info().Str("lock_list", f.lockList).Msg("quarantines are locked through this list")
+	} else {
+		log.Warn().Msg("no --lock-list: quarantined pods are not locked against tampering")
 	}
 	store, where, err := f.evidenceStore(defaultEvidenceDir)
 	if err != nil {

@@ -40,6 +40,9 @@ const (
 	// QuarantineValue is the value of QuarantineLabel and of the per-incident
 	// labels.
 	QuarantineValue = "true"
+	// LockedLabel marks a pod on the quarantine lock list (LockList): the
+	// admission policy that locks pods selects it.
+	LockedLabel = "soar.dev/locked"
 	// IncidentAnnotation records, on a NetworkPolicy soar created, the
 	// incident it belongs to. On pods the key is per incident
 	// (PodIncidentAnnotation), since several incidents may hold one pod.
@@ -63,6 +66,8 @@ const (
 // Client performs soar's actions through one clientset.
 type Client struct {
 	cs kubernetes.Interface
+	// locks, when set, is the quarantine lock list (WithLocks).
+	locks *locker
 }
 
 // New returns a Client using cs.

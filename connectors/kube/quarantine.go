@@ -116,6 +116,12 @@ type QuarantineResult struct {
 	// with allow rules select it. Empty when the deny-all policy is all
 	// that selects the pod.
 	Degraded string `json:"degraded,omitempty" doc:"why the pod may still have traffic although labeled behind the deny-all policy (host network, allow policies named); empty when it is contained"`
+	// TamperProof says the pod is on the quarantine lock list and the API
+	// server refused soar itself a dry run removing its quarantine label:
+	// nobody but the break-glass group can undo the containment until
+	// release (deploy/quarantine-lock.yaml). NotTamperProof says why not.
+	TamperProof    bool   `json:"tamperProof" doc:"the API server's quarantine lock holds the pod: soar's own dry run removing its label was refused"`
+	NotTamperProof string `json:"notTamperProof,omitempty" doc:"why the containment is not tamper-proof (no lock list, the admission policy missing)"`
 	// DryRun is true when nothing was stored: the booleans above then say
 	// what would have changed.
 	DryRun bool `json:"dryRun,omitempty" doc:"true in plan mode: nothing was stored; the other fields say what would have changed"`
@@ -201,7 +207,32 @@ func (c *Client) Quarantine(ctx context.Context, req QuarantineRequest) (Quarant
 	}
 	res.HostNetwork = pod.Spec.HostNetwork
 	res.Degraded = degraded(res.HostNetwork, allowing)
+	if !req.DryRun {
+		c.lockQuarantine(ctx, pod, req.Incident, &res)
+	}
 	return res, nil
+}
+
+// lockQuarantine puts the pod on the lock list and proves the lock. A
+// failure leaves the containment as it is and is reported in the result:
+// the pod is isolated either way.
+func (c *Client) lockQuarantine(ctx context.Context, pod *corev1.Pod, incident string, res *QuarantineResult) {
+	if c.locks == nil {
+		res.NotTamperProof = "no quarantine lock list (--lock-list)"
+		return
+	}
+	if err := c.lockPod(ctx, pod.Namespace, pod.Name, incident, true); err != nil {
+		res.NotTamperProof = "not on the lock list: " + err.Error()
+		return
+	}
+	if pod.Labels[LockedLabel] != QuarantineValue {
+		if _, err := c.patchPodMetadata(ctx, pod, map[string]any{LockedLabel: QuarantineValue}, nil, "lock", false); err != nil {
+			res.NotTamperProof = "on the lock list, but not labelled " + LockedLabel + ": " + err.Error()
+			return
+		}
+	}
+	res.NotTamperProof = c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID))
+	res.TamperProof = res.NotTamperProof == ""
 }
 
 // degraded explains why a quarantined pod may still have traffic, or is "".

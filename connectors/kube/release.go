@@ -82,6 +82,14 @@ func (c *Client) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 	if err := requireFields("release", "namespace", req.Namespace, "pod", req.Pod, "incident", req.Incident); err != nil {
 		return res, err
 	}
+	// Off the lock list first: until then the API server refuses the
+	// changes below, to soar as to anyone. A dry run leaves the list alone
+	// and forgives the lock's refusals instead.
+	if !req.DryRun {
+		if err := c.lockPod(ctx, req.Namespace, req.Pod, req.Incident, false); err != nil {
+			return res, fmt.Errorf("kube: release %s/%s: take it off the lock list: %w", req.Namespace, req.Pod, err)
+		}
+	}
 
 	pod, err := c.getPod(ctx, req.Namespace, req.Pod, req.PodUID)
 	switch {
@@ -114,6 +122,9 @@ func (c *Client) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 	}
 	name := PolicyName(req.Incident)
 	err = c.cs.NetworkingV1().NetworkPolicies(req.Namespace).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunOption(req.DryRun)})
+	if req.DryRun && lockRefused(err) {
+		err = nil
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -156,6 +167,9 @@ func (c *Client) releasePod(ctx context.Context, pod *corev1.Pod, incident strin
 			labelPatch[QuarantineLabel] = nil
 			markerRemoved = true
 		}
+		if _, ok := pod.Labels[LockedLabel]; ok {
+			labelPatch[LockedLabel] = nil
+		}
 		if raw, ok := pod.Annotations[DetachedLabelsAnnotation]; ok {
 			var recorded map[string]string
 			if err := json.Unmarshal([]byte(raw), &recorded); err != nil {
@@ -176,6 +190,9 @@ func (c *Client) releasePod(ctx context.Context, pod *corev1.Pod, incident strin
 	}
 	if len(labelPatch) > 0 || len(annotationPatch) > 0 {
 		_, err := c.patchPodMetadata(ctx, pod, labelPatch, annotationPatch, "release", dryRun)
+		if dryRun && lockRefused(err) {
+			err = nil // the release takes the pod off the list before this
+		}
 		switch {
 		case errors.Is(err, ErrPodNotFound):
 			res.PodGone = true

@@ -30,31 +30,53 @@ import (
 // test API server, removed again when the test ends.
 func applyAdmission(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
 	docs := manifests(t, "admission.yaml")
 	if len(docs["ValidatingAdmissionPolicy"]) != 1 || len(docs["ValidatingAdmissionPolicyBinding"]) != 1 {
 		t.Fatalf("deploy/admission.yaml: want one policy and one binding, got %d and %d", len(docs["ValidatingAdmissionPolicy"]), len(docs["ValidatingAdmissionPolicyBinding"]))
 	}
-	var pol admissionv1.ValidatingAdmissionPolicy
-	if err := yaml.UnmarshalStrict(docs["ValidatingAdmissionPolicy"][0], &pol); err != nil {
-		t.Fatal(err)
-	}
-	var bind admissionv1.ValidatingAdmissionPolicyBinding
-	if err := yaml.UnmarshalStrict(docs["ValidatingAdmissionPolicyBinding"][0], &bind); err != nil {
-		t.Fatal(err)
-	}
-	api := kubeCS.AdmissionregistrationV1()
-	if _, err := api.ValidatingAdmissionPolicies().Create(ctx, &pol, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("the API server refuses the policy: %v", err)
-	}
-	t.Cleanup(func() { _ = api.ValidatingAdmissionPolicies().Delete(ctx, pol.Name, metav1.DeleteOptions{}) })
-	if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, &bind, metav1.CreateOptions{}); err != nil {
-		t.Fatalf("the API server refuses the binding: %v", err)
-	}
-	t.Cleanup(func() { _ = api.ValidatingAdmissionPolicyBindings().Delete(ctx, bind.Name, metav1.DeleteOptions{}) })
+	createPolicies(t, docs)
 	// The API server checks the expressions' types in a controller that
 	// this test API server does not run: a broken expression shows as a
 	// denial of everything, which the allowed requests below would meet.
+}
+
+// createPolicies creates the ValidatingAdmissionPolicies and bindings of a
+// manifest on the test API server, and removes them when the test ends,
+// bindings first.
+func createPolicies(t *testing.T, docs map[string][][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	api := kubeCS.AdmissionregistrationV1()
+	var policies, bindings []string
+	for _, doc := range docs["ValidatingAdmissionPolicy"] {
+		var pol admissionv1.ValidatingAdmissionPolicy
+		if err := yaml.UnmarshalStrict(doc, &pol); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.ValidatingAdmissionPolicies().Create(ctx, &pol, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the API server refuses policy %s: %v", pol.Name, err)
+		}
+		policies = append(policies, pol.Name)
+	}
+	for _, doc := range docs["ValidatingAdmissionPolicyBinding"] {
+		var b admissionv1.ValidatingAdmissionPolicyBinding
+		if err := yaml.UnmarshalStrict(doc, &b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("the API server refuses binding %s: %v", b.Name, err)
+		}
+		bindings = append(bindings, b.Name)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		for _, name := range bindings {
+			_ = api.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
+		}
+		for _, name := range policies {
+			_ = api.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
+		}
+	})
 }
 
 // workerClientset is a clientset that impersonates the deploy/

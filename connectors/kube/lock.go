@@ -1,0 +1,227 @@
+// RBAC for the lock list (deploy/quarantine-lock.yaml, a Role in soar's
+// namespace):
+//   - "" configmaps soar-locks: get, update
+
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// LockList is the ConfigMap that deploy/quarantine-lock.yaml's admission
+// policy reads: the pods, NetworkPolicies and namespaces soar keeps locked,
+// and for whom. Its keys:
+//
+//	pod_<namespace>_<pod>                      the IncidentHash of each incident holding the pod, space-separated
+//	netpol_<namespace>_soar-quarantine-<hash>  <hash>, while a pod of that incident is locked there
+//	ns_<namespace>                             the hashes of every incident with a locked pod there
+//	incident_<hash>                            the incident ID, for the policy's messages
+//
+// Only the pod_ keys are facts; the others are derived from them on every
+// write. Kubernetes names hold no "_", so no key is ambiguous.
+type LockList struct {
+	Namespace, Name string
+}
+
+// DefaultLockList is where deploy/ puts the list.
+var DefaultLockList = LockList{Namespace: "soar", Name: "soar-locks"}
+
+// String is namespace/name.
+func (l LockList) String() string { return l.Namespace + "/" + l.Name }
+
+// ErrLockListMissing means the lock list does not exist: the admission policy
+// then refuses every request it matches (fail closed), and soar does not
+// recreate the list, which would unlock every pod it held.
+var ErrLockListMissing = errors.New("kube: the quarantine lock list is missing")
+
+// maxLockKey is a ConfigMap key's longest.
+const maxLockKey = 253
+
+// WithLocks makes Quarantine lock each pod it quarantines in list, and
+// Release unlock it first.
+func (c *Client) WithLocks(list LockList) *Client {
+	c.locks = &locker{list: list}
+	return c
+}
+
+// locker writes lock changes to the list, coalescing the changes of
+// concurrent quarantines into one update: a storm of new incidents makes a
+// few writes to the one ConfigMap, not one conflict-retried write each.
+type locker struct {
+	list    LockList
+	mu      sync.Mutex
+	pending []*lockOp
+	busy    bool
+}
+
+type lockOp struct {
+	namespace, pod, incident string
+	lock                     bool
+	done                     chan error
+}
+
+// lockTimeout bounds one write of the list, retries on conflict included.
+const lockTimeout = 30 * time.Second
+
+// lockPod adds (lock) or removes the incident's hold on the pod, and returns
+// once the list says so.
+func (c *Client) lockPod(ctx context.Context, namespace, pod, incident string, lock bool) error {
+	if c.locks == nil {
+		return nil
+	}
+	if key := podLockKey(namespace, pod); len(key) > maxLockKey || len(netpolLockKey(namespace, PolicyName(incident))) > maxLockKey {
+		return fmt.Errorf("kube: pod %s/%s: its lock key would be longer than a ConfigMap key may be (%d)", namespace, pod, maxLockKey)
+	}
+	op := &lockOp{namespace: namespace, pod: pod, incident: incident, lock: lock, done: make(chan error, 1)}
+	l := c.locks
+	l.mu.Lock()
+	l.pending = append(l.pending, op)
+	if !l.busy {
+		l.busy = true
+		go c.writeLocks()
+	}
+	l.mu.Unlock()
+	select {
+	case err := <-op.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// writeLocks applies pending changes, batch after batch, until none is left.
+func (c *Client) writeLocks() {
+	l := c.locks
+	for {
+		l.mu.Lock()
+		batch := l.pending
+		l.pending = nil
+		if len(batch) == 0 {
+			l.busy = false
+			l.mu.Unlock()
+			return
+		}
+		l.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
+		err := c.updateLocks(ctx, batch)
+		cancel()
+		for _, op := range batch {
+			op.done <- err
+		}
+	}
+}
+
+// updateLocks applies ops to the list, retrying on a conflict with another
+// worker's write.
+func (c *Client) updateLocks(ctx context.Context, ops []*lockOp) error {
+	list := c.locks.list
+	api := c.cs.CoreV1().ConfigMaps(list.Namespace)
+	for {
+		cm, err := api.Get(ctx, list.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%w: ConfigMap %s does not exist, so the admission policy refuses every request it guards; recreate it from deploy/quarantine-lock.yaml", ErrLockListMissing, list)
+		}
+		if err != nil {
+			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
+		}
+		data := applyLocks(cm.Data, ops)
+		if maps.Equal(data, cm.Data) {
+			return nil
+		}
+		cm.Data = data
+		_, err = api.Update(ctx, cm, metav1.UpdateOptions{FieldManager: ManagedByValue})
+		if apierrors.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return writeError("update the lock list "+list.String(), err)
+		}
+		return nil
+	}
+}
+
+func podLockKey(namespace, pod string) string { return "pod_" + namespace + "_" + pod }
+func netpolLockKey(namespace, policy string) string {
+	return "netpol_" + namespace + "_" + policy
+}
+
+// applyLocks returns data with ops applied and the derived keys rebuilt.
+func applyLocks(data map[string]string, ops []*lockOp) map[string]string {
+	pods := map[string][]string{} // pod_ key -> hashes
+	ids := map[string]string{}    // hash -> incident
+	for k, v := range data {
+		switch {
+		case strings.HasPrefix(k, "pod_"):
+			pods[k] = strings.Fields(v)
+		case strings.HasPrefix(k, "incident_"):
+			ids[strings.TrimPrefix(k, "incident_")] = v
+		}
+	}
+	for _, op := range ops {
+		key, hash := podLockKey(op.namespace, op.pod), IncidentHash(op.incident)
+		hashes := slices.DeleteFunc(pods[key], func(h string) bool { return h == hash })
+		if op.lock {
+			hashes = append(hashes, hash)
+			ids[hash] = op.incident
+		}
+		pods[key] = hashes
+	}
+	out := map[string]string{}
+	nsHashes := map[string][]string{}
+	used := map[string]bool{}
+	for key, hashes := range pods {
+		if len(hashes) == 0 {
+			continue
+		}
+		out[key] = strings.Join(hashes, " ")
+		ns, _, _ := strings.Cut(strings.TrimPrefix(key, "pod_"), "_")
+		for _, h := range hashes {
+			used[h] = true
+			if !slices.Contains(nsHashes[ns], h) {
+				nsHashes[ns] = append(nsHashes[ns], h)
+			}
+			out[netpolLockKey(ns, "soar-quarantine-"+h)] = h
+		}
+	}
+	for ns, hashes := range nsHashes {
+		slices.Sort(hashes)
+		out["ns_"+ns] = strings.Join(hashes, " ")
+	}
+	for h := range used {
+		out["incident_"+h] = ids[h]
+	}
+	return out
+}
+
+// proveLock asks the API server, as a dry run, to remove the quarantine
+// label from pod, which the lock must refuse. It returns "" when it was
+// refused by the lock, or why the containment is not tamper-proof.
+func (c *Client) proveLock(ctx context.Context, namespace, pod, uid string) string {
+	body := fmt.Sprintf(`{"metadata":{"uid":%q,"labels":{%q:null}}}`, uid, QuarantineLabel)
+	_, err := c.cs.CoreV1().Pods(namespace).Patch(ctx, pod, types.MergePatchType, []byte(body),
+		metav1.PatchOptions{FieldManager: ManagedByValue, DryRun: []string{metav1.DryRunAll}})
+	switch {
+	case err == nil:
+		return "the API server let soar itself remove the quarantine label (a dry run): apply deploy/quarantine-lock.yaml"
+	case lockRefused(err):
+		return ""
+	default:
+		return "could not check the lock: " + err.Error()
+	}
+}
+
+// lockRefused reports whether err is the quarantine lock's refusal.
+func lockRefused(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "soar-quarantine-lock")
+}

@@ -1,0 +1,392 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/internal/testenv"
+)
+
+// applyLock creates deploy/quarantine-lock.yaml on the test API server, the
+// list first so that the policies never find it missing, and removes it all
+// again when the test ends, bindings first.
+func applyLock(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	docs := manifests(t, "quarantine-lock.yaml")
+	if len(docs["ValidatingAdmissionPolicy"]) != 5 || len(docs["ValidatingAdmissionPolicyBinding"]) != 5 ||
+		len(docs["ConfigMap"]) != 1 || len(docs["Role"]) != 1 || len(docs["RoleBinding"]) != 1 {
+		t.Fatalf("deploy/quarantine-lock.yaml: want five policies and bindings, the list, a Role and a RoleBinding; got %v", kinds(docs))
+	}
+	testenv.Namespace(t, kubeCS, "soar")
+	var list corev1.ConfigMap
+	noErr(t, yaml.UnmarshalStrict(docs["ConfigMap"][0], &list))
+	if _, err := kubeCS.CoreV1().ConfigMaps("soar").Create(ctx, &list, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.Role
+	noErr(t, yaml.UnmarshalStrict(docs["Role"][0], &role))
+	if _, err := kubeCS.RbacV1().Roles("soar").Create(ctx, &role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var rb rbacv1.RoleBinding
+	noErr(t, yaml.UnmarshalStrict(docs["RoleBinding"][0], &rb))
+	if _, err := kubeCS.RbacV1().RoleBindings("soar").Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.CopyConfig(kubeConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "e2e-cleanup", Groups: []string{"system:masters", "soar:break-glass"}}
+	glass := kubernetes.NewForConfigOrDie(cfg)
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_ = kubeCS.RbacV1().RoleBindings("soar").Delete(ctx, rb.Name, metav1.DeleteOptions{})
+		_ = kubeCS.RbacV1().Roles("soar").Delete(ctx, role.Name, metav1.DeleteOptions{})
+		_ = glass.CoreV1().ConfigMaps("soar").Delete(ctx, list.Name, metav1.DeleteOptions{})
+	})
+	// The API server drops deleted policies a moment later, and until then
+	// a missing list would fail the next test's requests closed. So the
+	// list stays, naming a probe pod, until exec into it is no longer the
+	// lock's business.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		probe := list.DeepCopy()
+		probe.Data = map[string]string{"pod_soar_lock-probe": "probe"}
+		if _, err := glass.CoreV1().ConfigMaps("soar").Update(ctx, probe, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
+			_, err = glass.CoreV1().ConfigMaps("soar").Create(ctx, probe, metav1.CreateOptions{})
+			noErr(t, err)
+		} else {
+			noErr(t, err)
+		}
+		testenv.Eventually(t, 30*time.Second, "the lock's policies unloaded", func() error {
+			err := kubeCS.CoreV1().RESTClient().Post().Namespace("soar").Resource("pods").Name("lock-probe").SubResource("exec").
+				Param("command", "sh").Do(ctx).Error()
+			if err != nil && strings.Contains(err.Error(), "soar-quarantine-lock") {
+				return fmt.Errorf("still in force: %w", err)
+			}
+			return nil
+		})
+	})
+	createPolicies(t, docs)
+}
+
+func kinds(docs map[string][][]byte) map[string]int {
+	n := map[string]int{}
+	for k, v := range docs {
+		n[k] = len(v)
+	}
+	return n
+}
+
+func noErr(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editRules are the built-in "edit" role's rights on pods and
+// NetworkPolicies. The role itself is aggregated by kube-controller-manager,
+// which the test API server does not run, so it is empty there.
+var editRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/exec", "pods/attach", "pods/portforward"}, Verbs: []string{"get", "create"}},
+	{APIGroups: []string{""}, Resources: []string{"pods/ephemeralcontainers"}, Verbs: []string{"update", "patch"}},
+	{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+	{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+}
+
+// editor returns a clientset for user, holding editRules in namespace ns
+// (and in soar's, to show the lock list is guarded by more than RBAC), and
+// member of groups.
+func editor(t *testing.T, ns, user string, groups ...string) kubernetes.Interface {
+	t.Helper()
+	ctx := context.Background()
+	for _, where := range []string{ns, "soar"} {
+		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "edit-" + user, Namespace: where}, Rules: editRules}
+		if _, err := kubeCS.RbacV1().Roles(where).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "edit-" + user, Namespace: where},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
+		}
+		if _, err := kubeCS.RbacV1().RoleBindings(where).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			_ = kubeCS.RbacV1().RoleBindings(where).Delete(context.Background(), rb.Name, metav1.DeleteOptions{})
+			_ = kubeCS.RbacV1().Roles(where).Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+		})
+	}
+	cfg := rest.CopyConfig(kubeConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
+	return kubernetes.NewForConfigOrDie(cfg)
+}
+
+// locked reports whether err is the quarantine lock's refusal naming the
+// incident.
+func locked(err error, incident string) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "soar-quarantine-lock") && strings.Contains(err.Error(), "soar incident show "+incident)
+}
+
+// tamper is one way to undo or get around a quarantine.
+type tamper struct {
+	name string
+	do   func(ctx context.Context, cs kubernetes.Interface) error
+}
+
+// tampers lists what the lock must refuse for pod, quarantined in its
+// namespace under the incident's policy.
+func tampers(pod *corev1.Pod, incident string) []tamper {
+	ns, name := pod.Namespace, pod.Name
+	patch := func(body string) func(ctx context.Context, cs kubernetes.Interface) error {
+		return func(ctx context.Context, cs kubernetes.Interface) error {
+			_, err := cs.CoreV1().Pods(ns).Patch(ctx, name, types.MergePatchType, []byte(body), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}
+	}
+	connect := func(sub string) func(ctx context.Context, cs kubernetes.Interface) error {
+		return func(ctx context.Context, cs kubernetes.Interface) error {
+			return cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(name).SubResource(sub).
+				Param("command", "sh").Param("container", "app").Param("stdout", "true").Do(ctx).Error()
+		}
+	}
+	policy := kube.PolicyName(incident)
+	return []tamper{
+		{"remove the quarantine label", patch(`{"metadata":{"labels":{"` + kube.QuarantineLabel + `":null}}}`)},
+		{"remove the incident's label", patch(`{"metadata":{"labels":{"` + kube.IncidentLabel(incident) + `":null}}}`)},
+		{"change a label", patch(`{"metadata":{"labels":{"app":"other"}}}`)},
+		{"add a label an allow policy could select", patch(`{"metadata":{"labels":{"role":"frontend"}}}`)},
+		{"remove soar's annotation", patch(`{"metadata":{"annotations":{"` + kube.PodIncidentAnnotation(incident) + `":null}}}`)},
+		{"change the image", patch(`{"spec":{"containers":[{"name":"app","image":"docker.io/library/busybox:1"}]}}`)},
+		{"exec", connect("exec")},
+		{"attach", connect("attach")},
+		{"port-forward", func(ctx context.Context, cs kubernetes.Interface) error {
+			return cs.CoreV1().RESTClient().Post().Namespace(ns).Resource("pods").Name(name).SubResource("portforward").
+				Param("ports", "8080").Do(ctx).Error()
+		}},
+		{"add an ephemeral debug container", func(ctx context.Context, cs kubernetes.Interface) error {
+			p, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			p.Spec.EphemeralContainers = append(p.Spec.EphemeralContainers, corev1.EphemeralContainer{
+				EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: "debugger", Image: "docker.io/library/busybox:1", TerminationMessagePolicy: corev1.TerminationMessageReadFile, ImagePullPolicy: corev1.PullIfNotPresent}})
+			_, err = cs.CoreV1().Pods(ns).UpdateEphemeralContainers(ctx, name, p, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}},
+		{"edit the quarantine policy", func(ctx context.Context, cs kubernetes.Interface) error {
+			_, err := cs.NetworkingV1().NetworkPolicies(ns).Patch(ctx, policy, types.MergePatchType,
+				[]byte(`{"spec":{"ingress":[{}]}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}},
+		{"delete the quarantine policy", func(ctx context.Context, cs kubernetes.Interface) error {
+			return cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, policy, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+		}},
+		{"create an allow-all policy in the namespace", func(ctx context.Context, cs kubernetes.Interface) error {
+			np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Name: "let-me-in", Namespace: ns},
+				Spec: networkingv1.NetworkPolicySpec{Ingress: []networkingv1.NetworkPolicyIngressRule{{}}, Egress: []networkingv1.NetworkPolicyEgressRule{{}}}}
+			_, err := cs.NetworkingV1().NetworkPolicies(ns).Create(ctx, np, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		}},
+	}
+}
+
+func tamperNamed(pod *corev1.Pod, incident, name string) tamper {
+	for _, tc := range tampers(pod, incident) {
+		if tc.name == name {
+			return tc
+		}
+	}
+	panic("no tamper " + name)
+}
+
+// TestTheQuarantineLockHolds: deploy/quarantine-lock.yaml on a real API
+// server. While an incident holds a pod, a user with the built-in "edit"
+// role in its namespace is refused every way of undoing or getting around
+// the quarantine, and each refusal names the incident; the break-glass group
+// is not refused; after release the same requests pass admission. The
+// worker's own quarantine proves the lock. Deleting the list fails closed
+// and the next quarantine reports it.
+func TestTheQuarantineLockHolds(t *testing.T) {
+	applyWorkerRBAC(t)
+	applyLock(t)
+	ctx := context.Background()
+	const ns, inc = "lock", "soar-lock-incident"
+	pod := testenv.Pod(t, kubeCS, ns, "web-0", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "web"} })
+	mallory := editor(t, ns, "mallory")
+	glass := editor(t, ns, "oncall-lead", "soar:break-glass")
+	w := asWorker(t).WithLocks(kube.DefaultLockList)
+
+	// The API server loads new policies within seconds; until then the
+	// worker's proof fails and says so. Quarantine is idempotent, so it is
+	// asked again until the lock is proven.
+	var res kube.QuarantineResult
+	testenv.Eventually(t, 30*time.Second, "the lock proven", func() error {
+		var err error
+		res, err = w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.TamperProof {
+			return fmt.Errorf("quarantine: not tamper-proof: %s", res.NotTamperProof)
+		}
+		return nil
+	})
+
+	for _, tc := range tampers(pod, inc) {
+		if err := tc.do(ctx, mallory); !locked(err, inc) {
+			t.Errorf("%s, with edit rights, while the incident holds the pod: %v (want the lock's refusal naming %s)", tc.name, err, inc)
+		}
+		if err := tc.do(ctx, glass); lockRefusal(err) {
+			t.Errorf("%s, as break-glass: %v", tc.name, err)
+		}
+	}
+	// The list itself: nobody but soar-worker changes it, not even a
+	// cluster admin (the test's own identity) short of break-glass.
+	lists := kubeCS.CoreV1().ConfigMaps("soar")
+	for who, cs := range map[string]kubernetes.Interface{"an admin": kubeCS, "an editor of soar's namespace": mallory} {
+		if _, err := cs.CoreV1().ConfigMaps("soar").Patch(ctx, "soar-locks", types.MergePatchType, []byte(`{"data":{"pod_lock_web-0":null}}`), metav1.PatchOptions{}); !refusedByList(err) {
+			t.Errorf("%s editing the lock list: %v", who, err)
+		}
+	}
+	if err := mallory.CoreV1().ConfigMaps("soar").Delete(ctx, "soar-locks", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}); !refusedByList(err) {
+		t.Errorf("an editor deleting the lock list: %v", err)
+	}
+
+	// A second incident on the same pod adds its own labels; releasing the
+	// first removes the first's and leaves the pod locked by the second.
+	const inc2 = "soar-lock-incident-2"
+	if res, err := w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc2}); err != nil || !res.TamperProof {
+		t.Fatalf("a second incident's quarantine of the locked pod: tamperProof=%v (%s), %v", res.TamperProof, res.NotTamperProof, err)
+	}
+	if r, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc}); err != nil || !r.Unlabeled {
+		t.Fatalf("release of the first incident while the second holds the pod: %+v, %v", r, err)
+	}
+	if err := tamperNamed(pod, inc2, "remove the quarantine label").do(ctx, mallory); !locked(err, inc2) {
+		t.Errorf("after the first release, the second incident no longer locks the pod: %v", err)
+	}
+	if r, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc2, DryRun: true}); err != nil || !r.MarkerRemoved {
+		t.Errorf("a dry-run release of the locked pod: %+v, %v", r, err)
+	}
+	if r, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc2}); err != nil || !r.MarkerRemoved || !r.PolicyDeleted {
+		t.Fatalf("release of the second incident: %+v, %v", r, err)
+	}
+	for _, tc := range tampers(pod, inc2) {
+		if err := tc.do(ctx, mallory); lockRefusal(err) {
+			t.Errorf("%s after release: still refused by the lock: %v", tc.name, err)
+		}
+	}
+	cm, err := lists.Get(ctx, "soar-locks", metav1.GetOptions{})
+	if err != nil || len(cm.Data) != 0 {
+		t.Errorf("the lock list after both releases: %v, %v; want it empty", cm.Data, err)
+	}
+
+	// Fail closed: without the list every guarded request is refused, and
+	// the next quarantine says it is not tamper-proof, and why.
+	other := testenv.Pod(t, kubeCS, ns, "web-1")
+	testenv.Pod(t, kubeCS, ns, "web-2")
+	if err := glass.CoreV1().ConfigMaps("soar").Delete(ctx, "soar-locks", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("break-glass deleting the list: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "exec refused without the list", func() error {
+		err := tamperNamed(other, inc, "exec").do(ctx, mallory)
+		// The API server answers 422 here, not 403, saying why.
+		if err == nil || !strings.Contains(err.Error(), "soar-quarantine-lock") || !strings.Contains(err.Error(), "no params found") {
+			return fmt.Errorf("exec into a pod nobody quarantined, with the list missing: %w", err)
+		}
+		return nil
+	})
+	res, err = w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: "soar-lock-incident-3"})
+	if err != nil {
+		t.Fatalf("quarantine with the list missing: %v (the containment itself must still happen)", err)
+	}
+	if res.TamperProof || !strings.Contains(res.NotTamperProof, "lock list is missing") {
+		t.Errorf("quarantine with the list missing: tamperProof=%v, %q", res.TamperProof, res.NotTamperProof)
+	}
+	// Pods soar never quarantined are not the lock's business.
+	if _, err := mallory.CoreV1().Pods(ns).Patch(ctx, "web-2", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{}); err != nil {
+		t.Errorf("labelling an ordinary pod with the list missing: %v", err)
+	}
+}
+
+// lockRefusal reports whether err is any refusal by the quarantine lock.
+func lockRefusal(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "soar-quarantine-lock")
+}
+
+func refusedByList(err error) bool {
+	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "soar-lock-list")
+}
+
+// TestNoDeployManifestCanChangeTheLock: no Role or ClusterRole in deploy/
+// grants any right on admission policies, or on ConfigMaps beyond the
+// worker's get and update of the lock list; and the API server confirms
+// soar-worker may not touch the policies.
+func TestNoDeployManifestCanChangeTheLock(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("deploy/*.yaml: %v, %d files", err, len(files))
+	}
+	for _, path := range files {
+		file := filepath.Base(path)
+		for kind, docs := range manifests(t, file) {
+			if kind != "Role" && kind != "ClusterRole" {
+				continue
+			}
+			for _, doc := range docs {
+				var role rbacv1.ClusterRole // a Role's rules read the same
+				noErr(t, yaml.Unmarshal(doc, &role))
+				for _, r := range role.Rules {
+					if slices.Contains(r.APIGroups, "*") || slices.Contains(r.APIGroups, "admissionregistration.k8s.io") {
+						t.Errorf("%s: %s %s grants %v on API groups %v", file, kind, role.Name, r.Verbs, r.APIGroups)
+					}
+					if slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*") {
+						if !slices.Equal(r.ResourceNames, []string{"soar-locks"}) || !slices.Equal(r.Verbs, []string{"get", "update"}) {
+							t.Errorf("%s: %s %s grants %v on configmaps %v; only the lock list's get and update are soar's", file, kind, role.Name, r.Verbs, r.ResourceNames)
+						}
+					}
+				}
+			}
+		}
+	}
+
+	applyWorkerRBAC(t)
+	applyLock(t)
+	ctx := context.Background()
+	for _, check := range []authorizationv1.ResourceAttributes{
+		{Resource: "configmaps", Namespace: "soar", Verb: "update", Name: "soar-locks"}, // allowed: the control
+		{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies", Verb: "delete", Name: "soar-quarantine-lock-pods"},
+		{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings", Verb: "update", Name: "soar-quarantine-lock-connect"},
+		{Resource: "configmaps", Namespace: "soar", Verb: "delete", Name: "soar-locks"},
+		{Resource: "configmaps", Namespace: "soar", Verb: "create"},
+	} {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User: workerSA, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:soar"}, ResourceAttributes: &check}}
+		got, err := kubeCS.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := check.Verb == "update" && check.Name == "soar-locks"; got.Status.Allowed != want {
+			t.Errorf("soar-worker may %s %s %s: %v, want %v", check.Verb, check.Resource, check.Name, got.Status.Allowed, want)
+		}
+	}
+}
