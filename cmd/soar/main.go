@@ -81,6 +81,7 @@ SOAR_TEMPORAL_ADDRESS, --nats-url is SOAR_NATS_URL, and so on.`,
 		newAlertCmd(),
 		newIncidentCmd(),
 		newActionsCmd(),
+		newMonitorCmd(),
 		newDecideCmd(true),
 		newDecideCmd(false),
 	)

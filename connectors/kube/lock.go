@@ -170,9 +170,14 @@ func applyLocks(data map[string]string, ops []*lockOp) map[string]string {
 	}
 	for _, op := range ops {
 		key, hash := podLockKey(op.namespace, op.pod), IncidentHash(op.incident)
-		hashes := slices.DeleteFunc(pods[key], func(h string) bool { return h == hash })
-		if op.lock {
+		hashes := pods[key]
+		switch {
+		case op.lock && !slices.Contains(hashes, hash):
 			hashes = append(hashes, hash)
+		case !op.lock:
+			hashes = slices.DeleteFunc(hashes, func(h string) bool { return h == hash })
+		}
+		if op.lock {
 			ids[hash] = op.incident
 		}
 		pods[key] = hashes

@@ -20,6 +20,26 @@ func TestNodeAndWorkloadActions(t *testing.T) {
 	_, cs := testenv.Kube(t)
 	t.Run("cordon", func(t *testing.T) { testCordon(t, cs) })
 	t.Run("scale", func(t *testing.T) { testScale(t, cs) })
+	t.Run("monitor check without the lock", func(t *testing.T) { testMonitorWithoutLock(t, cs) })
+}
+
+// testMonitorWithoutLock: on a cluster where deploy/quarantine-lock.yaml was
+// never applied, CheckMonitor says so, naming the first missing piece.
+func testMonitorWithoutLock(t *testing.T, cs kubernetes.Interface) {
+	r := kube.New(cs).CheckMonitor(context.Background(), kube.DefaultLockList)
+	if r.TamperProof || r.Why != "policy soar-quarantine-lock-pods: missing: apply deploy/quarantine-lock.yaml" {
+		t.Errorf("CheckMonitor = tamperProof %v, why %q", r.TamperProof, r.Why)
+	}
+	// Each policy, each binding and the list: 11 checks, all failed.
+	failed := 0
+	for _, c := range r.Checks {
+		if !c.OK {
+			failed++
+		}
+	}
+	if len(r.Checks) != 2*len(kube.LockPolicies)+1 || failed != len(r.Checks) {
+		t.Errorf("checks %+v: want %d, all failed", r.Checks, 2*len(kube.LockPolicies)+1)
+	}
 }
 
 func testScale(t *testing.T, cs kubernetes.Interface) {

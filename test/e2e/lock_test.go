@@ -2,13 +2,18 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admissionregistration/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -24,66 +29,88 @@ import (
 	"github.com/soar-dev/soar/internal/testenv"
 )
 
-// applyLock creates deploy/quarantine-lock.yaml on the test API server, the
-// list first so that the policies never find it missing, and removes it all
-// again when the test ends, bindings first.
+var (
+	lockOnce sync.Once
+	lockErr  error
+)
+
+// applyLock installs deploy/quarantine-lock.yaml on the test API server
+// once, the list first so that the policies never find it missing, and
+// leaves it there, as a cluster keeps it. (Deleted and created again under
+// the same names, the policies were seen to go unenforced for over 30 s.)
+// With an empty list it changes nothing for other tests; a test that
+// empties or deletes the list puts it back before it ends.
 func applyLock(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
 	docs := manifests(t, "quarantine-lock.yaml")
 	if len(docs["ValidatingAdmissionPolicy"]) != 5 || len(docs["ValidatingAdmissionPolicyBinding"]) != 5 ||
 		len(docs["ConfigMap"]) != 1 || len(docs["Role"]) != 1 || len(docs["RoleBinding"]) != 1 {
 		t.Fatalf("deploy/quarantine-lock.yaml: want five policies and bindings, the list, a Role and a RoleBinding; got %v", kinds(docs))
 	}
 	testenv.Namespace(t, kubeCS, "soar")
-	var list corev1.ConfigMap
-	noErr(t, yaml.UnmarshalStrict(docs["ConfigMap"][0], &list))
-	if _, err := kubeCS.CoreV1().ConfigMaps("soar").Create(ctx, &list, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	lockOnce.Do(func() { lockErr = installLock(docs) })
+	if lockErr != nil {
+		t.Fatal(lockErr)
 	}
-	var role rbacv1.Role
-	noErr(t, yaml.UnmarshalStrict(docs["Role"][0], &role))
-	if _, err := kubeCS.RbacV1().Roles("soar").Create(ctx, &role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	var rb rbacv1.RoleBinding
-	noErr(t, yaml.UnmarshalStrict(docs["RoleBinding"][0], &rb))
-	if _, err := kubeCS.RbacV1().RoleBindings("soar").Create(ctx, &rb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := rest.CopyConfig(kubeConfig)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: "e2e-cleanup", Groups: []string{"system:masters", "soar:break-glass"}}
-	glass := kubernetes.NewForConfigOrDie(cfg)
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_ = kubeCS.RbacV1().RoleBindings("soar").Delete(ctx, rb.Name, metav1.DeleteOptions{})
-		_ = kubeCS.RbacV1().Roles("soar").Delete(ctx, role.Name, metav1.DeleteOptions{})
-		_ = glass.CoreV1().ConfigMaps("soar").Delete(ctx, list.Name, metav1.DeleteOptions{})
-	})
-	// The API server drops deleted policies a moment later, and until then
-	// a missing list would fail the next test's requests closed. So the
-	// list stays, naming a probe pod, until exec into it is no longer the
-	// lock's business.
-	t.Cleanup(func() {
-		ctx := context.Background()
-		probe := list.DeepCopy()
-		probe.Data = map[string]string{"pod_soar_lock-probe": "probe"}
-		if _, err := glass.CoreV1().ConfigMaps("soar").Update(ctx, probe, metav1.UpdateOptions{}); apierrors.IsNotFound(err) {
-			_, err = glass.CoreV1().ConfigMaps("soar").Create(ctx, probe, metav1.CreateOptions{})
-			noErr(t, err)
-		} else {
-			noErr(t, err)
+}
+
+func installLock(docs map[string][][]byte) error {
+	ctx := context.Background()
+	create := func(kind string, obj any, do func() error) error {
+		if err := yaml.UnmarshalStrict(docs[kind][0], obj); err != nil {
+			return err
 		}
-		testenv.Eventually(t, 30*time.Second, "the lock's policies unloaded", func() error {
-			err := kubeCS.CoreV1().RESTClient().Post().Namespace("soar").Resource("pods").Name("lock-probe").SubResource("exec").
-				Param("command", "sh").Do(ctx).Error()
-			if err != nil && strings.Contains(err.Error(), "soar-quarantine-lock") {
-				return fmt.Errorf("still in force: %w", err)
-			}
-			return nil
-		})
-	})
-	createPolicies(t, docs)
+		if err := do(); err != nil {
+			return fmt.Errorf("create the %s of deploy/quarantine-lock.yaml: %w", kind, err)
+		}
+		return nil
+	}
+	var list corev1.ConfigMap
+	var role rbacv1.Role
+	var rb rbacv1.RoleBinding
+	if err := errors.Join(
+		create("ConfigMap", &list, func() error {
+			_, err := kubeCS.CoreV1().ConfigMaps("soar").Create(ctx, &list, metav1.CreateOptions{})
+			return err
+		}),
+		create("Role", &role, func() error {
+			_, err := kubeCS.RbacV1().Roles("soar").Create(ctx, &role, metav1.CreateOptions{})
+			return err
+		}),
+		create("RoleBinding", &rb, func() error {
+			_, err := kubeCS.RbacV1().RoleBindings("soar").Create(ctx, &rb, metav1.CreateOptions{})
+			return err
+		}),
+	); err != nil {
+		return err
+	}
+	api := kubeCS.AdmissionregistrationV1()
+	for _, doc := range docs["ValidatingAdmissionPolicy"] {
+		var pol admissionv1.ValidatingAdmissionPolicy
+		if err := yaml.UnmarshalStrict(doc, &pol); err != nil {
+			return err
+		}
+		if _, err := api.ValidatingAdmissionPolicies().Create(ctx, &pol, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("the API server refuses policy %s: %w", pol.Name, err)
+		}
+	}
+	for _, doc := range docs["ValidatingAdmissionPolicyBinding"] {
+		var b admissionv1.ValidatingAdmissionPolicyBinding
+		if err := yaml.UnmarshalStrict(doc, &b); err != nil {
+			return err
+		}
+		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("the API server refuses binding %s: %w", b.Name, err)
+		}
+	}
+	return nil
+}
+
+// breakGlass is a clientset in the break-glass group.
+func breakGlass() kubernetes.Interface {
+	cfg := rest.CopyConfig(kubeConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "e2e-break-glass", Groups: []string{"system:masters", "soar:break-glass"}}
+	return kubernetes.NewForConfigOrDie(cfg)
 }
 
 func kinds(docs map[string][][]byte) map[string]int {
@@ -307,6 +334,11 @@ func TestTheQuarantineLockHolds(t *testing.T) {
 	if err := glass.CoreV1().ConfigMaps("soar").Delete(ctx, "soar-locks", metav1.DeleteOptions{}); err != nil {
 		t.Fatalf("break-glass deleting the list: %v", err)
 	}
+	t.Cleanup(func() { // the next tests need it, should this one stop early
+		var fresh corev1.ConfigMap
+		noErr(t, yaml.UnmarshalStrict(manifests(t, "quarantine-lock.yaml")["ConfigMap"][0], &fresh))
+		_, _ = breakGlass().CoreV1().ConfigMaps("soar").Create(context.Background(), &fresh, metav1.CreateOptions{})
+	})
 	testenv.Eventually(t, 30*time.Second, "exec refused without the list", func() error {
 		err := tamperNamed(other, inc, "exec").do(ctx, mallory)
 		// The API server answers 422 here, not 403, saying why.
@@ -321,6 +353,26 @@ func TestTheQuarantineLockHolds(t *testing.T) {
 	}
 	if res.TamperProof || !strings.Contains(res.NotTamperProof, "lock list is missing") {
 		t.Errorf("quarantine with the list missing: tamperProof=%v, %q", res.TamperProof, res.NotTamperProof)
+	}
+	// Recreated from the manifest, the list restores the lock: the next
+	// quarantine proves it again.
+	var fresh corev1.ConfigMap
+	noErr(t, yaml.UnmarshalStrict(manifests(t, "quarantine-lock.yaml")["ConfigMap"][0], &fresh))
+	if _, err := glass.CoreV1().ConfigMaps("soar").Create(ctx, &fresh, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("recreating the list: %v", err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the lock proven again", func() error {
+		res, err := w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: "soar-lock-incident-3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.TamperProof {
+			return errors.New(res.NotTamperProof)
+		}
+		return nil
+	})
+	if _, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: "soar-lock-incident-3"}); err != nil {
+		t.Fatal(err)
 	}
 	// Pods soar never quarantined are not the lock's business.
 	if _, err := mallory.CoreV1().Pods(ns).Patch(ctx, "web-2", types.MergePatchType, []byte(`{"metadata":{"labels":{"x":"y"}}}`), metav1.PatchOptions{}); err != nil {
@@ -388,5 +440,82 @@ func TestNoDeployManifestCanChangeTheLock(t *testing.T) {
 		if want := check.Verb == "update" && check.Name == "soar-locks"; got.Status.Allowed != want {
 			t.Errorf("soar-worker may %s %s %s: %v, want %v", check.Verb, check.Resource, check.Name, got.Status.Allowed, want)
 		}
+	}
+}
+
+// monitorCheck runs soar monitor check as an operator would, against the
+// test API server, and returns its output and exit code.
+func monitorCheck(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(soarBinary(t), append([]string{"monitor", "check", "--kubeconfig", kubeconfigPath}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := errors.AsType[*exec.ExitError](err); ok {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// TestMonitorCheckSaysWhetherTheLockHolds: with the lock and a locked pod,
+// soar monitor check proves the lock with two refused dry runs and exits 0;
+// pointed at a list that is not there, or with a binding switched to Warn,
+// it names the missing piece and exits 1. (A cluster with no policy at all
+// is connectors/kube's TestCheckMonitorNamesWhatIsMissing.)
+func TestMonitorCheckSaysWhetherTheLockHolds(t *testing.T) {
+	applyWorkerRBAC(t)
+	applyLock(t)
+	ctx := context.Background()
+	const ns, inc = "lock-check", "soar-lock-check-incident"
+	pod := testenv.Pod(t, kubeCS, ns, "web-0")
+	w := asWorker(t).WithLocks(kube.DefaultLockList)
+	testenv.Eventually(t, 30*time.Second, "the lock proven", func() error {
+		res, err := w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.TamperProof {
+			return errors.New(res.NotTamperProof)
+		}
+		return nil
+	})
+	out, code := monitorCheck(t)
+	for _, want := range []string{
+		"lock list soar/soar-locks", "1 pods locked",
+		"proof: unlabel lock-check/web-0", "proof: delete lock-check/" + kube.PolicyName(inc), "refused by the lock",
+		"containment tamper-proof\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("with the lock and a locked pod, the check lacks %q (exit %d):\n%s", want, code, out)
+		}
+	}
+	if code != 0 || strings.Contains(out, "FAIL") {
+		t.Errorf("with the lock and a locked pod: exit %d\n%s", code, out)
+	}
+
+	out, code = monitorCheck(t, "--lock-list", "soar/elsewhere")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`binding soar-quarantine-lock-pods\s+FAIL\s+does not read the lock list soar/elsewhere`),
+		regexp.MustCompile(`lock list soar/elsewhere\s+FAIL\s+missing: the lock fails closed`),
+	} {
+		if code != 1 || !want.MatchString(out) {
+			t.Errorf("with another list: exit %d, want 1 and %q\n%s", code, want, out)
+		}
+	}
+
+	api := kubeCS.AdmissionregistrationV1().ValidatingAdmissionPolicyBindings()
+	_, err := api.Patch(ctx, "soar-quarantine-lock-connect", types.MergePatchType, []byte(`{"spec":{"validationActions":["Warn","Audit"]}}`), metav1.PatchOptions{})
+	noErr(t, err)
+	t.Cleanup(func() {
+		_, err := api.Patch(context.Background(), "soar-quarantine-lock-connect", types.MergePatchType, []byte(`{"spec":{"validationActions":["Deny"]}}`), metav1.PatchOptions{})
+		noErr(t, err)
+	})
+	out, code = monitorCheck(t)
+	if code != 1 || !strings.Contains(out, "containment not tamper-proof: binding soar-quarantine-lock-connect: validationActions Warn, Audit: reports, does not refuse") {
+		t.Errorf("with a binding in Warn: exit %d\n%s", code, out)
+	}
+	if _, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,57 @@
+package kube
+
+import (
+	"maps"
+	"testing"
+)
+
+func TestApplyLocksKeepsTheDerivedKeysTrue(t *testing.T) {
+	a, b := "incident-a", "incident-b"
+	ha, hb := IncidentHash(a), IncidentHash(b)
+	op := func(ns, pod, inc string, lock bool) *lockOp {
+		return &lockOp{namespace: ns, pod: pod, incident: inc, lock: lock}
+	}
+
+	// Two incidents on one pod, a second pod of a in another namespace.
+	got := applyLocks(nil, []*lockOp{op("shop", "web-0", a, true), op("shop", "web-0", b, true), op("db", "pg-0", a, true)})
+	want := map[string]string{
+		"pod_shop_web-0":                    ha + " " + hb,
+		"pod_db_pg-0":                       ha,
+		"ns_shop":                           min(ha, hb) + " " + max(ha, hb),
+		"ns_db":                             ha,
+		"netpol_shop_soar-quarantine-" + ha: ha,
+		"netpol_shop_soar-quarantine-" + hb: hb,
+		"netpol_db_soar-quarantine-" + ha:   ha,
+		"incident_" + ha:                    a,
+		"incident_" + hb:                    b,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("after locking:\n got %v\nwant %v", got, want)
+	}
+
+	// Locking again changes nothing.
+	if again := applyLocks(got, []*lockOp{op("shop", "web-0", a, true)}); !maps.Equal(again, got) {
+		t.Errorf("a repeated lock changed the list:\n got %v\nwant %v", again, got)
+	}
+
+	// Releasing a from both pods leaves b's lock, and nothing of a.
+	got = applyLocks(got, []*lockOp{op("shop", "web-0", a, false), op("db", "pg-0", a, false)})
+	want = map[string]string{
+		"pod_shop_web-0":                    hb,
+		"ns_shop":                           hb,
+		"netpol_shop_soar-quarantine-" + hb: hb,
+		"incident_" + hb:                    b,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("after releasing a:\n got %v\nwant %v", got, want)
+	}
+
+	// Unlocking what was never locked changes nothing; unlocking the last
+	// leaves an empty list.
+	if again := applyLocks(got, []*lockOp{op("shop", "other", a, false)}); !maps.Equal(again, got) {
+		t.Errorf("unlocking a pod never locked changed the list: %v", again)
+	}
+	if got = applyLocks(got, []*lockOp{op("shop", "web-0", b, false)}); len(got) != 0 {
+		t.Errorf("after the last release: %v, want an empty list", got)
+	}
+}
