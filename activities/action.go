@@ -110,6 +110,10 @@ const (
 	// checkpoint path, so it is a role of its own, bound only when an
 	// operator opts in (deploy/checkpoint-rbac.yaml).
 	RoleCheckpoint = "checkpoint"
+	// RoleLocks holds get and update on the lock list, the ConfigMap
+	// soar-locks in soar's namespace: a Role in deploy/quarantine-lock.yaml
+	// (resourceNames: soar-locks), not a ClusterRole.
+	RoleLocks = "locks"
 	// RoleNone means the action needs nothing from Kubernetes (Slack,
 	// tickets).
 	RoleNone = "none"

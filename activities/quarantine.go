@@ -22,6 +22,7 @@ var quarantine = Define(Action{
 		{Group: "", Resource: "replicationcontrollers", Verbs: []string{"get"}},
 		{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
 		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "delete", "get", "list", "update"}},
+		lockListPermission,
 	},
 }, (*Activities).quarantine)
 

@@ -17,6 +17,7 @@ var release = Define(Action{
 	Permissions: []Permission{
 		{Group: "", Resource: "pods", Verbs: []string{"get", "list", "patch"}},
 		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"delete"}},
+		lockListPermission,
 	},
 }, (*Activities).release)
 

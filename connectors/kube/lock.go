@@ -65,10 +65,13 @@ type locker struct {
 	busy    bool
 }
 
+// lockOp adds or removes an incident's hash in one fact key (pod_,
+// image_, freeze_), or removes it from every fact key with prefix.
 type lockOp struct {
-	namespace, pod, incident string
-	lock                     bool
-	done                     chan error
+	key, prefix string
+	incident    string
+	lock        bool
+	done        chan error
 }
 
 // lockTimeout bounds one write of the list, retries on conflict included.
@@ -83,21 +86,36 @@ func (c *Client) lockPod(ctx context.Context, namespace, pod, incident string, l
 	if key := podLockKey(namespace, pod); len(key) > maxLockKey || len(netpolLockKey(namespace, PolicyName(incident))) > maxLockKey {
 		return fmt.Errorf("kube: pod %s/%s: its lock key would be longer than a ConfigMap key may be (%d)", namespace, pod, maxLockKey)
 	}
-	op := &lockOp{namespace: namespace, pod: pod, incident: incident, lock: lock, done: make(chan error, 1)}
+	return c.writeLock(ctx, &lockOp{key: podLockKey(namespace, pod), incident: incident, lock: lock})
+}
+
+// writeLock queues ops for the list's writer and waits for their writes.
+func (c *Client) writeLock(ctx context.Context, ops ...*lockOp) error {
+	if c.locks == nil {
+		return fmt.Errorf("%w: no lock list is configured (the worker's --lock-list)", ErrInvalidInput)
+	}
 	l := c.locks
 	l.mu.Lock()
-	l.pending = append(l.pending, op)
+	for _, op := range ops {
+		op.done = make(chan error, 1)
+		l.pending = append(l.pending, op)
+	}
 	if !l.busy {
 		l.busy = true
 		go c.writeLocks()
 	}
 	l.mu.Unlock()
-	select {
-	case err := <-op.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+	for _, op := range ops {
+		select {
+		case err := <-op.done:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
+	return nil
 }
 
 // writeLocks applies pending changes, batch after batch, until none is left.
@@ -156,21 +174,36 @@ func netpolLockKey(namespace, policy string) string {
 	return "netpol_" + namespace + "_" + policy
 }
 
+// factPrefixes are the keys that hold facts; the rest are derived.
+var factPrefixes = []string{"pod_", "image_", "freeze_"}
+
+func isFact(key string) bool {
+	return slices.ContainsFunc(factPrefixes, func(p string) bool { return strings.HasPrefix(key, p) })
+}
+
 // applyLocks returns data with ops applied and the derived keys rebuilt.
 func applyLocks(data map[string]string, ops []*lockOp) map[string]string {
-	pods := map[string][]string{} // pod_ key -> hashes
-	ids := map[string]string{}    // hash -> incident
+	facts := map[string][]string{} // fact key -> hashes
+	ids := map[string]string{}     // hash -> incident
 	for k, v := range data {
 		switch {
-		case strings.HasPrefix(k, "pod_"):
-			pods[k] = strings.Fields(v)
+		case isFact(k):
+			facts[k] = strings.Fields(v)
 		case strings.HasPrefix(k, "incident_"):
 			ids[strings.TrimPrefix(k, "incident_")] = v
 		}
 	}
 	for _, op := range ops {
-		key, hash := podLockKey(op.namespace, op.pod), IncidentHash(op.incident)
-		hashes := pods[key]
+		hash := IncidentHash(op.incident)
+		if op.prefix != "" {
+			for k, hashes := range facts {
+				if strings.HasPrefix(k, op.prefix) {
+					facts[k] = slices.DeleteFunc(hashes, func(h string) bool { return h == hash })
+				}
+			}
+			continue
+		}
+		hashes := facts[op.key]
 		switch {
 		case op.lock && !slices.Contains(hashes, hash):
 			hashes = append(hashes, hash)
@@ -180,19 +213,24 @@ func applyLocks(data map[string]string, ops []*lockOp) map[string]string {
 		if op.lock {
 			ids[hash] = op.incident
 		}
-		pods[key] = hashes
+		facts[op.key] = hashes
 	}
 	out := map[string]string{}
 	nsHashes := map[string][]string{}
 	used := map[string]bool{}
-	for key, hashes := range pods {
+	for key, hashes := range facts {
 		if len(hashes) == 0 {
 			continue
 		}
 		out[key] = strings.Join(hashes, " ")
-		ns, _, _ := strings.Cut(strings.TrimPrefix(key, "pod_"), "_")
 		for _, h := range hashes {
 			used[h] = true
+		}
+		if !strings.HasPrefix(key, "pod_") {
+			continue
+		}
+		ns, _, _ := strings.Cut(strings.TrimPrefix(key, "pod_"), "_")
+		for _, h := range hashes {
 			if !slices.Contains(nsHashes[ns], h) {
 				nsHashes[ns] = append(nsHashes[ns], h)
 			}

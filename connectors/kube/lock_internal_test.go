@@ -9,7 +9,7 @@ func TestApplyLocksKeepsTheDerivedKeysTrue(t *testing.T) {
 	a, b := "incident-a", "incident-b"
 	ha, hb := IncidentHash(a), IncidentHash(b)
 	op := func(ns, pod, inc string, lock bool) *lockOp {
-		return &lockOp{namespace: ns, pod: pod, incident: inc, lock: lock}
+		return &lockOp{key: podLockKey(ns, pod), incident: inc, lock: lock}
 	}
 
 	// Two incidents on one pod, a second pod of a in another namespace.

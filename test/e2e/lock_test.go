@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/soar-dev/soar/activities"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/testenv"
 )
@@ -84,6 +85,12 @@ func installLock(docs map[string][][]byte) error {
 	); err != nil {
 		return err
 	}
+	return installPolicies(docs)
+}
+
+// installPolicies creates a manifest's policies and bindings, for good.
+func installPolicies(docs map[string][][]byte) error {
+	ctx := context.Background()
 	api := kubeCS.AdmissionregistrationV1()
 	for _, doc := range docs["ValidatingAdmissionPolicy"] {
 		var pol admissionv1.ValidatingAdmissionPolicy
@@ -419,6 +426,11 @@ func TestNoDeployManifestCanChangeTheLock(t *testing.T) {
 				}
 			}
 		}
+	}
+
+	// The catalogue's lock-list role is what the Role grants.
+	if got := activities.RolePermissions(activities.RoleLocks); len(got) != 1 || got[0].Resource != "configmaps" || !slices.Equal(got[0].Verbs, []string{"get", "update"}) {
+		t.Errorf("the catalogue's %s role: %+v, want configmaps get, update (the Role soar-worker-locks)", activities.RoleLocks, got)
 	}
 
 	applyWorkerRBAC(t)

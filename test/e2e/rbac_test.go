@@ -26,7 +26,7 @@ const workerSA = "system:serviceaccount:soar:soar-worker"
 
 // manifests decodes every YAML document of a file in deploy/ into out, keyed
 // by kind.
-func manifests(t *testing.T, file string) map[string][][]byte {
+func manifests(t testing.TB, file string) map[string][][]byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "deploy", file))
 	if err != nil {
@@ -247,6 +247,21 @@ func TestEveryActionRunsAsTheDeployServiceAccount(t *testing.T) {
 	must(activities.ActionAnnotateNamespace, err)
 	_, err = w.RestoreNamespaceAnnotations(ctx, kube.RestoreNamespaceMetadataRequest{Namespace: ns, Set: an.Set, Previous: an.Previous, Added: an.Added})
 	must(activities.ActionRestoreNamespaceAnnotations, err)
+
+	// The lock list's writers, with the Role of deploy/quarantine-lock.yaml.
+	applyLock(t)
+	wl := asWorker(t).WithLocks(kube.DefaultLockList)
+	target := testenv.Pod(t, kubeCS, ns, "block-target")
+	b, err := wl.BlockImages(ctx, kube.BlockImageRequest{Namespace: ns, Pod: target.Name, PodUID: string(target.UID), Incident: inc})
+	must(activities.ActionBlockImage, err)
+	must(activities.ActionUnblockImage, wl.UnblockImages(ctx, inc, false))
+	_, err = wl.FreezeNamespace(ctx, ns, inc, false)
+	must(activities.ActionFreezeNamespace, err)
+	_, err = wl.UnfreezeNamespace(ctx, ns, inc, false)
+	must(activities.ActionUnfreezeNamespace, err)
+	if len(b.Images) == 0 {
+		t.Errorf("block_image = %+v", b)
+	}
 
 	for _, def := range activities.Catalogue() {
 		if !ran[def.Name] && def.Role != activities.RoleNone { // Slack's need nothing of Kubernetes
