@@ -144,7 +144,7 @@ must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			w, evidenceAt, err := wf.start(tc, keys, kubeconfig, filepath.Join(dataDir, "evidence"), "default", log)
+			w, evidenceAt, err := wf.start(tc, keys, kubeconfig, filepath.Join(dataDir, "evidence"), "default", m, log)
 			if err != nil {
 				return err
 			}

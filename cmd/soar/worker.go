@@ -94,7 +94,7 @@ func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, 
 
 // start starts a worker acting on the cluster of kubeconfig. It returns
 // where evidence bundles go.
-func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, log zerolog.Logger) (worker.Worker, string, error) {
+func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, m *metrics.Metrics, log zerolog.Logger) (worker.Worker, string, error) {
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, "", err
@@ -109,7 +109,9 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 		if !ok || ns == "" || name == "" {
 			return nil, "", fmt.Errorf("--lock-list %q: want namespace/name", f.lockList)
 		}
-		kc.WithLocks(kube.LockList{Namespace: ns, Name: name})
+		kc.WithLocks(kube.LockList{Namespace: ns, Name: name}, func(ok bool) {
+			m.QuarantineLocks.WithLabelValues(map[bool]string{true: "tamper_proof", false: "not_tamper_proof"}[ok]).Inc()
+		})
 		log.Info().Str("lock_list", f.lockList).Msg("quarantines are locked through this list")
 	} else {
 		log.Warn().Msg("no --lock-list: quarantined pods are not locked against tampering")
@@ -173,12 +175,12 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			w, _, err := wf.start(tc, keys, wf.kubeconfig, "", tf.namespace, log)
+			m := metrics.New()
+			w, _, err := wf.start(tc, keys, wf.kubeconfig, "", tf.namespace, m, log)
 			if err != nil {
 				return err
 			}
 			defer w.Stop()
-			m := metrics.New()
 			hs := httpserver.New(m.Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
 			return serveUntilDone(ctx, httpAddr, hs, log, "worker started")

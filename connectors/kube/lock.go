@@ -49,9 +49,13 @@ var ErrLockListMissing = errors.New("kube: the quarantine lock list is missing")
 const maxLockKey = 253
 
 // WithLocks makes Quarantine lock each pod it quarantines in list, and
-// Release unlock it first.
-func (c *Client) WithLocks(list LockList) *Client {
+// Release unlock it first. proven, when set, hears each quarantine's
+// outcome: whether the lock was proven (a metric, in the worker).
+func (c *Client) WithLocks(list LockList, proven ...func(tamperProof bool)) *Client {
 	c.locks = &locker{list: list}
+	if len(proven) > 0 {
+		c.locks.proven = proven[0]
+	}
 	return c
 }
 
@@ -60,6 +64,7 @@ func (c *Client) WithLocks(list LockList) *Client {
 // few writes to the one ConfigMap, not one conflict-retried write each.
 type locker struct {
 	list    LockList
+	proven  func(tamperProof bool)
 	mu      sync.Mutex
 	pending []*lockOp
 	busy    bool

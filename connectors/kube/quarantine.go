@@ -221,6 +221,9 @@ func (c *Client) lockQuarantine(ctx context.Context, pod *corev1.Pod, incident s
 		res.NotTamperProof = "no quarantine lock list (--lock-list)"
 		return
 	}
+	if c.locks.proven != nil {
+		defer func() { c.locks.proven(res.TamperProof) }()
+	}
 	if err := c.lockPod(ctx, pod.Namespace, pod.Name, incident, true); err != nil {
 		res.NotTamperProof = "not on the lock list: " + err.Error()
 		return

@@ -32,6 +32,10 @@ type Metrics struct {
 	BacklogOldestAge prometheus.Gauge
 	StreamFull       prometheus.Gauge
 
+	// QuarantineLocks counts quarantines by whether the API server's lock
+	// was proven (result: tamper_proof or not_tamper_proof), on the worker.
+	QuarantineLocks *prometheus.CounterVec
+
 	// Playbook reloads, on the processes that load playbooks.
 	PlaybookReloads       *prometheus.CounterVec // by result: success or failure
 	PlaybooksLoaded       prometheus.Gauge       // playbooks in force
@@ -46,6 +50,10 @@ func New() *Metrics {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := &Metrics{
 		Registry: reg,
+		QuarantineLocks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_quarantine_locks_total",
+			Help: "Quarantines by whether the API server's quarantine lock was proven (a dry run removing the pod's label refused): result tamper_proof or not_tamper_proof.",
+		}, []string{"result"}),
 		AlertsReceived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "soar_alerts_received_total", Help: "Alert messages taken from the stream, including redeliveries.",
 		}),
@@ -125,6 +133,6 @@ func New() *Metrics {
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency,
 		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull,
-		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload)
+		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }

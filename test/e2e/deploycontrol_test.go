@@ -27,7 +27,7 @@ var deployControlOnce sync.Once
 
 // applyDeploymentControl installs deploy/incident-deployment-control.yaml
 // once and keeps it, as applyLock does the lock.
-func applyDeploymentControl(t *testing.T) {
+func applyDeploymentControl(t testing.TB) {
 	t.Helper()
 	applyLock(t)
 	docs := manifests(t, "incident-deployment-control.yaml")

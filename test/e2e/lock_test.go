@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,7 +42,7 @@ var (
 // the same names, the policies were seen to go unenforced for over 30 s.)
 // With an empty list it changes nothing for other tests; a test that
 // empties or deletes the list puts it back before it ends.
-func applyLock(t *testing.T) {
+func applyLock(t testing.TB) {
 	t.Helper()
 	docs := manifests(t, "quarantine-lock.yaml")
 	if len(docs["ValidatingAdmissionPolicy"]) != 5 || len(docs["ValidatingAdmissionPolicyBinding"]) != 5 ||
@@ -268,7 +269,14 @@ func TestTheQuarantineLockHolds(t *testing.T) {
 	pod := testenv.Pod(t, kubeCS, ns, "web-0", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "web"} })
 	mallory := editor(t, ns, "mallory")
 	glass := editor(t, ns, "oncall-lead", "soar:break-glass")
-	w := asWorker(t).WithLocks(kube.DefaultLockList)
+	var proven, unproven atomic.Int64
+	w := asWorker(t).WithLocks(kube.DefaultLockList, func(ok bool) {
+		if ok {
+			proven.Add(1)
+		} else {
+			unproven.Add(1)
+		}
+	})
 
 	// The API server loads new policies within seconds; until then the
 	// worker's proof fails and says so. Quarantine is idempotent, so it is
@@ -360,6 +368,10 @@ func TestTheQuarantineLockHolds(t *testing.T) {
 	}
 	if res.TamperProof || !strings.Contains(res.NotTamperProof, "lock list is missing") {
 		t.Errorf("quarantine with the list missing: tamperProof=%v, %q", res.TamperProof, res.NotTamperProof)
+	}
+	// The worker's metric hears each outcome (soar_quarantine_locks_total).
+	if proven.Load() == 0 || unproven.Load() == 0 {
+		t.Errorf("the lock outcome callback heard %d proven and %d unproven quarantines, want both", proven.Load(), unproven.Load())
 	}
 	// Recreated from the manifest, the list restores the lock: the next
 	// quarantine proves it again.
