@@ -11,7 +11,7 @@ import (
 )
 
 func TestLoadLibrary(t *testing.T) {
-	set := mustLoad(t, "library", LoadOptions{Actions: actionInfos("kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod", "ticket.open")})
+	set := mustLoad(t, "library", LoadOptions{Actions: actionInfos("kubernetes.quarantine", "kubernetes.snapshot", "kubernetes.delete_pod", "kubernetes.freeze_namespace", "slack.notify", "ticket.open")})
 
 	p, ok := set.Get("terminal-shell-in-container")
 	if !ok {
