@@ -16,16 +16,24 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ImageKey is the lock list key of a blocked image reference, as the
-// admission policy in deploy/incident-deployment-control.yaml computes it
-// with CEL: "image_" and the reference with "_" written "_u", "/" "_s", ":"
-// "_c" and "@" "_a" (in that order, so no two references share a key).
+// ImageKey is the internal key of a blocked image reference: "image_" and
+// the reference with "_" written "_u", "/" "_s", ":" "_c" and "@" "_a", so
+// no two references share a key. (The ConfigMap holds compactControls'
+// form.)
 func ImageKey(ref string) string {
 	r := strings.NewReplacer("_", "_u", "/", "_s", ":", "_c", "@", "_a")
 	return "image_" + r.Replace(ref)
 }
 
-// FreezeKey is the lock list key of a frozen namespace.
+func decodeImageKey(key string) string {
+	r := strings.NewReplacer("_u", "_", "_s", "/", "_c", ":", "_a", "@")
+	return r.Replace(strings.TrimPrefix(key, "image_"))
+}
+
+// maxImageRef bounds a blocked reference.
+const maxImageRef = 1024
+
+// FreezeKey is the internal key of a frozen namespace.
 func FreezeKey(namespace string) string { return "freeze_" + namespace }
 
 // BlockImageRequest names the pod whose images an incident blocks.
@@ -40,7 +48,7 @@ type BlockImageResult struct {
 	Pod       string   `json:"pod" doc:"name of the pod"`
 	PodUID    string   `json:"podUID" doc:"UID of the pod whose images were blocked"`
 	Images    []string `json:"images" doc:"the image references blocked: each container's image as its spec writes it, and its digest form (repository@sha256:…) from the pod's status"`
-	Skipped   []string `json:"skipped,omitempty" doc:"references too long for a lock list key (253 characters), not blocked"`
+	Skipped   []string `json:"skipped,omitempty" doc:"references not blocked: longer than 1,024 characters, or holding a space or comma"`
 	DryRun    bool     `json:"dryRun,omitempty" doc:"true in plan mode: the list was only written as a server-side dry run"`
 }
 
@@ -59,18 +67,20 @@ func (c *Client) BlockImages(ctx context.Context, req BlockImageRequest) (BlockI
 		return res, err
 	}
 	res.PodUID = string(pod.UID)
+	if strings.ContainsAny(req.Incident, " \n\t,") {
+		return res, fmt.Errorf("%w: incident ID %q holds a space, comma or newline", ErrInvalidInput, req.Incident)
+	}
 	var ops []*lockOp
 	for _, ref := range podImages(pod) {
-		key := ImageKey(ref)
-		if len(key) > maxLockKey {
+		if strings.ContainsAny(ref, " \n\t,") || len(ref) > maxImageRef {
 			res.Skipped = append(res.Skipped, ref)
 			continue
 		}
 		res.Images = append(res.Images, ref)
-		ops = append(ops, &lockOp{key: key, incident: req.Incident, lock: true})
+		ops = append(ops, &lockOp{key: ImageKey(ref), incident: req.Incident, lock: true})
 	}
 	if len(ops) == 0 {
-		return res, fmt.Errorf("%w: pod %s/%s has no image reference short enough to block", ErrInvalidInput, req.Namespace, req.Pod)
+		return res, fmt.Errorf("%w: pod %s/%s has no image reference soar can block", ErrInvalidInput, req.Namespace, req.Pod)
 	}
 	return res, c.changeList(ctx, ops, req.DryRun)
 }
@@ -126,6 +136,9 @@ func (c *Client) FreezeNamespace(ctx context.Context, namespace, incident string
 	if err := requireFields("freeze namespace", "namespace", namespace, "incident", incident); err != nil {
 		return res, err
 	}
+	if strings.ContainsAny(incident, " \n\t,") {
+		return res, fmt.Errorf("%w: incident ID %q holds a space, comma or newline", ErrInvalidInput, incident)
+	}
 	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return res, fmt.Errorf("%w: %s", ErrNamespaceNotFound, namespace)
 	} else if err != nil {
@@ -147,11 +160,12 @@ func (c *Client) UnfreezeNamespace(ctx context.Context, namespace, incident stri
 // changeList writes ops through the coalescing writer, or, in a dry run,
 // sends the list's update as a server-side dry run.
 func (c *Client) changeList(ctx context.Context, ops []*lockOp, dryRun bool) error {
-	if c.locks == nil {
+	l := c.controls
+	if l == nil {
 		return fmt.Errorf("%w: no lock list is configured (the worker's --lock-list)", ErrInvalidInput)
 	}
 	if dryRun {
-		list := c.locks.list
+		list := l.list
 		cm, err := c.cs.CoreV1().ConfigMaps(list.Namespace).Get(ctx, list.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return fmt.Errorf("%w: ConfigMap %s does not exist", ErrLockListMissing, list)
@@ -159,11 +173,11 @@ func (c *Client) changeList(ctx context.Context, ops []*lockOp, dryRun bool) err
 		if err != nil {
 			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
 		}
-		cm.Data = applyLocks(cm.Data, ops)
+		cm.Data = l.apply(cm.Data, ops)
 		if _, err = c.cs.CoreV1().ConfigMaps(list.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: []string{metav1.DryRunAll}}); err != nil {
 			return writeError("update the lock list "+list.String(), err)
 		}
 		return nil
 	}
-	return c.writeLock(ctx, ops...)
+	return c.writeLock(ctx, l, ops...)
 }

@@ -66,8 +66,9 @@ const (
 // Client performs soar's actions through one clientset.
 type Client struct {
 	cs kubernetes.Interface
-	// locks, when set, is the quarantine lock list (WithLocks).
-	locks *locker
+	// locks, when set, is the quarantine lock list (WithLocks), and
+	// controls the deployment-control list next to it.
+	locks, controls *locker
 }
 
 // New returns a Client using cs.

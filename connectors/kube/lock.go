@@ -53,25 +53,41 @@ const maxLockKey = 253
 // outcome: whether the lock was proven (a metric, in the worker).
 func (c *Client) WithLocks(list LockList, proven ...func(tamperProof bool)) *Client {
 	c.locks = &locker{list: list}
+	c.controls = &locker{list: DeployControlList(list), compact: true}
 	if len(proven) > 0 {
 		c.locks.proven = proven[0]
 	}
 	return c
 }
 
+// DeployControlList is where kubernetes.block_image and
+// kubernetes.freeze_namespace write: the ConfigMap soar-deploy-control next
+// to the lock list. It is kept apart, and compact (a few keys, see
+// compactControls), because the API server converts a policy's whole
+// parameter object on every request the policy sees: the deployment-control
+// policies see every pod and workload write in the cluster, and a list of
+// thousands of keys would slow each by milliseconds.
+func DeployControlList(list LockList) LockList {
+	return LockList{Namespace: list.Namespace, Name: "soar-deploy-control"}
+}
+
 // locker writes lock changes to the list, coalescing the changes of
 // concurrent quarantines into one update: a storm of new incidents makes a
 // few writes to the one ConfigMap, not one conflict-retried write each.
 type locker struct {
-	list    LockList
+	list LockList
+	// compact: the ConfigMap holds compactControls' form.
+	compact bool
 	proven  func(tamperProof bool)
 	mu      sync.Mutex
 	pending []*lockOp
 	busy    bool
 }
 
-// lockOp adds or removes an incident's hash in one fact key (pod_,
-// image_, freeze_), or removes it from every fact key with prefix.
+// lockOp adds or removes an incident's hash in one fact key (pod_ in the
+// lock list; image_ and freeze_ in the deployment-control list, in
+// compactControls' form there), or removes it from every fact key with
+// prefix.
 type lockOp struct {
 	key, prefix string
 	incident    string
@@ -91,15 +107,14 @@ func (c *Client) lockPod(ctx context.Context, namespace, pod, incident string, l
 	if key := podLockKey(namespace, pod); len(key) > maxLockKey || len(netpolLockKey(namespace, PolicyName(incident))) > maxLockKey {
 		return fmt.Errorf("kube: pod %s/%s: its lock key would be longer than a ConfigMap key may be (%d)", namespace, pod, maxLockKey)
 	}
-	return c.writeLock(ctx, &lockOp{key: podLockKey(namespace, pod), incident: incident, lock: lock})
+	return c.writeLock(ctx, c.locks, &lockOp{key: podLockKey(namespace, pod), incident: incident, lock: lock})
 }
 
-// writeLock queues ops for the list's writer and waits for their writes.
-func (c *Client) writeLock(ctx context.Context, ops ...*lockOp) error {
-	if c.locks == nil {
+// writeLock queues ops for l's writer and waits for their writes.
+func (c *Client) writeLock(ctx context.Context, l *locker, ops ...*lockOp) error {
+	if l == nil {
 		return fmt.Errorf("%w: no lock list is configured (the worker's --lock-list)", ErrInvalidInput)
 	}
-	l := c.locks
 	l.mu.Lock()
 	for _, op := range ops {
 		op.done = make(chan error, 1)
@@ -107,7 +122,7 @@ func (c *Client) writeLock(ctx context.Context, ops ...*lockOp) error {
 	}
 	if !l.busy {
 		l.busy = true
-		go c.writeLocks()
+		go c.writeLocks(l)
 	}
 	l.mu.Unlock()
 	for _, op := range ops {
@@ -124,8 +139,7 @@ func (c *Client) writeLock(ctx context.Context, ops ...*lockOp) error {
 }
 
 // writeLocks applies pending changes, batch after batch, until none is left.
-func (c *Client) writeLocks() {
-	l := c.locks
+func (c *Client) writeLocks(l *locker) {
 	for {
 		l.mu.Lock()
 		batch := l.pending
@@ -137,7 +151,7 @@ func (c *Client) writeLocks() {
 		}
 		l.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
-		err := c.updateLocks(ctx, batch)
+		err := c.updateLocks(ctx, l, batch)
 		cancel()
 		for _, op := range batch {
 			op.done <- err
@@ -147,8 +161,8 @@ func (c *Client) writeLocks() {
 
 // updateLocks applies ops to the list, retrying on a conflict with another
 // worker's write.
-func (c *Client) updateLocks(ctx context.Context, ops []*lockOp) error {
-	list := c.locks.list
+func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp) error {
+	list := l.list
 	api := c.cs.CoreV1().ConfigMaps(list.Namespace)
 	for {
 		cm, err := api.Get(ctx, list.Name, metav1.GetOptions{})
@@ -158,7 +172,7 @@ func (c *Client) updateLocks(ctx context.Context, ops []*lockOp) error {
 		if err != nil {
 			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
 		}
-		data := applyLocks(cm.Data, ops)
+		data := l.apply(cm.Data, ops)
 		if maps.Equal(data, cm.Data) {
 			return nil
 		}
@@ -177,6 +191,64 @@ func (c *Client) updateLocks(ctx context.Context, ops []*lockOp) error {
 func podLockKey(namespace, pod string) string { return "pod_" + namespace + "_" + pod }
 func netpolLockKey(namespace, policy string) string {
 	return "netpol_" + namespace + "_" + policy
+}
+
+// apply returns data, in l's form, with ops applied.
+func (l *locker) apply(data map[string]string, ops []*lockOp) map[string]string {
+	if !l.compact {
+		return applyLocks(data, ops)
+	}
+	return compactControls(applyLocks(expandControls(data), ops))
+}
+
+// compactControls turns the image_, freeze_ and incident_ keys into three
+// keys of lines, which is what deploy/incident-deployment-control.yaml reads:
+//
+//	images     "<reference> <hash>,<hash>" per line
+//	frozen     "<namespace> <hash>,<hash>" per line
+//	incidents  "<hash> <incident>" per line
+//
+// References, namespace names and incident IDs hold no space or newline.
+// Empty tables are left out.
+func compactControls(data map[string]string) map[string]string {
+	tables := map[string][]string{}
+	for k, v := range data {
+		switch {
+		case strings.HasPrefix(k, "image_"):
+			tables["images"] = append(tables["images"], decodeImageKey(k)+" "+strings.Join(strings.Fields(v), ","))
+		case strings.HasPrefix(k, "freeze_"):
+			tables["frozen"] = append(tables["frozen"], strings.TrimPrefix(k, "freeze_")+" "+strings.Join(strings.Fields(v), ","))
+		case strings.HasPrefix(k, "incident_"):
+			tables["incidents"] = append(tables["incidents"], strings.TrimPrefix(k, "incident_")+" "+v)
+		}
+	}
+	out := map[string]string{}
+	for name, lines := range tables {
+		slices.Sort(lines)
+		out[name] = strings.Join(lines, "\n")
+	}
+	return out
+}
+
+// expandControls is compactControls' inverse.
+func expandControls(data map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, line := range strings.Split(data["images"], "\n") {
+		if ref, hashes, ok := strings.Cut(line, " "); ok {
+			out[ImageKey(ref)] = strings.ReplaceAll(hashes, ",", " ")
+		}
+	}
+	for _, line := range strings.Split(data["frozen"], "\n") {
+		if ns, hashes, ok := strings.Cut(line, " "); ok {
+			out[FreezeKey(ns)] = strings.ReplaceAll(hashes, ",", " ")
+		}
+	}
+	for _, line := range strings.Split(data["incidents"], "\n") {
+		if h, id, ok := strings.Cut(line, " "); ok {
+			out["incident_"+h] = id
+		}
+	}
+	return out
 }
 
 // factPrefixes are the keys that hold facts; the rest are derived.
@@ -266,6 +338,21 @@ func (c *Client) proveLock(ctx context.Context, namespace, pod, uid string) stri
 		return ""
 	default:
 		return "could not check the lock: " + err.Error()
+	}
+}
+
+// provePolicyLock asks the API server, as a dry run, to delete the
+// incident's policy in namespace, which the lock must refuse; it returns ""
+// when it did, or why the policy is not locked.
+func (c *Client) provePolicyLock(ctx context.Context, namespace, policy string) string {
+	err := c.cs.NetworkingV1().NetworkPolicies(namespace).Delete(ctx, policy, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
+	switch {
+	case lockRefused(err):
+		return ""
+	case err == nil:
+		return "the API server would let soar itself delete the incident's policy " + policy + " (a dry run): apply deploy/quarantine-lock.yaml"
+	default:
+		return "could not check the policy's lock: " + err.Error()
 	}
 }
 

@@ -55,3 +55,39 @@ func TestApplyLocksKeepsTheDerivedKeysTrue(t *testing.T) {
 		t.Errorf("after the last release: %v, want an empty list", got)
 	}
 }
+
+func TestCompactControlsRoundTrips(t *testing.T) {
+	a, b := "incident-a", "incident-b"
+	ops := []*lockOp{
+		{key: ImageKey("ghcr.io/evil/miner:1.0"), incident: a, lock: true},
+		{key: ImageKey("ghcr.io/evil/miner@sha256:" + "ab"), incident: a, lock: true},
+		{key: ImageKey("my_registry:5000/x_y/z:1"), incident: b, lock: true},
+		{key: ImageKey("ghcr.io/evil/miner:1.0"), incident: b, lock: true},
+		{key: FreezeKey("shop"), incident: b, lock: true},
+	}
+	l := &locker{compact: true}
+	got := l.apply(nil, ops)
+	ha, hb := IncidentHash(a), IncidentHash(b)
+	want := map[string]string{
+		"images": "ghcr.io/evil/miner:1.0 " + ha + "," + hb + "\n" +
+			"ghcr.io/evil/miner@sha256:ab " + ha + "\n" +
+			"my_registry:5000/x_y/z:1 " + hb,
+		"frozen":    "shop " + hb,
+		"incidents": min(ha+" "+a, hb+" "+b) + "\n" + max(ha+" "+a, hb+" "+b),
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("compact:\n got %q\nwant %q", got, want)
+	}
+	if again := l.apply(got, ops); !maps.Equal(again, got) {
+		t.Errorf("applying the same ops again changed the list: %q", again)
+	}
+	// Unblocking a's images and b's freeze leaves b's images only.
+	got = l.apply(got, []*lockOp{{prefix: "image_", incident: a}, {key: FreezeKey("shop"), incident: b}})
+	want = map[string]string{
+		"images":    "ghcr.io/evil/miner:1.0 " + hb + "\n" + "my_registry:5000/x_y/z:1 " + hb,
+		"incidents": hb + " " + b,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("after unblocking a and unfreezing:\n got %q\nwant %q", got, want)
+	}
+}

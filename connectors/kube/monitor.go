@@ -127,15 +127,8 @@ func (c *Client) proveOne(ctx context.Context, r *MonitorReport, key string, dat
 		return
 	}
 	policy := "soar-quarantine-" + hashes[0]
-	err = c.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctx, policy, metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}})
-	switch {
-	case lockRefused(err):
-		r.add("proof: delete "+ns+"/"+policy, true, "refused by the lock (a dry run)")
-	case err == nil:
-		r.add("proof: delete "+ns+"/"+policy, false, "the API server would delete the incident's policy")
-	default:
-		r.add("proof: delete "+ns+"/"+policy, false, "could not check: %v", err)
-	}
+	why := c.provePolicyLock(ctx, ns, policy)
+	r.add("proof: delete "+ns+"/"+policy, why == "", "%s", cmp.Or(why, "refused by the lock (a dry run)"))
 }
 
 func policyOK(p *admissionv1.ValidatingAdmissionPolicy) bool {

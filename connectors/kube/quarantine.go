@@ -7,6 +7,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -117,10 +118,11 @@ type QuarantineResult struct {
 	// that selects the pod.
 	Degraded string `json:"degraded,omitempty" doc:"why the pod may still have traffic although labeled behind the deny-all policy (host network, allow policies named); empty when it is contained"`
 	// TamperProof says the pod is on the quarantine lock list and the API
-	// server refused soar itself a dry run removing its quarantine label:
+	// server refused soar itself dry runs removing its quarantine label and
+	// deleting the incident's policy:
 	// nobody but the break-glass group can undo the containment until
 	// release (deploy/quarantine-lock.yaml). NotTamperProof says why not.
-	TamperProof    bool   `json:"tamperProof" doc:"the API server's quarantine lock holds the pod: soar's own dry run removing its label was refused"`
+	TamperProof    bool   `json:"tamperProof" doc:"the API server's quarantine lock holds the pod: soar's own dry runs removing its label and deleting the incident's policy were refused"`
 	NotTamperProof string `json:"notTamperProof,omitempty" doc:"why the containment is not tamper-proof (no lock list, the admission policy missing)"`
 	// DryRun is true when nothing was stored: the booleans above then say
 	// what would have changed.
@@ -234,7 +236,8 @@ func (c *Client) lockQuarantine(ctx context.Context, pod *corev1.Pod, incident s
 			return
 		}
 	}
-	res.NotTamperProof = c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID))
+	res.NotTamperProof = cmp.Or(c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID)),
+		c.provePolicyLock(ctx, pod.Namespace, PolicyName(incident)))
 	res.TamperProof = res.NotTamperProof == ""
 }
 

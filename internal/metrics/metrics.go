@@ -52,7 +52,7 @@ func New() *Metrics {
 		Registry: reg,
 		QuarantineLocks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_quarantine_locks_total",
-			Help: "Quarantines by whether the API server's quarantine lock was proven (a dry run removing the pod's label refused): result tamper_proof or not_tamper_proof.",
+			Help: "Quarantines by whether the API server's quarantine lock was proven (dry runs removing the pod's label and deleting its policy refused): result tamper_proof or not_tamper_proof.",
 		}, []string{"result"}),
 		AlertsReceived: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "soar_alerts_received_total", Help: "Alert messages taken from the stream, including redeliveries.",

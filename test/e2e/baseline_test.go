@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/yaml"
 
 	"github.com/soar-dev/soar/internal/testenv"
 )
@@ -31,14 +29,9 @@ func applyBaseline(t *testing.T) {
 	testenv.Namespace(t, kubeCS, "soar")
 	var err error
 	baselineOnce.Do(func() {
-		var cm corev1.ConfigMap
-		if err = yaml.UnmarshalStrict(docs["ConfigMap"][0], &cm); err != nil {
-			return
+		if err = createConfigMap(docs); err == nil {
+			err = installPolicies(docs)
 		}
-		if _, err = kubeCS.CoreV1().ConfigMaps("soar").Create(context.Background(), &cm, metav1.CreateOptions{}); err != nil {
-			return
-		}
-		err = installPolicies(docs)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -31,11 +31,15 @@ func applyDeploymentControl(t testing.TB) {
 	t.Helper()
 	applyLock(t)
 	docs := manifests(t, "incident-deployment-control.yaml")
-	if len(docs["ValidatingAdmissionPolicy"]) != 2 || len(docs["ValidatingAdmissionPolicyBinding"]) != 2 {
-		t.Fatalf("deploy/incident-deployment-control.yaml: want two policies and bindings, got %v", kinds(docs))
+	if len(docs["ValidatingAdmissionPolicy"]) != 2 || len(docs["ValidatingAdmissionPolicyBinding"]) != 2 || len(docs["ConfigMap"]) != 1 {
+		t.Fatalf("deploy/incident-deployment-control.yaml: want two policies and bindings and the list, got %v", kinds(docs))
 	}
 	var err error
-	deployControlOnce.Do(func() { err = installPolicies(docs) })
+	deployControlOnce.Do(func() {
+		if err = createConfigMap(docs); err == nil {
+			err = installPolicies(docs)
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,11 @@ import (
 var (
 	lockOnce sync.Once
 	lockErr  error
+	lockDone atomic.Bool
 )
+
+// lockInstalled says whether applyLock has installed the lock.
+func lockInstalled() bool { return lockDone.Load() }
 
 // applyLock installs deploy/quarantine-lock.yaml on the test API server
 // once, the list first so that the policies never find it missing, and
@@ -50,7 +54,7 @@ func applyLock(t testing.TB) {
 		t.Fatalf("deploy/quarantine-lock.yaml: want five policies and bindings, the list, a Role and a RoleBinding; got %v", kinds(docs))
 	}
 	testenv.Namespace(t, kubeCS, "soar")
-	lockOnce.Do(func() { lockErr = installLock(docs) })
+	lockOnce.Do(func() { lockErr = installLock(docs); lockDone.Store(true) })
 	if lockErr != nil {
 		t.Fatal(lockErr)
 	}
@@ -87,6 +91,16 @@ func installLock(docs map[string][][]byte) error {
 		return err
 	}
 	return installPolicies(docs)
+}
+
+// createConfigMap creates a manifest's one ConfigMap, for good.
+func createConfigMap(docs map[string][][]byte) error {
+	var cm corev1.ConfigMap
+	if err := yaml.UnmarshalStrict(docs["ConfigMap"][0], &cm); err != nil {
+		return err
+	}
+	_, err := kubeCS.CoreV1().ConfigMaps(cm.Namespace).Create(context.Background(), &cm, metav1.CreateOptions{})
+	return err
 }
 
 // installPolicies creates a manifest's policies and bindings, for good.
@@ -431,7 +445,7 @@ func TestNoDeployManifestCanChangeTheLock(t *testing.T) {
 						t.Errorf("%s: %s %s grants %v on API groups %v", file, kind, role.Name, r.Verbs, r.APIGroups)
 					}
 					if slices.Contains(r.Resources, "configmaps") || slices.Contains(r.Resources, "*") {
-						if !slices.Equal(r.ResourceNames, []string{"soar-locks"}) || !slices.Equal(r.Verbs, []string{"get", "update"}) {
+						if !slices.Equal(r.ResourceNames, []string{"soar-locks", "soar-deploy-control"}) || !slices.Equal(r.Verbs, []string{"get", "update"}) {
 							t.Errorf("%s: %s %s grants %v on configmaps %v; only the lock list's get and update are soar's", file, kind, role.Name, r.Verbs, r.ResourceNames)
 						}
 					}
