@@ -5,6 +5,7 @@
 package kube
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -359,4 +361,45 @@ func (c *Client) provePolicyLock(ctx context.Context, namespace, policy string) 
 // lockRefused reports whether err is the quarantine lock's refusal.
 func lockRefused(err error) bool {
 	return apierrors.IsForbidden(err) && strings.Contains(err.Error(), "soar-quarantine-lock")
+}
+
+// lockArtifact is the snapshot's record of the pod's quarantine lock.
+const lockArtifact = "quarantine-lock.json"
+
+// LockState is what a snapshot records of a pod's quarantine lock: whether
+// the pod is on the lock list, for which incidents, and whether the API
+// server refused, when the snapshot was taken, dry runs that remove its
+// quarantine label and delete the first incident's policy.
+type LockState struct {
+	List           string    `json:"list"`
+	Incidents      []string  `json:"incidents"`
+	TamperProof    bool      `json:"tamperProof"`
+	NotTamperProof string    `json:"notTamperProof,omitempty"`
+	CheckedAt      time.Time `json:"checkedAt"`
+}
+
+// lockState reads the list and proves the lock on pod.
+func (c *Client) lockState(ctx context.Context, pod *corev1.Pod) (LockState, error) {
+	list := c.locks.list
+	st := LockState{List: list.String(), Incidents: []string{}, CheckedAt: time.Now().UTC()}
+	cm, err := c.cs.CoreV1().ConfigMaps(list.Namespace).Get(ctx, list.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		st.NotTamperProof = "the lock list " + list.String() + " is missing"
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("kube: read the lock list %s: %w", list, err)
+	}
+	hashes := strings.Fields(cm.Data[podLockKey(pod.Namespace, pod.Name)])
+	for _, h := range hashes {
+		st.Incidents = append(st.Incidents, cmp.Or(cm.Data["incident_"+h], h))
+	}
+	if len(hashes) == 0 {
+		st.NotTamperProof = "the pod is not on the lock list"
+		return st, nil
+	}
+	st.NotTamperProof = cmp.Or(c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID)),
+		c.provePolicyLock(ctx, pod.Namespace, "soar-quarantine-"+hashes[0]))
+	st.TamperProof = st.NotTamperProof == ""
+	return st, nil
 }

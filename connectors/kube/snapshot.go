@@ -180,6 +180,9 @@ func (c *Client) CollectSnapshot(ctx context.Context, req SnapshotRequest) (Snap
 		for _, name := range artifactNames(pod, req.Checkpoint) {
 			snap.Artifacts = append(snap.Artifacts, Artifact{Name: name, ContentType: contentTypeOf(name)})
 		}
+		if c.locks != nil {
+			snap.Artifacts = append(snap.Artifacts, Artifact{Name: lockArtifact, ContentType: contentJSON})
+		}
 		return snap, nil
 	}
 
@@ -217,6 +220,12 @@ func (c *Client) CollectSnapshot(ctx context.Context, req SnapshotRequest) (Snap
 	}
 	if err := add(jsonArtifact("images.json", containerImages(pod), nil)); err != nil {
 		return snap, err
+	}
+	if c.locks != nil {
+		state, err := c.lockState(ctx, pod)
+		if err := add(jsonArtifact(lockArtifact, state, err)); err != nil {
+			return snap, err
+		}
 	}
 	for _, ctr := range allContainers(pod) {
 		for _, previous := range []bool{false, true} {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -307,6 +308,21 @@ func TestTheQuarantineLockHolds(t *testing.T) {
 		}
 		return nil
 	})
+
+	// The evidence records the lock as the snapshot found it.
+	snap, err := w.CollectSnapshot(ctx, kube.SnapshotRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lockState kube.LockState
+	for _, a := range snap.Artifacts {
+		if a.Name == "quarantine-lock.json" {
+			noErr(t, json.Unmarshal(a.Data, &lockState))
+		}
+	}
+	if !lockState.TamperProof || !slices.Equal(lockState.Incidents, []string{inc}) || lockState.List != "soar/soar-locks" {
+		t.Errorf("the snapshot's quarantine-lock.json = %+v, want tamper-proof, held by %s", lockState, inc)
+	}
 
 	for _, tc := range tampers(pod, inc) {
 		if err := tc.do(ctx, mallory); !locked(err, inc) {
