@@ -23,6 +23,10 @@ var quarantine = Define(Action{
 		{Group: "apps", Resource: "replicasets", Verbs: []string{"get"}},
 		{Group: "networking.k8s.io", Resource: "networkpolicies", Verbs: []string{"create", "delete", "get", "list", "update"}},
 		lockListPermission,
+		// Reads the quarantine lock's own policies and bindings, to say
+		// whether the containment is tamper-proof.
+		{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies", Verbs: []string{"get"}},
+		{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings", Verbs: []string{"get"}},
 	},
 }, (*Activities).quarantine)
 

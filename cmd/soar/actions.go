@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -65,7 +66,11 @@ func newActionsCmd() *cobra.Command {
 				if group == "" {
 					group = "core"
 				}
-				fmt.Fprintf(w, "  %s\t%s\t%s\n", group, p.Resource, strings.Join(p.Verbs, ","))
+				fmt.Fprintf(w, "  %s\t%s\t%s", group, p.Resource, strings.Join(p.Verbs, ","))
+				if cmp.Or(p.Role, a.Role) == activities.RoleLocks {
+					fmt.Fprint(w, "\tsoar's lock lists only (the Role in deploy/quarantine-lock.yaml)")
+				}
+				fmt.Fprintln(w)
 			}
 			return w.Flush()
 		},

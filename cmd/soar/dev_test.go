@@ -169,7 +169,7 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`, `evidence\s+kubernetes.snapshot\s+succeeded`} {
+	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`, `\n\s+containment not tamper-proof: no quarantine lock list \(--lock-list\)\n\s+evidence\s+kubernetes.snapshot\s+succeeded`} {
 		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}

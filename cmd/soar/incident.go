@@ -235,9 +235,14 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 		}
 		if detail == "" {
 			fprintf(w, "  %s\t%s\t%s\n", s.ID, s.Action, s.Status)
-			continue
+		} else {
+			fprintf(w, "  %s\t%s\t%s\t%s\n", s.ID, s.Action, s.Status, detail)
 		}
-		fprintf(w, "  %s\t%s\t%s\t%s\n", s.ID, s.Action, s.Status, detail)
+		// A quarantine that holds, but that anyone with edit rights could
+		// undo, says so on a line of its own (docs/reference-monitor.md).
+		if why, _ := s.Output["notTamperProof"].(string); why != "" && s.Status == workflows.StepSucceeded {
+			fprintf(w, "  \t\t\tcontainment not tamper-proof: %s\n", why)
+		}
 	}
 }
 

@@ -168,7 +168,7 @@ func (c *Client) changeList(ctx context.Context, ops []*lockOp, dryRun bool) err
 		list := l.list
 		cm, err := c.cs.CoreV1().ConfigMaps(list.Namespace).Get(ctx, list.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%w: ConfigMap %s does not exist", ErrLockListMissing, list)
+			return l.missingError()
 		}
 		if err != nil {
 			return fmt.Errorf("kube: read the lock list %s: %w", list, err)

@@ -42,10 +42,10 @@ var DefaultLockList = LockList{Namespace: "soar", Name: "soar-locks"}
 // String is namespace/name.
 func (l LockList) String() string { return l.Namespace + "/" + l.Name }
 
-// ErrLockListMissing means the lock list does not exist: the admission policy
-// then refuses every request it matches (fail closed), and soar does not
-// recreate the list, which would unlock every pod it held.
-var ErrLockListMissing = errors.New("kube: the quarantine lock list is missing")
+// ErrLockListMissing means the lock list (or the deployment-control list)
+// does not exist. soar never recreates one: a recreated lock list would
+// unlock every pod it held.
+var ErrLockListMissing = errors.New("kube: a lock list is missing")
 
 // maxLockKey is a ConfigMap key's longest.
 const maxLockKey = 253
@@ -54,8 +54,9 @@ const maxLockKey = 253
 // Release unlock it first. proven, when set, hears each quarantine's
 // outcome: whether the lock was proven (a metric, in the worker).
 func (c *Client) WithLocks(list LockList, proven ...func(tamperProof bool)) *Client {
-	c.locks = &locker{list: list}
-	c.controls = &locker{list: DeployControlList(list), compact: true}
+	c.locks = &locker{list: list, missing: "the admission policies refuse what they guard (fail closed); recreate it from deploy/quarantine-lock.yaml"}
+	c.controls = &locker{list: DeployControlList(list), compact: true,
+		missing: "blocked images and frozen namespaces are not enforced; create it from deploy/incident-deployment-control.yaml"}
 	if len(proven) > 0 {
 		c.locks.proven = proven[0]
 	}
@@ -80,10 +81,16 @@ type locker struct {
 	list LockList
 	// compact: the ConfigMap holds compactControls' form.
 	compact bool
-	proven  func(tamperProof bool)
-	mu      sync.Mutex
-	pending []*lockOp
-	busy    bool
+	// missing says what a missing ConfigMap means, and what to do.
+	missing string
+	// checked is the last check of the policies (policiesInForce).
+	checkMu   sync.Mutex
+	checked   string
+	checkedAt time.Time
+	proven    func(tamperProof bool)
+	mu        sync.Mutex
+	pending   []*lockOp
+	busy      bool
 }
 
 // lockOp adds or removes an incident's hash in one fact key (pod_ in the
@@ -169,7 +176,7 @@ func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp) erro
 	for {
 		cm, err := api.Get(ctx, list.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			return fmt.Errorf("%w: ConfigMap %s does not exist, so the admission policy refuses every request it guards; recreate it from deploy/quarantine-lock.yaml", ErrLockListMissing, list)
+			return l.missingError()
 		}
 		if err != nil {
 			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
@@ -193,6 +200,11 @@ func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp) erro
 func podLockKey(namespace, pod string) string { return "pod_" + namespace + "_" + pod }
 func netpolLockKey(namespace, policy string) string {
 	return "netpol_" + namespace + "_" + policy
+}
+
+// missingError says that l's ConfigMap does not exist, and what that means.
+func (l *locker) missingError() error {
+	return fmt.Errorf("%w: ConfigMap %s does not exist: %s", ErrLockListMissing, l.list, l.missing)
 }
 
 // apply returns data, in l's form, with ops applied.

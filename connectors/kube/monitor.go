@@ -1,4 +1,5 @@
-// RBAC for CheckMonitor (soar monitor check, run by an operator):
+// RBAC for CheckMonitor (soar monitor check, run by an operator; the worker
+// reads the policies and bindings too, for each quarantine):
 //   - admissionregistration.k8s.io validatingadmissionpolicies, validatingadmissionpolicybindings: get
 //   - "" configmaps (the lock list): get
 //   - "" pods: get, patch (dry run only); networking.k8s.io networkpolicies: delete (dry run only)
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -60,29 +62,7 @@ func (r *MonitorReport) add(what string, ok bool, format string, args ...any) {
 // quarantine label and delete its incident's policy.
 func (c *Client) CheckMonitor(ctx context.Context, list LockList) MonitorReport {
 	var r MonitorReport
-	api := c.cs.AdmissionregistrationV1()
-	for _, name := range LockPolicies {
-		pol, err := api.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			r.add("policy "+name, false, "missing: apply deploy/quarantine-lock.yaml")
-		case err != nil:
-			r.add("policy "+name, false, "cannot read it: %v", err)
-		default:
-			r.add("policy "+name, policyOK(pol), "%s", policyDetail(pol))
-		}
-		b, err := api.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			r.add("binding "+name, false, "missing: apply deploy/quarantine-lock.yaml")
-		case err != nil:
-			r.add("binding "+name, false, "cannot read it: %v", err)
-		default:
-			why := bindingProblem(b, name, list)
-			r.add("binding "+name, why == "", "%s", cmp.Or(why, "enforcing ("+actions(b)+")"))
-		}
-	}
-
+	c.checkPolicies(ctx, list, &r)
 	cm, err := c.cs.CoreV1().ConfigMaps(list.Namespace).Get(ctx, list.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -107,6 +87,53 @@ func (c *Client) CheckMonitor(ctx context.Context, list LockList) MonitorReport 
 	}
 	r.TamperProof = r.Why == ""
 	return r
+}
+
+// checkPolicies adds a check per policy and binding of
+// deploy/quarantine-lock.yaml to r.
+func (c *Client) checkPolicies(ctx context.Context, list LockList, r *MonitorReport) {
+	api := c.cs.AdmissionregistrationV1()
+	for _, name := range LockPolicies {
+		pol, err := api.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			r.add("policy "+name, false, "missing: apply deploy/quarantine-lock.yaml")
+		case err != nil:
+			r.add("policy "+name, false, "cannot read it: %v", err)
+		default:
+			r.add("policy "+name, policyOK(pol), "%s", policyDetail(pol))
+		}
+		b, err := api.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			r.add("binding "+name, false, "missing: apply deploy/quarantine-lock.yaml")
+		case err != nil:
+			r.add("binding "+name, false, "cannot read it: %v", err)
+		default:
+			why := bindingProblem(b, name, list)
+			r.add("binding "+name, why == "", "%s", cmp.Or(why, "enforcing ("+actions(b)+")"))
+		}
+	}
+}
+
+// policiesTTL is how long a quarantine trusts the last check of the
+// policies and bindings: a storm of quarantines reads them once.
+const policiesTTL = 30 * time.Second
+
+// policiesInForce says why the lock's policies and bindings are not as
+// deploy/quarantine-lock.yaml has them, or "", from a check at most
+// policiesTTL old.
+func (c *Client) policiesInForce(ctx context.Context) string {
+	l := c.locks
+	l.checkMu.Lock()
+	defer l.checkMu.Unlock()
+	if !l.checkedAt.IsZero() && time.Since(l.checkedAt) < policiesTTL {
+		return l.checked
+	}
+	var r MonitorReport
+	c.checkPolicies(ctx, l.list, &r)
+	l.checked, l.checkedAt = r.Why, time.Now()
+	return r.Why
 }
 
 // proveOne asks for dry runs the lock must refuse on the locked pod key.

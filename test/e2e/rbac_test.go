@@ -248,8 +248,8 @@ func TestEveryActionRunsAsTheDeployServiceAccount(t *testing.T) {
 	_, err = w.RestoreNamespaceAnnotations(ctx, kube.RestoreNamespaceMetadataRequest{Namespace: ns, Set: an.Set, Previous: an.Previous, Added: an.Added})
 	must(activities.ActionRestoreNamespaceAnnotations, err)
 
-	// The lock list's writers, with the Role of deploy/quarantine-lock.yaml.
-	applyLock(t)
+	// The lock lists' writers, with the Role of deploy/quarantine-lock.yaml.
+	applyDeploymentControl(t)
 	wl := asWorker(t).WithLocks(kube.DefaultLockList)
 	target := testenv.Pod(t, kubeCS, ns, "block-target")
 	b, err := wl.BlockImages(ctx, kube.BlockImageRequest{Namespace: ns, Pod: target.Name, PodUID: string(target.UID), Incident: inc})
