@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +22,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
 var deployControlOnce sync.Once
@@ -206,5 +211,77 @@ func grant(t *testing.T, ns, name string, subject rbacv1.Subject) {
 		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}, Subjects: []rbacv1.Subject{subject}}
 	if _, err := kubeCS.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestReleaseUndoesBlockAndFreeze: a playbook that blocks the pod's images
+// and freezes its namespace, run by the worker from an alert; releasing the
+// incident runs the inverses, and the API server accepts the image and new
+// workloads again.
+func TestReleaseUndoesBlockAndFreeze(t *testing.T) {
+	applyWorkerRBAC(t)
+	applyDeploymentControl(t)
+	ctx := context.Background()
+	const ns, image = "deploy-control-release", "ghcr.io/evil/dropper:2.1"
+	pod := testenv.Pod(t, kubeCS, ns, "dropper-0", func(p *corev1.Pod) { p.Spec.Containers[0].Image = image })
+	testenv.Namespace(t, kubeCS, "deploy-control-elsewhere")
+	dir := t.TempDir()
+	pb := `name: block-and-freeze
+match: alert.rule == "Dropper image seen"
+incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
+steps:
+  - id: block
+    action: kubernetes.block_image
+  - id: freeze
+    action: kubernetes.freeze_namespace
+`
+	noErr(t, os.WriteFile(filepath.Join(dir, "block-and-freeze.yaml"), []byte(pb), 0o600))
+	_, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	startSoarOn(t, asWorker(t).WithLocks(kube.DefaultLockList), js, tc, dir, dispatch.Config{})
+	alert := fmt.Appendf(nil, `{"id":"dropper-1","source":"e2e","rule":"Dropper image seen","severity":"high","kubernetes":{"namespace":%q,"pod":%q}}`, ns, pod.Name)
+	if _, err := js.Publish(ctx, "alerts.e2e", alert); err != nil {
+		t.Fatal(err)
+	}
+	id := playbooks.IncidentID("block-and-freeze", ns+"/"+pod.Name)
+	testenv.Eventually(t, 60*time.Second, "the image blocked and the namespace frozen", func() error {
+		got := workloads(ctx, kubeCS, "deploy-control-elsewhere", image)["Deployment"]
+		if !refusedByPolicy(got, "soar-blocked-images", id) {
+			return fmt.Errorf("a Deployment with the image elsewhere: %w", got)
+		}
+		if got := workloads(ctx, kubeCS, ns, "ghcr.io/acme/shop:2.0")["Deployment"]; !refusedByPolicy(got, "soar-frozen-namespaces", id) {
+			return fmt.Errorf("a Deployment in the namespace: %w", got)
+		}
+		return nil
+	})
+	if err := stopIncident(ctx, t, tc, id, true, "e2e: false positive"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "the image and the namespace open again after release", func() error {
+		for kind, err := range workloads(ctx, kubeCS, "deploy-control-elsewhere", image) {
+			if err != nil {
+				return fmt.Errorf("a %s with the image after release: %w", kind, err)
+			}
+		}
+		for kind, err := range workloads(ctx, kubeCS, ns, "ghcr.io/acme/shop:2.0") {
+			if err != nil {
+				return fmt.Errorf("a %s in the namespace after release: %w", kind, err)
+			}
+		}
+		return nil
+	})
+	st, err := incidentState(ctx, tc, id)
+	noErr(t, err)
+	undone := 0
+	for _, s := range st.Steps {
+		if s.Action == "kubernetes.unblock_image" || s.Action == "kubernetes.unfreeze_namespace" {
+			if s.Status != workflows.StepSucceeded {
+				t.Errorf("release step %s: %s %s", s.Action, s.Status, s.Error)
+			}
+			undone++
+		}
+	}
+	if undone != 2 {
+		t.Errorf("the incident's steps after release: %+v; want unblock_image and unfreeze_namespace", st.Steps)
 	}
 }
