@@ -30,6 +30,18 @@ func decodeImageKey(key string) string {
 	return r.Replace(strings.TrimPrefix(key, "image_"))
 }
 
+// tableSeparators are what compactControls' lines are split by; no
+// reference, namespace or incident ID in them may hold one.
+const tableSeparators = " \n\t,"
+
+// tableSafeID refuses an incident ID compactControls could not store.
+func tableSafeID(incident string) error {
+	if strings.ContainsAny(incident, tableSeparators) {
+		return fmt.Errorf("%w: incident ID %q holds a space, comma or newline", ErrInvalidInput, incident)
+	}
+	return nil
+}
+
 // maxImageRef bounds a blocked reference.
 const maxImageRef = 1024
 
@@ -67,12 +79,12 @@ func (c *Client) BlockImages(ctx context.Context, req BlockImageRequest) (BlockI
 		return res, err
 	}
 	res.PodUID = string(pod.UID)
-	if strings.ContainsAny(req.Incident, " \n\t,") {
-		return res, fmt.Errorf("%w: incident ID %q holds a space, comma or newline", ErrInvalidInput, req.Incident)
+	if err := tableSafeID(req.Incident); err != nil {
+		return res, err
 	}
 	var ops []*lockOp
 	for _, ref := range podImages(pod) {
-		if strings.ContainsAny(ref, " \n\t,") || len(ref) > maxImageRef {
+		if strings.ContainsAny(ref, tableSeparators) || len(ref) > maxImageRef {
 			res.Skipped = append(res.Skipped, ref)
 			continue
 		}
@@ -136,8 +148,8 @@ func (c *Client) FreezeNamespace(ctx context.Context, namespace, incident string
 	if err := requireFields("freeze namespace", "namespace", namespace, "incident", incident); err != nil {
 		return res, err
 	}
-	if strings.ContainsAny(incident, " \n\t,") {
-		return res, fmt.Errorf("%w: incident ID %q holds a space, comma or newline", ErrInvalidInput, incident)
+	if err := tableSafeID(incident); err != nil {
+		return res, err
 	}
 	if _, err := c.cs.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		return res, fmt.Errorf("%w: %s", ErrNamespaceNotFound, namespace)
@@ -165,19 +177,7 @@ func (c *Client) changeList(ctx context.Context, ops []*lockOp, dryRun bool) err
 		return fmt.Errorf("%w: no lock list is configured (the worker's --lock-list)", ErrInvalidInput)
 	}
 	if dryRun {
-		list := l.list
-		cm, err := c.cs.CoreV1().ConfigMaps(list.Namespace).Get(ctx, list.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return l.missingError()
-		}
-		if err != nil {
-			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
-		}
-		cm.Data = l.apply(cm.Data, ops)
-		if _, err = c.cs.CoreV1().ConfigMaps(list.Namespace).Update(ctx, cm, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: []string{metav1.DryRunAll}}); err != nil {
-			return writeError("update the lock list "+list.String(), err)
-		}
-		return nil
+		return c.updateLocks(ctx, l, ops, true)
 	}
 	return c.writeLock(ctx, l, ops...)
 }

@@ -160,7 +160,7 @@ func (c *Client) writeLocks(l *locker) {
 		}
 		l.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), lockTimeout)
-		err := c.updateLocks(ctx, l, batch)
+		err := c.updateLocks(ctx, l, batch, false)
 		cancel()
 		for _, op := range batch {
 			op.done <- err
@@ -169,8 +169,9 @@ func (c *Client) writeLocks(l *locker) {
 }
 
 // updateLocks applies ops to the list, retrying on a conflict with another
-// worker's write.
-func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp) error {
+// worker's write. A dry run sends the update as a server-side dry run, even
+// when it changes nothing, so that plan mode meets the API server's checks.
+func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp, dryRun bool) error {
 	list := l.list
 	api := c.cs.CoreV1().ConfigMaps(list.Namespace)
 	for {
@@ -182,11 +183,11 @@ func (c *Client) updateLocks(ctx context.Context, l *locker, ops []*lockOp) erro
 			return fmt.Errorf("kube: read the lock list %s: %w", list, err)
 		}
 		data := l.apply(cm.Data, ops)
-		if maps.Equal(data, cm.Data) {
+		if !dryRun && maps.Equal(data, cm.Data) {
 			return nil
 		}
 		cm.Data = data
-		_, err = api.Update(ctx, cm, metav1.UpdateOptions{FieldManager: ManagedByValue})
+		_, err = api.Update(ctx, cm, metav1.UpdateOptions{FieldManager: ManagedByValue, DryRun: dryRunOption(dryRun)})
 		if apierrors.IsConflict(err) {
 			continue
 		}
@@ -355,6 +356,12 @@ func (c *Client) proveLock(ctx context.Context, namespace, pod, uid string) stri
 	}
 }
 
+// proveHeld proves the lock on pod and its incident's policy: "" when both
+// dry runs were refused, else why not.
+func (c *Client) proveHeld(ctx context.Context, pod *corev1.Pod, policy string) string {
+	return cmp.Or(c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID)), c.provePolicyLock(ctx, pod.Namespace, policy))
+}
+
 // provePolicyLock asks the API server, as a dry run, to delete the
 // incident's policy in namespace, which the lock must refuse; it returns ""
 // when it did, or why the policy is not locked.
@@ -410,8 +417,7 @@ func (c *Client) lockState(ctx context.Context, pod *corev1.Pod) (LockState, err
 		st.NotTamperProof = "the pod is not on the lock list"
 		return st, nil
 	}
-	st.NotTamperProof = cmp.Or(c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID)),
-		c.provePolicyLock(ctx, pod.Namespace, "soar-quarantine-"+hashes[0]))
+	st.NotTamperProof = c.proveHeld(ctx, pod, "soar-quarantine-"+hashes[0])
 	st.TamperProof = st.NotTamperProof == ""
 	return st, nil
 }

@@ -236,9 +236,7 @@ func (c *Client) lockQuarantine(ctx context.Context, pod *corev1.Pod, incident s
 			return
 		}
 	}
-	res.NotTamperProof = cmp.Or(c.policiesInForce(ctx),
-		c.proveLock(ctx, pod.Namespace, pod.Name, string(pod.UID)),
-		c.provePolicyLock(ctx, pod.Namespace, PolicyName(incident)))
+	res.NotTamperProof = cmp.Or(c.policiesInForce(ctx), c.proveHeld(ctx, pod, PolicyName(incident)))
 	res.TamperProof = res.NotTamperProof == ""
 }
 

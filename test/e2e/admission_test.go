@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,38 +44,33 @@ func applyAdmission(t *testing.T) {
 // bindings first.
 func createPolicies(t *testing.T, docs map[string][][]byte) {
 	t.Helper()
-	ctx := context.Background()
-	api := kubeCS.AdmissionregistrationV1()
-	var policies, bindings []string
-	for _, doc := range docs["ValidatingAdmissionPolicy"] {
-		var pol admissionv1.ValidatingAdmissionPolicy
-		if err := yaml.UnmarshalStrict(doc, &pol); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := api.ValidatingAdmissionPolicies().Create(ctx, &pol, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("the API server refuses policy %s: %v", pol.Name, err)
-		}
-		policies = append(policies, pol.Name)
-	}
-	for _, doc := range docs["ValidatingAdmissionPolicyBinding"] {
-		var b admissionv1.ValidatingAdmissionPolicyBinding
-		if err := yaml.UnmarshalStrict(doc, &b); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, &b, metav1.CreateOptions{}); err != nil {
-			t.Fatalf("the API server refuses binding %s: %v", b.Name, err)
-		}
-		bindings = append(bindings, b.Name)
+	if err := installPolicies(docs); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
-		for _, name := range bindings {
+		api := kubeCS.AdmissionregistrationV1()
+		for _, name := range objectNames(t, docs["ValidatingAdmissionPolicyBinding"]) {
 			_ = api.ValidatingAdmissionPolicyBindings().Delete(ctx, name, metav1.DeleteOptions{})
 		}
-		for _, name := range policies {
+		for _, name := range objectNames(t, docs["ValidatingAdmissionPolicy"]) {
 			_ = api.ValidatingAdmissionPolicies().Delete(ctx, name, metav1.DeleteOptions{})
 		}
 	})
+}
+
+// objectNames returns the metadata.name of each manifest document.
+func objectNames(t *testing.T, docs [][]byte) []string {
+	t.Helper()
+	var names []string
+	for _, doc := range docs {
+		var obj metav1.PartialObjectMetadata
+		if err := yaml.Unmarshal(doc, &obj); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, obj.Name)
+	}
+	return names
 }
 
 // workerClientset is a clientset that impersonates the deploy/
