@@ -16,6 +16,7 @@ import (
 	tlog "go.temporal.io/server/common/log"
 
 	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -45,8 +46,10 @@ incident and every alert not yet dispatched is still there. One soar dev at a
 time uses a data directory: it locks <data-dir>/soar-dev.pid, and first stops
 whatever a killed soar dev left running there. With --local-kube it
 also starts a kube-apiserver and etcd (built by 'make kube-tools') and writes
-<data-dir>/kubeconfig, so the demo needs no cluster. Without it, --kubeconfig
-must name the cluster to act on.`,
+<data-dir>/kubeconfig, so the demo needs no cluster; it installs deploy/'s
+ServiceAccounts, RBAC and admission policies there, and its worker acts as
+soar-worker and locks its quarantines (docs/reference-monitor.md). Without
+it, --kubeconfig must name the cluster to act on.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger()
@@ -104,6 +107,20 @@ must name the cluster to act on.`,
 					return fmt.Errorf("write kubeconfig: %w", err)
 				}
 				kubeURL = k.Config.Host
+				// The demo runs as production does: the worker as
+				// soar-worker, under deploy/'s RBAC and admission
+				// policies, its quarantines locked.
+				if !cmd.Flags().Changed("lock-list") {
+					wf.lockList = kube.DefaultLockList.String()
+				}
+				list, err := parseLockList(wf.lockList)
+				if err != nil {
+					return err
+				}
+				if err := installDeploy(ctx, k.Config, list, log); err != nil {
+					return err
+				}
+				wf.kubeAs = workerServiceAccount
 			}
 
 			ns, err := devstack.StartNATS(devstack.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats")})
@@ -191,6 +208,7 @@ must name the cluster to act on.`,
 			fmt.Fprintf(out, "  API          http://%s/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)\n", h.Addr(), token.name, filepath.Join(dataDir, devTokenFile))
 			if kubeURL != "" {
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
+				fmt.Fprintf(out, "  Worker       acts as %s; quarantines locked through %s (deploy/'s policies installed)\n", wf.kubeAs.UserName, wf.lockList)
 			}
 			fmt.Fprintf(out, "  Evidence     %s\n", evidenceAt)
 			fmt.Fprintf(out, "  Slack        %s\n", slackBanner(ap.Slack))
@@ -210,10 +228,12 @@ must name the cluster to act on.`,
 	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
 	df.register(cmd)
 	wf.register(cmd)
-	// soar dev runs the worker as the kubeconfig's user, not as soar-worker,
-	// and installs no admission policies: no lock list by default.
+	// With --kubeconfig, soar dev runs the worker as the kubeconfig's user
+	// on a cluster it installs nothing on: no lock list unless given. With
+	// --local-kube it installs deploy/ and locks through its list.
 	if f := cmd.Flags().Lookup("lock-list"); f != nil {
 		f.DefValue = ""
+		f.Usage = "the ConfigMap namespace/name listing the pods locked in quarantine (default with --local-kube, which installs deploy/'s admission policies: " + kube.DefaultLockList.String() + "; with --kubeconfig: none, quarantines are not locked and their results say so)"
 		_ = f.Value.Set("")
 	}
 	return cmd

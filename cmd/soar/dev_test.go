@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -31,14 +32,22 @@ import (
 // soar runs one soar command line in process and returns what it printed.
 func soar(t *testing.T, args ...string) string {
 	t.Helper()
+	out, err := soarOut(args...)
+	if err != nil {
+		t.Fatalf("soar %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// soarOut runs one soar command line in process and returns what it
+// printed and its error.
+func soarOut(args ...string) (string, error) {
 	var out testenv.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&out)
 	root.SetArgs(args)
-	if err := root.ExecuteContext(context.Background()); err != nil {
-		t.Fatalf("soar %s: %v\n%s", strings.Join(args, " "), err, out.String())
-	}
-	return out.String()
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
 }
 
 // soarErr runs one soar command line in process and returns its error.
@@ -118,6 +127,7 @@ func TestDevWalkthrough(t *testing.T) {
 		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
 		"Playbooks    ../../playbooks/library  (",
 		"Slack        not configured: vote with 'soar approve'",
+		"Worker       acts as system:serviceaccount:soar:soar-worker; quarantines locked through soar/soar-locks (deploy/'s policies installed)",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -153,12 +163,27 @@ func TestDevWalkthrough(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if got.Labels["soar.dev/quarantine"] != "true" {
-			return fmt.Errorf("labels %v", got.Labels)
+		if got.Labels["soar.dev/quarantine"] != "true" || got.Labels[kube.LockedLabel] != "true" {
+			show, _ := soarOut("incident", "show", "--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.temporal), id)
+			return fmt.Errorf("labels %v; the incident:\n%s", got.Labels, show)
 		}
 		_, err = cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{})
 		return err
 	})
+	// The kubeconfig's user is a cluster admin, and the API server still
+	// refuses to take the pod out of quarantine, naming the incident.
+	_, err = cs.CoreV1().Pods("payments").Patch(ctx, pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"soar.dev/quarantine":null}}}`), metav1.PatchOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "soar incident show "+id) {
+		t.Errorf("the admin's unlabel of the quarantined pod: %v", err)
+	}
+	t.Logf("the admin's unlabel is refused: %v", err)
+	kubeconfigFile := filepath.Join(dataDir, "kubeconfig")
+	check := soar(t, "monitor", "check", "--kubeconfig", kubeconfigFile)
+	for _, want := range []string{`proof: unlabel payments/checkout-7d9f8b6c5-x2lqp\s+ok\s+refused by the lock`, `lock list soar/soar-locks\s+ok\s+1 pod locked`, `\ncontainment tamper-proof\n$`} {
+		if !regexp.MustCompile(want).MatchString(check) {
+			t.Errorf("monitor check lacks %q:\n%s", want, check)
+		}
+	}
 
 	temporalAddr := fmt.Sprintf("127.0.0.1:%d", p.temporal)
 	testenv.Eventually(t, 20*time.Second, "incident listed", func() error {
@@ -169,10 +194,13 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded`, `\n\s+containment not tamper-proof: no quarantine lock list \(--lock-list\)\n\s+evidence\s+kubernetes.snapshot\s+succeeded`} {
+	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded\s+\{.*"tamperProof":true\}\n\s+evidence\s+kubernetes.snapshot\s+succeeded\s+\{"artifacts":7,"failed":1,`} {
 		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}
+	}
+	if strings.Contains(show, "not tamper-proof") {
+		t.Errorf("incident show:\n%s", show)
 	}
 	// The evidence bundle is in the data directory, under the incident's
 	// one occurrence, and verifies.
@@ -214,6 +242,18 @@ func TestDevWalkthrough(t *testing.T) {
 		return nil
 	})
 
+	// The restart applied deploy/ again and kept the lock list: the pod is
+	// still locked. (The restarted API server listens on another port.)
+	cfg, err = clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs = kubernetes.NewForConfigOrDie(cfg)
+	_, err = cs.CoreV1().Pods("payments").Patch(ctx, pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"soar.dev/quarantine":null}}}`), metav1.PatchOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "soar incident show "+id) {
+		t.Errorf("after the restart, the admin's unlabel of the quarantined pod: %v", err)
+	}
+
 	// The CLI reaches serve's API with the token soar dev wrote; a wrong
 	// token is refused, and Temporal is never asked.
 	t.Setenv("SOAR_API_TOKEN", "not-the-token-soar-dev-wrote-0123456789")
@@ -233,15 +273,8 @@ func TestDevWalkthrough(t *testing.T) {
 		}
 		return nil
 	})
-	// The restarted API server listens on another port: read the
-	// kubeconfig again.
-	cfg, err = clientcmd.BuildConfigFromFlags("", filepath.Join(dataDir, "kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs = kubernetes.NewForConfigOrDie(cfg)
 	got, err := cs.CoreV1().Pods("payments").Get(ctx, pod.Name, metav1.GetOptions{})
-	if err != nil || got.Labels["soar.dev/quarantine"] != "" || got.Labels["app"] != "checkout" {
+	if err != nil || got.Labels["soar.dev/quarantine"] != "" || got.Labels[kube.LockedLabel] != "" || got.Labels["app"] != "checkout" {
 		t.Errorf("released pod: labels %v, err %v", got.Labels, err)
 	}
 	if _, err := cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{}); !apierrors.IsNotFound(err) {

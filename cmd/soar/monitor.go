@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -26,9 +25,9 @@ deleting its incident's NetworkPolicy. It prints one line per check and
 exits 1 when the containment is not tamper-proof, saying why.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ns, name, ok := strings.Cut(lockList, "/")
-			if !ok || ns == "" || name == "" {
-				return fmt.Errorf("--lock-list %q: want namespace/name", lockList)
+			list, err := parseLockList(lockList)
+			if err != nil {
+				return err
 			}
 			cfg, err := kube.RESTConfig(kubeconfig)
 			if err != nil {
@@ -38,7 +37,7 @@ exits 1 when the containment is not tamper-proof, saying why.`,
 			if err != nil {
 				return err
 			}
-			r := kc.CheckMonitor(cmd.Context(), kube.LockList{Namespace: ns, Name: name})
+			r := kc.CheckMonitor(cmd.Context(), list)
 			if output == "json" {
 				if err := writeJSON(cmd, r); err != nil {
 					return err

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
+	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/evidence"
@@ -35,6 +36,10 @@ type workerFlags struct {
 	uiURL string
 	// lockList is the quarantine lock list, namespace/name; empty: none.
 	lockList string
+	// kubeAs is who the worker acts as on the cluster when set: soar dev
+	// --local-kube acts as soar-worker, holding only deploy/rbac.yaml's
+	// rights, not the kubeconfig's.
+	kubeAs rest.ImpersonationConfig
 }
 
 func (f *workerFlags) register(cmd *cobra.Command) {
@@ -100,16 +105,17 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 		return nil, "", err
 	}
 	cfg.Timeout = f.kubeTimeout
+	cfg.Impersonate = f.kubeAs
 	kc, err := kube.NewForConfig(cfg)
 	if err != nil {
 		return nil, "", err
 	}
 	if f.lockList != "" {
-		ns, name, ok := strings.Cut(f.lockList, "/")
-		if !ok || ns == "" || name == "" {
-			return nil, "", fmt.Errorf("--lock-list %q: want namespace/name", f.lockList)
+		list, err := parseLockList(f.lockList)
+		if err != nil {
+			return nil, "", err
 		}
-		kc.WithLocks(kube.LockList{Namespace: ns, Name: name}, func(ok bool) {
+		kc.WithLocks(list, func(ok bool) {
 			m.QuarantineLocks.WithLabelValues(map[bool]string{true: "tamper_proof", false: "not_tamper_proof"}[ok]).Inc()
 		})
 		log.Info().Str("lock_list", f.lockList).Msg("quarantines are locked through this list")
@@ -190,4 +196,13 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 	wf.register(cmd)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9090", "address for /healthz, /readyz and /metrics (empty disables)")
 	return cmd
+}
+
+// parseLockList reads a --lock-list, namespace/name.
+func parseLockList(s string) (kube.LockList, error) {
+	ns, name, ok := strings.Cut(s, "/")
+	if !ok || ns == "" || name == "" {
+		return kube.LockList{}, fmt.Errorf("--lock-list %q: want namespace/name", s)
+	}
+	return kube.LockList{Namespace: ns, Name: name}, nil
 }

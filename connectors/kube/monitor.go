@@ -78,7 +78,7 @@ func (c *Client) CheckMonitor(ctx context.Context, list LockList) MonitorReport 
 		}
 		slices.Sort(pods)
 		r.Locked = len(pods)
-		r.add("lock list "+list.String(), true, "%d pods locked", len(pods))
+		r.add("lock list "+list.String(), true, "%d %s locked", len(pods), map[bool]string{true: "pod", false: "pods"}[len(pods) == 1])
 		if len(pods) == 0 {
 			r.add("proof", true, "no pod is locked now: each quarantine proves the lock on its own pod")
 		} else {

@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -82,6 +83,26 @@ func workerClientset(t *testing.T) kubernetes.Interface {
 	return kubernetes.NewForConfigOrDie(cfg)
 }
 
+// grantWorker grants soar-worker rules in namespace ns until the test ends.
+func grantWorker(t *testing.T, ns string, rules []rbacv1.PolicyRule) {
+	t.Helper()
+	ctx := context.Background()
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "e2e-worker-extra", Namespace: ns}, Rules: rules}
+	if _, err := kubeCS.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "soar-worker", Namespace: "soar"}}}
+	if _, err := kubeCS.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = kubeCS.RbacV1().RoleBindings(ns).Delete(context.Background(), rb.Name, metav1.DeleteOptions{})
+		_ = kubeCS.RbacV1().Roles(ns).Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+	})
+}
+
 // refusedBy reports whether err is the admission policy's denial naming
 // want.
 func refusedBy(err error, want string) bool {
@@ -124,14 +145,33 @@ func TestAdmissionBoundsTheWorker(t *testing.T) {
 		t.Errorf("creating a policy named like soar's without its annotation: %v", err)
 	}
 
-	// soar's own work passes, as the connector does it.
-	w := asWorker(t)
+	// soar's own work passes, as the connector does it, with the
+	// quarantine lock of deploy/ in force too: the worker writes its lock
+	// list in the namespace this policy otherwise protects from it.
+	applyLock(t)
+	w := asWorker(t).WithLocks(kube.DefaultLockList)
 	const inc = "soar-admission-incident"
-	if _, err := w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc}); err != nil {
-		t.Fatalf("quarantine under the policy: %v", err)
-	}
+	// (Quarantine is idempotent: it is asked again while the API server
+	// has not loaded a lock policy that applyLock just created.)
+	testenv.Eventually(t, 30*time.Second, "the quarantine tamper-proof", func() error {
+		q, err := w.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc})
+		if err != nil {
+			t.Fatalf("quarantine under the policy: %v", err)
+		}
+		if !q.TamperProof {
+			return fmt.Errorf("not tamper-proof: %s", q.NotTamperProof)
+		}
+		return nil
+	})
 	if r, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: pod.Name, PodUID: string(pod.UID), Incident: inc}); err != nil || !r.PolicyDeleted {
 		t.Fatalf("release under the policy: %+v, %v", r, err)
+	}
+	// Only those two lists: RBAC granting more in soar's namespace does
+	// not let the worker write there.
+	grantWorker(t, "soar", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "update"}}})
+	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "soar-locks-2", Namespace: "soar"}}
+	if _, err := wcs.CoreV1().ConfigMaps("soar").Create(ctx, other, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !refusedBy(err, "namespace soar is protected") {
+		t.Errorf("the worker creating another ConfigMap in soar's namespace: %v", err)
 	}
 	node := testenv.Kubelet(t, kubeCS, "admission-node")
 	scheduled := testenv.Pod(t, kubeCS, ns, "scheduled", func(p *corev1.Pod) { p.Spec.NodeName = node.NodeName })

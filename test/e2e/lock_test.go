@@ -538,7 +538,7 @@ func TestMonitorCheckSaysWhetherTheLockHolds(t *testing.T) {
 	})
 	out, code := monitorCheck(t)
 	for _, want := range []string{
-		"lock list soar/soar-locks", "1 pods locked",
+		"lock list soar/soar-locks", "1 pod locked",
 		"proof: unlabel lock-check/web-0", "proof: delete lock-check/" + kube.PolicyName(inc), "refused by the lock",
 		"containment tamper-proof\n",
 	} {
