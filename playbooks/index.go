@@ -98,31 +98,14 @@ func pinnedRules(n ast.Node) (rules []string, pinned bool) {
 }
 
 // cannotFail reports whether evaluating n always gives a bool without an
-// error, whatever the alert. It accepts true and false; ==, != and in
-// between string fields of the alert (alert.source, alert.k8s.namespace)
-// and string constants or arrays of them; and not, &&, || of such. Anything
-// else may fail as far as cannotFail knows: alert.fields values have types
-// only known at run time, calls may return errors, and so on.
+// error, whatever the alert: whether n is a fact (see newFact), such as
+// true, alert.source == "x", alert.k8s.namespace in ["a", "b"],
+// alert.severity >= Warning, and not, && and || of those. Anything else may
+// fail as far as cannotFail knows: alert.fields values have types only
+// known at run time, calls may return errors, and so on.
 func cannotFail(n ast.Node) bool {
-	switch n := n.(type) {
-	case *ast.BoolNode:
-		return true
-	case *ast.UnaryNode:
-		return (n.Operator == "not" || n.Operator == "!") && cannotFail(n.Node)
-	case *ast.BinaryNode:
-		switch n.Operator {
-		case "==", "!=":
-			_, leftConst := n.Left.(*ast.StringNode)
-			_, rightConst := n.Right.(*ast.StringNode)
-			return isAlertString(n.Left) && rightConst || leftConst && isAlertString(n.Right)
-		case "in":
-			_, ok := stringConstants(n.Right)
-			return ok && isAlertString(n.Left)
-		case "&&", "and", "||", "or":
-			return cannotFail(n.Left) && cannotFail(n.Right)
-		}
-	}
-	return false
+	_, ok := newFact(n)
+	return ok
 }
 
 // isAlertRule reports whether n reads alert.rule.

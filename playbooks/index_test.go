@@ -39,6 +39,9 @@ func TestPinnedRules(t *testing.T) {
 		{`"s" != alert.source && alert.rule == "X"`, []string{"X"}},
 		{`alert.k8s.namespace not in ["kube-system"] && alert.rule == "X"`, []string{"X"}},
 		{`(alert.hostname == "h" || alert.k8s.pod != "") && alert.rule == "X"`, []string{"X"}},
+		{`alert.severity >= Warning && alert.rule == "X"`, []string{"X"}},
+		{`Critical != alert.severity && alert.rule == "X"`, []string{"X"}},
+		{`alert.k8s.namespace startsWith "prod-" && alert.rule == "X"`, []string{"X"}},
 		{`alert.rule in ["X", "Y"] && alert.rule in ["Y", "Z"]`, []string{"Y"}},
 		{`alert.rule == "X" && alert.rule == "Y"`, []string{}},
 		// The left operand may fail inside its own rules, so the right one
@@ -78,7 +81,6 @@ func TestPinnedRules(t *testing.T) {
 		// The left operand may fail for any rule.
 		{`alert.fields["n"] > 3 && alert.rule == "X"`, nil},
 		{`alert.fields["s"] == "x" && alert.rule == "X"`, nil},
-		{`alert.severity >= Warning && alert.rule == "X"`, nil},
 		{`"T1059" in alert.tags && alert.rule == "X"`, nil},
 		{`incident.key == "" && alert.rule == "X"`, nil},
 		{`any(alert.tags, # == "x") && alert.rule == "X"`, nil},
@@ -133,7 +135,7 @@ func matchAll(set *Set, a alert.Alert) ([]Match, []error) {
 	for i := range all {
 		all[i] = i
 	}
-	return set.match(a, nil, all)
+	return set.match(a, nil, all, nil)
 }
 
 // TestMatchIndexLibrary checks that the index changes nothing for the
@@ -170,15 +172,17 @@ func TestMatchIndexLibrary(t *testing.T) {
 }
 
 // TestMatchIndexRandom checks on random playbooks and alerts that Match
-// gives what running every playbook gives, and the two facts it rests on:
-// an expression cannotFail accepts never fails, and one pinned to rules is
-// false without an error for every other rule.
+// gives what running every playbook's whole match expression gives, and
+// what this rests on: an expression cannotFail accepts never fails, one
+// pinned to rules is false without an error for every other rule, a fact
+// has the value expr gives it, and an expression whose leading facts are
+// false is false without an error.
 func TestMatchIndexRandom(t *testing.T) {
 	iterations := 400
 	if testing.Short() {
 		iterations = 50
 	}
-	var skipped, pinned, failures int
+	var skipped, pinned, failures, factSkips int
 	for seed := range uint64(iterations) {
 		r := rand.New(rand.NewPCG(seed, 0x5eed))
 		g := exprGen{r: r}
@@ -191,6 +195,11 @@ func TestMatchIndexRandom(t *testing.T) {
 				name:        fmt.Sprintf("p-%02d", id),
 				match:       g.bool(3),
 				incidentKey: g.pick(`alert.k8s.pod`, `alert.fields["k"]`, `alert.rule + "/" + alert.k8s.pod`),
+			}
+			if r.IntN(3) == 0 {
+				// An expression that is all facts, which checkFacts
+				// compares with expr on every alert.
+				p.match = g.facts(3)
 			}
 			if r.IntN(3) == 0 {
 				p.severity = g.pick(`alert.fields["sev"]`, `alert.severity >= Warning ? Critical : Notice`)
@@ -209,7 +218,7 @@ func TestMatchIndexRandom(t *testing.T) {
 			alerts[i] = g.alert()
 		}
 		for _, p := range set.playbooks {
-			checkFacts(t, p, alerts, seed)
+			factSkips += checkFacts(t, p, alerts, seed)
 			if _, ok := pinnedRules(p.matchProgram.Node()); ok {
 				pinned++
 			}
@@ -220,31 +229,50 @@ func TestMatchIndexRandom(t *testing.T) {
 			failures += len(errs)
 		}
 	}
-	t.Logf("%d playbooks pinned, %d skipped, %d errors", pinned, skipped, failures)
+	t.Logf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts", pinned, skipped, failures, factSkips)
 	// The generator must exercise what the test is about.
-	if skipped == 0 || pinned == 0 || failures == 0 {
-		t.Errorf("%d playbooks pinned, %d skipped, %d errors: the generator misses cases", pinned, skipped, failures)
+	if skipped == 0 || pinned == 0 || failures == 0 || factSkips == 0 {
+		t.Errorf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts: the generator misses cases", pinned, skipped, failures, factSkips)
 	}
 }
 
-// checkFacts checks the facts the index rests on for p's match expression
-// on alerts.
-func checkFacts(t *testing.T, p *Playbook, alerts []alert.Alert, seed uint64) {
+// checkFacts checks the facts the index and the leading facts rest on for
+// p's match expression on alerts, and returns for how many alerts the
+// leading facts were false.
+func checkFacts(t *testing.T, p *Playbook, alerts []alert.Alert, seed uint64) (falseLeads int) {
 	t.Helper()
 	root := p.matchProgram.Node()
 	rules, pinned := pinnedRules(root)
 	never := cannotFail(root)
+	whole, isFact := newFact(root)
+	lead, hasLead := leadingFacts(root)
 	var m vm.VM
 	for _, a := range alerts {
 		env := NewEnv(a, Incident{})
 		out, err := evaluate(&m, p.matchProgram, &env)
 		if never && err != nil {
-			t.Fatalf("seed %d: %s: cannotFail, but it fails for rule %q: %v", seed, p.Match, a.Rule, err)
+			t.Fatalf("seed %d: %s: cannotFail, but it fails for %s: %v", seed, p.Match, describeAlert(a), err)
 		}
 		if pinned && !slices.Contains(rules, a.Rule) && (err != nil || out != false) {
 			t.Fatalf("seed %d: %s: pinned to %q, but for rule %q it gives %v, %v", seed, p.Match, rules, a.Rule, out, err)
 		}
+		if isFact && (err != nil || out != whole(&a)) {
+			t.Fatalf("seed %d: %s: a fact that is %v for %s, but expr gives %v, %v", seed, p.Match, whole(&a), describeAlert(a), out, err)
+		}
+		if hasLead && !lead(&a) {
+			falseLeads++
+			if err != nil || out != false {
+				t.Fatalf("seed %d: %s: leading facts false for %s, but expr gives %v, %v", seed, p.Match, describeAlert(a), out, err)
+			}
+		}
 	}
+	return falseLeads
+}
+
+// describeAlert prints the fields of a that facts read, for failures.
+func describeAlert(a alert.Alert) string {
+	return fmt.Sprintf("rule %q source %q hostname %q namespace %q pod %q severity %d",
+		a.Rule, a.Source, a.Hostname, a.Kubernetes.Namespace, a.Kubernetes.Pod, a.Severity)
 }
 
 // exprGen generates match expressions and alerts over a few rules, so that
@@ -280,7 +308,7 @@ func (g exprGen) rules() string {
 func (g exprGen) bool(depth int) string {
 	if depth > 0 && g.r.IntN(3) > 0 {
 		a, b := g.bool(depth-1), g.bool(depth-1)
-		switch g.r.IntN(8) {
+		switch g.r.IntN(9) {
 		case 0, 1, 2:
 			return a + " && " + b
 		case 3, 4:
@@ -289,9 +317,16 @@ func (g exprGen) bool(depth int) string {
 			return "(" + a + " && " + b + ")"
 		case 6:
 			return "(" + a + " || " + b + ")"
+		case 7:
+			return "!(" + a + ")"
 		default:
 			return "not (" + a + ")"
 		}
+	}
+	// Half of the leaves are the facts of newFact, which Match evaluates in
+	// Go; the other half are the forms above.
+	if g.r.IntN(2) == 0 {
+		return g.fact()
 	}
 	switch g.r.IntN(19) {
 	case 0, 1, 2:
@@ -331,14 +366,64 @@ func (g exprGen) bool(depth int) string {
 	}
 }
 
+// facts returns &&, || and not of facts, with at most depth levels of
+// operators: a fact as a whole.
+func (g exprGen) facts(depth int) string {
+	if depth == 0 || g.r.IntN(3) == 0 {
+		return g.fact()
+	}
+	a, b := g.facts(depth-1), g.facts(depth-1)
+	return g.pick("("+a+" && "+b+")", "("+a+" || "+b+")", "not ("+a+")", "!("+a+")", a+" and "+b)
+}
+
+// genStrings are the constants facts compare string fields with: the
+// values alerts have, prefixes, suffixes and parts of them, and "".
+var genStrings = []string{"", "a", "b", "c", "falco", "fal", "co", "custom", "pod-1", "pod", "-", "-1", "R1", "h", "worker-2", "er"}
+
+// genSeverities are the severities facts compare with.
+var genSeverities = []string{"alert.severity", "Debug", "Informational", "Notice", "Warning", "Error", "Critical", "Alert", "Emergency"}
+
+// fact returns a comparison of a string field or the severity that newFact
+// evaluates in Go.
+func (g exprGen) fact() string {
+	field := g.pick("alert.source", "alert.k8s.namespace", "alert.hostname", "alert.k8s.pod", "alert.rule", `alert["source"]`)
+	constant := fmt.Sprintf("%q", genStrings[g.r.IntN(len(genStrings))])
+	switch g.r.IntN(6) {
+	case 0, 1:
+		op := g.pick("==", "!=", "startsWith", "endsWith", "contains")
+		left, right := field, g.pick(constant, constant, field, `alert.k8s.pod`)
+		if g.r.IntN(2) == 0 {
+			left, right = right, left
+		}
+		return fmt.Sprintf("%s %s %s", left, op, right)
+	case 2:
+		quoted := make([]string, g.r.IntN(4))
+		for i := range quoted {
+			quoted[i] = fmt.Sprintf("%q", genStrings[g.r.IntN(len(genStrings))])
+		}
+		return fmt.Sprintf("%s %s [%s]", field, g.pick("in", "not in"), strings.Join(quoted, ", "))
+	case 3, 4:
+		left, right := "alert.severity", genSeverities[g.r.IntN(len(genSeverities))]
+		if g.r.IntN(3) == 0 {
+			left, right = right, left
+		}
+		return fmt.Sprintf("%s %s %s", left, g.pick("==", "!=", "<", "<=", ">", ">="), right)
+	default:
+		return g.pick(`true`, `false`, `alert.k8s.namespace != ""`, `alert.source == ""`)
+	}
+}
+
 // alert returns an alert with a rule from genRules, another rule or none,
-// and fields of the types the expressions expect, or others, or none.
+// the string fields facts read set to values facts compare with or empty,
+// any severity, and fields of the types the expressions expect, or
+// others, or none.
 func (g exprGen) alert() alert.Alert {
 	a := terminalShellAlert()
 	a.Rule = g.pick(append(slices.Clone(genRules), "R9", "")...)
-	a.Source = g.pick("falco", "custom")
-	a.Severity = []alert.Severity{alert.SeverityNotice, alert.SeverityWarning, alert.SeverityCritical}[g.r.IntN(3)]
-	a.Kubernetes.Namespace = g.pick("a", "c", "")
+	a.Source = g.pick("falco", "custom", "")
+	a.Hostname = g.pick("h", "worker-2", "")
+	a.Severity = alert.Severity(g.r.IntN(int(alert.SeverityEmergency) + 1))
+	a.Kubernetes.Namespace = g.pick("a", "c", "", "b")
 	a.Kubernetes.Pod = g.pick("pod-1", "")
 	a.Tags = [][]string{nil, {"T1"}, {"x", "T2"}}[g.r.IntN(3)]
 	a.Fields = map[string]any{}

@@ -3,6 +3,7 @@ package playbooks
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/expr-lang/expr/vm"
 
@@ -53,21 +54,26 @@ var ErrEmptyIncidentKey = errors.New("playbooks: incident key is empty")
 // others. Match has no side effects and is safe for concurrent use.
 //
 // Match skips the playbooks whose match expressions are pinned to other
-// rules than a's (see pinnedRules): they are false for a without an error,
-// so the result is the same as if they ran.
+// rules than a's (see pinnedRules), and those whose leading facts are false
+// for a (see leadingFacts): they are false for a without an error, so the
+// result is the same as if they ran.
 func (s *Set) Match(a alert.Alert) ([]Match, []error) {
-	return s.match(a, s.index.byRule[a.Rule], s.index.unpinned)
+	return s.match(a, s.index.byRule[a.Rule], s.index.unpinned, s.facts)
 }
 
 // match is Match over the playbooks at the positions in pinned and
 // unpinned, two ascending lists that it merges to run the playbooks in name
-// order. The tests check that Match gives what match over every position
-// gives.
-func (s *Set) match(a alert.Alert, pinned, unpinned []int) ([]Match, []error) {
-	// The environment and the VM belong to this call: compiled programs are
-	// shared between goroutines, their inputs and machines are not.
-	env := NewEnv(a, Incident{})
-	var m vm.VM
+// order. It skips the playbook at position i when facts[i] is false for a;
+// facts may be nil, to run every match expression. The tests check that
+// Match gives what match over every position without facts gives.
+func (s *Set) match(a alert.Alert, pinned, unpinned []int, facts []fact) ([]Match, []error) {
+	// The environment and the VM belong to this call until it returns them
+	// to the pool: compiled programs are shared between goroutines, their
+	// inputs and machines are not.
+	w := matchers.Get().(*matcher)
+	defer w.release()
+	w.env = NewEnv(a, Incident{})
+	m, env := &w.m, &w.env
 	var (
 		matches []Match
 		errs    []error
@@ -79,13 +85,16 @@ func (s *Set) match(a alert.Alert, pinned, unpinned []int) ([]Match, []error) {
 		} else {
 			i, unpinned = unpinned[0], unpinned[1:]
 		}
+		if facts != nil && facts[i] != nil && !facts[i](&env.Alert) {
+			continue
+		}
 		p := s.playbooks[i]
-		key, ok, err := p.evaluate(&m, &env)
+		key, ok, err := p.evaluate(m, env)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
 		case ok:
-			sev, err := p.severity(&m, &env)
+			sev, err := p.severity(m, env)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -94,6 +103,33 @@ func (s *Set) match(a alert.Alert, pinned, unpinned []int) ([]Match, []error) {
 		}
 	}
 	return matches, errs
+}
+
+// matcher is what one Set.Match call works with: a VM, which allocates its
+// stack and buffers on first use, and the environment, which escapes to the
+// heap because the VM takes it as an any. Set.Match takes one from matchers
+// and puts it back when done, so that a busy dispatcher allocates neither
+// for every alert.
+//
+// Reusing a VM is what match already does for the programs of one alert:
+// vm.VM.Run resets the stack, scopes, memory count and instruction pointer
+// before it runs a program. The variables of let are not reset, but a
+// program always stores one before loading it.
+type matcher struct {
+	m   vm.VM
+	env Env
+}
+
+// matchers holds the matchers of finished Set.Match calls.
+var matchers = sync.Pool{New: func() any { return new(matcher) }}
+
+// release puts w back into matchers. It clears the environment first so
+// that a pooled matcher does not keep the alert's strings and maps alive;
+// the VM's stack may still refer to the last values it held until its next
+// run, or until the pool drops it at a garbage collection.
+func (w *matcher) release() {
+	w.env = Env{}
+	matchers.Put(w)
 }
 
 // evaluate runs p's match expression and, if it matched, its incident key.

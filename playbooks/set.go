@@ -14,6 +14,9 @@ type Set struct {
 	// index says which playbooks an alert's rule lets match (see
 	// pinnedRules).
 	index ruleIndex
+	// facts holds, by position in playbooks, the leading facts of each
+	// match expression, or nil (see leadingFacts).
+	facts []fact
 }
 
 func newSet(playbooks []*Playbook) *Set {
@@ -23,7 +26,18 @@ func newSet(playbooks []*Playbook) *Set {
 	for _, p := range sorted {
 		byName[p.Name] = p
 	}
-	return &Set{playbooks: sorted, byName: byName, index: newRuleIndex(sorted)}
+	return &Set{playbooks: sorted, byName: byName, index: newRuleIndex(sorted), facts: newFacts(sorted)}
+}
+
+// newFacts returns the leading facts of the playbooks' match expressions.
+func newFacts(playbooks []*Playbook) []fact {
+	facts := make([]fact, len(playbooks))
+	for i, p := range playbooks {
+		if p.matchProgram != nil {
+			facts[i], _ = leadingFacts(p.matchProgram.Node())
+		}
+	}
+	return facts
 }
 
 // Playbooks returns the playbooks sorted by name. The slice is the caller's
