@@ -16,9 +16,11 @@ import (
 // BenchmarkBareVMRun run the very same compiled programs with expr alone:
 // with expr.Run, which makes a VM for every program, and on one VM for all
 // of them. Set.Match skips the playbooks pinned to other rules than the
-// alert's (see pinnedRules) while the bare benchmarks run every program, so
-// BenchmarkBareVMRun minus Set.Match for the same playbooks=N is what the
-// index saves, less what soar adds around expr. Most of benchPlaybooks are
+// alert's (see pinnedRules) and those whose leading facts are false (see
+// leadingFacts), and computes simple incident keys in Go (see
+// newNativeKey), while the bare benchmarks run every program, so
+// BenchmarkBareVMRun minus Set.Match for the same playbooks=N is what these
+// save, less what soar adds around expr. Most of benchPlaybooks are
 // not pinned; BenchmarkMatchPinned matches against playbooks that all are,
 // as the shipped library's. Run them with make bench, or:
 //

@@ -322,3 +322,52 @@ func conjuncts(n ast.Node) []ast.Node {
 	}
 	return append(conjuncts(b.Left), conjuncts(b.Right)...)
 }
+
+// newNativeKey returns how to compute the incident key expression n in Go,
+// if n is a string constant, a string field of the alert, or + of such, as
+// in alert.k8s.namespace + "/" + alert.k8s.pod. expr's + on two strings is
+// Go's, and none of these can fail, so the key is exactly what expr gives,
+// without boxing every field and every partial sum into an interface.
+func newNativeKey(n ast.Node) (func(*alert.Alert) string, bool) {
+	parts, ok := concatenated(n)
+	if !ok {
+		return nil, false
+	}
+	if len(parts) == 1 {
+		return parts[0], true
+	}
+	return func(a *alert.Alert) string {
+		size := 0
+		for _, part := range parts {
+			size += len(part(a))
+		}
+		var b strings.Builder
+		b.Grow(size)
+		for _, part := range parts {
+			b.WriteString(part(a))
+		}
+		return b.String()
+	}, true
+}
+
+// concatenated returns the operands, from left to right, of the string
+// concatenation n, if each is a string constant or string field of the
+// alert (see stringOperand).
+func concatenated(n ast.Node) ([]func(*alert.Alert) string, bool) {
+	if b, ok := n.(*ast.BinaryNode); ok && b.Operator == "+" {
+		left, ok := concatenated(b.Left)
+		if !ok {
+			return nil, false
+		}
+		right, ok := concatenated(b.Right)
+		if !ok {
+			return nil, false
+		}
+		return append(left, right...), true
+	}
+	part, ok := stringOperand(n)
+	if !ok {
+		return nil, false
+	}
+	return []func(*alert.Alert) string{part}, true
+}

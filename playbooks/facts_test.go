@@ -212,3 +212,45 @@ func TestSeverityNames(t *testing.T) {
 		t.Errorf("Env has %d severity names, severityNames %d", names, len(severityNames))
 	}
 }
+
+func TestNewNativeKey(t *testing.T) {
+	a := terminalShellAlert()
+	tests := []struct {
+		key string
+		// want is the key for a, or "-" when the key is not computed in Go.
+		want string
+	}{
+		{`alert.k8s.pod`, a.Kubernetes.Pod},
+		{`alert["hostname"]`, a.Hostname},
+		{`"fixed"`, "fixed"},
+		{`alert.k8s.namespace + "/" + alert.k8s.pod`, a.Kubernetes.Namespace + "/" + a.Kubernetes.Pod},
+		{`alert.rule + ("/" + alert.source) + "/" + alert.id`, a.Rule + "/" + a.Source + "/" + a.ID},
+		{`"a" + "b" + alert.k8s.node`, "ab"},
+
+		{`alert.fields["user.name"]`, "-"},
+		{`alert.k8s.namespace + "/" + alert.fields["user.name"]`, "-"},
+		{`lower(alert.k8s.pod)`, "-"},
+		{`alert.k8s.pod ?? "x"`, "-"},
+		{`string(alert.severity)`, "-"},
+		{`latest.k8s.pod`, "-"},
+		{`incident.key`, "-"},
+		{`alert.k8s.pod != "" ? alert.k8s.pod : alert.hostname`, "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			program, err := compile(tt.key, resultString)
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, ok := newNativeKey(program.Node())
+			switch {
+			case tt.want == "-" && ok:
+				t.Errorf("computed in Go, want it left to expr")
+			case tt.want != "-" && !ok:
+				t.Errorf("left to expr, want it computed in Go")
+			case ok && key(&a) != tt.want:
+				t.Errorf("Go gives %q, want %q", key(&a), tt.want)
+			}
+		})
+	}
+}

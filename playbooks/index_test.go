@@ -175,14 +175,15 @@ func TestMatchIndexLibrary(t *testing.T) {
 // gives what running every playbook's whole match expression gives, and
 // what this rests on: an expression cannotFail accepts never fails, one
 // pinned to rules is false without an error for every other rule, a fact
-// has the value expr gives it, and an expression whose leading facts are
-// false is false without an error.
+// has the value expr gives it, an expression whose leading facts are
+// false is false without an error, and an incident key computed in Go is
+// the one expr computes.
 func TestMatchIndexRandom(t *testing.T) {
 	iterations := 400
 	if testing.Short() {
 		iterations = 50
 	}
-	var skipped, pinned, failures, factSkips int
+	var skipped, pinned, failures, factSkips, nativeKeys int
 	for seed := range uint64(iterations) {
 		r := rand.New(rand.NewPCG(seed, 0x5eed))
 		g := exprGen{r: r}
@@ -194,7 +195,7 @@ func TestMatchIndexRandom(t *testing.T) {
 			p := benchPlaybook{
 				name:        fmt.Sprintf("p-%02d", id),
 				match:       g.bool(3),
-				incidentKey: g.pick(`alert.k8s.pod`, `alert.fields["k"]`, `alert.rule + "/" + alert.k8s.pod`),
+				incidentKey: g.key(),
 			}
 			if r.IntN(3) == 0 {
 				// An expression that is all facts, which checkFacts
@@ -219,6 +220,7 @@ func TestMatchIndexRandom(t *testing.T) {
 		}
 		for _, p := range set.playbooks {
 			factSkips += checkFacts(t, p, alerts, seed)
+			nativeKeys += checkNativeKey(t, p, alerts, seed)
 			if _, ok := pinnedRules(p.matchProgram.Node()); ok {
 				pinned++
 			}
@@ -229,10 +231,10 @@ func TestMatchIndexRandom(t *testing.T) {
 			failures += len(errs)
 		}
 	}
-	t.Logf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts", pinned, skipped, failures, factSkips)
+	t.Logf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts, %d native keys", pinned, skipped, failures, factSkips, nativeKeys)
 	// The generator must exercise what the test is about.
-	if skipped == 0 || pinned == 0 || failures == 0 || factSkips == 0 {
-		t.Errorf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts: the generator misses cases", pinned, skipped, failures, factSkips)
+	if skipped == 0 || pinned == 0 || failures == 0 || factSkips == 0 || nativeKeys == 0 {
+		t.Errorf("%d playbooks pinned, %d skipped, %d errors, %d false leading facts, %d native keys: the generator misses cases", pinned, skipped, failures, factSkips, nativeKeys)
 	}
 }
 
@@ -267,6 +269,25 @@ func checkFacts(t *testing.T, p *Playbook, alerts []alert.Alert, seed uint64) (f
 		}
 	}
 	return falseLeads
+}
+
+// checkNativeKey checks that the Go form of p's incident key, if it has
+// one, gives what expr gives on every alert, and returns 1 if it has one.
+func checkNativeKey(t *testing.T, p *Playbook, alerts []alert.Alert, seed uint64) int {
+	t.Helper()
+	key, ok := newNativeKey(p.incidentKeyProgram.Node())
+	if !ok {
+		return 0
+	}
+	var m vm.VM
+	for _, a := range alerts {
+		env := NewEnv(a, Incident{})
+		out, err := evaluate(&m, p.incidentKeyProgram, &env)
+		if err != nil || out != key(&a) {
+			t.Fatalf("seed %d: %s: Go gives %q for %s, expr %v, %v", seed, p.IncidentKey, key(&a), describeAlert(a), out, err)
+		}
+	}
+	return 1
 }
 
 // describeAlert prints the fields of a that facts read, for failures.
@@ -374,6 +395,22 @@ func (g exprGen) facts(depth int) string {
 	}
 	a, b := g.facts(depth-1), g.facts(depth-1)
 	return g.pick("("+a+" && "+b+")", "("+a+" || "+b+")", "not ("+a+")", "!("+a+")", a+" and "+b)
+}
+
+// key returns an incident key expression: one of the concatenations of
+// string fields and constants that Match computes in Go, which may be
+// empty, or a field of any type, which expr computes.
+func (g exprGen) key() string {
+	return g.pick(
+		`alert.k8s.pod`,
+		`alert.hostname`,
+		`alert.rule + "/" + alert.k8s.pod`,
+		`alert.k8s.namespace + "/" + alert.k8s.pod + "/" + alert.source`,
+		`"k-" + alert.source`,
+		`alert.source + (alert.hostname + alert.k8s.namespace)`,
+		`alert.fields["k"]`,
+		`alert.fields["k"] + "/" + alert.k8s.pod`,
+	)
 }
 
 // genStrings are the constants facts compare string fields with: the

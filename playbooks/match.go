@@ -56,17 +56,21 @@ var ErrEmptyIncidentKey = errors.New("playbooks: incident key is empty")
 // Match skips the playbooks whose match expressions are pinned to other
 // rules than a's (see pinnedRules), and those whose leading facts are false
 // for a (see leadingFacts): they are false for a without an error, so the
-// result is the same as if they ran.
+// result is the same as if they ran. It computes incident keys that only
+// join string fields and constants in Go (see newNativeKey), with the same
+// result as expr.
 func (s *Set) Match(a alert.Alert) ([]Match, []error) {
-	return s.match(a, s.index.byRule[a.Rule], s.index.unpinned, s.facts)
+	return s.match(a, s.index.byRule[a.Rule], s.index.unpinned, s.natives)
 }
 
 // match is Match over the playbooks at the positions in pinned and
 // unpinned, two ascending lists that it merges to run the playbooks in name
-// order. It skips the playbook at position i when facts[i] is false for a;
-// facts may be nil, to run every match expression. The tests check that
-// Match gives what match over every position without facts gives.
-func (s *Set) match(a alert.Alert, pinned, unpinned []int, facts []fact) ([]Match, []error) {
+// order. It evaluates in Go what natives[i] holds for the playbook at
+// position i: it skips the playbook when the leading facts are false for a,
+// and computes the incident key without expr. natives may be nil, to run
+// every expression on expr's VM. The tests check that Match gives what
+// match over every position without natives gives.
+func (s *Set) match(a alert.Alert, pinned, unpinned []int, natives []native) ([]Match, []error) {
 	// The environment and the VM belong to this call until it returns them
 	// to the pool: compiled programs are shared between goroutines, their
 	// inputs and machines are not.
@@ -85,11 +89,15 @@ func (s *Set) match(a alert.Alert, pinned, unpinned []int, facts []fact) ([]Matc
 		} else {
 			i, unpinned = unpinned[0], unpinned[1:]
 		}
-		if facts != nil && facts[i] != nil && !facts[i](&env.Alert) {
+		var nat native
+		if natives != nil {
+			nat = natives[i]
+		}
+		if nat.facts != nil && !nat.facts(&env.Alert) {
 			continue
 		}
 		p := s.playbooks[i]
-		key, ok, err := p.evaluate(m, env)
+		key, ok, err := p.evaluate(m, env, nat.key)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -132,8 +140,9 @@ func (w *matcher) release() {
 	matchers.Put(w)
 }
 
-// evaluate runs p's match expression and, if it matched, its incident key.
-func (p *Playbook) evaluate(m *vm.VM, env *Env) (key string, matched bool, err error) {
+// evaluate runs p's match expression and, if it matched, its incident key:
+// with nativeKey when it is not nil (see newNativeKey), else on m.
+func (p *Playbook) evaluate(m *vm.VM, env *Env, nativeKey func(*alert.Alert) string) (key string, matched bool, err error) {
 	fail := func(field string, err error) (string, bool, error) {
 		return "", false, &MatchError{Playbook: p.Name, AlertID: env.Alert.ID, Field: field, Err: err}
 	}
@@ -150,15 +159,20 @@ func (p *Playbook) evaluate(m *vm.VM, env *Env) (key string, matched bool, err e
 	if !matched {
 		return "", false, nil
 	}
-	out, err = evaluate(m, p.incidentKeyProgram, env)
-	if err != nil {
-		return fail("incidentKey", err)
-	}
-	// expr.AsKind checks the type only when it is known at compile time, so
-	// an expression of type any (alert.fields["x"]) must be checked here.
-	key, ok = out.(string)
-	if !ok {
-		return fail("incidentKey", fmt.Errorf("result is %T, not string", out))
+	if nativeKey != nil {
+		key = nativeKey(&env.Alert)
+	} else {
+		out, err = evaluate(m, p.incidentKeyProgram, env)
+		if err != nil {
+			return fail("incidentKey", err)
+		}
+		// expr.AsKind checks the type only when it is known at compile
+		// time, so an expression of type any (alert.fields["x"]) must be
+		// checked here.
+		key, ok = out.(string)
+		if !ok {
+			return fail("incidentKey", fmt.Errorf("result is %T, not string", out))
+		}
 	}
 	if key == "" {
 		return fail("incidentKey", ErrEmptyIncidentKey)

@@ -3,6 +3,8 @@ package playbooks
 import (
 	"cmp"
 	"slices"
+
+	"github.com/soar-dev/soar/alert"
 )
 
 // Set is a loaded collection of playbooks with unique names. It is
@@ -14,9 +16,9 @@ type Set struct {
 	// index says which playbooks an alert's rule lets match (see
 	// pinnedRules).
 	index ruleIndex
-	// facts holds, by position in playbooks, the leading facts of each
-	// match expression, or nil (see leadingFacts).
-	facts []fact
+	// natives holds, by position in playbooks, what Set.Match evaluates
+	// in Go for each playbook.
+	natives []native
 }
 
 func newSet(playbooks []*Playbook) *Set {
@@ -26,18 +28,31 @@ func newSet(playbooks []*Playbook) *Set {
 	for _, p := range sorted {
 		byName[p.Name] = p
 	}
-	return &Set{playbooks: sorted, byName: byName, index: newRuleIndex(sorted), facts: newFacts(sorted)}
+	return &Set{playbooks: sorted, byName: byName, index: newRuleIndex(sorted), natives: newNatives(sorted)}
 }
 
-// newFacts returns the leading facts of the playbooks' match expressions.
-func newFacts(playbooks []*Playbook) []fact {
-	facts := make([]fact, len(playbooks))
+// native is what Set.Match evaluates in Go for one playbook, with the same
+// result as expr.
+type native struct {
+	// facts are the leading facts of the match expression (see
+	// leadingFacts), or nil.
+	facts fact
+	// key computes the incident key (see newNativeKey), or is nil.
+	key func(*alert.Alert) string
+}
+
+// newNatives returns what Set.Match evaluates in Go for each playbook.
+func newNatives(playbooks []*Playbook) []native {
+	natives := make([]native, len(playbooks))
 	for i, p := range playbooks {
 		if p.matchProgram != nil {
-			facts[i], _ = leadingFacts(p.matchProgram.Node())
+			natives[i].facts, _ = leadingFacts(p.matchProgram.Node())
+		}
+		if p.incidentKeyProgram != nil {
+			natives[i].key, _ = newNativeKey(p.incidentKeyProgram.Node())
 		}
 	}
-	return facts
+	return natives
 }
 
 // Playbooks returns the playbooks sorted by name. The slice is the caller's
