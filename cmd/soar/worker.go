@@ -27,6 +27,10 @@ import (
 type workerFlags struct {
 	kubeconfig  string
 	kubeTimeout time.Duration
+	// kubeQPS and kubeBurst bound the worker's requests to the API server
+	// on the client side (client-go's rate limiter).
+	kubeQPS     float32
+	kubeBurst   int
 	protected   []string
 	evidenceDir string
 	s3          evidence.S3Config
@@ -45,6 +49,8 @@ type workerFlags struct {
 func (f *workerFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
+	fs.Float32Var(&f.kubeQPS, "kube-api-qps", kube.DefaultQPS, "requests per second the worker sends the Kubernetes API server at most, on average (a quarantine under the lock makes about ten); the API server's own priority and fairness applies too")
+	fs.IntVar(&f.kubeBurst, "kube-api-burst", kube.DefaultBurst, "requests the worker may send the Kubernetes API server at once above --kube-api-qps")
 	fs.DurationVar(&f.kubeTimeout, "kube-timeout", 0, "timeout of one Kubernetes API request; 0 bounds each only by its step's attempt (30s, 5m for snapshots, whose logs and checkpoints take longer). A timed-out attempt is retried")
 	fs.StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to Kubernetes' own, soar's, and those where soar, Temporal, NATS, Falco and ingress-nginx install by convention (docs/actions.md)")
 	fs.StringVar(&f.lockList, "lock-list", kube.DefaultLockList.String(), "the ConfigMap namespace/name listing the pods locked in quarantine, which deploy/quarantine-lock.yaml's admission policy enforces; empty: quarantines are not locked, and their results say so")
@@ -105,6 +111,10 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 		return nil, "", err
 	}
 	cfg.Timeout = f.kubeTimeout
+	if f.kubeQPS <= 0 || f.kubeBurst <= 0 {
+		return nil, "", fmt.Errorf("--kube-api-qps %v and --kube-api-burst %d: want both above 0", f.kubeQPS, f.kubeBurst)
+	}
+	cfg.QPS, cfg.Burst = f.kubeQPS, f.kubeBurst
 	cfg.Impersonate = f.kubeAs
 	kc, err := kube.NewForConfig(cfg)
 	if err != nil {

@@ -48,7 +48,7 @@ func manifests(t testing.TB, file string) map[string][][]byte {
 // applyWorkerRBAC creates the worker's ServiceAccount, ClusterRoles and
 // ClusterRoleBindings exactly as deploy/ defines them, the opt-in
 // checkpoint role included, and returns the roles.
-func applyWorkerRBAC(t *testing.T) []rbacv1.ClusterRole {
+func applyWorkerRBAC(t testing.TB) []rbacv1.ClusterRole {
 	t.Helper()
 	ctx := context.Background()
 	testenv.Namespace(t, kubeCS, "soar")
@@ -155,7 +155,7 @@ func TestDeployRBACGrantsExactlyTheCataloguePermissions(t *testing.T) {
 }
 
 // asWorker is a kube.Client that impersonates the deploy/ ServiceAccount.
-func asWorker(t *testing.T) *kube.Client {
+func asWorker(t testing.TB) *kube.Client {
 	t.Helper()
 	cfg := rest.CopyConfig(kubeConfig)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: workerSA, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:soar", "system:authenticated"}}
