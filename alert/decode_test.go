@@ -427,6 +427,41 @@ func TestDecodeFalco(t *testing.T) {
 			},
 		},
 		{
+			name: "an audit exec through Falcosidekick's bracketreplacer still names the container",
+			input: func(t *testing.T) []byte {
+				return auditEvent(t, map[string]any{
+					"ka.target.namespace":     "prod",
+					"ka.target.name":          "api-0",
+					"ka.target.resource":      "pods",
+					"ka.target.subresource":   "exec",
+					"ka.uri.param_container_": "api",
+					"ka.uri.param_command_":   "sh",
+				})
+			},
+			check: func(t *testing.T, a Alert) {
+				if want := (Kubernetes{Namespace: "prod", Pod: "api-0", Container: "api"}); a.Kubernetes != want {
+					t.Errorf("kubernetes = %+v, want %+v", a.Kubernetes, want)
+				}
+			},
+		},
+		{
+			name: "an audit exec whose brackets became one separator names the container",
+			input: func(t *testing.T) []byte {
+				return auditEvent(t, map[string]any{
+					"ka.target.namespace":    "prod",
+					"ka.target.name":         "api-0",
+					"ka.target.resource":     "pods",
+					"ka.target.subresource":  "attach",
+					"ka.uri.param_container": "sidecar",
+				})
+			},
+			check: func(t *testing.T, a Alert) {
+				if want := (Kubernetes{Namespace: "prod", Pod: "api-0", Container: "sidecar"}); a.Kubernetes != want {
+					t.Errorf("kubernetes = %+v, want %+v", a.Kubernetes, want)
+				}
+			},
+		},
+		{
 			name: "an audit exec without the container field names pod only",
 			input: func(t *testing.T) []byte {
 				return auditEvent(t, map[string]any{
@@ -815,6 +850,34 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode(data, Limits{}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestReplacedBrackets(t *testing.T) {
+	for field, want := range map[string]bool{
+		"ka.uri.param_container_":     true,
+		"ka.uri.param_container":      true,
+		"ka.uri.param__container__":   true,
+		"ka.uri.param.container.":     true,
+		"ka.uri.param-container":      true,
+		"ka.uri.param[container]":     false, // the exact name, looked up first
+		"ka.uri.paramcontainer":       false,
+		"ka.uri.param_container-":     false, // two different replacements
+		"ka.uri.param_container_x":    false,
+		"ka.uri.paramXcontainerX":     false, // a letter is no replacement
+		"ka.uri.param_____container":  false, // longer than any replacer
+		"ka.uri.param_command_":       false,
+		"ka.uri.param_containers_":    false,
+		"other.param_container_":      false,
+		"ka.uri.param_container__":    false,
+		"ka.uri.param1container1":     false,
+		"ka.uri.param_container_ ":    false,
+		"ka.uri.param_container_ _":   false,
+		"ka.uri.param_container_\x00": false,
+	} {
+		if got := replacedBrackets(field, "ka.uri.param", "container"); got != want {
+			t.Errorf("replacedBrackets(%q) = %v, want %v", field, got, want)
 		}
 	}
 }

@@ -1,6 +1,10 @@
 package alert
 
-import "time"
+import (
+	"strings"
+	"time"
+	"unicode"
+)
 
 // Falco event sources that locate a Kubernetes workload.
 const (
@@ -76,7 +80,66 @@ func auditTarget(fields map[string]any) Kubernetes {
 	}
 	k.Pod = k8sField(fields, "ka.target.name")
 	if k8sField(fields, "ka.target.subresource") != "" {
-		k.Container = k8sField(fields, "ka.uri.param[container]")
+		k.Container = bracketField(fields, "ka.uri.param", "container")
 	}
 	return k
+}
+
+// maxBracketReplacement bounds the replacement of a bracket that
+// bracketField recognises.
+const maxBracketReplacement = 4
+
+// bracketField returns the field name[key], such as ka.uri.param[container],
+// as k8sField does. Falcosidekick's bracketreplacer option rewrites both
+// brackets of every field name with a string of the operator's choice
+// (ka.uri.param_container_ with "_"), and other forwarders drop the closing
+// one, so when name[key] is missing, bracketField takes a field named
+// name+R+key+R or name+R+key, for a short R of neither letters nor digits;
+// of several such, the first in byte order, so that a decode is
+// deterministic.
+func bracketField(fields map[string]any, name, key string) string {
+	if v := k8sField(fields, name+"["+key+"]"); v != "" {
+		return v
+	}
+	best := ""
+	for f := range fields {
+		if replacedBrackets(f, name, key) && (best == "" || f < best) {
+			best = f
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return k8sField(fields, best)
+}
+
+// replacedBrackets reports whether field is name[key] with its brackets
+// replaced as bracketField describes.
+func replacedBrackets(field, name, key string) bool {
+	rest, ok := strings.CutPrefix(field, name)
+	if !ok {
+		return false
+	}
+	rest, ok = strings.CutSuffix(rest, key)
+	open := rest
+	if !ok {
+		// name+R+key+R: the suffix after key is R again.
+		i := strings.LastIndex(rest, key)
+		if i < 0 {
+			return false
+		}
+		open = rest[:i]
+		if rest[i+len(key):] != open {
+			return false
+		}
+	}
+	if open == "" || len(open) > maxBracketReplacement {
+		return false
+	}
+	for _, r := range open {
+		if unicode.IsLetter(r) || unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
 }
