@@ -12,6 +12,10 @@ WORKFLOWCHECK_VERSION := v0.6.0
 # The newest golangci-lint v2 the module proxy serves that builds with go1.26.
 GOLANGCI_LINT_VERSION := v2.15.0
 TEST_FLAGS  ?= -count=1 -timeout 20m
+# What `soar version` prints.
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS      = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
@@ -21,7 +25,7 @@ export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 all: build
 
 build: ## Build bin/soar.
-	$(GO) build -o $(BIN)/soar ./cmd/soar
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/soar ./cmd/soar
 
 run: build kube-tools ## The demo: soar dev with a local kube-apiserver and the shipped playbooks.
 	$(BIN)/soar dev --local-kube --playbooks playbooks/library

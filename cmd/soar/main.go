@@ -19,7 +19,8 @@ import (
 	"github.com/soar-dev/soar/internal/logging"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is set at build time with -ldflags "-X main.version=…"; `soar
+// version` falls back to the build info when it is not.
 var version = "dev"
 
 func main() {
@@ -63,7 +64,7 @@ and activities contain pods, collect evidence, open tickets and ask for approval
 
 Every flag can also be set with an environment variable: --temporal-address is
 SOAR_TEMPORAL_ADDRESS, --nats-url is SOAR_NATS_URL, and so on.`,
-		Version:       version,
+		Version:       soarVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -84,6 +85,7 @@ SOAR_TEMPORAL_ADDRESS, --nats-url is SOAR_NATS_URL, and so on.`,
 		newMonitorCmd(),
 		newDecideCmd(true),
 		newDecideCmd(false),
+		newVersionCmd(),
 	)
 	return root
 }
