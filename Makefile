@@ -12,20 +12,31 @@ WORKFLOWCHECK_VERSION := v0.6.0
 # The newest golangci-lint v2 the module proxy serves that builds with go1.26.
 GOLANGCI_LINT_VERSION := v2.15.0
 TEST_FLAGS  ?= -count=1 -timeout 20m
-# What `soar version` prints.
+# What `soar version` prints and the image is labelled with. The image's
+# creation time is the commit's, so that rebuilding a commit gives the same
+# digest.
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null)
+COMMIT_TIME ?= $(shell git log -1 --format=%cI 2>/dev/null)
 LDFLAGS      = -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# The image's architecture: `make image GOARCH=arm64`, else the host's.
+IMAGE_ARCH  ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
 
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
-.PHONY: all build run test bench fuzz lint fmt kube-tools record-histories clean
+.PHONY: all build image run test bench fuzz lint fmt kube-tools record-histories clean
 
 all: build
 
 build: ## Build bin/soar.
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/soar ./cmd/soar
+
+# The builder itself runs on the host whatever GOARCH says; it compiles soar
+# for IMAGE_ARCH without cgo and assembles the image without a Docker daemon
+# (hack/image, internal/image; docs/operations.md#image).
+image: ## An OCI image of a static soar: bin/image/soar-oci (OCI layout) and bin/image/soar.tar (docker load).
+	GOOS= GOARCH= $(GO) run ./hack/image -version "$(VERSION)" -commit "$(COMMIT)" -created "$(COMMIT_TIME)" -arch $(IMAGE_ARCH) -out $(BIN)/image
 
 run: build kube-tools ## The demo: soar dev with a local kube-apiserver and the shipped playbooks.
 	$(BIN)/soar dev --local-kube --playbooks playbooks/library
