@@ -28,7 +28,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("image", flag.ContinueOnError)
 	var (
-		o       = image.Options{Go: "go", CABundle: image.HostCABundle}
+		o       = image.Options{Go: "go", CABundle: image.HostCABundle, Static: true}
 		created string
 		out     string
 		repo    string

@@ -30,17 +30,28 @@ func LDFlags(version, commit string) string {
 	return fmt.Sprintf("-s -w -X main.version=%s -X main.commit=%s", version, commit)
 }
 
-// Compile builds soar for linux/goarch into out with the go command goCmd,
-// without cgo (so that the binary needs no libc) and with -trimpath (so
-// that it holds no path of the build host and a commit gives the same
-// bytes wherever it is built). It runs in the current directory, which
-// must be inside soar's module.
-func Compile(ctx context.Context, goCmd, out, goarch, version, commit string) error {
+// Compile builds soar for linux/goarch into out with the go command goCmd.
+// It runs in the current directory, which must be inside soar's module.
+//
+// With static, what make image ships: without cgo (so that the binary
+// needs no libc) and with -trimpath (so that it holds no path of the build
+// host and a commit gives the same bytes wherever it is built). Without,
+// with the host's cgo setting and paths, as go test and make build compile:
+// the binary then shares their build cache, which matters because
+// switching cgo off recompiles every package (8 minutes cold on two cores,
+// measured 2026-12-03), and it runs on the host but needs its libc.
+func Compile(ctx context.Context, goCmd, out, goarch, version, commit string, static bool) error {
 	if strings.ContainsAny(version+commit, " \t\n'\"") {
 		return fmt.Errorf("version %q and commit %q must not contain spaces or quotes", version, commit)
 	}
-	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-ldflags", LDFlags(version, commit), "-o", out, Package)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
+	args := []string{"build", "-ldflags", LDFlags(version, commit), "-o", out, Package}
+	env := append(os.Environ(), "GOOS=linux", "GOARCH="+goarch)
+	if static {
+		args = append([]string{"build", "-trimpath"}, args[1:]...)
+		env = append(env, "CGO_ENABLED=0")
+	}
+	cmd := exec.CommandContext(ctx, goCmd, args...)
+	cmd.Env = env
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", Package, err, b)
 	}
@@ -121,6 +132,9 @@ type Options struct {
 	Metadata
 	Go       string // the go command, e.g. "go"
 	CABundle string // the trust store to copy, e.g. HostCABundle
+	// Static builds soar without cgo and with -trimpath, as make image
+	// does; see Compile for why the tests do not.
+	Static bool
 }
 
 // Build compiles soar in workDir and returns its image. It reads the CA
@@ -131,7 +145,7 @@ func Build(ctx context.Context, workDir string, o Options) (v1.Image, error) {
 		return nil, err
 	}
 	bin := filepath.Join(workDir, "soar")
-	if err := Compile(ctx, o.Go, bin, o.Arch, o.Version, o.Revision); err != nil {
+	if err := Compile(ctx, o.Go, bin, o.Arch, o.Version, o.Revision, o.Static); err != nil {
 		return nil, err
 	}
 	binary, err := os.ReadFile(bin)
