@@ -185,7 +185,7 @@ func Explain(p *Playbook, a alert.Alert) (*Explanation, error) {
 	env := NewEnv(a, Incident{})
 	x := &explainer{env: &env}
 	var m vm.VM
-	key, matched, err := p.evaluate(&m, &env, nil)
+	key, matched, err := p.evaluate(&m, &env, native{})
 
 	e := &Explanation{
 		Playbook: p.Name,

@@ -49,7 +49,9 @@ import (
 // false one ends the evaluation. Skipping the playbook then gives exactly
 // what running it would, as with the rule index. So Set.Match first
 // evaluates the leading facts of each playbook (see leadingFacts) in Go, and
-// runs the compiled expression, all of it, only when they hold.
+// runs the compiled expression, all of it, only when they hold. When the
+// whole expression is a fact, the facts are its value and it does not run
+// at all: a fact gives what expr gives, without an error.
 
 // fact is the Go form of a fact: it returns the value the expression it was
 // made from has for an alert.

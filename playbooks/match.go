@@ -97,7 +97,7 @@ func (s *Set) match(a alert.Alert, pinned, unpinned []int, natives []native) ([]
 			continue
 		}
 		p := s.playbooks[i]
-		key, ok, err := p.evaluate(m, env, nat.key)
+		key, ok, err := p.evaluate(m, env, nat)
 		switch {
 		case err != nil:
 			errs = append(errs, err)
@@ -140,35 +140,42 @@ func (w *matcher) release() {
 	matchers.Put(w)
 }
 
-// evaluate runs p's match expression and, if it matched, its incident key:
-// with nativeKey when it is not nil (see newNativeKey), else on m.
-func (p *Playbook) evaluate(m *vm.VM, env *Env, nativeKey func(*alert.Alert) string) (key string, matched bool, err error) {
+// evaluate runs p's match expression and, if it matched, its incident key,
+// on m except for what nat computes in Go. When nat.decided, the caller has
+// found nat.facts true, which is then the match expression's value, so it
+// does not run again; the key comes from nat.key when it is not nil (see
+// newNativeKey).
+func (p *Playbook) evaluate(m *vm.VM, env *Env, nat native) (key string, matched bool, err error) {
 	fail := func(field string, err error) (string, bool, error) {
 		return "", false, &MatchError{Playbook: p.Name, AlertID: env.Alert.ID, Field: field, Err: err}
 	}
-	out, err := evaluate(m, p.matchProgram, env)
-	if err != nil {
-		return fail("match", err)
+	if !nat.decided {
+		out, err := evaluate(m, p.matchProgram, env)
+		if err != nil {
+			return fail("match", err)
+		}
+		// expr.AsBool converts the result at run time, so out is a bool
+		// unless expr changes; the check keeps a change from becoming a
+		// panic.
+		matched, ok := out.(bool)
+		if !ok {
+			return fail("match", fmt.Errorf("result is %T, not bool", out))
+		}
+		if !matched {
+			return "", false, nil
+		}
 	}
-	// expr.AsBool converts the result at run time, so out is a bool unless
-	// expr changes; the check keeps a change from becoming a panic.
-	matched, ok := out.(bool)
-	if !ok {
-		return fail("match", fmt.Errorf("result is %T, not bool", out))
-	}
-	if !matched {
-		return "", false, nil
-	}
-	if nativeKey != nil {
-		key = nativeKey(&env.Alert)
+	if nat.key != nil {
+		key = nat.key(&env.Alert)
 	} else {
-		out, err = evaluate(m, p.incidentKeyProgram, env)
+		out, err := evaluate(m, p.incidentKeyProgram, env)
 		if err != nil {
 			return fail("incidentKey", err)
 		}
 		// expr.AsKind checks the type only when it is known at compile
 		// time, so an expression of type any (alert.fields["x"]) must be
 		// checked here.
+		var ok bool
 		key, ok = out.(string)
 		if !ok {
 			return fail("incidentKey", fmt.Errorf("result is %T, not string", out))

@@ -37,6 +37,10 @@ type native struct {
 	// facts are the leading facts of the match expression (see
 	// leadingFacts), or nil.
 	facts fact
+	// decided says that the whole match expression is a fact, so that
+	// facts is its value and it never runs on the VM: expr would give
+	// the same bool, and a fact cannot fail.
+	decided bool
 	// key computes the incident key (see newNativeKey), or is nil.
 	key func(*alert.Alert) string
 }
@@ -47,6 +51,7 @@ func newNatives(playbooks []*Playbook) []native {
 	for i, p := range playbooks {
 		if p.matchProgram != nil {
 			natives[i].facts, _ = leadingFacts(p.matchProgram.Node())
+			_, natives[i].decided = newFact(p.matchProgram.Node())
 		}
 		if p.incidentKeyProgram != nil {
 			natives[i].key, _ = newNativeKey(p.incidentKeyProgram.Node())
