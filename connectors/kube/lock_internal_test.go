@@ -1,8 +1,20 @@
 package kube
 
 import (
+	"context"
+	"errors"
 	"maps"
+	"strings"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 func TestApplyLocksKeepsTheDerivedKeysTrue(t *testing.T) {
@@ -89,5 +101,51 @@ func TestCompactControlsRoundTrips(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("after unblocking a and unfreezing:\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestProveHeldWaitsForTheAPIServerToSeeTheList: the lock's policies read
+// the list through an informer, so the first dry runs after a write may be
+// let through. proveHeld asks again until they are refused, and reports a
+// lock that keeps letting them through once it may wait no longer. (A fake
+// clientset, because a real API server's informer lag cannot be ordered.)
+func TestProveHeldWaitsForTheAPIServerToSeeTheList(t *testing.T) {
+	refused := apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-0",
+		errors.New("ValidatingAdmissionPolicy 'soar-quarantine-lock-pods' denied request"))
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0", UID: "u"}}
+
+	// Let through twice, then refused: proven.
+	cs := fake.NewClientset()
+	var patches int
+	cs.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if patches++; patches <= 2 {
+			return true, pod, nil
+		}
+		return true, nil, refused
+	})
+	cs.PrependReactor("delete", "networkpolicies", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, refused
+	})
+	if why := New(cs).proveHeld(context.Background(), pod, "soar-quarantine-x"); why != "" || patches != 3 {
+		t.Errorf("proveHeld = %q after %d dry runs, want proven on the third", why, patches)
+	}
+
+	// Always let through: reported, within the context's time.
+	cs = fake.NewClientset()
+	cs.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, pod, nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if why := New(cs).proveHeld(ctx, pod, "soar-quarantine-x"); !strings.Contains(why, "let soar itself remove the quarantine label") {
+		t.Errorf("proveHeld on a lock that does not hold = %q", why)
+	}
+
+	// An error is reported at once, without waiting.
+	cs = fake.NewClientset()
+	cs.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web-0", errors.New("RBAC: no patch"))
+	})
+	start := time.Now()
+	if why := New(cs).proveHeld(context.Background(), pod, "soar-quarantine-x"); !strings.Contains(why, "could not check the lock") || time.Since(start) > time.Second {
+		t.Errorf("proveHeld on an error = %q after %s", why, time.Since(start))
 	}
 }

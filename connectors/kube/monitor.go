@@ -144,7 +144,7 @@ func (c *Client) proveOne(ctx context.Context, r *MonitorReport, key string, dat
 		r.add("proof", false, "cannot read locked pod %s/%s: %v", ns, name, err)
 		return
 	}
-	if why := c.proveLock(ctx, ns, name, string(pod.UID)); why != "" {
+	if why, _ := c.proveLock(ctx, ns, name, string(pod.UID)); why != "" {
 		r.add("proof: unlabel "+ns+"/"+name, false, "%s", why)
 	} else {
 		r.add("proof: unlabel "+ns+"/"+name, true, "refused by the lock (a dry run)")
@@ -154,7 +154,7 @@ func (c *Client) proveOne(ctx context.Context, r *MonitorReport, key string, dat
 		return
 	}
 	policy := "soar-quarantine-" + hashes[0]
-	why := c.provePolicyLock(ctx, ns, policy)
+	why, _ := c.provePolicyLock(ctx, ns, policy)
 	r.add("proof: delete "+ns+"/"+policy, why == "", "%s", cmp.Or(why, "refused by the lock (a dry run)"))
 }
 

@@ -7,7 +7,6 @@
 package kube
 
 import (
-	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -236,7 +235,10 @@ func (c *Client) lockQuarantine(ctx context.Context, pod *corev1.Pod, incident s
 			return
 		}
 	}
-	res.NotTamperProof = cmp.Or(c.policiesInForce(ctx), c.proveHeld(ctx, pod, PolicyName(incident)))
+	// The proof waits for a lock being loaded, not for policies missing.
+	if res.NotTamperProof = c.policiesInForce(ctx); res.NotTamperProof == "" {
+		res.NotTamperProof = c.proveHeld(ctx, pod, PolicyName(incident))
+	}
 	res.TamperProof = res.NotTamperProof == ""
 }
 

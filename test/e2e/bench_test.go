@@ -149,7 +149,10 @@ func BenchmarkQuarantineStorm100Locked(b *testing.B) {
 	b.ReportMetric(perStorm.Seconds(), "s/100-pods")
 	b.ReportMetric(float64(pods)/perStorm.Seconds(), "pods/s")
 	// The proof follows the label: count until no quarantine has ended for
-	// two seconds. A quarantine run twice (a retried attempt) counts twice.
+	// two seconds. A quarantine run twice (a retried attempt) counts twice;
+	// so do, after BenchmarkQuarantineStorm100 in the same process, that
+	// benchmark's unfinished incidents, which the shared Temporal server
+	// hands this worker (run alone, 2 × 3 storms counted exactly 300).
 	for last, quiet := all.Load(), time.Now(); time.Since(quiet) < 2*time.Second; {
 		time.Sleep(100 * time.Millisecond)
 		if n := all.Load(); n != last {
@@ -222,7 +225,15 @@ func burstUntil(b *testing.B, js jetstream.JetStream, n, pods int, selector stri
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				b.Fatal("watch closed")
+				// The API server may end a watch at any time, and did
+				// under the locked storm: watch again. Pods labelled in
+				// between are counted when the new watch lists them, a
+				// little late.
+				if w, err = kubeCS.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: selector}); err != nil {
+					b.Fatal(err)
+				}
+				defer w.Stop()
+				continue
 			}
 			if p, isPod := ev.Object.(*corev1.Pod); isPod {
 				if _, seen := labeled[p.Name]; !seen {
