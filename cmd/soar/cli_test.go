@@ -110,6 +110,18 @@ func TestDevRefusesToGuessTheCluster(t *testing.T) {
 	}
 }
 
+// TestDevRefusesALockListItsPoliciesDoNotRead: deploy/'s policies read
+// soar/soar-locks, so another list would lock nothing while the worker
+// wrote it; soar dev says so before it starts anything.
+func TestDevRefusesALockListItsPoliciesDoNotRead(t *testing.T) {
+	root := newRootCmd()
+	root.SetArgs([]string{"dev", "--local-kube", "--lock-list", "soar/other", "--data-dir", t.TempDir(), "--playbooks", "../../playbooks/library"})
+	err := root.Execute()
+	if err == nil || !strings.Contains(err.Error(), "the policies soar dev installs read soar/soar-locks") {
+		t.Fatalf("soar dev --local-kube --lock-list soar/other: err = %v", err)
+	}
+}
+
 func TestActionsListAndShowComeFromTheCatalogue(t *testing.T) {
 	list := soar(t, "actions", "list")
 	if !strings.HasPrefix(list, "ACTION") || !regexp.MustCompile(`kubernetes.quarantine\s+false\s+kubernetes.release`).MatchString(list) {

@@ -86,6 +86,9 @@ it, --kubeconfig must name the cluster to act on.`,
 			if !localKube && wf.kubeconfig == "" {
 				return errors.New("soar dev acts on a Kubernetes cluster: pass --local-kube for a local API server, or --kubeconfig FILE to act on the cluster it names")
 			}
+			if localKube && wf.lockList != "" && wf.lockList != kube.DefaultLockList.String() {
+				return fmt.Errorf("--lock-list %s with --local-kube: the policies soar dev installs read %s; pass that, or \"\" for no lock", wf.lockList, kube.DefaultLockList)
+			}
 			kubeconfig := wf.kubeconfig
 			var kubeURL string
 			if localKube {
@@ -113,11 +116,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				if !cmd.Flags().Changed("lock-list") {
 					wf.lockList = kube.DefaultLockList.String()
 				}
-				list, err := parseLockList(wf.lockList)
-				if err != nil {
-					return err
-				}
-				if err := installDeploy(ctx, k.Config, list, log); err != nil {
+				if err := installDeploy(ctx, k.Config, kube.DefaultLockList, log); err != nil {
 					return err
 				}
 				wf.kubeAs = workerServiceAccount
@@ -208,7 +207,11 @@ it, --kubeconfig must name the cluster to act on.`,
 			fmt.Fprintf(out, "  API          http://%s/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)\n", h.Addr(), token.name, filepath.Join(dataDir, devTokenFile))
 			if kubeURL != "" {
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
-				fmt.Fprintf(out, "  Worker       acts as %s; quarantines locked through %s (deploy/'s policies installed)\n", wf.kubeAs.UserName, wf.lockList)
+				locked := "quarantines locked through " + wf.lockList
+				if wf.lockList == "" {
+					locked = "quarantines not locked (--lock-list \"\")"
+				}
+				fmt.Fprintf(out, "  Worker       acts as %s; %s (deploy/'s policies installed)\n", wf.kubeAs.UserName, locked)
 			}
 			fmt.Fprintf(out, "  Evidence     %s\n", evidenceAt)
 			fmt.Fprintf(out, "  Slack        %s\n", slackBanner(ap.Slack))
