@@ -174,6 +174,11 @@ func StartKube(opts KubeOptions) (*Kube, error) {
 	var cfg *rest.Config
 	var err error
 	k.thread.do(func() { cfg, err = env.Start() })
+	if useShim() {
+		// The children have it; a process this one starts later (a test's
+		// soar, say) must not take itself for a shim.
+		_ = os.Unsetenv(shimEnv)
+	}
 	if err != nil {
 		// envtest leaves running whatever started before the failure.
 		_ = k.Stop()

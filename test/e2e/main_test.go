@@ -41,6 +41,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// kube-apiserver and etcd start through this binary as a shim that
+	// gives them a parent-death signal: a test binary killed by a timeout
+	// or by hand leaves neither running.
+	devstack.MaybeRunChildShim()
 	os.Exit(run(m))
 }
 
