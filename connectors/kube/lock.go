@@ -444,7 +444,12 @@ func (c *Client) lockState(ctx context.Context, pod *corev1.Pod) (LockState, err
 		st.NotTamperProof = "the pod is not on the lock list"
 		return st, nil
 	}
-	st.NotTamperProof = c.proveHeld(ctx, pod, "soar-quarantine-"+hashes[0])
+	// As in a quarantine: a policy missing or only warning is the reason,
+	// and the proof waits for a lock being loaded, not for one that is not
+	// in force.
+	if st.NotTamperProof = c.policiesInForce(ctx); st.NotTamperProof == "" {
+		st.NotTamperProof = c.proveHeld(ctx, pod, "soar-quarantine-"+hashes[0])
+	}
 	st.TamperProof = st.NotTamperProof == ""
 	return st, nil
 }

@@ -571,11 +571,25 @@ func TestMonitorCheckSaysWhetherTheLockHolds(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "containment not tamper-proof: binding soar-quarantine-lock-connect: validationActions Warn, Audit: reports, does not refuse") {
 		t.Errorf("with a binding in Warn: exit %d\n%s", code, out)
 	}
-	// A quarantine says the same (a new worker: the check is cached 30 s).
+	// A quarantine says the same (a new worker: the check is cached 30 s),
+	// and so does the evidence of a snapshot.
 	other := testenv.Pod(t, kubeCS, ns, "web-1")
-	res, err := asWorker(t).WithLocks(kube.DefaultLockList).Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: inc})
-	if err != nil || res.TamperProof || res.NotTamperProof != "binding soar-quarantine-lock-connect: validationActions Warn, Audit: reports, does not refuse" {
+	warned := asWorker(t).WithLocks(kube.DefaultLockList)
+	const inWarn = "binding soar-quarantine-lock-connect: validationActions Warn, Audit: reports, does not refuse"
+	res, err := warned.Quarantine(ctx, kube.QuarantineRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: inc})
+	if err != nil || res.TamperProof || res.NotTamperProof != inWarn {
 		t.Errorf("quarantine with a binding in Warn: tamperProof=%v %q, %v", res.TamperProof, res.NotTamperProof, err)
+	}
+	snap, err := warned.CollectSnapshot(ctx, kube.SnapshotRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID)})
+	noErr(t, err)
+	var lockState kube.LockState
+	for _, a := range snap.Artifacts {
+		if a.Name == "quarantine-lock.json" {
+			noErr(t, json.Unmarshal(a.Data, &lockState))
+		}
+	}
+	if lockState.TamperProof || lockState.NotTamperProof != inWarn {
+		t.Errorf("the snapshot's quarantine-lock.json with a binding in Warn = %+v", lockState)
 	}
 	if _, err := w.Release(ctx, kube.ReleaseRequest{Namespace: ns, Pod: other.Name, PodUID: string(other.UID), Incident: inc}); err != nil {
 		t.Fatal(err)
