@@ -170,9 +170,18 @@ func TestAdmissionBoundsTheWorker(t *testing.T) {
 	// not let the worker write there.
 	grantWorker(t, "soar", []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"create", "update"}}})
 	other := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "soar-locks-2", Namespace: "soar"}}
-	if _, err := wcs.CoreV1().ConfigMaps("soar").Create(ctx, other, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}); !refusedBy(err, "namespace soar is protected") {
-		t.Errorf("the worker creating another ConfigMap in soar's namespace: %v", err)
-	}
+	// RBAC's authorizer learns of the new binding a moment later: until
+	// then RBAC refuses, which proves nothing here.
+	testenv.Eventually(t, 10*time.Second, "the grant in force", func() error {
+		_, err := wcs.CoreV1().ConfigMaps("soar").Create(ctx, other, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		switch {
+		case refusedBy(err, "namespace soar is protected"):
+			return nil
+		case err == nil:
+			t.Fatal("the worker may create another ConfigMap in soar's namespace")
+		}
+		return fmt.Errorf("the worker creating another ConfigMap in soar's namespace: %w", err)
+	})
 	node := testenv.Kubelet(t, kubeCS, "admission-node")
 	scheduled := testenv.Pod(t, kubeCS, ns, "scheduled", func(p *corev1.Pod) { p.Spec.NodeName = node.NodeName })
 	scheduled.Status.Phase = corev1.PodRunning
