@@ -78,7 +78,27 @@ func freePorts(t *testing.T) devPorts {
 
 // startDev runs 'soar dev --local-kube' until the returned stop is called,
 // and returns its banner once it is ready.
-func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop func()) {
+func startDev(t *testing.T, dataDir string, p *devPorts) (banner string, stop func()) {
+	t.Helper()
+	// freePorts' ports are free when it returns, not for sure when soar dev
+	// binds them (the kube-apiserver it starts first takes ports too): on
+	// "address already in use" soar dev is started again on other ports,
+	// which p then holds.
+	for attempt := 1; ; attempt++ {
+		banner, stop, err := tryStartDev(t, dataDir, *p)
+		if err == nil {
+			return banner, stop
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("soar dev, attempt %d: %v; again on other ports", attempt, err)
+		*p = freePorts(t)
+	}
+}
+
+// tryStartDev is one attempt of startDev.
+func tryStartDev(t *testing.T, dataDir string, p devPorts) (banner string, stop func(), err error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testenv.SyncBuffer
@@ -94,10 +114,13 @@ func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop fun
 		select {
 		case err := <-done:
 			cancel()
-			t.Fatalf("soar dev exited: %v\n%s", err, out.String())
+			return "", nil, fmt.Errorf("soar dev exited: %w\n%s", err, out.String())
 		case <-deadline:
 			cancel()
-			t.Fatalf("soar dev not ready in 2 minutes:\n%s", out.String())
+			if err := <-done; err != nil {
+				t.Logf("soar dev, stopped after the timeout: %v", err)
+			}
+			return "", nil, fmt.Errorf("soar dev not ready in 2 minutes:\n%s", out.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -106,7 +129,7 @@ func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop fun
 		if err := <-done; err != nil {
 			t.Errorf("soar dev: %v", err)
 		}
-	}
+	}, nil
 }
 
 // TestDevWalkthrough follows the README: start soar dev, create the pod the
@@ -116,7 +139,7 @@ func startDev(t *testing.T, dataDir string, p devPorts) (banner string, stop fun
 func TestDevWalkthrough(t *testing.T) {
 	dataDir := t.TempDir()
 	p := freePorts(t)
-	banner, stop := startDev(t, dataDir, p)
+	banner, stop := startDev(t, dataDir, &p)
 	for _, want := range []string{
 		"soar dev is running; data in " + dataDir,
 		fmt.Sprintf("NATS         nats://127.0.0.1:%d", p.nats),
@@ -170,8 +193,16 @@ func TestDevWalkthrough(t *testing.T) {
 		_, err = cs.NetworkingV1().NetworkPolicies("payments").Get(ctx, kube.PolicyName(id), metav1.GetOptions{})
 		return err
 	})
-	// The kubeconfig's user is a cluster admin, and the API server still
-	// refuses to take the pod out of quarantine, naming the incident.
+	// Once the worker has proven the lock (the API server has seen the
+	// list), the kubeconfig's user, a cluster admin, is refused taking the
+	// pod out of quarantine, naming the incident.
+	testenv.Eventually(t, 20*time.Second, "the lock proven", func() error {
+		show, err := soarOut("incident", "show", "--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.temporal), id)
+		if err != nil || !strings.Contains(show, `"tamperProof":true`) {
+			return fmt.Errorf("incident show: %w\n%s", err, show)
+		}
+		return nil
+	})
 	_, err = cs.CoreV1().Pods("payments").Patch(ctx, pod.Name, types.MergePatchType, []byte(`{"metadata":{"labels":{"soar.dev/quarantine":null}}}`), metav1.PatchOptions{})
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "soar incident show "+id) {
 		t.Errorf("the admin's unlabel of the quarantined pod: %v", err)
@@ -232,8 +263,9 @@ func TestDevWalkthrough(t *testing.T) {
 	// must be dispatched after the restart.
 	publishWhileDown(t, filepath.Join(dataDir, "nats"), sample)
 
-	_, stop = startDev(t, dataDir, p)
+	_, stop = startDev(t, dataDir, &p)
 	defer stop()
+	temporalAddr = fmt.Sprintf("127.0.0.1:%d", p.temporal) // p may have changed
 	testenv.Eventually(t, 20*time.Second, "incident kept and undelivered alert dispatched after restart", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
 		if !regexp.MustCompile(`Alerts:\s+2 \(`).MatchString(show) || !regexp.MustCompile(`Status:\s+contained\n`).MatchString(show) {
