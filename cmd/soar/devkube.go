@@ -56,7 +56,11 @@ func installDeploy(ctx context.Context, cfg *rest.Config, list kube.LockList, lo
 		return err
 	}
 	log.Info().Int("objects", n).Strs("files", devManifests).Msg("deploy/ manifests installed")
-	return waitLockEnforced(ctx, kubernetes.NewForConfigOrDie(cfg), list)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	return waitLockEnforced(ctx, cs, list)
 }
 
 // waitLockEnforced waits until the API server refuses a change of the lock

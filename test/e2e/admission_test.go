@@ -86,20 +86,27 @@ func workerClientset(t *testing.T) kubernetes.Interface {
 // grantWorker grants soar-worker rules in namespace ns until the test ends.
 func grantWorker(t *testing.T, ns string, rules []rbacv1.PolicyRule) {
 	t.Helper()
+	bindRules(t, ns, "e2e-worker-extra", rules, rbacv1.Subject{Kind: "ServiceAccount", Name: "soar-worker", Namespace: "soar"})
+}
+
+// bindRules grants subject rules in namespace ns, through a Role and a
+// RoleBinding named name, until the test ends.
+func bindRules(t *testing.T, ns, name string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) {
+	t.Helper()
 	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "e2e-worker-extra", Namespace: ns}, Rules: rules}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Rules: rules}
 	if _, err := kubeCS.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name, Namespace: ns},
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "soar-worker", Namespace: "soar"}}}
+	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
+		Subjects: []rbacv1.Subject{subject}}
 	if _, err := kubeCS.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = kubeCS.RbacV1().RoleBindings(ns).Delete(context.Background(), rb.Name, metav1.DeleteOptions{})
-		_ = kubeCS.RbacV1().Roles(ns).Delete(context.Background(), role.Name, metav1.DeleteOptions{})
+		_ = kubeCS.RbacV1().RoleBindings(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = kubeCS.RbacV1().Roles(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 }
 

@@ -202,16 +202,7 @@ func TestIncidentDeploymentControl(t *testing.T) {
 // grant gives subject editRules in ns.
 func grant(t *testing.T, ns, name string, subject rbacv1.Subject) {
 	t.Helper()
-	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name, Namespace: ns}, Rules: editRules}
-	if _, err := kubeCS.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "e2e-" + name, Namespace: ns},
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name}, Subjects: []rbacv1.Subject{subject}}
-	if _, err := kubeCS.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	bindRules(t, ns, "e2e-"+name, editRules, subject)
 }
 
 // TestReleaseUndoesBlockAndFreeze: a playbook that blocks the pod's images

@@ -167,24 +167,8 @@ var editRules = []rbacv1.PolicyRule{
 // member of groups.
 func editor(t *testing.T, ns, user string, groups ...string) kubernetes.Interface {
 	t.Helper()
-	ctx := context.Background()
 	for _, where := range []string{ns, "soar"} {
-		role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "edit-" + user, Namespace: where}, Rules: editRules}
-		if _, err := kubeCS.RbacV1().Roles(where).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		rb := &rbacv1.RoleBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: "edit-" + user, Namespace: where},
-			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
-			Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user}},
-		}
-		if _, err := kubeCS.RbacV1().RoleBindings(where).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = kubeCS.RbacV1().RoleBindings(where).Delete(context.Background(), rb.Name, metav1.DeleteOptions{})
-			_ = kubeCS.RbacV1().Roles(where).Delete(context.Background(), role.Name, metav1.DeleteOptions{})
-		})
+		bindRules(t, where, "edit-"+user, editRules, rbacv1.Subject{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: user})
 	}
 	cfg := rest.CopyConfig(kubeConfig)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: append([]string{"system:authenticated"}, groups...)}
