@@ -25,7 +25,7 @@ IMAGE_ARCH  ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
-.PHONY: all build image run test bench fuzz lint fmt kube-tools record-histories clean
+.PHONY: all build image run test bench fuzz lint fmt kube-tools chromium record-histories clean
 
 all: build
 
@@ -41,7 +41,7 @@ image: ## An OCI image of a static soar: bin/image/soar-oci (OCI layout) and bin
 run: build kube-tools ## The demo: soar dev with a local kube-apiserver and the shipped playbooks.
 	$(BIN)/soar dev --local-kube --playbooks playbooks/library
 
-test: kube-tools build ## Every test, against real NATS, Temporal and kube-apiserver, and the shipped playbooks' author tests.
+test: kube-tools chromium build ## Every test, against real NATS, Temporal and kube-apiserver, and the shipped playbooks' author tests.
 	$(GO) test $(TEST_FLAGS) ./...
 	$(BIN)/soar playbook lint playbooks/library
 	$(BIN)/soar playbook test playbooks/library
@@ -80,6 +80,15 @@ fmt:
 # kube-apiserver and etcd, compiled once from the module proxy (a few minutes
 # on a cold cache) from a separate module so that k8s.io/kubernetes never
 # enters soar's own dependency graph.
+# The console's browser tests drive Debian's headless Chromium (chromedp).
+# It is the one test dependency that is not a Go module: installed with apt
+# when missing, or, without root, the command to run is printed.
+chromium: ## Debian's chromium, for the console's browser tests.
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing Debian's chromium for the console's browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	  else echo "the console's browser tests need Chromium: run 'sudo apt-get install chromium' (or set SOAR_CHROMIUM to a Chromium binary)" >&2; exit 1; fi; }
+
 kube-tools: $(KUBE_ASSETS)/kube-apiserver $(KUBE_ASSETS)/etcd
 
 $(KUBE_ASSETS)/kube-apiserver: hack/kube-tools/go.mod hack/kube-tools/go.sum

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
 
@@ -78,30 +79,42 @@ type Summary struct {
 // continued from are left out. A workflow ID reused by a later occurrence of
 // the incident is a row per occurrence.
 func List(ctx context.Context, c client.Client, namespace, query string, limit int) ([]Summary, error) {
+	var out []Summary
+	var token []byte
+	for {
+		page, next, err := Page(ctx, c, namespace, query, min(limit-len(out), 1000), token)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if len(out) >= limit || len(next) == 0 {
+			return out, nil
+		}
+		token = next
+	}
+}
+
+// Page returns one page of at most size incidents, newest first, and the
+// token of the next page (nil after the last). query is as in List.
+func Page(ctx context.Context, c client.Client, namespace, query string, size int, token []byte) ([]Summary, []byte, error) {
 	q := "TaskQueue = '" + workflows.TaskQueue + "' AND ExecutionStatus != 'ContinuedAsNew'"
 	if query != "" {
 		q += " AND (" + query + ")"
 	}
-	var out []Summary
-	var token []byte
-	for {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Namespace: namespace, Query: q, NextPageToken: token, PageSize: int32(min(limit, 1000)),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("list incidents: %w", err)
-		}
-		for _, e := range resp.GetExecutions() {
-			out = append(out, summary(e.GetExecution().GetWorkflowId(), e.GetStatus(), e.GetStartTime().AsTime(), e.GetCloseTime(), e.GetSearchAttributes()))
-			if len(out) >= limit {
-				return out, nil
-			}
-		}
-		token = resp.GetNextPageToken()
-		if len(token) == 0 {
-			return out, nil
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+		Namespace: namespace, Query: q, NextPageToken: token, PageSize: int32(max(size, 1)),
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("list incidents: %w", err)
+	}
+	out := make([]Summary, 0, len(resp.GetExecutions()))
+	for _, e := range resp.GetExecutions() {
+		out = append(out, summary(e.GetExecution().GetWorkflowId(), e.GetStatus(), e.GetStartTime().AsTime(), e.GetCloseTime(), e.GetSearchAttributes()))
+		if len(out) == size {
+			break
 		}
 	}
+	return out, resp.GetNextPageToken(), nil
 }
 
 type timestamp interface {
@@ -192,4 +205,31 @@ func Show(ctx context.Context, c client.Client, namespace, id string) (*Detail, 
 		}
 	}
 	return d, nil
+}
+
+// Pinned returns the playbook the incident's current run follows, as the
+// dispatcher pinned it at the start: read from the first event of the run's
+// history, so it is what ran whatever changed in git since.
+func Pinned(ctx context.Context, c client.Client, id string) (*playbooks.Spec, error) {
+	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	if !it.HasNext() {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	ev, err := it.Next()
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("history of incident %s: %w", id, err)
+	}
+	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	if attrs == nil || len(attrs.GetInput().GetPayloads()) == 0 {
+		return nil, fmt.Errorf("incident %s: its history does not start with its input", id)
+	}
+	var in workflows.RespondInput
+	if err := converter.GetDefaultDataConverter().FromPayload(attrs.GetInput().GetPayloads()[0], &in); err != nil {
+		return nil, fmt.Errorf("incident %s: decode its input: %w", id, err)
+	}
+	return &in.Playbook, nil
 }

@@ -134,6 +134,12 @@ func (s *Service) Stop(ctx context.Context, incident string, r workflows.StopReq
 	return st, nil
 }
 
+// Approvals returns the incident's approvals (and its ID, status, close
+// reason and opening time), small however large its alerts were.
+func (s *Service) Approvals(ctx context.Context, incident string) (*workflows.IncidentState, error) {
+	return s.state(ctx, incident)
+}
+
 // refused logs a refusal (or a failure) and returns it.
 func (s *Service) refused(log zerolog.Logger, err error) (workflows.ApprovalState, error) {
 	var r *Refused

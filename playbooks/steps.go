@@ -113,10 +113,13 @@ const DestructiveQuorum = 2
 func IsUserGroup(id string) bool { return strings.HasPrefix(id, "S") }
 
 // validApprover reports whether id is a Slack user (U…, W…) or user group
-// (S…) ID, or an api: identity.
+// (S…) ID, an api: identity (an API token's name) or a user: identity (a
+// person signed in to the console through its identity proxy).
 func validApprover(id string) bool {
-	if name, ok := strings.CutPrefix(id, "api:"); ok {
-		return name != "" && !strings.ContainsAny(name, " \t\n")
+	for _, prefix := range []string{"api:", "user:"} {
+		if name, ok := strings.CutPrefix(id, prefix); ok {
+			return name != "" && !strings.ContainsAny(name, " \t\n")
+		}
 	}
 	if len(id) < 2 || !strings.ContainsRune("UWS", rune(id[0])) {
 		return false
@@ -324,7 +327,7 @@ func (d *decoder) approvers(n *yaml.Node, path string, seen []string) []string {
 			// which anyone reaching Temporal could claim to be.
 			d.Failf(item, ipath, "%q: cli: identities are gone; 'soar approve' now votes through soar's API as api:<token name>: list api:%s", s, strings.TrimPrefix(s, "cli:"))
 		case !validApprover(s):
-			d.Failf(item, ipath, "%q is not an approver: use a Slack user ID (U…, W…), a user group ID (S…) or api:<token name>", s)
+			d.Failf(item, ipath, "%q is not an approver: use a Slack user ID (U…, W…), a user group ID (S…), api:<token name> or user:<console login>", s)
 		case slices.Contains(out, s) || slices.Contains(seen, s):
 			d.Failf(item, ipath, "duplicate approver %q", s)
 		default:

@@ -25,7 +25,7 @@ incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
 steps:
   - id: ask
     approval:
-      approvers: [U01, S02, api:alice]
+      approvers: [U01, S02, api:alice, user:bob@example.com]
       quorum: 2
       timeout: 30m
       onExpiry: approve
@@ -62,7 +62,7 @@ func TestStepLanguageLoadsIntoTheSpec(t *testing.T) {
 	spec := p.Spec()
 	want := []StepSpec{
 		{ID: "ask", Kind: KindApproval, OnError: OnErrorContinue, Approval: &Approval{
-			Approvers: []string{"U01", "S02", "api:alice"}, Quorum: 2, Timeout: 30 * time.Minute, OnExpiry: "approve", Message: "Contain the pod?",
+			Approvers: []string{"U01", "S02", "api:alice", "user:bob@example.com"}, Quorum: 2, Timeout: 30 * time.Minute, OnExpiry: "approve", Message: "Contain the pod?",
 		}},
 		{ID: "settle", Kind: KindWait, Wait: 2 * time.Minute},
 		{ID: "contain", Kind: KindAction, Action: "kubernetes.quarantine",
@@ -98,6 +98,7 @@ func TestStepLanguageErrors(t *testing.T) {
 		{"if not bool", "  - id: a\n    wait: 1m\n    if: incident.alertCount\n", wantError{"p.yaml:7:9: steps[0].if", "expected bool"}},
 		{"destructive without approval", "  - id: a\n    action: kubernetes.delete_pod\n", wantError{"p.yaml:6:13: steps[0].action", "kubernetes.delete_pod is destructive: put an approval step before it"}},
 		{"bad approver", "  - id: a\n    approval: {approvers: [alice]}\n", wantError{"p.yaml:6:28: steps[0].approval.approvers[0]", `"alice" is not an approver`}},
+		{"empty user approver", "  - id: a\n    approval: {approvers: [\"user:\"]}\n", wantError{"p.yaml:6:28: steps[0].approval.approvers[0]", `"user:" is not an approver`}},
 		{"cli approver", "  - id: a\n    approval: {approvers: [cli:alice]}\n", wantError{"p.yaml:6:28: steps[0].approval.approvers[0]", `cli: identities are gone; 'soar approve' now votes through soar's API as api:<token name>: list api:alice`}},
 		{"one approver before a destructive action", "  - id: a\n    approval: {approvers: [U1]}\n  - id: b\n    action: kubernetes.delete_pod\n", wantError{"p.yaml:6:27: steps[0].approval.approvers", "kubernetes.delete_pod is destructive, so this approval needs 2 distinct approvers by default"}},
 		{"escalation after expiry", "  - id: a\n    approval: {approvers: [U1], timeout: 10m, escalate: {after: 1h, approvers: [U2]}}\n", wantError{"p.yaml:6:65: steps[0].approval.escalate.after", "comes after the approval expires"}},

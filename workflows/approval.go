@@ -28,6 +28,8 @@ const (
 	SourceSlack = "slack"
 	SourceCLI   = "cli"
 	SourceAPI   = "api"
+	// SourceConsole is the web console's.
+	SourceConsole = "console"
 )
 
 // Decision is one approver's vote, as serve sends it: from a Slack click

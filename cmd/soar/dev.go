@@ -17,6 +17,7 @@ import (
 
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/kube"
+	"github.com/soar-dev/soar/console"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -33,6 +34,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		localKube    bool
 		df           dispatchFlags
 		wf           workerFlags
+		cf           consoleFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -71,6 +73,13 @@ it, --kubeconfig must name the cluster to act on.`,
 			// start-up before it is reported. They are watched from then on,
 			// so an edit made during start-up is not missed.
 			pb, err := app.LoadPlaybooks(df.playbooks)
+			if err != nil {
+				return err
+			}
+			// The console's sign-in too: soar dev's local user votes as
+			// the identity of its API token.
+			httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
+			auth, err := cf.authenticator(httpAddr, &console.Local{User: "api:" + devUser(), Name: devUser()})
 			if err != nil {
 				return err
 			}
@@ -188,7 +197,15 @@ it, --kubeconfig must name the cluster to act on.`,
 				return err
 			}
 			defer ap.Stop()
-			h, err := app.ServeHTTP(fmt.Sprintf("127.0.0.1:%d", httpPort), hs, log)
+			store, _, err := wf.evidenceStore(filepath.Join(dataDir, "evidence"))
+			if err != nil {
+				return err
+			}
+			signIn, err := startConsole(hs, auth, tc, "default", ap.Service, store, log)
+			if err != nil {
+				return err
+			}
+			h, err := app.ServeHTTP(httpAddr, hs, log)
 			if err != nil {
 				return err
 			}
@@ -204,6 +221,9 @@ it, --kubeconfig must name the cluster to act on.`,
 			fmt.Fprintf(out, "  Temporal     %s  (namespace default; server log %s)\n", ts.Address(), temporalLog)
 			fmt.Fprintf(out, "  Temporal UI  %s\n", ui.URL())
 			fmt.Fprintf(out, "  HTTP         http://%s  (/healthz /readyz /metrics)\n", h.Addr())
+			if signIn != "" {
+				fmt.Fprintf(out, "  Console      http://%s/console/  (%s)\n", h.Addr(), signIn)
+			}
 			fmt.Fprintf(out, "  API          http://%s/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)\n", h.Addr(), token.name, filepath.Join(dataDir, devTokenFile))
 			if kubeURL != "" {
 				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
@@ -231,6 +251,7 @@ it, --kubeconfig must name the cluster to act on.`,
 	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
 	df.register(cmd)
 	wf.register(cmd)
+	cf.register(fs, true)
 	// With --kubeconfig, soar dev runs the worker as the kubeconfig's user
 	// on a cluster it installs nothing on: no lock list unless given. With
 	// --local-kube it installs deploy/ and locks through its list.

@@ -132,6 +132,21 @@ func tryStartDev(t *testing.T, dataDir string, p devPorts) (banner string, stop 
 	}, nil
 }
 
+// consolePage GETs a console page and returns its HTML.
+func consolePage(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v\n%s", url, resp.Status, err, b)
+	}
+	return string(b)
+}
+
 // TestDevWalkthrough follows the README: start soar dev, create the pod the
 // sample alert names, send the alert, see the pod quarantined and the incident
 // listed; then restart with the same data directory and find the incident and
@@ -146,6 +161,7 @@ func TestDevWalkthrough(t *testing.T) {
 		fmt.Sprintf("Temporal     127.0.0.1:%d", p.temporal),
 		fmt.Sprintf("Temporal UI  http://127.0.0.1:%d", p.ui),
 		fmt.Sprintf("HTTP         http://127.0.0.1:%d", p.http),
+		fmt.Sprintf("Console      http://127.0.0.1:%d/console/  (local user %s on loopback, no password)", p.http, devUser()),
 		fmt.Sprintf("API          http://127.0.0.1:%d/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)", p.http, devUser(), filepath.Join(dataDir, "api-token")),
 		"(kubeconfig " + filepath.Join(dataDir, "kubeconfig") + ")",
 		"Playbooks    ../../playbooks/library  (",
@@ -232,6 +248,14 @@ func TestDevWalkthrough(t *testing.T) {
 	}
 	if strings.Contains(show, "not tamper-proof") {
 		t.Errorf("incident show:\n%s", show)
+	}
+	// The console shows the same incident to the local user, its evidence
+	// verified.
+	page := consolePage(t, fmt.Sprintf("http://127.0.0.1:%d/console/incidents/%s", p.http, id))
+	for _, want := range []string{`<span class="me" id="me" title="signed in: local">api:` + devUser() + `</span>`, `&#34;tamperProof&#34;: true`, "Every artifact matches its SHA-256.", "Step evidence (kubernetes.snapshot) succeeded"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the console's incident page lacks %q", want)
+		}
 	}
 	// The evidence bundle is in the data directory, under the incident's
 	// one occurrence, and verifies.

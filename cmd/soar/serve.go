@@ -20,11 +20,12 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf       temporalFlags
 		sf       slackFlags
+		cf       consoleFlags
 		httpAddr string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Serve soar's HTTP endpoints: /healthz, /readyz, /metrics, Slack's /slack/interactions (or Socket Mode) and the vote API",
+		Short: "Serve soar's HTTP endpoints: /healthz, /readyz, /metrics, Slack's /slack/interactions (or Socket Mode), the vote API and the console",
 		Long: `serve takes votes from Slack and the vote API and hands them to the
 incidents in Temporal. It needs Temporal and, when configured, Slack; it
 reads no alerts and no playbooks, so NATS and the playbook directory do not
@@ -37,6 +38,10 @@ decide whether it is ready.`,
 				return err
 			}
 			defer tc.Close()
+			auth, err := cf.authenticator(httpAddr, nil)
+			if err != nil {
+				return err
+			}
 			hs := httpserver.New(metrics.New().Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
 			keys, err := app.SigningKeys()
@@ -48,11 +53,15 @@ decide whether it is ready.`,
 				return err
 			}
 			defer ap.Stop()
+			if _, err := startConsole(hs, auth, tc, tf.namespace, ap.Service, nil, log); err != nil {
+				return err
+			}
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
 		},
 	}
 	tf.register(cmd.Flags())
 	sf.register(cmd.Flags(), false)
+	cf.register(cmd.Flags(), false)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
 	return cmd
 }

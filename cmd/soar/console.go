@@ -1,0 +1,117 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
+	"go.temporal.io/sdk/client"
+
+	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/console"
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/internal/httpserver"
+)
+
+// consoleFlags configure the analysts' console (docs/console.md).
+type consoleFlags struct {
+	auth                                  string
+	proxyFrom                             []string
+	userHeader, emailHeader, groupsHeader string
+	groupMap                              string
+	viewers                               []string
+}
+
+func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
+	def, usage := "", `how people sign in to the console at /console/: "proxy" (an authenticating proxy's identity headers, see --console-proxy-from) or "" (no console)`
+	if dev {
+		def, usage = "local", `how people sign in to the console at /console/: "local" (you, without a password: soar dev listens on loopback only), "proxy" or "" (no console)`
+	}
+	fs.StringVar(&f.auth, "console-auth", def, usage)
+	fs.StringSliceVar(&f.proxyFrom, "console-proxy-from", nil, "addresses (CIDR) of the authenticating proxy (oauth2-proxy) whose identity headers the console believes; requests from anywhere else are refused")
+	fs.StringVar(&f.userHeader, "console-user-header", console.DefaultUserHeader, "the proxy's header naming the user")
+	fs.StringVar(&f.emailHeader, "console-email-header", console.DefaultEmailHeader, "the proxy's header holding the user's e-mail")
+	fs.StringVar(&f.groupsHeader, "console-groups-header", console.DefaultGroupsHeader, "the proxy's header listing the user's groups, comma-separated")
+	fs.StringVar(&f.groupMap, "console-group-map", "", "identity-provider groups that are approver groups: group=S0SLACKGROUP,… (a member votes as that Slack user group's member)")
+	fs.StringSliceVar(&f.viewers, "console-viewers", nil, "identity-provider groups whose members may view incidents without acting")
+}
+
+// authenticator builds the sign-in the flags describe for a console served
+// on addr; nil when the console is off. local is soar dev's user; nil for
+// serve, which has no local user.
+func (f *consoleFlags) authenticator(addr string, local *console.Local) (console.Authenticator, error) {
+	switch f.auth {
+	case "":
+		return nil, nil
+	case "local":
+		if local == nil {
+			return nil, errors.New(`--console-auth local is soar dev's: serve signs people in through an authenticating proxy (--console-auth proxy)`)
+		}
+		if !loopbackListen(addr) {
+			return nil, fmt.Errorf("--console-auth local signs people in without a password, so it needs a loopback listen address, not %q: put the console behind an authenticating proxy (--console-auth proxy)", addr)
+		}
+		return *local, nil
+	case "proxy":
+		if len(f.proxyFrom) == 0 {
+			return nil, errors.New("--console-auth proxy needs --console-proxy-from: the addresses of the proxy whose identity headers the console may believe")
+		}
+		p := console.Proxy{UserHeader: f.userHeader, EmailHeader: f.emailHeader, GroupsHeader: f.groupsHeader, Viewers: f.viewers}
+		for _, s := range f.proxyFrom {
+			pf, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				a, aerr := netip.ParseAddr(strings.TrimSpace(s))
+				if aerr != nil {
+					return nil, fmt.Errorf("--console-proxy-from %q: want an address or a CIDR prefix", s)
+				}
+				pf = netip.PrefixFrom(a, a.BitLen())
+			}
+			p.From = append(p.From, pf.Masked())
+		}
+		var err error
+		if p.GroupMap, err = console.ParseGroupMap(f.groupMap); err != nil {
+			return nil, fmt.Errorf("--console-group-map: %w", err)
+		}
+		return p, nil
+	}
+	if local != nil {
+		return nil, fmt.Errorf(`--console-auth %q: want "local", "proxy" or ""`, f.auth)
+	}
+	return nil, fmt.Errorf(`--console-auth %q: want "proxy" or ""`, f.auth)
+}
+
+// loopbackListen reports whether a listen address accepts loopback
+// connections only.
+func loopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+// startConsole mounts the console on hs when a sign-in is configured, and
+// says where it is (or why it is off) for the banner and the log.
+func startConsole(hs *httpserver.Server, auth console.Authenticator, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
+	if auth == nil {
+		log.Info().Msg("console off: no sign-in configured (--console-auth)")
+		return "", nil
+	}
+	c, err := console.New(console.Config{
+		Temporal: tc, Namespace: namespace, Service: svc, Auth: auth, Evidence: store,
+		Log: log.With().Str("component", "console").Logger(),
+	})
+	if err != nil {
+		return "", err
+	}
+	c.Register(hs)
+	log.Info().Str("sign_in", auth.Describe()).Msg("console at /console/")
+	return auth.Describe(), nil
+}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+
+	"github.com/soar-dev/soar/console"
+)
+
+func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		addr string
+		dev  bool
+		want string // an error holding this; "" means ok
+		kind string // the authenticator's type when ok
+	}{
+		{nil, ":8080", false, "", "<nil>"},
+		{nil, "127.0.0.1:8080", true, "", "console.Local"},
+		{[]string{"--console-auth", "local"}, "127.0.0.1:8080", false, "is soar dev's", ""},
+		{[]string{"--console-auth", "local"}, "0.0.0.0:8080", true, "needs a loopback listen address", ""},
+		{[]string{"--console-auth", "proxy"}, ":8080", false, "needs --console-proxy-from", ""},
+		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.0/8,192.168.1.7"}, ":8080", false, "", "console.Proxy"},
+		{[]string{"--console-auth", "proxy", "--console-proxy-from", "nonsense"}, ":8080", false, "want an address or a CIDR prefix", ""},
+		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.1", "--console-group-map", "secops=U0ALICE"}, ":8080", false, "--console-group-map", ""},
+		{[]string{"--console-auth", "oidc"}, ":8080", false, `want "proxy" or ""`, ""},
+		{[]string{"--console-auth", "oidc"}, "127.0.0.1:8080", true, `want "local", "proxy" or ""`, ""},
+	} {
+		var f consoleFlags
+		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+		f.register(fs, tc.dev)
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		var local *console.Local
+		if tc.dev {
+			local = &console.Local{User: "api:me", Name: "me"}
+		}
+		a, err := f.authenticator(tc.addr, local)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%v: %v", tc.args, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
+		case tc.want == "" && typeName(a) != tc.kind:
+			t.Errorf("%v: authenticator %s, want %s", tc.args, typeName(a), tc.kind)
+		}
+	}
+}
+
+func typeName(a console.Authenticator) string {
+	switch a.(type) {
+	case nil:
+		return "<nil>"
+	case console.Local:
+		return "console.Local"
+	case console.Proxy:
+		return "console.Proxy"
+	}
+	return "?"
+}

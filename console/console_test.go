@@ -1,0 +1,243 @@
+package console
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/incidents"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// hostile is what an attacker puts in every string an alert carries.
+const hostile = `<script>alert(1)</script><img src=x onerror=alert(2)> <!channel> <https://evil.example|click> *bold* " onmouseover="x`
+
+func TestFilterQueryRefusesWhatCouldEscapeTheQuery(t *testing.T) {
+	for _, f := range []Filter{
+		{Namespace: "x' OR 'a' = 'a"},
+		{Playbook: `a"b`},
+		{Text: "a') OR (WorkflowId != '"},
+		{Status: "closed' OR 1=1"},
+		{Severity: "Critical'"},
+		{Namespace: strings.Repeat("a", 300)},
+	} {
+		if q, err := f.Query(); err == nil {
+			t.Errorf("%+v: query %q, want an error", f, q)
+		}
+	}
+	q, err := Filter{Status: "contained", Severity: "Critical", Namespace: "payments", Playbook: "terminal-shell", Text: "web-"}.Query()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "SoarStatus = 'contained' AND SoarSeverity = 'Critical' AND SoarNamespace = 'payments' AND SoarPlaybook = 'terminal-shell' AND (WorkflowId STARTS_WITH 'web-' OR SoarPod STARTS_WITH 'web-')"
+	if q != want {
+		t.Errorf("query\n got %s\nwant %s", q, want)
+	}
+}
+
+func TestLocalSignsInOnLoopbackOnly(t *testing.T) {
+	l := Local{User: "api:alice", Name: "alice"}
+	for _, tc := range []struct {
+		remote, host string
+		ok           bool
+	}{
+		{"127.0.0.1:5555", "127.0.0.1:8080", true},
+		{"127.0.0.1:5555", "localhost:8080", true},
+		{"[::1]:5555", "[::1]:8080", true},
+		{"10.0.0.7:5555", "127.0.0.1:8080", false},
+		// A DNS-rebinding page reaches the loopback port under its own name.
+		{"127.0.0.1:5555", "evil.example:8080", false},
+	} {
+		r := httptest.NewRequest(http.MethodGet, "/console/", nil)
+		r.RemoteAddr, r.Host = tc.remote, tc.host
+		id, err := l.Identify(r)
+		if tc.ok != (err == nil) || (tc.ok && id.User != "api:alice") {
+			t.Errorf("remote %s host %s: identity %+v, error %v; want ok=%v", tc.remote, tc.host, id, err, tc.ok)
+		}
+	}
+}
+
+func TestProxyHeadersCountFromTheProxyOnly(t *testing.T) {
+	p := Proxy{
+		From:       []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")},
+		UserHeader: DefaultUserHeader, EmailHeader: DefaultEmailHeader, GroupsHeader: DefaultGroupsHeader,
+		GroupMap: map[string][]string{"secops": {"S0SECOPS"}, "oncall": {"S0ONCALL"}},
+		Viewers:  []string{"auditors"},
+	}
+	req := func(remote, user, groups string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/console/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set(DefaultUserHeader, user)
+		r.Header.Set(DefaultGroupsHeader, groups)
+		return r
+	}
+	if _, err := p.Identify(req("192.168.1.5:1000", "mallory", "secops")); err == nil {
+		t.Error("headers from outside the proxy's addresses were believed")
+	}
+	id, err := p.Identify(req("10.1.2.3:1000", "alice", "oncall, secops,other"))
+	if err != nil || id.User != "user:alice" || strings.Join(id.Groups, ",") != "S0ONCALL,S0SECOPS" || id.Viewer {
+		t.Errorf("alice: %+v, %v", id, err)
+	}
+	id, err = p.Identify(req("10.1.2.3:1000", "aud", "auditors"))
+	if err != nil || !id.Viewer || len(id.Groups) != 0 {
+		t.Errorf("auditor: %+v, %v", id, err)
+	}
+	if id, err := p.Identify(req("10.1.2.3:1000", "", "secops")); id != nil || err != nil {
+		t.Errorf("no user header: %+v, %v; want not signed in", id, err)
+	}
+	if _, err := p.Identify(req("10.1.2.3:1000", `a"><script>`, "")); err == nil {
+		t.Error("a user name with markup was accepted")
+	}
+}
+
+func TestParseGroupMap(t *testing.T) {
+	m, err := ParseGroupMap("secops=S0SECOPS, secops=S0IR ,oncall=S0ONCALL")
+	if err != nil || len(m["secops"]) != 2 || m["oncall"][0] != "S0ONCALL" {
+		t.Errorf("%v %v", m, err)
+	}
+	for _, bad := range []string{"secops", "secops=U0ALICE", "=S0X", "a=s0lower"} {
+		if _, err := ParseGroupMap(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func TestCSRFTokenIsBoundToTheBrowserAndThePerson(t *testing.T) {
+	c, err := newCSRF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, bob := &Identity{User: "user:alice"}, &Identity{User: "user:bob"}
+	w := httptest.NewRecorder()
+	tok := c.token(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/console/", nil), alice)
+	cookie := w.Result().Cookies()[0]
+	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookie %+v: want HttpOnly, SameSite=Strict", cookie)
+	}
+	post := func(token string, withCookie bool) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/console/incidents/x/vote", strings.NewReader(url.Values{"csrf": {token}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if withCookie {
+			r.AddCookie(cookie)
+		}
+		return r
+	}
+	if !c.check(post(tok, true), alice) {
+		t.Error("the page's own token was refused")
+	}
+	if c.check(post(tok, false), alice) {
+		t.Error("a token without its browser's cookie was accepted")
+	}
+	if c.check(post(tok, true), bob) {
+		t.Error("alice's token was accepted for bob")
+	}
+	if c.check(post("", true), alice) {
+		t.Error("a post without a token was accepted")
+	}
+	// Away from loopback the cookie is Secure.
+	w = httptest.NewRecorder()
+	c.token(w, httptest.NewRequest(http.MethodGet, "http://soar.example/console/", nil), alice)
+	if !w.Result().Cookies()[0].Secure {
+		t.Error("the cookie is not Secure on a non-loopback host")
+	}
+}
+
+func hostileState(now time.Time) *workflows.IncidentState {
+	a := &alert.Alert{
+		ID: hostile, Rule: hostile, Summary: hostile, Source: "syscall", Severity: alert.SeverityCritical, Time: now.Add(-time.Minute),
+		Hostname: hostile, Tags: []string{hostile}, Fields: map[string]any{hostile: hostile},
+		Kubernetes: alert.Kubernetes{Namespace: hostile, Pod: hostile, Container: hostile},
+	}
+	return &workflows.IncidentState{
+		IncidentID: "p/ns/pod", Playbook: "p", PlaybookVersion: "0123456789abcdef", Status: workflows.StatusAwaitingApproval,
+		FirstAlert: a, LatestAlert: a, AlertCount: 3, OpenedAt: now.Add(-time.Minute), LastAlertAt: now,
+		Steps: []workflows.StepResult{{
+			ID: "contain", Action: "kubernetes.quarantine", Status: workflows.StepSucceeded,
+			Params: map[string]any{"pod": hostile}, Output: map[string]any{"note": hostile},
+			StartedAt: now.Add(-50 * time.Second), FinishedAt: now.Add(-49 * time.Second),
+		}, {
+			ID: "evidence", Action: "kubernetes.snapshot", Status: workflows.StepSucceeded,
+			Output:    map[string]any{"location": "file:///e/p/manifest.json", "sha256": "ab12", "artifacts": float64(7)},
+			StartedAt: now.Add(-48 * time.Second), FinishedAt: now.Add(-47 * time.Second),
+		}},
+		Approvals: []*workflows.ApprovalState{{
+			Step: "ask", Approvers: []string{"S0SECOPS", "user:bob"}, Quorum: 2, Message: hostile,
+			OpenedAt: now.Add(-45 * time.Second), Deadline: now.Add(time.Hour), PlanHash: "c0ffee123456",
+			Plan:  []workflows.PlannedAction{{Step: "delete", Action: "kubernetes.delete", Destructive: true, Params: map[string]any{"pod": hostile}}},
+			Votes: []workflows.Vote{{User: "user:alice", Approve: true, Source: workflows.SourceConsole, Comment: hostile, At: now.Add(-10 * time.Second), Via: "S0SECOPS"}},
+		}},
+	}
+}
+
+// TestPagesRenderAlertContentAsText renders every page with an incident
+// whose every alert-derived string is markup, and checks that none of it
+// reaches the page as markup.
+func TestPagesRenderAlertContentAsText(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	c, err := New(Config{Auth: Local{User: "api:me", Name: "me"}, Log: zerolog.Nop(), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := hostileState(now)
+	tl := Timeline(st)
+	me := &Identity{User: "api:me", Method: "local"}
+	sum := incidents.Summary{ID: "p/" + hostile, Playbook: hostile, Status: workflows.StatusAwaitingApproval, Severity: hostile, Namespace: hostile, Pod: hostile, Running: true, OpenedAt: now}
+	pages := map[string]*view{
+		"incident.html": {Title: "Incident", Me: me, CSRF: "tok", Data: incidentData{
+			Detail: &incidents.Detail{Summary: sum, State: st}, Timeline: tl, Running: true, Open: st.Approvals,
+			Pinned:   &playbooks.Spec{Name: "p", Version: "v", Source: "name: p\n# " + hostile},
+			Evidence: []evidenceView{{Ref: *tl[3].Evidence, Error: hostile}},
+		}},
+		"list.html":      {Title: "Incidents", Me: me, Data: listData{Rows: []incidents.Summary{sum}, Statuses: statuses}},
+		"approvals.html": {Title: "Approvals", Me: me, CSRF: "tok", Data: approvalsData{Pending: []pending{{Incident: sum, Approval: st.Approvals[0], Remaining: []string{"S0SECOPS", "user:bob"}}}}},
+		"error.html":     {Title: hostile, Me: me, FlashError: hostile},
+	}
+	ends := map[string]string{"incident.html": "# &lt;script&gt;alert(1)", "list.html": "The list refreshes", "approvals.html": "Approve plan c0ffee123456", "error.html": "Back to the incidents"}
+	for page, v := range pages {
+		var b strings.Builder
+		if err := c.tmpl[page].ExecuteTemplate(&b, "layout", v); err != nil {
+			t.Fatalf("%s: %v", page, err)
+		}
+		body := b.String()
+		if !strings.Contains(body, ends[page]) {
+			t.Errorf("%s: the page lacks %q", page, ends[page])
+		}
+		for _, bad := range []string{"<script>alert", "<img src=x", `" onmouseover="x`, "<!channel>", "<https://evil"} {
+			if strings.Contains(body, bad) {
+				t.Errorf("%s: the page holds %q as markup", page, bad)
+			}
+		}
+		if !strings.Contains(body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+			t.Errorf("%s: the hostile text is not shown escaped", page)
+		}
+	}
+}
+
+func TestTimelineOrdersTheIncident(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	st := hostileState(now)
+	st.ClosedAt, st.CloseReason = now.Add(time.Second), "false positive (by user:alice (console))"
+	var kinds []string
+	for _, e := range Timeline(st) {
+		kinds = append(kinds, e.Kind+":"+e.Status)
+	}
+	want := "opened: alert: step:succeeded step:succeeded approval:pending vote:approved alert: closed:"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("timeline\n got %s\nwant %s", got, want)
+	}
+	tl := Timeline(st)
+	if tl[2].Duration != time.Second || !strings.Contains(tl[2].Params, hostile[:8]) {
+		t.Errorf("step entry: %+v", tl[2])
+	}
+	if ev := tl[3].Evidence; ev == nil || ev.SHA256 != "ab12" || ev.Artifacts != 7 {
+		t.Errorf("evidence of the snapshot step: %+v", ev)
+	}
+}

@@ -1,0 +1,348 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/console"
+	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/internal/httpserver"
+	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
+)
+
+// chromium finds Debian's Chromium (make chromium installs it) or the one
+// SOAR_CHROMIUM names.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("SOAR_CHROMIUM"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("the console's browser tests need Chromium: run 'make chromium' (Debian's chromium package) or set SOAR_CHROMIUM")
+	return ""
+}
+
+// browser starts a headless Chromium for the test. Background networking is
+// off: this machine reaches no outside host, and Chromium's attempts only
+// slow it down.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests run as root here; the page is the test's own
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	bctx, cancelB := chromedp.NewContext(actx)
+	t.Cleanup(cancelB)
+	if err := chromedp.Do(bctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return bctx
+}
+
+// person is one browser profile (its own cookies) whose every request
+// carries the identity headers an authenticating proxy would add.
+func person(t *testing.T, bctx context.Context, user, groups string) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	t.Cleanup(cancelT)
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+			return err
+		}
+		_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{
+			console.DefaultUserHeader: user, console.DefaultGroupsHeader: groups, console.DefaultEmailHeader: user + "@example.com",
+		}})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
+
+// hostileText is what the test's attacker writes into every string of its
+// alert: markup that would run script, and Slack's markup.
+const hostileText = `<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2"> <!channel> <https://evil.example|click here>`
+
+// TestConsoleInTheBrowser drives the console in headless Chromium as three
+// people behind an identity proxy: the incident list, an incident created by
+// a real alert (whose every string is hostile markup) with its timeline and
+// evidence hashes, the approvals inbox, a vote from someone who is not an
+// approver, a double vote, a forged cross-site post, two approvals making the
+// quorum, the pod contained in the API server, and a close.
+func TestConsoleInTheBrowser(t *testing.T) {
+	ctx := context.Background()
+	tc := temporalClient(t)
+	_, _, js := testenv.NATS(t)
+	const ns = "console"
+	dir := t.TempDir()
+	pb := `name: e2e-console
+match: alert.rule == "e2e console"
+incidentKey: alert.k8s.namespace + "/" + alert.k8s.pod
+steps:
+  - id: evidence
+    action: kubernetes.snapshot
+  - id: ask
+    approval: {approvers: ["S0SECOPS"], quorum: 2, timeout: 30m, message: "Contain the pod?"}
+  - id: contain
+    action: kubernetes.quarantine
+`
+	if err := os.WriteFile(filepath.Join(dir, "console.yaml"), []byte(pb), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startSoar(t, js, tc, dir, dispatch.Config{})
+	testenv.Pod(t, kubeCS, ns, "web-1")
+
+	// The console, behind a "proxy" at 127.0.0.1: this test.
+	c, err := console.New(console.Config{
+		Temporal: tc, Namespace: "default", Service: soarService(t, tc),
+		Auth: console.Proxy{
+			From:       []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
+			UserHeader: console.DefaultUserHeader, EmailHeader: console.DefaultEmailHeader, GroupsHeader: console.DefaultGroupsHeader,
+			GroupMap: map[string][]string{"secops": {"S0SECOPS"}, "oncall": {"S0ONCALL"}},
+		},
+		Evidence: evidence.NewLocal(evidenceDir(t)),
+		Log:      testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httpserver.New(metrics.New().Registry)
+	c.Register(hs)
+	srv := httptest.NewServer(hs.Handler())
+	t.Cleanup(srv.Close)
+
+	hostile := fmt.Sprintf("%q", hostileText)
+	msg := fmt.Sprintf(`{"id":"console-1","source":"e2e","rule":"e2e console","severity":"critical","summary":%s,"hostname":%s,"tags":[%s],
+		"kubernetes":{"namespace":%q,"pod":"web-1","container":%s},"fields":{"proc.cmdline":%s,%s:"x"}}`,
+		hostile, hostile, hostile, ns, hostile, hostile, hostile)
+	if _, err := js.Publish(ctx, "alerts.e2e", []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	id := playbooks.IncidentID("e2e-console", ns+"/web-1")
+	var hash, manifestSHA string
+	testenv.Eventually(t, 30*time.Second, "the approval opens", func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != workflows.StatusAwaitingApproval || len(st.Approvals) == 0 {
+			return fmt.Errorf("status %s, no approval yet", st.Status)
+		}
+		hash = st.Approvals[0].PlanHash
+		manifestSHA, _ = st.Steps[0].Output["sha256"].(string)
+		return nil
+	})
+	page := srv.URL + "/console/incidents/" + url.PathEscape(id)
+	bctx := browser(t)
+	alice := person(t, bctx, "alice", "secops")
+	browse(t, alice, "the list", chromedp.Navigate(srv.URL+"/console/"), chromedp.WaitVisible(css(`#rows a[href="/console/incidents/`+id+`"]`)))
+	shoot(t, alice, "console-list")
+	if rows := get(t, alice, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#rows tr").length`)); rows < 1 {
+		t.Fatalf("the list shows %d rows", rows)
+	}
+	browse(t, alice, "the incident", chromedp.Click(css(`#rows a[href="/console/incidents/`+id+`"]`)), chromedp.WaitVisible(css(`#timeline`)))
+	shoot(t, alice, "console-incident")
+	scripts := get(t, alice, "scripts", chromedp.Evaluate[int](`document.querySelectorAll("script").length`))
+	imgs := get(t, alice, "images", chromedp.Evaluate[int](`document.querySelectorAll("img").length`))
+	pwned := get(t, alice, "pwned", chromedp.Evaluate[bool](`window.__pwned !== undefined`))
+	if scripts != 1 || imgs != 0 || pwned {
+		t.Errorf("the alert's markup became the page's: %d scripts (want htmx's 1), %d images, script ran: %v", scripts, imgs, pwned)
+	}
+	body := get(t, alice, "the page's text", chromedp.Evaluate[string](`document.body.textContent`))
+	for _, want := range []string{hostileText, "Step evidence (kubernetes.snapshot) succeeded", "Approval ask requested: 2 of S0SECOPS, plan " + hash, manifestSHA, "Every artifact matches its SHA-256.", "pod.json", "name: e2e-console"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the incident page lacks %q", want)
+		}
+	}
+
+	browse(t, alice, "the inbox", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(`#inbox .approval`)))
+	shoot(t, alice, "console-approvals")
+	if q := text(t, alice, `#inbox .quorum`); q != "0 of 2" {
+		t.Errorf("the inbox says %q before any vote", q)
+	}
+	browse(t, alice, "alice approves",
+		chromedp.SetValue(css(`#inbox input[name=comment]`), "seen the shell: contain"),
+		chromedp.Click(css(`#inbox button.approve`)),
+		chromedp.WaitVisible(css(`#flash`)),
+	)
+	if f := text(t, alice, `#flash`); !strings.Contains(f, "1 of 2 approvals so far") {
+		t.Errorf("alice's approval: %q", f)
+	}
+	browse(t, alice, "the inbox again", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(`#inbox .approval`)))
+	if q := text(t, alice, `#inbox .quorum`); q != "1 of 2" {
+		t.Errorf("after one approval the inbox says %q", q)
+	}
+	browse(t, alice, "alice votes twice", chromedp.Navigate(page), chromedp.Click(css(`#approval-ask button.approve`)), chromedp.WaitVisible(css(`#flash-error`)))
+	if f := text(t, alice, `#flash-error`); !strings.Contains(f, `user:alice has already voted on step "ask"`) {
+		t.Errorf("alice's second vote: %q", f)
+	}
+
+	carol := person(t, bctx, "carol", "oncall")
+	browse(t, carol, "carol votes", chromedp.Navigate(page), chromedp.Click(css(`#approval-ask button.approve`)), chromedp.WaitVisible(css(`#flash-error`)))
+	if f := text(t, carol, `#flash-error`); !strings.Contains(f, `user:carol is not an approver of step "ask" (approvers: S0SECOPS)`) {
+		t.Errorf("carol's vote: %q", f)
+	}
+
+	// A page of another origin that alice visits posts a vote to the
+	// console: her browser carries her identity, but not the console's
+	// token, and says the post is cross-origin.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><form method="post" action="%s/vote"><input name="decision" value="approve"><input name="step" value="ask"><input name="plan" value="%s"><button id="win">You won a prize</button></form>`, page, hash)
+	}))
+	t.Cleanup(evil.Close)
+	browse(t, alice, "a cross-site post", chromedp.Navigate(evil.URL), chromedp.Click(css(`#win`)), chromedp.WaitVisible(css(`#flash-error`)))
+	if f := text(t, alice, `#flash-error`); !strings.Contains(f, "cross-origin requests may not change anything") {
+		t.Errorf("the cross-site post: %q", f)
+	}
+	// And a post without the token, from a client that is no browser.
+	form := url.Values{"decision": {"approve"}, "step": {"ask"}, "plan": {hash}}
+	req, err := http.NewRequest(http.MethodPost, page+"/vote", strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set(console.DefaultUserHeader, "bob")
+	req.Header.Set(console.DefaultGroupsHeader, "secops")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a post without the CSRF token: %s, want 403", resp.Status)
+	}
+	if st, err := incidentState(ctx, tc, id); err != nil || len(st.Approvals[0].Votes) != 1 {
+		t.Fatalf("after the refused votes the approval holds %+v (%v), want alice's vote only", st.Approvals, err)
+	}
+
+	bob := person(t, bctx, "bob", "secops")
+	browse(t, bob, "bob approves", chromedp.Navigate(page), chromedp.Click(css(`#approval-ask button.approve`)), chromedp.WaitVisible(css(`#flash`)))
+	if f := text(t, bob, `#flash`); !strings.Contains(f, "the step is approved") {
+		t.Errorf("bob's vote: %q", f)
+	}
+	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error {
+		p, err := kubeCS.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if p.Labels["soar.dev/quarantine"] != "true" {
+			return fmt.Errorf("labels %v", p.Labels)
+		}
+		return nil
+	})
+	testenv.Eventually(t, 30*time.Second, "the incident is contained", func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != workflows.StatusContained {
+			return fmt.Errorf("status %s", st.Status)
+		}
+		return nil
+	})
+	browse(t, bob, "the timeline", chromedp.Navigate(page), chromedp.WaitVisible(css(`#timeline`)))
+	shoot(t, bob, "console-timeline")
+	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
+	for _, want := range []string{"user:alice approved step ask (console) as a member of S0SECOPS", "seen the shell: contain", "user:bob approved step ask (console) as a member of S0SECOPS", "Approval ask approved", "Step contain (kubernetes.quarantine) succeeded"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the timeline lacks %q:\n%s", want, body)
+		}
+	}
+	browse(t, bob, "bob closes the incident",
+		chromedp.SetValue(css(`form.stop[action$="/close"] input[name=reason]`), "contained and investigated"),
+		chromedp.Click(css(`form.stop[action$="/close"] input[name=confirm]`)),
+		chromedp.Click(css(`form.stop[action$="/close"] button`)),
+		chromedp.WaitVisible(css(`#flash`)),
+	)
+	if f := text(t, bob, `#flash`); f != "The incident will be closed." {
+		t.Errorf("close: %q", f)
+	}
+	testenv.Eventually(t, 30*time.Second, "the incident closes", func() error {
+		if err := chromedp.Do(bob, chromedp.Navigate(page), chromedp.WaitVisible(css(`#status`))); err != nil {
+			return err
+		}
+		s, err := chromedp.Run(bob, chromedp.Text(css(`#status`)))
+		if err != nil {
+			return err
+		}
+		if s != workflows.StatusClosed {
+			return fmt.Errorf("status %q", s)
+		}
+		return nil
+	})
+	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
+	if !strings.Contains(body, "contained and investigated (by user:bob (console))") {
+		t.Errorf("the timeline does not show the close and its reason:\n%s", body)
+	}
+}
+
+func css(sel string) chromedp.CSS { return chromedp.CSS(sel) }
+
+// shoot saves a screenshot of the page as name.png in the folder
+// SOAR_CONSOLE_SCREENSHOTS names (docs/console.md's come from here).
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("SOAR_CONSOLE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	png := get(t, ctx, "screenshot", chromedp.FullScreenshot(100))
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// text is the visible text of the first element sel selects.
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return get(t, ctx, "the text of "+sel, chromedp.Text(css(sel)))
+}
+
+// get runs a browser action that returns a value.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// browse runs browser steps, failing the test with what was being done.
+func browse(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
