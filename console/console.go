@@ -131,6 +131,18 @@ func (c *Console) Register(mux interface {
 	mux.Handle("POST /console/incidents/{id}/vote", c.action(c.vote))
 	mux.Handle("POST /console/incidents/{id}/close", c.action(c.stop(false)))
 	mux.Handle("POST /console/incidents/{id}/release", c.action(c.stop(true)))
+	if o, ok := c.cfg.Auth.(*OIDC); ok {
+		o.register(mux, func(h http.Handler) http.Handler { return c.headers(h, false) })
+		// Signing out shows a page rather than redirecting to the sign-in:
+		// the Content-Security-Policy's form-action 'self' forbids a form's
+		// redirects to leave for the provider.
+		mux.Handle("POST "+logoutPath, c.action(func(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
+			o.logout(w, r)
+			c.cfg.Log.Info().Str("user", v.Me.User).Msg("console sign-out")
+			v.Title, v.Me, v.Flash = "Signed out", nil, "You are signed out."
+			return "error.html", http.StatusOK
+		}))
+	}
 }
 
 // csp lets the page load only the console's own script, style and images,
@@ -178,6 +190,10 @@ type handler func(w http.ResponseWriter, r *http.Request, v *view) (page string,
 // who identifies the request's person, or answers why not.
 func (c *Console) who(w http.ResponseWriter, r *http.Request) *Identity {
 	id, err := c.cfg.Auth.Identify(r)
+	if l, ok := c.cfg.Auth.(interface{ LoginURL(*http.Request) string }); ok && err == nil && id == nil && r.Method == http.MethodGet {
+		http.Redirect(w, r, l.LoginURL(r), http.StatusSeeOther)
+		return nil
+	}
 	if err == nil && id == nil {
 		err = errors.New("you are not signed in")
 	}
@@ -186,9 +202,10 @@ func (c *Console) who(w http.ResponseWriter, r *http.Request) *Identity {
 		c.render(w, http.StatusUnauthorized, "error.html", &view{Title: "Not signed in", FlashError: err.Error()})
 		return nil
 	}
-	if id.Method != "local" && len(id.Groups) == 0 && !id.Viewer {
+	// Anyone signed in may sign out.
+	if id.Method != "local" && len(id.Groups) == 0 && !id.Viewer && r.URL.Path != logoutPath {
 		c.cfg.Log.Warn().Str("user", id.User).Str("path", r.URL.Path).Msg("console request refused: neither an approver group nor a viewers group")
-		c.render(w, http.StatusForbidden, "error.html", &view{Title: "Not allowed", Me: id,
+		c.render(w, http.StatusForbidden, "error.html", &view{Title: "Not allowed", Me: id, CSRF: c.csrf.token(w, r, id),
 			FlashError: id.User + " is in no approver group and no viewers group of this console"})
 		return nil
 	}
@@ -226,7 +243,7 @@ func (c *Console) action(h handler) http.Handler {
 				FlashError: "this form is stale or did not come from the console: reload the page and try again"})
 			return
 		}
-		if id.Viewer {
+		if id.Viewer && r.URL.Path != logoutPath {
 			c.render(w, http.StatusForbidden, "error.html", &view{Title: "Not allowed", Me: id,
 				FlashError: id.User + " may view incidents but not act on them"})
 			return
@@ -295,9 +312,11 @@ func (f Filter) Query() (string, error) {
 		return "", fmt.Errorf("status must be one of %s", strings.Join(statuses, ", "))
 	}
 	if f.Severity != "" {
-		if _, err := alert.ParseSeverity(f.Severity); err != nil {
+		sev, err := alert.ParseSeverity(f.Severity)
+		if err != nil {
 			return "", fmt.Errorf("severity: %w", err)
 		}
+		f.Severity = sev.String() // as the search attribute holds it
 	}
 	for _, e := range []struct{ field, attr, v string }{
 		{"status", workflows.SearchStatus.GetName(), f.Status},

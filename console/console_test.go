@@ -37,7 +37,7 @@ func TestFilterQueryRefusesWhatCouldEscapeTheQuery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "SoarStatus = 'contained' AND SoarSeverity = 'Critical' AND SoarNamespace = 'payments' AND SoarPlaybook = 'terminal-shell' AND (WorkflowId STARTS_WITH 'web-' OR SoarPod STARTS_WITH 'web-')"
+	want := "SoarStatus = 'contained' AND SoarSeverity = 'critical' AND SoarNamespace = 'payments' AND SoarPlaybook = 'terminal-shell' AND (WorkflowId STARTS_WITH 'web-' OR SoarPod STARTS_WITH 'web-')"
 	if q != want {
 		t.Errorf("query\n got %s\nwant %s", q, want)
 	}

@@ -1,16 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 
+	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/console"
 	"github.com/soar-dev/soar/incidents"
@@ -19,17 +22,26 @@ import (
 
 // consoleFlags configure the analysts' console (docs/console.md).
 type consoleFlags struct {
-	auth                                  string
-	proxyFrom                             []string
-	userHeader, emailHeader, groupsHeader string
-	groupMap                              string
-	viewers                               []string
+	auth                                   string
+	proxyFrom                              []string
+	userHeader, emailHeader, groupsHeader  string
+	groupMap                               string
+	viewers                                []string
+	oidcIssuer, oidcClientID, oidcRedirect string
+	oidcUserClaim, oidcGroupsClaim         string
+	oidcScopes                             []string
 }
 
+// Secrets of the console's OIDC sign-in (each also as <name>_FILE).
+const (
+	envOIDCClientSecret = "SOAR_CONSOLE_OIDC_CLIENT_SECRET"
+	envSessionKey       = "SOAR_CONSOLE_SESSION_KEY"
+)
+
 func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
-	def, usage := "", `how people sign in to the console at /console/: "proxy" (an authenticating proxy's identity headers, see --console-proxy-from) or "" (no console)`
+	def, usage := "", `how people sign in to the console at /console/: "oidc" (an OpenID Connect provider, see --console-oidc-issuer), "proxy" (an authenticating proxy's identity headers, see --console-proxy-from) or "" (no console)`
 	if dev {
-		def, usage = "local", `how people sign in to the console at /console/: "local" (you, without a password: soar dev listens on loopback only), "proxy" or "" (no console)`
+		def, usage = "local", `how people sign in to the console at /console/: "local" (you, without a password: soar dev listens on loopback only), "oidc", "proxy" or "" (no console)`
 	}
 	fs.StringVar(&f.auth, "console-auth", def, usage)
 	fs.StringSliceVar(&f.proxyFrom, "console-proxy-from", nil, "addresses (CIDR) of the authenticating proxy (oauth2-proxy) whose identity headers the console believes; requests from anywhere else are refused")
@@ -38,15 +50,23 @@ func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.groupsHeader, "console-groups-header", console.DefaultGroupsHeader, "the proxy's header listing the user's groups, comma-separated")
 	fs.StringVar(&f.groupMap, "console-group-map", "", "identity-provider groups that are approver groups: group=S0SLACKGROUP,… (a member votes as that Slack user group's member)")
 	fs.StringSliceVar(&f.viewers, "console-viewers", nil, "identity-provider groups whose members may view incidents without acting")
+	fs.StringVar(&f.oidcIssuer, "console-oidc-issuer", "", "the OpenID Connect provider's issuer URL (client secret in "+envOIDCClientSecret+")")
+	fs.StringVar(&f.oidcClientID, "console-oidc-client-id", "", "the console's client ID at the provider")
+	fs.StringVar(&f.oidcRedirect, "console-oidc-redirect-url", "", "the console's callback as browsers reach it, registered at the provider: https://<host>/console/auth/callback")
+	fs.StringVar(&f.oidcUserClaim, "console-oidc-user-claim", "email", "the ID token claim that names the person (they vote as user:<value>)")
+	fs.StringVar(&f.oidcGroupsClaim, "console-oidc-groups-claim", "groups", "the ID token claim listing the person's groups")
+	fs.StringSliceVar(&f.oidcScopes, "console-oidc-scopes", []string{"openid", "email", "profile", "groups"}, "scopes to ask the provider for")
 }
 
 // authenticator builds the sign-in the flags describe for a console served
 // on addr; nil when the console is off. local is soar dev's user; nil for
 // serve, which has no local user.
-func (f *consoleFlags) authenticator(addr string, local *console.Local) (console.Authenticator, error) {
+func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *console.Local, log zerolog.Logger) (console.Authenticator, error) {
 	switch f.auth {
 	case "":
 		return nil, nil
+	case "oidc":
+		return f.oidc(ctx, log)
 	case "local":
 		if local == nil {
 			return nil, errors.New(`--console-auth local is soar dev's: serve signs people in through an authenticating proxy (--console-auth proxy)`)
@@ -78,9 +98,41 @@ func (f *consoleFlags) authenticator(addr string, local *console.Local) (console
 		return p, nil
 	}
 	if local != nil {
-		return nil, fmt.Errorf(`--console-auth %q: want "local", "proxy" or ""`, f.auth)
+		return nil, fmt.Errorf(`--console-auth %q: want "local", "oidc", "proxy" or ""`, f.auth)
 	}
-	return nil, fmt.Errorf(`--console-auth %q: want "proxy" or ""`, f.auth)
+	return nil, fmt.Errorf(`--console-auth %q: want "oidc", "proxy" or ""`, f.auth)
+}
+
+// oidc discovers the provider the flags name.
+func (f *consoleFlags) oidc(ctx context.Context, log zerolog.Logger) (console.Authenticator, error) {
+	if f.oidcIssuer == "" || f.oidcClientID == "" || f.oidcRedirect == "" {
+		return nil, errors.New("--console-auth oidc needs --console-oidc-issuer, --console-oidc-client-id and --console-oidc-redirect-url")
+	}
+	secret, err := app.Secret(envOIDCClientSecret)
+	if err != nil {
+		return nil, err
+	}
+	key, err := app.Secret(envSessionKey)
+	if err != nil {
+		return nil, err
+	}
+	gm, err := console.ParseGroupMap(f.groupMap)
+	if err != nil {
+		return nil, fmt.Errorf("--console-group-map: %w", err)
+	}
+	cfg := console.OIDCConfig{
+		Issuer: f.oidcIssuer, ClientID: f.oidcClientID, ClientSecret: secret, RedirectURL: f.oidcRedirect,
+		Scopes: f.oidcScopes, UserClaim: f.oidcUserClaim, GroupsClaim: f.oidcGroupsClaim,
+		GroupMap: gm, Viewers: f.viewers, Log: log.With().Str("component", "console").Logger(),
+	}
+	if key != "" {
+		cfg.SessionKey = []byte(key)
+	} else {
+		log.Info().Msgf("console sessions are signed with a key drawn at start: a restart signs everyone out (set %s to keep them, and to share them between replicas)", envSessionKey)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return console.NewOIDC(dctx, cfg)
 }
 
 // loopbackListen reports whether a listen address accepts loopback

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
 	"github.com/soar-dev/soar/console"
@@ -25,8 +27,9 @@ func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
 		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.0/8,192.168.1.7"}, ":8080", false, "", "console.Proxy"},
 		{[]string{"--console-auth", "proxy", "--console-proxy-from", "nonsense"}, ":8080", false, "want an address or a CIDR prefix", ""},
 		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.1", "--console-group-map", "secops=U0ALICE"}, ":8080", false, "--console-group-map", ""},
-		{[]string{"--console-auth", "oidc"}, ":8080", false, `want "proxy" or ""`, ""},
-		{[]string{"--console-auth", "oidc"}, "127.0.0.1:8080", true, `want "local", "proxy" or ""`, ""},
+		{[]string{"--console-auth", "ldap"}, ":8080", false, `want "oidc", "proxy" or ""`, ""},
+		{[]string{"--console-auth", "ldap"}, "127.0.0.1:8080", true, `want "local", "oidc", "proxy" or ""`, ""},
+		{[]string{"--console-auth", "oidc", "--console-oidc-issuer", "https://idp.example"}, ":8080", false, "needs --console-oidc-issuer, --console-oidc-client-id and --console-oidc-redirect-url", ""},
 	} {
 		var f consoleFlags
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
@@ -38,7 +41,7 @@ func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
 		if tc.dev {
 			local = &console.Local{User: "api:me", Name: "me"}
 		}
-		a, err := f.authenticator(tc.addr, local)
+		a, err := f.authenticator(context.Background(), tc.addr, local, zerolog.Nop())
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%v: %v", tc.args, err)

@@ -38,7 +38,7 @@ decide whether it is ready.`,
 				return err
 			}
 			defer tc.Close()
-			auth, err := cf.authenticator(httpAddr, nil)
+			auth, err := cf.authenticator(ctx, httpAddr, nil, log)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -21,6 +22,7 @@ import (
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/console"
 	"github.com/soar-dev/soar/dispatch"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/testenv"
@@ -68,15 +70,16 @@ func browser(t *testing.T) context.Context {
 }
 
 // person is one browser profile (its own cookies) whose every request
-// carries the identity headers an authenticating proxy would add.
+// carries the identity headers an authenticating proxy would add (none when
+// user is empty).
 func person(t *testing.T, bctx context.Context, user, groups string) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
-	ctx, cancelT := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
 	t.Cleanup(cancelT)
 	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
-		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil || user == "" {
 			return err
 		}
 		_, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{
@@ -162,6 +165,15 @@ steps:
 		manifestSHA, _ = st.Steps[0].Output["sha256"].(string)
 		return nil
 	})
+	// The list and the inbox read Temporal's visibility, which follows the
+	// workflow's search attributes a moment later.
+	testenv.Eventually(t, 30*time.Second, "visibility lists the incident awaiting approval", func() error {
+		rows, err := incidents.List(ctx, tc, "default", "SoarStatus = 'awaiting_approval' AND WorkflowId = '"+id+"'", 1)
+		if err == nil && len(rows) == 0 {
+			err = errors.New("not yet")
+		}
+		return err
+	})
 	page := srv.URL + "/console/incidents/" + url.PathEscape(id)
 	bctx := browser(t)
 	alice := person(t, bctx, "alice", "secops")
@@ -185,21 +197,22 @@ steps:
 		}
 	}
 
-	browse(t, alice, "the inbox", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(`#inbox .approval`)))
+	mine := `#inbox section[id="approval-` + id + `-ask"]`
+	browse(t, alice, "the inbox", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(mine)))
 	shoot(t, alice, "console-approvals")
-	if q := text(t, alice, `#inbox .quorum`); q != "0 of 2" {
+	if q := text(t, alice, mine+` .quorum`); q != "0 of 2" {
 		t.Errorf("the inbox says %q before any vote", q)
 	}
 	browse(t, alice, "alice approves",
-		chromedp.SetValue(css(`#inbox input[name=comment]`), "seen the shell: contain"),
-		chromedp.Click(css(`#inbox button.approve`)),
+		chromedp.SetValue(css(mine+` input[name=comment]`), "seen the shell: contain"),
+		chromedp.Click(css(mine+` button.approve`)),
 		chromedp.WaitVisible(css(`#flash`)),
 	)
 	if f := text(t, alice, `#flash`); !strings.Contains(f, "1 of 2 approvals so far") {
 		t.Errorf("alice's approval: %q", f)
 	}
-	browse(t, alice, "the inbox again", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(`#inbox .approval`)))
-	if q := text(t, alice, `#inbox .quorum`); q != "1 of 2" {
+	browse(t, alice, "the inbox again", chromedp.Navigate(srv.URL+"/console/approvals"), chromedp.WaitVisible(css(mine)))
+	if q := text(t, alice, mine+` .quorum`); q != "1 of 2" {
 		t.Errorf("after one approval the inbox says %q", q)
 	}
 	browse(t, alice, "alice votes twice", chromedp.Navigate(page), chromedp.Click(css(`#approval-ask button.approve`)), chromedp.WaitVisible(css(`#flash-error`)))
@@ -323,18 +336,22 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 	}
 }
 
-// text is the visible text of the first element sel selects.
+// text is the visible text of the first element sel selects ("" when
+// none does). It reads the page's current document, whatever navigation
+// came before.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
-	return get(t, ctx, "the text of "+sel, chromedp.Text(css(sel)))
+	return get(t, ctx, "the text of "+sel, chromedp.Evaluate[string](fmt.Sprintf(`(document.querySelector(%q) || {}).innerText || ""`, sel)))
 }
 
 // get runs a browser action that returns a value.
 func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
 	t.Helper()
-	v, err := chromedp.Run(ctx, a)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, a)
 	if err != nil {
-		t.Fatalf("%s: %v", what, err)
+		t.Fatalf("%s: %v%s", what, err, whereIs(ctx))
 	}
 	return v
 }
@@ -342,7 +359,18 @@ func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Actio
 // browse runs browser steps, failing the test with what was being done.
 func browse(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		t.Fatalf("%s: %v", what, err)
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(sctx, steps...); err != nil {
+		t.Fatalf("%s: %v%s", what, err, whereIs(ctx))
 	}
+}
+
+// whereIs says where the browser is and what it shows.
+func whereIs(ctx context.Context) string {
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	loc, _ := chromedp.Run(dctx, chromedp.Location())
+	body, _ := chromedp.Run(dctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	return fmt.Sprintf("\nthe browser is at %s, showing:\n%s", loc, body)
 }
