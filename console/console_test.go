@@ -241,3 +241,32 @@ func TestTimelineOrdersTheIncident(t *testing.T) {
 		t.Errorf("evidence of the snapshot step: %+v", ev)
 	}
 }
+
+// TestViewersMayNotCloseOrRelease posts a close, with a valid token, as a
+// member of a viewers group only: refused before anything reaches Temporal
+// (this console has none).
+func TestViewersMayNotCloseOrRelease(t *testing.T) {
+	c, err := New(Config{
+		Auth: Proxy{From: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}, UserHeader: DefaultUserHeader, GroupsHeader: DefaultGroupsHeader, Viewers: []string{"auditors"}},
+		Log:  zerolog.Nop(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	c.Register(mux)
+	for _, verb := range []string{"close", "release"} {
+		form := url.Values{"csrf": {c.csrf.sign(strings.Repeat("n", 43), "user:aud")}, "reason": {"x"}, "confirm": {"yes"}}
+		r := httptest.NewRequest(http.MethodPost, "/console/incidents/p%2Fx/"+verb, strings.NewReader(form.Encode()))
+		r.RemoteAddr = "127.0.0.1:5000"
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.Header.Set(DefaultUserHeader, "aud")
+		r.Header.Set(DefaultGroupsHeader, "auditors")
+		r.AddCookie(&http.Cookie{Name: csrfCookie, Value: strings.Repeat("n", 43)})
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "may view incidents and vote where an approval names them, but not close or release") {
+			t.Errorf("%s by a viewer: %d\n%s", verb, w.Code, w.Body.String())
+		}
+	}
+}

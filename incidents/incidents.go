@@ -210,12 +210,11 @@ func Show(ctx context.Context, c client.Client, namespace, id string) (*Detail, 
 // Pinned returns the playbook the incident's current run follows, as the
 // dispatcher pinned it at the start: read from the first event of the run's
 // history, so it is what ran whatever changed in git since.
-func Pinned(ctx context.Context, c client.Client, id string) (*playbooks.Spec, error) {
-	it := c.GetWorkflowHistory(ctx, id, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	if !it.HasNext() {
-		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
-	}
-	ev, err := it.Next()
+func Pinned(ctx context.Context, c client.Client, namespace, id string) (*playbooks.Spec, error) {
+	// One event: the start, however long the history.
+	resp, err := c.WorkflowService().GetWorkflowExecutionHistory(ctx, &workflowservice.GetWorkflowExecutionHistoryRequest{
+		Namespace: namespace, Execution: &commonpb.WorkflowExecution{WorkflowId: id}, MaximumPageSize: 1,
+	})
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -223,7 +222,11 @@ func Pinned(ctx context.Context, c client.Client, id string) (*playbooks.Spec, e
 	if err != nil {
 		return nil, fmt.Errorf("history of incident %s: %w", id, err)
 	}
-	attrs := ev.GetWorkflowExecutionStartedEventAttributes()
+	events := resp.GetHistory().GetEvents()
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	attrs := events[0].GetWorkflowExecutionStartedEventAttributes()
 	if attrs == nil || len(attrs.GetInput().GetPayloads()) == 0 {
 		return nil, fmt.Errorf("incident %s: its history does not start with its input", id)
 	}

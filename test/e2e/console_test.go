@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"go.temporal.io/sdk/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/soar-dev/soar/connectors/evidence"
@@ -317,6 +321,81 @@ steps:
 	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
 	if !strings.Contains(body, "contained and investigated (by user:bob (console))") {
 		t.Errorf("the timeline does not show the close and its reason:\n%s", body)
+	}
+	checkEvidenceDownloads(t, page, manifestSHA, manifestPath(t, ctx, tc, id))
+}
+
+// manifestPath is where the incident's snapshot stored its manifest.
+func manifestPath(t *testing.T, ctx context.Context, tc client.Client, id string) string {
+	t.Helper()
+	st, err := incidentState(ctx, tc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := st.Steps[0].Output["location"].(string)
+	u, err := url.Parse(loc)
+	if err != nil || u.Scheme != "file" {
+		t.Fatalf("the snapshot's location %q", loc)
+	}
+	return u.Path
+}
+
+// checkEvidenceDownloads downloads an artifact through the console (it is
+// the stored one), then changes the stored file: the console then refuses
+// the download and its page says the bundle does not verify.
+func checkEvidenceDownloads(t *testing.T, page, manifestSHA, manifest string) {
+	t.Helper()
+	fetch := func(url string) (int, []byte) {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set(console.DefaultUserHeader, "alice")
+		req.Header.Set(console.DefaultGroupsHeader, "secops")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b
+	}
+	raw, err := os.ReadFile(manifest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", sha256.Sum256(raw)); got != manifestSHA {
+		t.Fatalf("manifest on disk %s, the incident recorded %s", got, manifestSHA)
+	}
+	var m evidence.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	var pod evidence.Entry
+	for _, e := range m.Artifacts {
+		if e.Name == "pod.json" {
+			pod = e
+		}
+	}
+	status, b := fetch(page + "/evidence/evidence/pod.json")
+	if status != http.StatusOK || fmt.Sprintf("%x", sha256.Sum256(b)) != pod.SHA256 {
+		t.Fatalf("download of pod.json: %d, SHA-256 %x, the manifest says %s", status, sha256.Sum256(b), pod.SHA256)
+	}
+	if status, _ := fetch(page + "/evidence/evidence/..%2fmanifest.json"); status != http.StatusNotFound {
+		t.Errorf("a name outside the manifest: %d, want 404", status)
+	}
+	stored := filepath.Join(filepath.Dir(manifest), filepath.FromSlash(pod.Key))
+	if err := os.WriteFile(stored, append(b, ' '), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, b := fetch(page + "/evidence/evidence/pod.json"); status != http.StatusBadGateway || !strings.Contains(string(b), "pod.json") {
+		t.Errorf("download of a changed artifact: %d\n%s", status, b)
+	}
+	if _, b := fetch(page); !strings.Contains(string(b), "evidence: tampered") || !strings.Contains(string(b), "manifest.json: pod.json: ") || strings.Contains(string(b), "Every artifact matches its SHA-256.") {
+		t.Errorf("after a change to pod.json the incident page does not say the bundle fails to verify:\n%s", b)
 	}
 }
 
