@@ -197,7 +197,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				return err
 			}
 			defer ap.Stop()
-			store, _, err := wf.evidenceStore(filepath.Join(dataDir, "evidence"))
+			store, _, err := wf.evidence.store(filepath.Join(dataDir, "evidence"))
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -21,6 +22,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		tf       temporalFlags
 		sf       slackFlags
 		cf       consoleFlags
+		ef       evidenceFlags
 		httpAddr string
 	)
 	cmd := &cobra.Command{
@@ -53,7 +55,15 @@ decide whether it is ready.`,
 				return err
 			}
 			defer ap.Stop()
-			if _, err := startConsole(hs, auth, tc, tf.namespace, ap.Service, nil, log); err != nil {
+			// The console reads evidence bundles where the workers store
+			// them, when told where.
+			var store evidence.Store
+			if ef.configured() {
+				if store, _, err = ef.store(""); err != nil {
+					return err
+				}
+			}
+			if _, err := startConsole(hs, auth, tc, tf.namespace, ap.Service, store, log); err != nil {
 				return err
 			}
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
@@ -62,6 +72,10 @@ decide whether it is ready.`,
 	tf.register(cmd.Flags())
 	sf.register(cmd.Flags(), false)
 	cf.register(cmd.Flags(), false)
+	ef.register(cmd.Flags(), "directory of the workers' evidence bundles, for the console to show and verify them (or --evidence-s3-bucket); default none: the console shows each manifest's digest only")
+	// serve only reads evidence: retention is the workers' to set.
+	_ = cmd.Flags().MarkHidden("evidence-s3-retention")
+	_ = cmd.Flags().MarkHidden("evidence-s3-retention-mode")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
 	return cmd
 }

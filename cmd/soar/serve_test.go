@@ -7,6 +7,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,7 +31,7 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 	// server that does not answer and playbooks that are not there.
 	t.Setenv("SOAR_NATS_URL", "nats://127.0.0.1:1")
 	t.Setenv("SOAR_PLAYBOOKS", "/nonexistent/playbooks")
-	report := serveReady(t, "--temporal-address", ts.Address())
+	report, _ := serveReady(t, "--temporal-address", ts.Address())
 	if want := map[string]string{"temporal": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
 		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
 	}
@@ -38,8 +39,8 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 
 // serveReady runs soar serve with args, with signing keys and no Slack or
 // API secrets, until the test ends, and returns its first ready /readyz
-// report.
-func serveReady(t *testing.T, args ...string) httpserver.ReadyReport {
+// report and its address.
+func serveReady(t *testing.T, args ...string) (httpserver.ReadyReport, string) {
 	t.Helper()
 	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
 		t.Setenv(name, "")
@@ -78,5 +79,40 @@ func serveReady(t *testing.T, args ...string) httpserver.ReadyReport {
 		}
 		return json.Unmarshal(body, &report)
 	})
-	return report
+	return report, addr
+}
+
+// TestServeConsoleBehindAProxy: serve's console answers only people its
+// identity proxy names, and reads evidence where --evidence-dir says.
+func TestServeConsoleBehindAProxy(t *testing.T) {
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	_, addr := serveReady(t, "--temporal-address", ts.Address(), "--console-auth", "proxy", "--console-proxy-from", "127.0.0.1",
+		"--console-group-map", "secops=S0SECOPS", "--evidence-dir", t.TempDir())
+	get := func(user string) (int, string) {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/console/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if user != "" {
+			req.Header.Set("X-Forwarded-User", user)
+			req.Header.Set("X-Forwarded-Groups", "secops")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(""); code != http.StatusUnauthorized || !strings.Contains(body, "you are not signed in") {
+		t.Errorf("no user: %d\n%s", code, body)
+	}
+	if code, body := get("alice"); code != http.StatusOK || !strings.Contains(body, `title="signed in: proxy">user:alice</span>`) || !strings.Contains(body, "No incidents") {
+		t.Errorf("alice: %d\n%s", code, body)
+	}
 }

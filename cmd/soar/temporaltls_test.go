@@ -89,7 +89,7 @@ func TestTemporalOverMTLS(t *testing.T) {
 	}
 
 	t.Run("serve is ready over mTLS", func(t *testing.T) {
-		report := serveReady(t, good...)
+		report, _ := serveReady(t, good...)
 		if !report.Ready || report.Checks["temporal"] != "ok" {
 			t.Errorf("/readyz = %+v, want ready with temporal ok", report)
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"k8s.io/client-go/rest"
@@ -29,13 +30,12 @@ type workerFlags struct {
 	kubeTimeout time.Duration
 	// kubeQPS and kubeBurst bound the worker's requests to the API server
 	// on the client side (client-go's rate limiter).
-	kubeQPS     float32
-	kubeBurst   int
-	protected   []string
-	evidenceDir string
-	s3          evidence.S3Config
-	slack       slackFlags
-	tickets     app.TicketConfig
+	kubeQPS   float32
+	kubeBurst int
+	protected []string
+	evidence  evidenceFlags
+	slack     slackFlags
+	tickets   app.TicketConfig
 	// uiURL is the Temporal Web UI, for links to incidents.
 	uiURL string
 	// lockList is the quarantine lock list, namespace/name; empty: none.
@@ -54,15 +54,7 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.DurationVar(&f.kubeTimeout, "kube-timeout", 0, "timeout of one Kubernetes API request; 0 bounds each only by its step's attempt (30s, 5m for snapshots, whose logs and checkpoints take longer). A timed-out attempt is retried")
 	fs.StringSliceVar(&f.protected, "protected-namespaces", nil, "namespaces no action may touch, in addition to Kubernetes' own, soar's, and those where soar, Temporal, NATS, Falco and ingress-nginx install by convention (docs/actions.md)")
 	fs.StringVar(&f.lockList, "lock-list", kube.DefaultLockList.String(), "the ConfigMap namespace/name listing the pods locked in quarantine, which deploy/quarantine-lock.yaml's admission policy enforces; empty: quarantines are not locked, and their results say so")
-	fs.StringVar(&f.evidenceDir, "evidence-dir", "", "directory that stores snapshot evidence bundles when no S3 bucket is set (default: soar-evidence in the working directory; <data-dir>/evidence for soar dev)")
-	fs.StringVar(&f.s3.Bucket, "evidence-s3-bucket", "", "S3 bucket for evidence bundles (credentials from SOAR_EVIDENCE_S3_ACCESS_KEY_ID and SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY, else the AWS environment or instance role)")
-	fs.StringVar(&f.s3.Endpoint, "evidence-s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint, host[:port]")
-	fs.StringVar(&f.s3.Region, "evidence-s3-region", "", "S3 region")
-	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
-	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
-	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
-	fs.DurationVar(&f.s3.Retention, "evidence-s3-retention", 0, "lock every evidence object for this long with S3 Object Lock (the bucket must have it enabled), e.g. 2160h; 0 sets no lock of soar's own (a bucket's default retention still applies)")
-	fs.StringVar(&f.s3.RetentionMode, "evidence-s3-retention-mode", "COMPLIANCE", "Object Lock mode with --evidence-s3-retention: COMPLIANCE (nobody can shorten it) or GOVERNANCE")
+	f.evidence.register(fs, "directory that stores snapshot evidence bundles when no S3 bucket is set (default: soar-evidence in the working directory; <data-dir>/evidence for soar dev)")
 	f.slack.register(fs, true)
 	t := &f.tickets
 	fs.StringVar(&t.Provider, "ticket-provider", "", "where ticket steps open tickets: jira, github or webhook (default none: ticket steps skip and say so)")
@@ -81,8 +73,30 @@ func (f *workerFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&t.Webhook.URL, "ticket-webhook-url", "", "URL that receives ticket events as signed JSON (secret from SOAR_WEBHOOK_SECRET)")
 }
 
-// evidenceStore opens the S3 bucket when one is named, else the directory.
-func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, error) {
+// evidenceFlags say where evidence bundles are: the worker stores them,
+// serve's console reads them.
+type evidenceFlags struct {
+	dir string
+	s3  evidence.S3Config
+}
+
+func (f *evidenceFlags) register(fs *pflag.FlagSet, dirUsage string) {
+	fs.StringVar(&f.dir, "evidence-dir", "", dirUsage)
+	fs.StringVar(&f.s3.Bucket, "evidence-s3-bucket", "", "S3 bucket for evidence bundles (credentials from SOAR_EVIDENCE_S3_ACCESS_KEY_ID and SOAR_EVIDENCE_S3_SECRET_ACCESS_KEY, else the AWS environment or instance role)")
+	fs.StringVar(&f.s3.Endpoint, "evidence-s3-endpoint", "s3.amazonaws.com", "S3-compatible endpoint, host[:port]")
+	fs.StringVar(&f.s3.Region, "evidence-s3-region", "", "S3 region")
+	fs.StringVar(&f.s3.Prefix, "evidence-s3-prefix", "soar/", "key prefix of evidence bundles in the bucket")
+	fs.BoolVar(&f.s3.Insecure, "evidence-s3-insecure", false, "reach the S3 endpoint over plain HTTP (test setups only)")
+	fs.BoolVar(&f.s3.PathStyle, "evidence-s3-path-style", false, "path-style bucket addressing (MinIO and most self-hosted stores)")
+	fs.DurationVar(&f.s3.Retention, "evidence-s3-retention", 0, "lock every evidence object for this long with S3 Object Lock (the bucket must have it enabled), e.g. 2160h; 0 sets no lock of soar's own (a bucket's default retention still applies)")
+	fs.StringVar(&f.s3.RetentionMode, "evidence-s3-retention-mode", "COMPLIANCE", "Object Lock mode with --evidence-s3-retention: COMPLIANCE (nobody can shorten it) or GOVERNANCE")
+}
+
+// configured reports whether a directory or a bucket was named.
+func (f *evidenceFlags) configured() bool { return f.dir != "" || f.s3.Bucket != "" }
+
+// store opens the S3 bucket when one is named, else the directory.
+func (f *evidenceFlags) store(defaultDir string) (evidence.Store, string, error) {
 	if f.s3.Bucket != "" {
 		cfg := f.s3
 		cfg.AccessKeyID = os.Getenv("SOAR_EVIDENCE_S3_ACCESS_KEY_ID")
@@ -94,7 +108,7 @@ func (f *workerFlags) evidenceStore(defaultDir string) (evidence.Store, string, 
 		}
 		return st, st.Location(""), nil
 	}
-	dir := cmp.Or(f.evidenceDir, defaultDir, "soar-evidence")
+	dir := cmp.Or(f.dir, defaultDir, "soar-evidence")
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, "", err
@@ -132,7 +146,7 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 	} else {
 		log.Warn().Msg("no --lock-list: quarantined pods are not locked against tampering")
 	}
-	store, where, err := f.evidenceStore(defaultEvidenceDir)
+	store, where, err := f.evidence.store(defaultEvidenceDir)
 	if err != nil {
 		return nil, "", err
 	}
