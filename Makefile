@@ -49,7 +49,7 @@ test: kube-tools chromium build ## Every test, against real NATS, Temporal and k
 
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).
 	@mkdir -p $(BIN)
-	$(GO) test -run '^$$' -bench . -benchmem ./alert/... ./playbooks/... > $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./alert/... ./playbooks/... ./console/ > $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench Burst25 -benchmem -benchtime 4x ./test/e2e/ >> $(BIN)/bench.txt
