@@ -124,16 +124,12 @@ func (p Proxy) Identify(r *http.Request) (*Identity, error) {
 		return nil, errors.New("the identity proxy sent a user name the console does not accept")
 	}
 	id := &Identity{User: "user:" + user, Name: user, Email: strings.TrimSpace(r.Header.Get(p.EmailHeader)), Method: "proxy"}
-	id.Groups, id.Viewer = p.groups(strings.Split(r.Header.Get(p.GroupsHeader), ","))
+	id.Groups, id.Viewer = mapGroups(p.GroupMap, p.Viewers, strings.Split(r.Header.Get(p.GroupsHeader), ","))
 	return id, nil
 }
 
-// groups maps the identity provider's groups to approver groups, and says
-// whether a person with none of those is a viewer.
-func (p Proxy) groups(raw []string) (approver []string, viewer bool) {
-	return mapGroups(p.GroupMap, p.Viewers, raw)
-}
-
+// mapGroups maps the identity provider's groups to approver groups, and
+// says whether a person with none of those is a viewer.
 func mapGroups(m map[string][]string, viewers, raw []string) (approver []string, viewer bool) {
 	for _, g := range raw {
 		g = strings.TrimSpace(g)

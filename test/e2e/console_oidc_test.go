@@ -20,7 +20,6 @@ import (
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/text/language"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/console"
@@ -197,16 +196,7 @@ steps:
 	if f := text(t, bob, `#flash`); !strings.Contains(f, "the step is approved") {
 		t.Errorf("bob's approval: %q", f)
 	}
-	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error {
-		p, err := kubeCS.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if p.Labels["soar.dev/quarantine"] != "true" {
-			return fmt.Errorf("labels %v", p.Labels)
-		}
-		return nil
-	})
+	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error { return quarantined(ctx, ns, "web-1") })
 	st, err := incidentState(ctx, tc, id)
 	if err != nil {
 		t.Fatal(err)

@@ -21,7 +21,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"go.temporal.io/sdk/client"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/console"
@@ -268,16 +267,7 @@ steps:
 	if f := text(t, bob, `#flash`); !strings.Contains(f, "the step is approved") {
 		t.Errorf("bob's vote: %q", f)
 	}
-	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error {
-		p, err := kubeCS.CoreV1().Pods(ns).Get(ctx, "web-1", metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if p.Labels["soar.dev/quarantine"] != "true" {
-			return fmt.Errorf("labels %v", p.Labels)
-		}
-		return nil
-	})
+	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error { return quarantined(ctx, ns, "web-1") })
 	testenv.Eventually(t, 30*time.Second, "the incident is contained", func() error {
 		st, err := incidentState(ctx, tc, id)
 		if err != nil {
