@@ -15,8 +15,10 @@ package console
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -275,18 +277,38 @@ func failure(v *view, status int, title string, err error) (string, int) {
 
 // Filter is the list's filter, from the page's query string.
 type Filter struct {
-	Status, Severity, Namespace, Playbook, Text string
+	Status, Outcome, Severity, Namespace, Playbook, Text string
 }
 
 // Values that may be searched for: what the search attributes hold, and
 // nothing that could end a quoted string of Temporal's query language.
 var (
 	safeValue = regexp.MustCompile(`^[A-Za-z0-9._:/@-]{1,253}$`)
-	statuses  = []string{
-		workflows.StatusResponding, workflows.StatusAwaitingApproval, workflows.StatusContained, workflows.StatusDegraded,
-		workflows.StatusFailed, workflows.StatusPlanned, workflows.StatusReleased, workflows.StatusClosed,
-	}
+	statuses  = workflows.Lifecycles
+	outcomes  = workflows.Outcomes
 )
+
+// legacyStatuses finds incidents recorded before the lifecycle and the
+// outcome were split, which hold their outcome in SoarStatus.
+func legacyStatuses(lifecycle, outcome string) []string {
+	var out []string
+	for _, s := range []string{
+		workflows.StatusContained, workflows.StatusDegraded, workflows.StatusFailed, workflows.StatusPlanned, workflows.StatusReleased,
+	} {
+		if l, o := workflows.Split(s); l == lifecycle || o == outcome {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// anyOf is the visibility clause "attr is one of values".
+func anyOf(attr string, values ...string) string {
+	if len(values) == 1 {
+		return attr + " = '" + values[0] + "'"
+	}
+	return attr + " IN ('" + strings.Join(values, "', '") + "')"
+}
 
 // Query turns the filter into a Temporal visibility query; an error names
 // the field that holds what cannot be searched for.
@@ -305,6 +327,19 @@ func (f Filter) Query() (string, error) {
 	if f.Status != "" && !slices.Contains(statuses, f.Status) {
 		return "", fmt.Errorf("status must be one of %s", strings.Join(statuses, ", "))
 	}
+	if f.Outcome != "" && !slices.Contains(outcomes, f.Outcome) {
+		return "", fmt.Errorf("outcome must be one of %s", strings.Join(outcomes, ", "))
+	}
+	if f.Status != "" {
+		parts = append(parts, anyOf(workflows.SearchStatus.GetName(), append([]string{f.Status}, legacyStatuses(f.Status, "")...)...))
+	}
+	if f.Outcome != "" {
+		clause := anyOf(workflows.SearchOutcome.GetName(), f.Outcome)
+		if legacy := legacyStatuses("", f.Outcome); len(legacy) > 0 {
+			clause = "(" + clause + " OR " + anyOf(workflows.SearchStatus.GetName(), legacy...) + ")"
+		}
+		parts = append(parts, clause)
+	}
 	if f.Severity != "" {
 		sev, err := alert.ParseSeverity(f.Severity)
 		if err != nil {
@@ -313,7 +348,6 @@ func (f Filter) Query() (string, error) {
 		f.Severity = sev.String() // as the search attribute holds it
 	}
 	for _, e := range []struct{ field, attr, v string }{
-		{"status", workflows.SearchStatus.GetName(), f.Status},
 		{"severity", workflows.SearchSeverity.GetName(), f.Severity},
 		{"namespace", workflows.SearchNamespace.GetName(), f.Namespace},
 		{"playbook", workflows.SearchPlaybook.GetName(), f.Playbook},
@@ -334,6 +368,7 @@ func (f Filter) Query() (string, error) {
 type listData struct {
 	Filter    Filter
 	Statuses  []string
+	Outcomes  []string
 	Rows      []incidents.Summary
 	Next      string
 	NextURL   string
@@ -344,10 +379,10 @@ type listData struct {
 func (c *Console) list(_ http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	v.Title, v.Nav = "Incidents", "incidents"
 	q := r.URL.Query()
-	f := Filter{Status: q.Get("status"), Severity: q.Get("severity"), Namespace: q.Get("namespace"), Playbook: q.Get("playbook"), Text: strings.TrimSpace(q.Get("q"))}
+	f := Filter{Status: q.Get("status"), Outcome: q.Get("outcome"), Severity: q.Get("severity"), Namespace: q.Get("namespace"), Playbook: q.Get("playbook"), Text: strings.TrimSpace(q.Get("q"))}
 	query, err := f.Query()
 	if err != nil {
-		v.Data = listData{Filter: f, Statuses: statuses}
+		v.Data = listData{Filter: f, Statuses: statuses, Outcomes: outcomes}
 		v.FlashError = err.Error()
 		return "list.html", http.StatusBadRequest
 	}
@@ -365,7 +400,7 @@ func (c *Console) list(_ http.ResponseWriter, r *http.Request, v *view) (string,
 		c.cfg.Log.Error().Err(err).Msg("console: list incidents")
 		return failure(v, http.StatusBadGateway, "Temporal did not answer", err)
 	}
-	d := listData{Filter: f, Statuses: statuses, Rows: rows, Refresh: r.URL.RequestURI(), Generated: c.cfg.Now()}
+	d := listData{Filter: f, Statuses: statuses, Outcomes: outcomes, Rows: rows, Refresh: r.URL.RequestURI(), Generated: c.cfg.Now()}
 	if len(next) > 0 {
 		nq := r.URL.Query()
 		nq.Set("page", base64.RawURLEncoding.EncodeToString(next))
@@ -394,7 +429,15 @@ type evidenceView struct {
 	Manifest *evidence.Manifest
 	// Error is why the bundle could not be read or verified.
 	Error string
+	// Downloads are the downloads recorded beside the bundle, oldest first;
+	// MoreDownloads says there are more than maxDownloads.
+	Downloads     []evidence.Access
+	MoreDownloads bool
 }
+
+// maxDownloads bounds the downloads of a bundle that one incident page
+// reads and shows.
+const maxDownloads = 100
 
 func (c *Console) incident(_ http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	return c.showIncident(r.Context(), r.PathValue("id"), v)
@@ -412,14 +455,15 @@ func (c *Console) showIncident(ctx context.Context, id string, v *view) (string,
 	v.Title = "Incident " + id
 	data := incidentData{Detail: d, Running: d.Running}
 	if d.State != nil {
-		data.Timeline = Timeline(d.State)
+		tl := Timeline(d.State)
+		data.Evidence = c.evidence(ctx, tl)
+		data.Timeline = withDownloads(tl, data.Evidence)
 		data.Alert = d.State.FirstAlert
 		for _, a := range d.State.Approvals {
 			if a.Outcome == "" && d.Running {
 				data.Open = append(data.Open, a)
 			}
 		}
-		data.Evidence = c.evidence(ctx, data.Timeline)
 	}
 	if data.Pinned, err = incidents.Pinned(ctx, c.cfg.Temporal, c.cfg.Namespace, id); err != nil {
 		data.PinnedError = err.Error()
@@ -443,6 +487,13 @@ func (c *Console) evidence(ctx context.Context, tl []Entry) []evidenceView {
 		} else {
 			ev.Manifest = m
 		}
+		if c.cfg.Evidence != nil {
+			key, _ := strings.CutPrefix(e.Evidence.Location, c.cfg.Evidence.Location(""))
+			var err error
+			if ev.Downloads, ev.MoreDownloads, err = evidence.Accesses(ctx, c.cfg.Evidence, key, maxDownloads); err != nil {
+				ev.Error = strings.TrimPrefix(ev.Error+"; ", "; ") + "the record of its downloads could not be read: " + err.Error()
+			}
+		}
 		out = append(out, ev)
 	}
 	return out
@@ -462,7 +513,8 @@ func (c *Console) verify(ctx context.Context, ref EvidenceRef) (*evidence.Manife
 }
 
 // download serves one artifact of a step's bundle, after checking its
-// digest against the manifest the incident recorded, and logs who took it.
+// digest against the manifest the incident recorded, and records who took
+// it beside the bundle (and in the log).
 func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	id, step, name := r.PathValue("id"), r.PathValue("step"), r.PathValue("name")
 	if c.cfg.Evidence == nil {
@@ -504,8 +556,16 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (str
 	case err != nil:
 		return failure(v, http.StatusBadGateway, "Evidence not served", err)
 	}
+	// The download is recorded beside the bundle before it is served; one
+	// that cannot be recorded is not served.
+	sum := sha256.Sum256(data)
+	access := evidence.Access{At: c.cfg.Now(), User: v.Me.User, Name: name, SHA256: hex.EncodeToString(sum[:]), Size: len(data), Via: workflows.SourceConsole}
+	if err := evidence.RecordAccess(r.Context(), c.cfg.Evidence, key, access); err != nil {
+		c.cfg.Log.Error().Err(err).Str("incident_id", id).Str("step", step).Str("artifact", name).Str("user", v.Me.User).Msg("console: evidence download not recorded, so not served")
+		return failure(v, http.StatusServiceUnavailable, "Download not recorded", fmt.Errorf("every download of evidence is recorded, and this one could not be, so it is not served: %w", err))
+	}
 	c.cfg.Log.Info().Str("incident_id", id).Str("step", step).Str("artifact", name).Str("user", v.Me.User).
-		Int("bytes", len(data)).Msg("evidence downloaded from the console")
+		Int("bytes", len(data)).Str("sha256", access.SHA256).Msg("evidence downloaded from the console")
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", "attachment; filename="+strconv.Quote(path.Base(name)))
 	w.Header().Set("Cache-Control", "no-store")

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -27,19 +29,32 @@ func TestFilterQueryRefusesWhatCouldEscapeTheQuery(t *testing.T) {
 		{Text: "a') OR (WorkflowId != '"},
 		{Status: "closed' OR 1=1"},
 		{Severity: "Critical'"},
+		{Status: "contained"}, // an outcome, not a lifecycle
+		{Outcome: "denied' OR 'a' = 'a"},
 		{Namespace: strings.Repeat("a", 300)},
 	} {
 		if q, err := f.Query(); err == nil {
 			t.Errorf("%+v: query %q, want an error", f, q)
 		}
 	}
-	q, err := Filter{Status: "contained", Severity: "Critical", Namespace: "payments", Playbook: "terminal-shell", Text: "web-"}.Query()
+	q, err := Filter{Status: "open", Outcome: "contained", Severity: "Critical", Namespace: "payments", Playbook: "terminal-shell", Text: "web-"}.Query()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "SoarStatus = 'contained' AND SoarSeverity = 'critical' AND SoarNamespace = 'payments' AND SoarPlaybook = 'terminal-shell' AND (WorkflowId STARTS_WITH 'web-' OR SoarPod STARTS_WITH 'web-')"
+	// Incidents recorded before the lifecycle and the outcome were split
+	// hold the outcome in SoarStatus: open ones are found by it too.
+	want := "SoarStatus IN ('open', 'contained', 'degraded', 'failed', 'planned', 'released') AND (SoarOutcome = 'contained' OR SoarStatus = 'contained') AND SoarSeverity = 'critical' AND SoarNamespace = 'payments' AND SoarPlaybook = 'terminal-shell' AND (WorkflowId STARTS_WITH 'web-' OR SoarPod STARTS_WITH 'web-')"
 	if q != want {
 		t.Errorf("query\n got %s\nwant %s", q, want)
+	}
+	for f, want := range map[Filter]string{
+		{Outcome: "denied"}:           "SoarOutcome = 'denied'",
+		{Status: "closed"}:            "SoarStatus = 'closed'",
+		{Status: "awaiting_approval"}: "SoarStatus = 'awaiting_approval'",
+	} {
+		if q, err := f.Query(); err != nil || q != want {
+			t.Errorf("%+v: query %q (%v), want %q", f, q, err, want)
+		}
 	}
 }
 
@@ -239,6 +254,29 @@ func TestTimelineOrdersTheIncident(t *testing.T) {
 	}
 	if ev := tl[3].Evidence; ev == nil || ev.SHA256 != "ab12" || ev.Artifacts != 7 {
 		t.Errorf("evidence of the snapshot step: %+v", ev)
+	}
+}
+
+func TestTimelineCountsAlertsPerIntervalAndShowsDownloads(t *testing.T) {
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	st := hostileState(now)
+	st.Intervals = &workflows.Intervals{Start: now.Add(-time.Minute), Width: time.Minute, Counts: []int{2, 0, 1}}
+	tl := Timeline(st)
+	ev := []evidenceView{{Ref: *evidenceOf(&st.Steps[1]), Downloads: []evidence.Access{{At: now.Add(30 * time.Second), User: "user:alice", Name: "pod.json"}}}}
+	var lines []string
+	for _, e := range withDownloads(tl, ev) {
+		if e.Kind == "alerts" || e.Kind == "download" {
+			lines = append(lines, e.At.Format(time.TimeOnly)+" "+e.Title)
+		}
+	}
+	want := []string{
+		"09:59:00 2 alerts joined between 09:59:00 and 10:00:00",
+		"10:01:00 1 alert joined between 10:01:00 and 10:02:00",
+		"10:00:30 user:alice downloaded pod.json from step evidence's evidence",
+	}
+	slices.Sort(want)
+	if !slices.Equal(lines, want) {
+		t.Errorf("timeline\n got %q\nwant %q", lines, want)
 	}
 }
 

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -14,8 +15,8 @@ import (
 // Entry is one line of an incident's timeline.
 type Entry struct {
 	At time.Time
-	// Kind is the entry's class: opened, alert, step, approval, vote,
-	// closed.
+	// Kind is the entry's class: opened, alert, alerts (a count per
+	// interval), step, approval, vote, download, closed.
 	Kind string
 	// Title is the line's text; Status colours it (succeeded, failed,
 	// approved, denied, …).
@@ -64,6 +65,18 @@ func Timeline(st *workflows.IncidentState) []Entry {
 	add(Entry{At: st.OpenedAt, Kind: "opened", Title: "Incident opened", Detail: pinned})
 	if st.FirstAlert != nil {
 		add(Entry{At: alertTime(st.FirstAlert, st.OpenedAt), Kind: "alert", Title: "First alert: " + st.FirstAlert.Rule, Alert: st.FirstAlert})
+	}
+	if st.Intervals != nil {
+		for i, n := range st.Intervals.Counts {
+			if n == 0 {
+				continue
+			}
+			from := st.Intervals.Start.Add(time.Duration(i) * st.Intervals.Width)
+			add(Entry{
+				At: from, Kind: "alerts",
+				Title: fmt.Sprintf("%d %s joined between %s and %s", n, plural(n, "alert"), from.UTC().Format(time.TimeOnly), from.Add(st.Intervals.Width).UTC().Format(time.TimeOnly)),
+			})
+		}
 	}
 	if st.LatestAlert != nil && st.AlertCount > 1 {
 		add(Entry{
@@ -121,23 +134,54 @@ func Timeline(st *workflows.IncidentState) []Entry {
 	}
 	if !st.ClosedAt.IsZero() {
 		title := "Incident closed"
-		if st.Status == workflows.StatusReleased || strings.Contains(st.CloseReason, "release") {
+		if st.Outcome == workflows.OutcomeReleased || st.Status == workflows.StatusReleased || strings.Contains(st.CloseReason, "release") {
 			title = "Incident released and closed"
 		}
 		add(Entry{At: st.ClosedAt, Kind: "closed", Title: title, Detail: st.CloseReason})
 	}
-	slices.SortStableFunc(out, func(a, b Entry) int {
+	sortEntries(out)
+	return out
+}
+
+// withDownloads adds the recorded downloads of the incident's evidence to
+// its timeline.
+func withDownloads(tl []Entry, ev []evidenceView) []Entry {
+	n := len(tl)
+	for _, e := range ev {
+		for _, a := range e.Downloads {
+			title := fmt.Sprintf("%s downloaded %s from step %s's evidence", cmp.Or(a.User, "(unknown)"), a.Name, e.Ref.Step)
+			tl = append(tl, Entry{At: a.At, Kind: "download", Title: title})
+		}
+		if e.MoreDownloads {
+			tl = append(tl, Entry{At: e.Downloads[len(e.Downloads)-1].At, Kind: "download",
+				Title: fmt.Sprintf("… and later downloads from step %s's evidence, not shown (more than %d)", e.Ref.Step, maxDownloads)})
+		}
+	}
+	if len(tl) > n {
+		sortEntries(tl)
+	}
+	return tl
+}
+
+func sortEntries(tl []Entry) {
+	slices.SortStableFunc(tl, func(a, b Entry) int {
 		if c := a.At.Compare(b.At); c != 0 {
 			return c
 		}
 		return rank[a.Kind] - rank[b.Kind]
 	})
-	return out
 }
 
 // rank orders entries of the same instant by cause and effect: the votes
 // that decide an approval, the decision, then the steps it lets run.
-var rank = map[string]int{"opened": 0, "alert": 1, "vote": 2, "approval": 3, "step": 4, "closed": 5}
+var rank = map[string]int{"opened": 0, "alert": 1, "alerts": 1, "vote": 2, "approval": 3, "step": 4, "download": 5, "closed": 6}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
 
 // evidenceOf returns where a snapshot step stored its bundle.
 func evidenceOf(s *workflows.StepResult) *EvidenceRef {

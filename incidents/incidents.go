@@ -58,22 +58,28 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 
 // Summary is one incident as the list shows it.
 type Summary struct {
-	ID              string    `json:"id"`
-	Playbook        string    `json:"playbook"`
-	PlaybookVersion string    `json:"playbookVersion"`
-	Status          string    `json:"status"`
-	Severity        string    `json:"severity"`
-	Namespace       string    `json:"namespace"`
-	Pod             string    `json:"pod"`
-	Running         bool      `json:"running"`
-	WorkflowStatus  string    `json:"workflowStatus"`
-	OpenedAt        time.Time `json:"openedAt"`
-	ClosedAt        time.Time `json:"closedAt,omitzero"`
+	ID              string `json:"id"`
+	Playbook        string `json:"playbook"`
+	PlaybookVersion string `json:"playbookVersion"`
+	// Status is the lifecycle: responding, awaiting_approval, open or
+	// closed (workflows.Lifecycles), or how the workflow itself ended when
+	// it failed or was terminated. Outcome is what the steps achieved
+	// (workflows.Outcomes), empty before they ran; an incident closed before
+	// soar kept outcomes has none.
+	Status         string    `json:"status"`
+	Outcome        string    `json:"outcome,omitempty"`
+	Severity       string    `json:"severity"`
+	Namespace      string    `json:"namespace"`
+	Pod            string    `json:"pod"`
+	Running        bool      `json:"running"`
+	WorkflowStatus string    `json:"workflowStatus"`
+	OpenedAt       time.Time `json:"openedAt"`
+	ClosedAt       time.Time `json:"closedAt,omitzero"`
 }
 
 // List returns incidents newest first, at most limit of them. query, when not
 // empty, is a Temporal visibility query ANDed with soar's own filter, e.g.
-// "SoarStatus = 'contained'".
+// "SoarStatus = 'open' AND SoarOutcome = 'contained'".
 //
 // An incident that continued as new is one row, its latest run: the runs it
 // continued from are left out. A workflow ID reused by a later occurrence of
@@ -146,7 +152,12 @@ func summary(id string, status enumspb.WorkflowExecutionStatus, start time.Time,
 	}
 	s.Playbook = get(workflows.SearchPlaybook.GetName())
 	s.PlaybookVersion = get(workflows.SearchPlaybookVersion.GetName())
-	s.Status = get(workflows.SearchStatus.GetName())
+	// Incidents recorded before the lifecycle and outcome were split hold
+	// the detailed status in SoarStatus: Split reads both.
+	s.Status, s.Outcome = workflows.Split(get(workflows.SearchStatus.GetName()))
+	if o := get(workflows.SearchOutcome.GetName()); o != "" {
+		s.Outcome = o
+	}
 	s.Severity = get(workflows.SearchSeverity.GetName())
 	s.Namespace = get(workflows.SearchNamespace.GetName())
 	s.Pod = get(workflows.SearchPod.GetName())

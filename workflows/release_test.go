@@ -121,7 +121,7 @@ func TestOnErrorReleaseUndoesWhatSucceededNewestFirst(t *testing.T) {
 		t.Errorf("evidence step = %+v, want failed with TargetNotFound", ev)
 	}
 	checkReleased(t, st, reqs)
-	if !slices.Equal(*statuses, []string{StatusReleased, StatusClosed}) {
+	if !slices.Equal(*statuses, []string{"open/released", "closed/released"}) {
 		t.Errorf("statuses %v, want released then closed", *statuses)
 	}
 }
@@ -175,7 +175,7 @@ func TestReleaseSignalRunsEveryInverseThenCloses(t *testing.T) {
 				t.Fatalf("steps %v, want %v", got, tc.want)
 			}
 			checkReleased(t, st, reqs)
-			if !slices.Equal(*statuses, []string{StatusContained, StatusReleased, StatusClosed}) {
+			if !slices.Equal(*statuses, []string{"open/contained", "open/released", "closed/released"}) {
 				t.Errorf("statuses %v, want contained, released, closed", *statuses)
 			}
 			if st.Status != StatusClosed || st.CloseReason != tc.wantReason || st.ClosedAt.Sub(st.OpenedAt) != time.Minute {
@@ -201,7 +201,7 @@ func TestReleaseSignalAfterOnErrorReleaseUndoesNothingTwice(t *testing.T) {
 	if n := len(*reqs[activities.ActionRelease]); n != 1 {
 		t.Errorf("the quarantine was released %d times, want once", n)
 	}
-	if !slices.Equal(*statuses, []string{StatusReleased, StatusReleased, StatusClosed}) || st.CloseReason != "confirmed false positive" {
+	if !slices.Equal(*statuses, []string{"open/released", "open/released", "closed/released"}) || st.CloseReason != "confirmed false positive" {
 		t.Errorf("statuses %v, reason %q", *statuses, st.CloseReason)
 	}
 }

@@ -26,9 +26,11 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// occurrence generation: evidence per occurrence and degraded
 	// containment, on every path and a hostNetwork pod's (19), and the uid
 	// generation: the pod UID pinned by the first action (19), and a
-	// destructive action run with the parameters its approval showed (1).
-	if len(files) < 140 {
-		t.Fatalf("found %d recorded histories in testdata, want 140: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence, 19 uid, 1 approved, 21 proven, 22 trimmed", len(files))
+	// destructive action run with the parameters its approval showed (1),
+	// and the outcome generation: lifecycle and outcome apart, and alerts
+	// counted per interval, on every path (22).
+	if len(files) < 162 {
+		t.Fatalf("found %d recorded histories in testdata, want 162: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence, 19 uid, 1 approved, 21 proven, 22 trimmed, 22 outcome", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

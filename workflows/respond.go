@@ -116,18 +116,26 @@ type IncidentState struct {
 	PlaybookVersion string `json:"playbookVersion"`
 	// PlaybookCommit is the git commit the playbook was loaded from, if any;
 	// PlaybookModified says the file differed from it.
-	PlaybookCommit   string       `json:"playbookCommit,omitempty"`
-	PlaybookModified bool         `json:"playbookModified,omitempty"`
-	Status           string       `json:"status"`
-	FirstAlert       *alert.Alert `json:"firstAlert,omitempty"`
-	LatestAlert      *alert.Alert `json:"latestAlert,omitempty"`
-	AlertCount       int          `json:"alertCount"`
-	OpenedAt         time.Time    `json:"openedAt"`
-	LastAlertAt      time.Time    `json:"lastAlertAt"`
-	ClosedAt         time.Time    `json:"closedAt,omitzero"`
-	CloseReason      string       `json:"closeReason,omitempty"`
-	StepsDone        bool         `json:"stepsDone"`
-	Steps            []StepResult `json:"steps"`
+	PlaybookCommit   string `json:"playbookCommit,omitempty"`
+	PlaybookModified bool   `json:"playbookModified,omitempty"`
+	// Status is the detailed status (see the Status constants); Lifecycle
+	// and Outcome split it (see lifecycleVersion), and are empty in
+	// incidents recorded before that.
+	Status      string       `json:"status"`
+	Lifecycle   string       `json:"lifecycle,omitempty"`
+	Outcome     string       `json:"outcome,omitempty"`
+	FirstAlert  *alert.Alert `json:"firstAlert,omitempty"`
+	LatestAlert *alert.Alert `json:"latestAlert,omitempty"`
+	AlertCount  int          `json:"alertCount"`
+	// Intervals counts the alerts per interval of time (nil in incidents
+	// recorded before alertIntervalsVersion).
+	Intervals   *Intervals   `json:"intervals,omitempty"`
+	OpenedAt    time.Time    `json:"openedAt"`
+	LastAlertAt time.Time    `json:"lastAlertAt"`
+	ClosedAt    time.Time    `json:"closedAt,omitzero"`
+	CloseReason string       `json:"closeReason,omitempty"`
+	StepsDone   bool         `json:"stepsDone"`
+	Steps       []StepResult `json:"steps"`
 	// Pending lists the steps whose condition was false; each alert that
 	// joins the incident evaluates them again.
 	Pending []string `json:"pending,omitempty"`
@@ -167,7 +175,7 @@ type IncidentState struct {
 func (st *IncidentState) brief() *IncidentState {
 	return &IncidentState{
 		IncidentID: st.IncidentID, IncidentKey: st.IncidentKey, Playbook: st.Playbook, PlaybookVersion: st.PlaybookVersion,
-		Status: st.Status, CloseReason: st.CloseReason, OpenedAt: st.OpenedAt, ClosedAt: st.ClosedAt, Approvals: st.Approvals,
+		Status: st.Status, Lifecycle: st.Lifecycle, Outcome: st.Outcome, CloseReason: st.CloseReason, OpenedAt: st.OpenedAt, ClosedAt: st.ClosedAt, Approvals: st.Approvals,
 	}
 }
 
@@ -425,6 +433,7 @@ func (st *IncidentState) count(ctx workflow.Context, sig AlertSignal) {
 	st.LatestAlert = &a
 	st.AlertCount++
 	st.LastAlertAt = workflow.Now(ctx)
+	st.countInterval(ctx, 1)
 }
 
 // trimmedAlertsVersion guards a change of behaviour: the state keeps an
@@ -469,6 +478,7 @@ func (st *IncidentState) addBatch(ctx workflow.Context, sig AlertSignal) {
 	st.LatestAlert = latest
 	st.AlertCount += fresh
 	st.LastAlertAt = workflow.Now(ctx)
+	st.countInterval(ctx, fresh)
 }
 
 func drain(ctx workflow.Context, alerts workflow.ReceiveChannel, st *IncidentState) {
@@ -489,14 +499,6 @@ func finish(ctx workflow.Context, st *IncidentState, reason string) (*IncidentSt
 	}
 	workflow.GetLogger(ctx).Info("incident closed", "incident_id", st.IncidentID, "reason", reason, "alert_count", st.AlertCount)
 	return st, nil
-}
-
-func setStatus(ctx workflow.Context, st *IncidentState, status string) error {
-	st.Status = status
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
-		return fmt.Errorf("record status %q: %w", status, err)
-	}
-	return nil
 }
 
 // recheck runs the skipped steps whose condition became true and records the

@@ -116,12 +116,16 @@ func fails(err error) reply {
 }
 
 // statuses records every status the workflow sets, in order, as the
-// SoarStatus search attribute sees them.
+// search attributes see them: "lifecycle/outcome" (SoarStatus/SoarOutcome),
+// or the lifecycle alone before an outcome.
 func (e env) statuses() *[]string {
 	var got []string
 	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
 			if s, ok := sa.GetKeyword(SearchStatus); ok {
+				if o, ok := sa.GetKeyword(SearchOutcome); ok {
+					s += "/" + o
+				}
 				got = append(got, s)
 			}
 		}
@@ -198,7 +202,7 @@ func TestRespondSettlesDegradedWhenTheQuarantineCannotCutTraffic(t *testing.T) {
 	if len(st.Steps) != 1 || st.Steps[0].Status != StepSucceeded || st.Steps[0].Degraded != why {
 		t.Fatalf("steps = %+v, want the quarantine succeeded but degraded", st.Steps)
 	}
-	if !slices.Contains(*statuses, StatusDegraded) || slices.Contains(*statuses, StatusContained) {
+	if !slices.Contains(*statuses, "open/degraded") || slices.Contains(*statuses, "open/contained") {
 		t.Errorf("statuses = %v, want degraded and never contained", *statuses)
 	}
 }

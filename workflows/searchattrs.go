@@ -8,14 +8,20 @@ import (
 // Search attributes soar sets on every incident so that incidents can be found
 // with the Temporal CLI and UI, e.g.
 //
-//	temporal workflow list --query "SoarStatus = 'contained' AND SoarNamespace = 'payments'"
+//	temporal workflow list --query "SoarStatus = 'open' AND SoarOutcome = 'contained' AND SoarNamespace = 'payments'"
 var (
 	SearchPlaybook        = temporal.NewSearchAttributeKeyKeyword("SoarPlaybook")
 	SearchPlaybookVersion = temporal.NewSearchAttributeKeyKeyword("SoarPlaybookVersion")
 	SearchSeverity        = temporal.NewSearchAttributeKeyKeyword("SoarSeverity")
 	SearchNamespace       = temporal.NewSearchAttributeKeyKeyword("SoarNamespace")
 	SearchPod             = temporal.NewSearchAttributeKeyKeyword("SoarPod")
-	SearchStatus          = temporal.NewSearchAttributeKeyKeyword("SoarStatus")
+	// SearchStatus is the incident's lifecycle (Lifecycles); incidents
+	// recorded before lifecycleVersion hold their detailed status there
+	// (Split reads both).
+	SearchStatus = temporal.NewSearchAttributeKeyKeyword("SoarStatus")
+	// SearchOutcome is what the incident's steps achieved (Outcomes), once
+	// they ran.
+	SearchOutcome = temporal.NewSearchAttributeKeyKeyword("SoarOutcome")
 )
 
 // SearchAttributes lists soar's custom search attributes and their types, for
@@ -23,7 +29,7 @@ var (
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	m := map[string]enumspb.IndexedValueType{}
 	for _, k := range []temporal.SearchAttributeKeyKeyword{
-		SearchPlaybook, SearchPlaybookVersion, SearchSeverity, SearchNamespace, SearchPod, SearchStatus,
+		SearchPlaybook, SearchPlaybookVersion, SearchSeverity, SearchNamespace, SearchPod, SearchStatus, SearchOutcome,
 	} {
 		m[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}

@@ -235,13 +235,13 @@ func TestDevWalkthrough(t *testing.T) {
 	temporalAddr := fmt.Sprintf("127.0.0.1:%d", p.temporal)
 	testenv.Eventually(t, 20*time.Second, "incident listed", func() error {
 		out := soar(t, "incident", "list", "--temporal-address", temporalAddr)
-		if !strings.HasPrefix(out, "INCIDENT") || !strings.Contains(out, id+"  terminal-shell-in-container  contained  notice    payments/checkout-7d9f8b6c5-x2lqp") {
+		if !strings.HasPrefix(out, "INCIDENT") || !strings.Contains(out, id+"  terminal-shell-in-container  open    contained  notice    payments/checkout-7d9f8b6c5-x2lqp") {
 			return fmt.Errorf("incident list printed:\n%s", out)
 		}
 		return nil
 	})
 	show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-	for _, want := range []string{`Status:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded\s+\{.*"tamperProof":true\}\n\s+evidence\s+kubernetes.snapshot\s+succeeded\s+\{"artifacts":7,"failed":1,`} {
+	for _, want := range []string{`Status:\s+open\nOutcome:\s+contained\n`, `Alerts:\s+1 \(`, `contain\s+kubernetes.quarantine\s+succeeded\s+\{.*"tamperProof":true\}\n\s+evidence\s+kubernetes.snapshot\s+succeeded\s+\{"artifacts":7,"failed":1,`} {
 		if !regexp.MustCompile(want).MatchString(show) {
 			t.Errorf("incident show lacks %q:\n%s", want, show)
 		}
@@ -292,7 +292,7 @@ func TestDevWalkthrough(t *testing.T) {
 	temporalAddr = fmt.Sprintf("127.0.0.1:%d", p.temporal) // p may have changed
 	testenv.Eventually(t, 20*time.Second, "incident kept and undelivered alert dispatched after restart", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !regexp.MustCompile(`Alerts:\s+2 \(`).MatchString(show) || !regexp.MustCompile(`Status:\s+contained\n`).MatchString(show) {
+		if !regexp.MustCompile(`Alerts:\s+2 \(`).MatchString(show) || !regexp.MustCompile(`Status:\s+open\nOutcome:\s+contained\n`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}
 		return nil
@@ -323,7 +323,7 @@ func TestDevWalkthrough(t *testing.T) {
 	}
 	testenv.Eventually(t, 20*time.Second, "incident released and closed", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
-		if !regexp.MustCompile(`Status:\s+closed\n`).MatchString(show) || !strings.Contains(show, "(false positive: the walkthrough (by api:"+devUser()+"))") ||
+		if !regexp.MustCompile(`Status:\s+closed\nOutcome:\s+released\n`).MatchString(show) || !strings.Contains(show, "(false positive: the walkthrough (by api:"+devUser()+"))") ||
 			!regexp.MustCompile(`contain\.release\s+kubernetes.release\s+succeeded`).MatchString(show) {
 			return fmt.Errorf("incident show printed:\n%s", show)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -36,18 +37,18 @@ func newIncidentCmd() *cobra.Command {
 				return writeJSON(cmd, items)
 			}
 			tw := tabwriter.NewWriter(terminalWriter{cmd.OutOrStdout()}, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tSEVERITY\tTARGET\tOPENED")
+			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tOUTCOME\tSEVERITY\tTARGET\tOPENED")
 			for _, s := range items {
 				target := s.Namespace + "/" + s.Pod
 				if s.Pod == "" {
 					target = "-"
 				}
-				fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
+				fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, cmp.Or(s.Outcome, "-"), s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		}),
 	}
-	list.Flags().StringVar(&query, "query", "", "Temporal visibility query to filter by, e.g. \"SoarStatus = 'contained'\"")
+	list.Flags().StringVar(&query, "query", "", "Temporal visibility query to filter by, e.g. \"SoarStatus = 'open' AND SoarOutcome = 'denied'\"")
 	list.Flags().IntVar(&limit, "limit", 50, "at most this many incidents")
 	show := &cobra.Command{
 		Use:   "show ID",
@@ -130,6 +131,7 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 	fprintf(w, "Incident:\t%s\n", d.ID)
 	fprintf(w, "Playbook:\t%s (version %s)\n", d.Playbook, d.PlaybookVersion)
 	fprintf(w, "Status:\t%s\n", d.Status)
+	fprintf(w, "Outcome:\t%s\n", cmp.Or(d.Outcome, "-"))
 	fprintf(w, "Severity:\t%s\n", d.Severity)
 	fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
 	if d.Failure != "" {

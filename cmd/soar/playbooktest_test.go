@@ -116,6 +116,7 @@ ok  	DIR	1 case
         - {id: ticket, status: succeeded}
       approvals: []
       status: contained # 1 alert
+      outcome: contained
 ok  	DIR	1 case
 `,
 		},

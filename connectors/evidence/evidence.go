@@ -43,6 +43,9 @@ type Store interface {
 	Put(ctx context.Context, key string, data []byte, contentType string) error
 	// Get returns the data under key, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, key string) ([]byte, error)
+	// List returns the keys under dir (a key's leading segments), sorted,
+	// at most limit of them, and whether there were more.
+	List(ctx context.Context, dir string, limit int) (keys []string, more bool, err error)
 	// Location is where key is stored, as a URL (file:///..., s3://...), for
 	// people and for the workflow's history; Location("") is the store's root.
 	Location(key string) string

@@ -95,6 +95,44 @@ func (l *Local) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
+// List returns the files under dir, sorted by key; a missing dir holds none.
+func (l *Local) List(ctx context.Context, dir string, limit int) ([]string, bool, error) {
+	if err := ValidateKey(dir); err != nil {
+		return nil, false, err
+	}
+	root := l.path(dir)
+	var keys []string
+	more := false
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return ctxErr
+		}
+		if d.IsDir() || strings.HasPrefix(d.Name(), ".tmp-") {
+			return nil
+		}
+		if len(keys) == limit {
+			more = true
+			return filepath.SkipAll
+		}
+		rel, err := filepath.Rel(l.dir, path)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, filepath.ToSlash(rel))
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, localError("list "+dir, err)
+	}
+	return keys, more, nil
+}
+
 // Location returns file:///<dir>/<key>; Location("") is the directory, with a
 // trailing slash.
 func (l *Local) Location(key string) string {

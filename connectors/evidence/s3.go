@@ -175,6 +175,26 @@ func (s *S3) Get(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
+// List returns the keys of the objects under dir, in S3's order (sorted).
+func (s *S3) List(ctx context.Context, dir string, limit int) ([]string, bool, error) {
+	if err := ValidateKey(dir); err != nil {
+		return nil, false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel() // stops the listing goroutine when we stop reading early
+	var keys []string
+	for obj := range s.client.ListObjects(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.prefix + dir + "/", Recursive: true}) {
+		if obj.Err != nil {
+			return nil, false, s.error("list", dir, obj.Err)
+		}
+		if len(keys) == limit {
+			return keys, true, nil
+		}
+		keys = append(keys, strings.TrimPrefix(obj.Key, s.prefix))
+	}
+	return keys, false, nil
+}
+
 // Location returns s3://<bucket>/<prefix><key>.
 func (s *S3) Location(key string) string {
 	return "s3://" + s.bucket + "/" + s.prefix + key

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +279,10 @@ steps:
 		}
 		return nil
 	})
+	// The list filters on the lifecycle and the outcome (Temporal's
+	// visibility answers the query the filter makes).
+	browse(t, bob, "open and contained incidents", chromedp.Navigate(srv.URL+"/console/?status=open&outcome=contained"),
+		chromedp.WaitVisible(css(`#rows a[href="/console/incidents/`+id+`"]`)))
 	browse(t, bob, "the timeline", chromedp.Navigate(page), chromedp.WaitVisible(css(`#timeline`)))
 	shoot(t, bob, "console-timeline")
 	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
@@ -309,8 +314,11 @@ steps:
 		return nil
 	})
 	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
-	if !strings.Contains(body, "contained and investigated (by user:bob (console))") {
-		t.Errorf("the timeline does not show the close and its reason:\n%s", body)
+	if !strings.Contains(body, "contained and investigated (by user:bob (console))") || !regexp.MustCompile(`1 alert joined between \d\d:\d\d:00 and`).MatchString(body) {
+		t.Errorf("the timeline does not show the close and its reason, or the alerts per interval:\n%s", body)
+	}
+	if o := text(t, bob, `#outcome`); o != workflows.OutcomeContained {
+		t.Errorf("closed, the incident's outcome is %q, want contained", o)
 	}
 	checkEvidenceDownloads(t, page, manifestSHA, manifestPath(t, ctx, tc, id))
 }
@@ -370,12 +378,28 @@ func checkEvidenceDownloads(t *testing.T, page, manifestSHA, manifest string) {
 			pod = e
 		}
 	}
+	// Every download is recorded beside the bundle before it is served: one
+	// that cannot be recorded (here the record's directory is a file) is
+	// refused.
+	access := filepath.Join(filepath.Dir(manifest), evidence.AccessDir)
+	if err := os.WriteFile(access, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if status, b := fetch(page + "/evidence/evidence/pod.json"); status != http.StatusServiceUnavailable || !strings.Contains(string(b), "could not be, so it is not served") {
+		t.Errorf("a download that cannot be recorded: %d\n%s", status, b)
+	}
+	if err := os.Remove(access); err != nil {
+		t.Fatal(err)
+	}
 	status, b := fetch(page + "/evidence/evidence/pod.json")
 	if status != http.StatusOK || fmt.Sprintf("%x", sha256.Sum256(b)) != pod.SHA256 {
 		t.Fatalf("download of pod.json: %d, SHA-256 %x, the manifest says %s", status, sha256.Sum256(b), pod.SHA256)
 	}
 	if status, _ := fetch(page + "/evidence/evidence/..%2fmanifest.json"); status != http.StatusNotFound {
 		t.Errorf("a name outside the manifest: %d, want 404", status)
+	}
+	if _, b := fetch(page); !strings.Contains(string(b), "user:alice downloaded pod.json from step evidence&#39;s evidence") {
+		t.Errorf("the incident's timeline does not show alice's download:\n%s", b)
 	}
 	stored := filepath.Join(filepath.Dir(manifest), filepath.FromSlash(pod.Key))
 	if err := os.WriteFile(stored, append(b, ' '), 0o600); err != nil {

@@ -17,7 +17,7 @@ import (
 
 // checkState compares the incident's final state, and its status after the
 // steps, with what the case expects.
-func checkState(e Expect, st *workflows.IncidentState, status string) []failure {
+func checkState(e Expect, st *workflows.IncidentState, status, outcome string) []failure {
 	var fails []failure
 	failf := func(line int, format string, args ...any) {
 		fails = append(fails, failure{line: line, msg: fmt.Sprintf(format, args...)})
@@ -50,6 +50,9 @@ func checkState(e Expect, st *workflows.IncidentState, status string) []failure 
 	}
 	if e.Status != nil && *e.Status != status {
 		failf(e.LineOf("status"), "status: got %s, want %s", status, *e.Status)
+	}
+	if e.Outcome != nil && *e.Outcome != outcome {
+		failf(e.LineOf("outcome"), "outcome: got %s, want %s", cmp.Or(outcome, "none"), *e.Outcome)
 	}
 	return fails
 }
@@ -134,6 +137,9 @@ func observed(o *outcome) string {
 		status := str(inc.statusAfterSteps())
 		status.LineComment = plural(st.AlertCount, "alert")
 		add("status", status)
+		if inc.outcome != "" {
+			add("outcome", str(inc.outcome))
+		}
 	}
 	root := &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{str("got"), got}}
 	var b bytes.Buffer

@@ -12,6 +12,7 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/playbooks"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // How simulated approvers answer an approval step (a case's decisions).
@@ -79,6 +80,8 @@ type Expect struct {
 	Steps     []ExpectedStep
 	Approvals []string
 	Status    *string
+	// Outcome is nil when not set.
+	Outcome *string
 	// Line is the line of the expect key.
 	Line  int
 	lines map[string]int
@@ -292,12 +295,23 @@ func (d *decoder) expect(n *yaml.Node, path string) Expect {
 			}
 			e.Status = &s
 		}},
+		{Key: "outcome", Decode: func(n *yaml.Node, path string) {
+			s, ok := d.RequiredString(n, path)
+			if !ok {
+				return
+			}
+			if !slices.Contains(workflows.Outcomes, s) {
+				d.Failf(n, path, "%q is not an outcome: use %s", s, strings.Join(workflows.Outcomes, ", "))
+				return
+			}
+			e.Outcome = &s
+		}},
 	})
 	for key, k := range seen {
 		e.lines[key] = k.Line
 	}
 	if matchSet && !e.Match {
-		for _, key := range []string{"incidentKey", "severity", "steps", "approvals", "status"} {
+		for _, key := range []string{"incidentKey", "severity", "steps", "approvals", "status", "outcome"} {
 			if k := seen[key]; k != nil {
 				d.Failf(k, yamlfile.JoinPath(path, key), "only with match: true: an alert that does not match opens no incident")
 			}

@@ -329,7 +329,7 @@ func check(tf testFile, set *playbooks.Set, c *Case, actions []Action) (*outcome
 			pb.Window, o.incident.delivered+1, c.Repeat)
 	}
 	if st := o.incident.state; st != nil {
-		fails = append(fails, checkState(e, st, o.incident.statusAfterSteps())...)
+		fails = append(fails, checkState(e, st, o.incident.statusAfterSteps(), o.incident.outcome)...)
 	}
 	return o, sortFailures(fails)
 }

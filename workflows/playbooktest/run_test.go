@@ -306,6 +306,7 @@ func TestRun(t *testing.T) {
         - {id: ask, status: failed, errorType: ApprovalDenied}
       approvals: [ask]
       status: failed
+      outcome: denied
   - name: an approval nobody answers expires
     alert: alerts/shell.json
     decisions: {ask: expire}
@@ -314,6 +315,7 @@ func TestRun(t *testing.T) {
       steps:
         - {id: ask, status: failed, errorType: ApprovalExpired}
       status: failed
+      outcome: expired
   - name: an approval without a decision expires too
     alert: alerts/shell.json
     repeat: 2
@@ -329,6 +331,7 @@ func TestRun(t *testing.T) {
       steps:
         - {id: ask, status: succeeded}
         - {id: contain, status: succeeded}
+      outcome: contained
   - name: a decision for a step that is no approval
     alert: alerts/shell.json
     decisions:
@@ -345,10 +348,13 @@ func TestRun(t *testing.T) {
 				"--- PASS: approve/an approval nobody answers expires (0.00s)",
 				"--- PASS: approve/an approval without a decision expires too (0.00s)",
 				"--- FAIL: approve/a denial is expected to be approved (0.00s)",
-				"    approve_test.yaml:41: steps: got [ask], want [ask, contain]",
+				"    approve_test.yaml:43: steps: got [ask], want [ask, contain]",
+				"    approve_test.yaml:46: outcome: got denied, want contained",
 				`        - {id: ask, status: failed, errorType: ApprovalDenied} # approval "ask" denied`,
+				"      status: failed # 1 alert",
+				"      outcome: denied",
 				"--- FAIL: approve/a decision for a step that is no approval (0.00s)",
-				`    approve_test.yaml:48: decisions.contain: playbook approve has no approval step "contain"`,
+				`    approve_test.yaml:51: decisions.contain: playbook approve has no approval step "contain"`,
 				"FAIL\tDIR\t6 cases, 2 failed",
 			},
 		},

@@ -50,6 +50,8 @@ type incident struct {
 	// SoarStatus search attribute saw them; the last before closed is the
 	// status after the steps.
 	statuses []string
+	// outcome is the last outcome the workflow set (SoarOutcome).
+	outcome string
 	// delivered counts the alerts delivered before the incident closed.
 	delivered int
 	// problems are failures of the simulation itself: the workflow failed,
@@ -57,8 +59,18 @@ type incident struct {
 	problems []string
 }
 
-// statusAfterSteps is the last status the incident had before it closed.
+// statusAfterSteps is the status the incident had once its steps ran, as
+// author tests have always named it: contained, failed, planned or released,
+// where a denied or expired approval is failed (outcomeAfterSteps tells them
+// apart).
 func (inc *incident) statusAfterSteps() string {
+	switch inc.outcome {
+	case workflows.OutcomeDenied, workflows.OutcomeExpired:
+		return workflows.StatusFailed
+	case "":
+	default:
+		return inc.outcome
+	}
 	for i := len(inc.statuses) - 1; i >= 0; i-- {
 		if s := inc.statuses[i]; s != workflows.StatusClosed {
 			return s
@@ -101,6 +113,9 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc 
 		if sa, ok := args.Get(0).(temporal.SearchAttributes); ok {
 			if s, ok := sa.GetKeyword(workflows.SearchStatus); ok {
 				inc.statuses = append(inc.statuses, s)
+			}
+			if o, ok := sa.GetKeyword(workflows.SearchOutcome); ok {
+				inc.outcome = o
 			}
 		}
 	}).Return().Maybe()
