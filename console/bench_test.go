@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -15,7 +16,9 @@ import (
 
 // BenchmarkRenderList renders the incident list with 10,000 rows: two
 // hundred times the page the console serves (PageSize), so the template
-// and its escaping, not Temporal, are measured.
+// and its escaping, not Temporal, are measured. (BenchmarkConsoleList in
+// test/e2e measures a page of the list against a Temporal holding 10,000
+// incidents.)
 func BenchmarkRenderList(b *testing.B) {
 	now := time.Now()
 	c := benchConsole(b, now)
@@ -23,13 +26,13 @@ func BenchmarkRenderList(b *testing.B) {
 	for i := range rows {
 		rows[i] = incidents.Summary{
 			ID: fmt.Sprintf("soar-terminal-shell-in-container-%020d", i), Playbook: "terminal-shell-in-container", PlaybookVersion: "sha256:0123456789abcdef",
-			Status: workflows.StatusContained, Severity: "critical", Namespace: "payments", Pod: fmt.Sprintf("checkout-%d", i),
+			Status: workflows.LifecycleOpen, Outcome: workflows.OutcomeContained, Severity: "critical", Namespace: "payments", Pod: fmt.Sprintf("checkout-%d", i),
 			Running: i%2 == 0, OpenedAt: now.Add(-time.Duration(i) * time.Second),
 		}
 	}
-	v := &view{Title: "Incidents", Me: &Identity{User: "api:me"}, Data: listData{Rows: rows, Statuses: statuses, Refresh: "/console/"}}
 	b.ResetTimer()
 	for b.Loop() {
+		v := &view{Title: "Incidents", Me: &Identity{User: "api:me"}, Data: listData{Rows: rowsOf(rows, now), Statuses: statuses, Outcomes: outcomes, Refresh: "/console/"}}
 		if err := c.tmpl["list.html"].ExecuteTemplate(io.Discard, "layout", v); err != nil {
 			b.Fatal(err)
 		}
@@ -37,22 +40,33 @@ func BenchmarkRenderList(b *testing.B) {
 }
 
 // BenchmarkRenderIncident renders the page of an incident that took 10,000
-// alerts, with ten steps, an approval with votes, and its evidence: what
-// the incident records of its alerts (first, latest, count) does not grow
-// with them, so neither does the page.
+// alerts over hours, with ten steps, an approval with votes, and its
+// evidence downloaded 100 times: what the incident records of its alerts
+// (first, latest, count, at most 120 intervals) does not grow with them, so
+// neither does the page.
 func BenchmarkRenderIncident(b *testing.B) {
 	now := time.Now()
 	c := benchConsole(b, now)
 	st := hostileState(now)
 	st.AlertCount = 10_000
+	st.Intervals = &workflows.Intervals{Start: now.Add(-16 * time.Hour), Width: 8 * time.Minute, Counts: make([]int, 120)}
+	for i := range st.Intervals.Counts {
+		st.Intervals.Counts[i] = 10_000 / 120
+	}
 	for i := range 8 {
 		st.Steps = append(st.Steps, workflows.StepResult{ID: fmt.Sprintf("s%d", i), Action: "slack.note", Status: workflows.StepSucceeded,
 			Params: map[string]any{"text": "note"}, Output: map[string]any{"ts": "1"}, StartedAt: now, FinishedAt: now})
 	}
 	tl := Timeline(st)
+	ev := []evidenceView{{Ref: *evidenceOf(&st.Steps[1])}}
+	for i := range maxDownloads {
+		ev[0].Downloads = append(ev[0].Downloads, evidence.Access{At: now.Add(time.Duration(i) * time.Minute), User: "user:alice", Name: "logs/app.log"})
+	}
+	ev[0].MoreDownloads = true
+	tl = withDownloads(tl, ev)
 	v := &view{Title: "Incident", Me: &Identity{User: "api:me"}, CSRF: "t", Data: incidentData{
 		Detail: &incidents.Detail{Summary: incidents.Summary{ID: st.IncidentID, Running: true}, State: st}, Timeline: tl, Running: true, Open: st.Approvals,
-		Pinned: &playbooks.Spec{Name: "p", Source: "name: p\n"}, Evidence: []evidenceView{{Ref: *tl[3].Evidence}},
+		Pinned: &playbooks.Spec{Name: "p", Source: "name: p\n"}, Evidence: ev,
 	}}
 	b.ResetTimer()
 	for b.Loop() {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/net/html"
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/connectors/evidence"
@@ -211,7 +212,7 @@ func TestPagesRenderAlertContentAsText(t *testing.T) {
 			Pinned:   &playbooks.Spec{Name: "p", Version: "v", Source: "name: p\n# " + hostile},
 			Evidence: []evidenceView{{Ref: *tl[3].Evidence, Error: hostile}},
 		}},
-		"list.html":      {Title: "Incidents", Me: me, Data: listData{Rows: []incidents.Summary{sum}, Statuses: statuses}},
+		"list.html":      {Title: "Incidents", Me: me, Data: listData{Rows: rowsOf([]incidents.Summary{sum}, now), Statuses: statuses, Outcomes: outcomes}},
 		"approvals.html": {Title: "Approvals", Me: me, CSRF: "tok", Data: approvalsData{Pending: []pending{{Incident: sum, Approval: st.Approvals[0], Remaining: []string{"S0SECOPS", "user:bob"}}}}},
 		"error.html":     {Title: hostile, Me: me, FlashError: hostile},
 	}
@@ -306,5 +307,71 @@ func TestViewersMayNotCloseOrRelease(t *testing.T) {
 		if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "may view incidents and vote where an approval names them, but not close or release") {
 			t.Errorf("%s by a viewer: %d\n%s", verb, w.Code, w.Body.String())
 		}
+	}
+}
+
+// TestRowsAreTextWhateverTheyHold parses the list's rows (written without
+// html/template, for speed) back as a browser would: whatever the values
+// hold, the markup is the rows' own and every value comes back as text or
+// as an attribute's value, unchanged.
+func TestRowsAreTextWhateverTheyHold(t *testing.T) {
+	evil := hostile + ` ' " & </td></tr><tr><td> <a href="javascript:alert(3)">`
+	r := row{
+		ID: "p/" + evil, Status: evil, Outcome: evil, Severity: evil, Playbook: evil, Version: evil, Target: evil,
+		URL: incidentURL("p/" + evil), Opened: evil, OpenedAgo: evil, Closed: evil, ClosedAgo: evil,
+	}
+	doc, err := html.Parse(strings.NewReader("<table><tbody>" + string(rows([]row{r, r})) + "</tbody></table>"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tags []string
+	var texts []string
+	attrs := map[string][]string{}
+	var walk func(n *html.Node)
+	walk = func(n *html.Node) {
+		switch n.Type {
+		case html.ElementNode:
+			tags = append(tags, n.Data)
+			for _, a := range n.Attr {
+				attrs[n.Data+"."+a.Key] = append(attrs[n.Data+"."+a.Key], a.Val)
+			}
+		case html.TextNode:
+			if strings.TrimSpace(n.Data) != "" {
+				texts = append(texts, strings.TrimSpace(n.Data))
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(doc)
+	one := "tr td span span td span td td span td td td span td a"
+	if got := strings.Join(tags, " "); got != "html head body table tbody "+one+" "+one {
+		t.Errorf("elements %s, want two rows of %s", got, one)
+	}
+	for key, vals := range attrs {
+		switch key {
+		case "span.class", "span.title", "td.title", "a.href":
+		default:
+			t.Errorf("attribute %s=%q: the values made markup", key, vals)
+		}
+	}
+	if got := attrs["a.href"]; len(got) != 2 || got[0] != r.URL || !strings.HasPrefix(got[0], "/console/incidents/") {
+		t.Errorf("links %q, want %q", got, r.URL)
+	}
+	if got := attrs["td.title"]; len(got) != 2 || got[0] != evil {
+		t.Errorf("opened title %q, want the value unchanged", got)
+	}
+	if got := attrs["span.class"]; len(got) < 3 || got[0] != "badge st-"+evil || got[1] != "dim" || got[2] != "badge st-"+evil {
+		t.Errorf("badge class %q", got)
+	}
+	want := strings.TrimSpace(evil)
+	for _, s := range texts {
+		if s != want && s != "ended" && s != "p/"+want {
+			t.Errorf("text %q is neither a value nor the rows' own", s)
+		}
+	}
+	if len(texts) != 2*10 {
+		t.Errorf("%d texts, want 10 a row: %q", len(texts), texts)
 	}
 }
