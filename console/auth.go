@@ -187,16 +187,44 @@ func ParseGroupMap(s string) (map[string][]string, error) {
 	return m, nil
 }
 
-func userGroupID(s string) bool {
-	if len(s) < 2 || s[0] != 'S' {
-		return false
+// ParsePeople parses --console-people: login=U…,… (a person's login as the
+// console names them, user:<login>, and their Slack user ID). It returns
+// the map Config.People takes.
+func ParsePeople(s string) (map[string]string, error) {
+	m := map[string]string{}
+	for entry := range strings.SplitSeq(s, ",") {
+		entry = strings.TrimSpace(entry)
+		if entry == "" {
+			continue
+		}
+		login, id, ok := strings.Cut(entry, "=")
+		login, id = strings.TrimPrefix(strings.TrimSpace(login), "user:"), strings.TrimSpace(id)
+		if !ok || login == "" || !slackUserID(id) {
+			return nil, fmt.Errorf("people entry %q: want <login>=<Slack user ID, U… or W…>", entry)
+		}
+		if prev, dup := m["user:"+login]; dup && prev != id {
+			return nil, fmt.Errorf("people entry %q: %s is %s already", entry, login, prev)
+		}
+		m["user:"+login] = id
 	}
-	for _, c := range s[1:] {
+	return m, nil
+}
+
+func slackUserID(s string) bool {
+	return len(s) >= 2 && (s[0] == 'U' || s[0] == 'W') && upperAlnum(s[1:])
+}
+
+func upperAlnum(s string) bool {
+	for _, c := range s {
 		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
 			return false
 		}
 	}
 	return true
+}
+
+func userGroupID(s string) bool {
+	return len(s) >= 2 && s[0] == 'S' && upperAlnum(s[1:])
 }
 
 // csrf issues and checks the tokens that every form posting to the console

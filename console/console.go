@@ -58,6 +58,11 @@ type Config struct {
 	Service *incidents.Service
 	// Auth identifies the person behind each request.
 	Auth Authenticator
+	// People maps console identities (user:<login>) to the Slack user each
+	// one is (ParsePeople): their votes carry it as the person behind
+	// them, so that a person who votes in Slack and in the console counts
+	// once.
+	People map[string]string
 	// Evidence reads the bundles snapshot steps stored; nil when this
 	// process has no evidence store (the console then shows the
 	// manifest's location and digest only).
@@ -383,6 +388,7 @@ type listData struct {
 // hold many rows.
 type row struct {
 	ID, Status, Outcome, Severity, Playbook, Version, Target, URL string
+	Alerts, LastAlert, LastAlertAgo                               string
 	Opened, OpenedAgo, Closed, ClosedAgo                          string
 	Running                                                       bool
 }
@@ -396,6 +402,12 @@ func rowsOf(sums []incidents.Summary, now time.Time) []row {
 		}
 		if !s.ClosedAt.IsZero() {
 			out[i].Closed, out[i].ClosedAgo = stamp(s.ClosedAt), ago(now, s.ClosedAt)
+		}
+		if s.AlertCount > 0 {
+			out[i].Alerts = strconv.Itoa(s.AlertCount)
+		}
+		if !s.LastAlertAt.IsZero() {
+			out[i].LastAlert, out[i].LastAlertAgo = stamp(s.LastAlertAt), ago(now, s.LastAlertAt)
 		}
 	}
 	return out
@@ -430,7 +442,11 @@ func rows(rs []row) template.HTML {
 			text(`<span class="badge st-`, r.Outcome, `">`, r.Outcome, `</span>`)
 		}
 		text(`</td><td>`, r.Severity, `</td><td>`, r.Playbook, ` <span class="dim">`, r.Version, `</span></td><td>`, r.Target,
-			`</td><td title="`, r.Opened, `">`, r.OpenedAgo, `</td><td>`)
+			`</td><td class="num">`, r.Alerts, `</td><td>`)
+		if r.LastAlert != "" {
+			text(`<span title="`, r.LastAlert, `">`, r.LastAlertAgo, `</span>`)
+		}
+		text(`</td><td title="`, r.Opened, `">`, r.OpenedAgo, `</td><td>`)
 		if r.Closed != "" {
 			text(`<span title="`, r.Closed, `">`, r.ClosedAgo, `</span>`)
 		}
@@ -729,6 +745,7 @@ func (c *Console) vote(_ http.ResponseWriter, r *http.Request, v *view) (string,
 	d := workflows.Decision{
 		Step: r.PostFormValue("step"), User: v.Me.User, Name: v.Me.Name, Email: v.Me.Email, Groups: v.Me.Groups,
 		Approve: choice == "approve", Comment: comment, Source: workflows.SourceConsole, PlanHash: r.PostFormValue("plan"),
+		Person: c.cfg.People[v.Me.User],
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), incidents.VoteTimeout)
 	defer cancel()

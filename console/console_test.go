@@ -126,6 +126,18 @@ func TestParseGroupMap(t *testing.T) {
 	}
 }
 
+func TestParsePeople(t *testing.T) {
+	m, err := ParsePeople(" alice=U0ALICE,user:bob=W0BOB, alice=U0ALICE")
+	if err != nil || m["user:alice"] != "U0ALICE" || m["user:bob"] != "W0BOB" || len(m) != 2 {
+		t.Errorf("%v %v", m, err)
+	}
+	for _, bad := range []string{"alice", "alice=S0SECOPS", "=U0X", "a=u0lower", "alice=U0A,alice=U0B"} {
+		if _, err := ParsePeople(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
 func TestCSRFTokenIsBoundToTheBrowserAndThePerson(t *testing.T) {
 	c, err := newCSRF()
 	if err != nil {
@@ -319,6 +331,7 @@ func TestRowsAreTextWhateverTheyHold(t *testing.T) {
 	r := row{
 		ID: "p/" + evil, Status: evil, Outcome: evil, Severity: evil, Playbook: evil, Version: evil, Target: evil,
 		URL: incidentURL("p/" + evil), Opened: evil, OpenedAgo: evil, Closed: evil, ClosedAgo: evil,
+		Alerts: evil, LastAlert: evil, LastAlertAgo: evil,
 	}
 	doc, err := html.Parse(strings.NewReader("<table><tbody>" + string(rows([]row{r, r})) + "</tbody></table>"))
 	if err != nil {
@@ -345,13 +358,13 @@ func TestRowsAreTextWhateverTheyHold(t *testing.T) {
 		}
 	}
 	walk(doc)
-	one := "tr td span span td span td td span td td td span td a"
+	one := "tr td span span td span td td span td td td span td td span td a"
 	if got := strings.Join(tags, " "); got != "html head body table tbody "+one+" "+one {
 		t.Errorf("elements %s, want two rows of %s", got, one)
 	}
 	for key, vals := range attrs {
 		switch key {
-		case "span.class", "span.title", "td.title", "a.href":
+		case "span.class", "span.title", "td.title", "td.class", "a.href":
 		default:
 			t.Errorf("attribute %s=%q: the values made markup", key, vals)
 		}
@@ -371,7 +384,7 @@ func TestRowsAreTextWhateverTheyHold(t *testing.T) {
 			t.Errorf("text %q is neither a value nor the rows' own", s)
 		}
 	}
-	if len(texts) != 2*10 {
-		t.Errorf("%d texts, want 10 a row: %q", len(texts), texts)
+	if len(texts) != 2*12 {
+		t.Errorf("%d texts, want 12 a row: %q", len(texts), texts)
 	}
 }

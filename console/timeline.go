@@ -123,6 +123,9 @@ func Timeline(st *workflows.IncidentState) []Entry {
 			if v.Via != "" {
 				title += " as a member of " + v.Via
 			}
+			if v.Person != "" && v.Person != v.User {
+				title += ", Slack user " + v.Person
+			}
 			add(Entry{At: v.At, Kind: "vote", Status: status, Title: title, Detail: v.Comment, Vote: v})
 		}
 		if a.Escalated {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -47,11 +48,11 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 	var exists *serviceerror.AlreadyExists
 	if err != nil && !errors.As(err, &exists) {
 		names := make([]string, 0, len(missing))
-		for n := range missing {
-			names = append(names, n)
+		for n, typ := range missing {
+			names = append(names, n+" ("+strings.TrimPrefix(typ.String(), "INDEXED_VALUE_TYPE_")+")")
 		}
 		sort.Strings(names)
-		return fmt.Errorf("register search attributes %v (Keyword) on namespace %s: %w; an operator can add them with 'temporal operator search-attribute create'", names, namespace, err)
+		return fmt.Errorf("register search attributes %v on namespace %s: %w; an operator can add them with 'temporal operator search-attribute create'", names, namespace, err)
 	}
 	return nil
 }
@@ -66,8 +67,13 @@ type Summary struct {
 	// it failed or was terminated. Outcome is what the steps achieved
 	// (workflows.Outcomes), empty before they ran; an incident closed before
 	// soar kept outcomes has none.
-	Status         string    `json:"status"`
-	Outcome        string    `json:"outcome,omitempty"`
+	Status  string `json:"status"`
+	Outcome string `json:"outcome,omitempty"`
+	// AlertCount and LastAlertAt are as the incident last published them
+	// (at most 30 s old while alerts join, exact once closed); zero for
+	// incidents from before it published them.
+	AlertCount     int       `json:"alertCount,omitempty"`
+	LastAlertAt    time.Time `json:"lastAlertAt,omitzero"`
 	Severity       string    `json:"severity"`
 	Namespace      string    `json:"namespace"`
 	Pod            string    `json:"pod"`
@@ -157,6 +163,18 @@ func summary(id string, status enumspb.WorkflowExecutionStatus, start time.Time,
 	s.Status, s.Outcome = workflows.Split(get(workflows.SearchStatus.GetName()))
 	if o := get(workflows.SearchOutcome.GetName()); o != "" {
 		s.Outcome = o
+	}
+	if p, ok := sa.GetIndexedFields()[workflows.SearchAlertCount.GetName()]; ok {
+		var n int64
+		if dc.FromPayload(p, &n) == nil {
+			s.AlertCount = int(n)
+		}
+	}
+	if p, ok := sa.GetIndexedFields()[workflows.SearchLastAlert.GetName()]; ok {
+		var t time.Time
+		if dc.FromPayload(p, &t) == nil {
+			s.LastAlertAt = t
+		}
 	}
 	s.Severity = get(workflows.SearchSeverity.GetName())
 	s.Namespace = get(workflows.SearchNamespace.GetName())

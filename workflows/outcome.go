@@ -165,3 +165,40 @@ func (st *IncidentState) countInterval(ctx workflow.Context, n int) {
 	}
 	st.Intervals.add(workflow.Now(ctx), n)
 }
+
+// countsVersion guards a change of behaviour: the incident publishes its
+// alert count and the time of its last alert as search attributes
+// (SoarAlertCount, SoarLastAlert) when its first alert is counted, then at
+// most every countsEvery while alerts keep joining, and when it closes, so
+// that lists show them without asking each incident. A storm costs one
+// search-attribute update and one timer per countsEvery, not one per alert.
+const countsVersion = "published-alert-counts"
+
+// countsEvery is how often at most the alert count is published.
+const countsEvery = 30 * time.Second
+
+// countsWait is how long until the incident may publish its alert count:
+// 0 now, negative when it has nothing new to publish.
+func (st *IncidentState) countsWait(now time.Time) time.Duration {
+	if !st.publishing || st.PublishedCount == st.AlertCount {
+		return -1
+	}
+	if st.PublishedAt.IsZero() {
+		return 0
+	}
+	return max(0, st.PublishedAt.Add(countsEvery).Sub(now))
+}
+
+// publishCounts publishes the alert count and the last alert's time when
+// they changed since they were last published.
+func (st *IncidentState) publishCounts(ctx workflow.Context) {
+	if !st.publishing || st.PublishedCount == st.AlertCount {
+		return
+	}
+	err := workflow.UpsertTypedSearchAttributes(ctx, SearchAlertCount.ValueSet(int64(st.AlertCount)), SearchLastAlert.ValueSet(st.LastAlertAt))
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("alert count not published", "incident_id", st.IncidentID, "error", err)
+		return
+	}
+	st.PublishedCount, st.PublishedAt = st.AlertCount, workflow.Now(ctx)
+}

@@ -1,9 +1,13 @@
 package workflows
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -122,4 +126,83 @@ func TestRespondCountsAlertsPerInterval(t *testing.T) {
 	if total != st.AlertCount || st.AlertCount != 7 || st.Intervals.Width != time.Minute {
 		t.Errorf("alert count %d, intervals %+v, want 7 alerts a minute wide", st.AlertCount, st.Intervals)
 	}
+}
+
+// A storm costs one search-attribute update per 30 seconds, not one per
+// alert, and the count in the search attributes catches up within them.
+func TestRespondPublishesAlertCountsAtMostEvery30Seconds(t *testing.T) {
+	e := newEnv(t)
+	e.quarantines()
+	var start time.Time
+	var published []string
+	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa, _ := args.Get(0).(temporal.SearchAttributes)
+		n, ok := sa.GetInt64(SearchAlertCount)
+		if !ok {
+			return
+		}
+		last, _ := sa.GetTime(SearchLastAlert)
+		if start.IsZero() {
+			start = e.Now()
+		}
+		published = append(published, fmt.Sprintf("%d alerts, last at %s, published at %s", n, last.Sub(start), e.Now().Sub(start)))
+	}).Return().Maybe()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	for i, at := range []time.Duration{5 * time.Second, 10 * time.Second, 50 * time.Second} {
+		e.sendAlert(at, shellAlert(), fmt.Sprintf("SOAR_ALERTS:%d", i+2))
+	}
+	e.ExecuteWorkflow(Respond, input())
+	st := e.result()
+	want := []string{
+		"1 alerts, last at 0s, published at 0s",
+		"3 alerts, last at 10s, published at 30s",
+		"4 alerts, last at 50s, published at 1m0s",
+	}
+	if !slices.Equal(published, want) || st.AlertCount != 4 || st.PublishedCount != 4 {
+		t.Errorf("published\n %q\nwant\n %q\n(alert count %d, published %d)", published, want, st.AlertCount, st.PublishedCount)
+	}
+}
+
+func TestRespondPublishesTheLastAlertCountWhenItCloses(t *testing.T) {
+	e := newEnv(t)
+	e.quarantines()
+	counts := e.alertCounts()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	e.sendAlert(5*time.Second, shellAlert(), "SOAR_ALERTS:2")
+	e.RegisterDelayedCallback(func() { e.SignalWorkflow(SignalClose, "done") }, 10*time.Second)
+	e.ExecuteWorkflow(Respond, input())
+	if st := e.result(); !slices.Equal(*counts, []int64{1, 2}) || st.CloseReason != "done" {
+		t.Errorf("published %v, want 1 then 2 at the close (closed: %q)", *counts, st.CloseReason)
+	}
+}
+
+// While an approval waits, the alerts that join still publish their count:
+// an alert that finds the last publication 30 seconds old publishes it.
+func TestRespondPublishesAlertCountsWhileAnApprovalWaits(t *testing.T) {
+	e := newEnv(t)
+	e.quarantines()
+	counts := e.alertCounts()
+	e.sendAlert(0, shellAlert(), "SOAR_ALERTS:1")
+	for i, at := range []time.Duration{10 * time.Second, 40 * time.Second, 45 * time.Second, 2 * time.Minute} {
+		e.sendAlert(at, shellAlert(), fmt.Sprintf("SOAR_ALERTS:%d", i+2))
+	}
+	var r voteResult
+	e.vote(5*time.Minute, Decision{User: "U1", Approve: true}, &r)
+	e.ExecuteWorkflow(Respond, approvalThenQuarantine(1, "deny"))
+	st := e.result()
+	if !slices.Equal(*counts, []int64{1, 3, 5}) || st.AlertCount != 5 || r.rejected != nil {
+		t.Errorf("published %v, want 1, 3 (at 40 s) and 5 (at 2 min) during the approval; alert count %d, vote %v", *counts, st.AlertCount, r.rejected)
+	}
+}
+
+// alertCounts records every alert count the workflow publishes, in order.
+func (e env) alertCounts() *[]int64 {
+	var counts []int64
+	e.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		sa, _ := args.Get(0).(temporal.SearchAttributes)
+		if n, ok := sa.GetInt64(SearchAlertCount); ok {
+			counts = append(counts, n)
+		}
+	}).Return().Maybe()
+	return &counts
 }

@@ -167,8 +167,15 @@ type IncidentState struct {
 	// they were too large (see trimmedAlertsVersion).
 	TrimmedAlerts int `json:"trimmedAlerts,omitempty"`
 
+	// PublishedCount is the alert count last published as SoarAlertCount,
+	// at PublishedAt (see countsVersion).
+	PublishedCount int       `json:"publishedCount,omitempty"`
+	PublishedAt    time.Time `json:"publishedAt,omitzero"`
+
 	// guard checks the proofs of alert signals (nil before provenVersion).
 	guard *guard
+	// publishing says this run publishes its alert counts (countsVersion).
+	publishing bool
 }
 
 // brief is the answer to QueryApprovals.
@@ -492,6 +499,7 @@ func drain(ctx workflow.Context, alerts workflow.ReceiveChannel, st *IncidentSta
 }
 
 func finish(ctx workflow.Context, st *IncidentState, reason string) (*IncidentState, error) {
+	st.publishCounts(ctx)
 	st.ClosedAt = workflow.Now(ctx)
 	st.CloseReason = reason
 	if err := setStatus(ctx, st, StatusClosed); err != nil {

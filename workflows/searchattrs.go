@@ -22,6 +22,11 @@ var (
 	// SearchOutcome is what the incident's steps achieved (Outcomes), once
 	// they ran.
 	SearchOutcome = temporal.NewSearchAttributeKeyKeyword("SoarOutcome")
+	// SearchAlertCount and SearchLastAlert are the incident's alert count
+	// and the time of its last alert, published at most every countsEvery
+	// and at the close (countsVersion).
+	SearchAlertCount = temporal.NewSearchAttributeKeyInt64("SoarAlertCount")
+	SearchLastAlert  = temporal.NewSearchAttributeKeyTime("SoarLastAlert")
 )
 
 // SearchAttributes lists soar's custom search attributes and their types, for
@@ -33,5 +38,7 @@ func SearchAttributes() map[string]enumspb.IndexedValueType {
 	} {
 		m[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}
+	m[SearchAlertCount.GetName()] = enumspb.INDEXED_VALUE_TYPE_INT
+	m[SearchLastAlert.GetName()] = enumspb.INDEXED_VALUE_TYPE_DATETIME
 	return m
 }

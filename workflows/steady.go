@@ -65,6 +65,10 @@ func (s *steps) interruption(step string) error {
 // main coroutine, which runs the steps and the quiet window.
 func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 	ctx, st := run.ctx, run.st
+	// The first alert's count is published before the steps run, which may
+	// wait for an approval for a long time.
+	st.publishing = workflow.GetVersion(ctx, countsVersion, workflow.DefaultVersion, 1) >= 1
+	st.publishCounts(ctx)
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
 	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
@@ -96,6 +100,11 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 				st.addAlert(ctx, sig)
 				absorbed++
 				joined = true
+				// While the steps run the main loop does not publish:
+				// an alert that finds the count's interval over does.
+				if st.countsWait(workflow.Now(ctx)) == 0 {
+					st.publishCounts(ctx)
+				}
 			})
 			sel.AddReceive(closing, func(c workflow.ReceiveChannel, _ bool) {
 				var reason string
@@ -140,7 +149,7 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 		}
 	}
 
-	var timer, ticketTimer workflow.Future
+	var timer, ticketTimer, countsTimer workflow.Future
 	for {
 		switch {
 		case req.release != "":
@@ -173,6 +182,16 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 			}
 			return finish(ctx, st, reason)
 		}
+		// The alert count goes to the search attributes at most every
+		// countsEvery.
+		if countsTimer == nil {
+			switch wait := st.countsWait(workflow.Now(ctx)); {
+			case wait == 0:
+				st.publishCounts(ctx)
+			case wait > 0:
+				countsTimer = workflow.NewTimer(ctx, wait)
+			}
+		}
 		// News for the ticket go out in one comment per interval.
 		if ticketTimer == nil && st.ticketDue() {
 			ticketTimer = workflow.NewTimer(ctx, run.commentEvery())
@@ -191,6 +210,9 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 				ticketTimer = nil
 				run.flushTicket(false, "")
 			})
+		}
+		if countsTimer != nil {
+			sel.AddFuture(countsTimer, func(workflow.Future) { countsTimer = nil })
 		}
 		sel.Select(ctx)
 	}

@@ -30,6 +30,7 @@ type consoleFlags struct {
 	oidcIssuer, oidcClientID, oidcRedirect string
 	oidcUserClaim, oidcGroupsClaim         string
 	oidcScopes                             []string
+	people                                 string
 }
 
 // Secrets of the console's OIDC sign-in (each also as <name>_FILE).
@@ -49,6 +50,7 @@ func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.emailHeader, "console-email-header", console.DefaultEmailHeader, "the proxy's header holding the user's e-mail")
 	fs.StringVar(&f.groupsHeader, "console-groups-header", console.DefaultGroupsHeader, "the proxy's header listing the user's groups, comma-separated")
 	fs.StringVar(&f.groupMap, "console-group-map", "", "identity-provider groups that are approver groups: group=S0SLACKGROUP,… (a member votes as that Slack user group's member)")
+	fs.StringVar(&f.people, "console-people", "", "who each console login is in Slack: login=U0SLACKUSER,… (their votes then count once with their Slack votes)")
 	fs.StringSliceVar(&f.viewers, "console-viewers", nil, "identity-provider groups whose members may view incidents without acting")
 	fs.StringVar(&f.oidcIssuer, "console-oidc-issuer", "", "the OpenID Connect provider's issuer URL (client secret in "+envOIDCClientSecret+")")
 	fs.StringVar(&f.oidcClientID, "console-oidc-client-id", "", "the console's client ID at the provider")
@@ -103,6 +105,15 @@ func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *co
 	return nil, fmt.Errorf(`--console-auth %q: want "oidc", "proxy" or ""`, f.auth)
 }
 
+// peopleMap is --console-people, parsed.
+func (f *consoleFlags) peopleMap() (map[string]string, error) {
+	m, err := console.ParsePeople(f.people)
+	if err != nil {
+		return nil, fmt.Errorf("--console-people: %w", err)
+	}
+	return m, nil
+}
+
 // oidc discovers the provider the flags name.
 func (f *consoleFlags) oidc(ctx context.Context, log zerolog.Logger) (console.Authenticator, error) {
 	if f.oidcIssuer == "" || f.oidcClientID == "" || f.oidcRedirect == "" {
@@ -151,13 +162,13 @@ func loopbackListen(addr string) bool {
 
 // startConsole mounts the console on hs when a sign-in is configured, and
 // says where it is (or why it is off) for the banner and the log.
-func startConsole(hs *httpserver.Server, auth console.Authenticator, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
+func startConsole(hs *httpserver.Server, auth console.Authenticator, people map[string]string, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
 	if auth == nil {
 		log.Info().Msg("console off: no sign-in configured (--console-auth)")
 		return "", nil
 	}
 	c, err := console.New(console.Config{
-		Temporal: tc, Namespace: namespace, Service: svc, Auth: auth, Evidence: store,
+		Temporal: tc, Namespace: namespace, Service: svc, Auth: auth, People: people, Evidence: store,
 		Log: log.With().Str("component", "console").Logger(),
 	})
 	if err != nil {

@@ -53,6 +53,23 @@ func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
 	}
 }
 
+func TestConsolePeopleFlag(t *testing.T) {
+	var f consoleFlags
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	f.register(fs, false)
+	if err := fs.Parse([]string{"--console-people", "alice=U0ALICE, user:bob=W0BOB"}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := f.peopleMap()
+	if err != nil || m["user:alice"] != "U0ALICE" || m["user:bob"] != "W0BOB" || len(m) != 2 {
+		t.Errorf("people %v, %v", m, err)
+	}
+	f.people = "alice=S0SECOPS"
+	if _, err := f.peopleMap(); err == nil || !strings.Contains(err.Error(), "--console-people") {
+		t.Errorf("a user group as a person: %v", err)
+	}
+}
+
 func typeName(a console.Authenticator) string {
 	switch a.(type) {
 	case nil:

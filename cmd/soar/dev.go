@@ -83,6 +83,10 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
+			people, err := cf.peopleMap()
+			if err != nil {
+				return err
+			}
 			m := metrics.New()
 			watch, err := pb.Watch(ctx, log, m)
 			if err != nil {
@@ -201,7 +205,7 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			signIn, err := startConsole(hs, auth, tc, "default", ap.Service, store, log)
+			signIn, err := startConsole(hs, auth, people, tc, "default", ap.Service, store, log)
 			if err != nil {
 				return err
 			}

@@ -44,6 +44,10 @@ decide whether it is ready.`,
 			if err != nil {
 				return err
 			}
+			people, err := cf.peopleMap()
+			if err != nil {
+				return err
+			}
 			hs := httpserver.New(metrics.New().Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
 			keys, err := app.SigningKeys()
@@ -63,7 +67,7 @@ decide whether it is ready.`,
 					return err
 				}
 			}
-			if _, err := startConsole(hs, auth, tc, tf.namespace, ap.Service, store, log); err != nil {
+			if _, err := startConsole(hs, auth, people, tc, tf.namespace, ap.Service, store, log); err != nil {
 				return err
 			}
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")

@@ -137,6 +137,7 @@ steps:
 			UserHeader: console.DefaultUserHeader, EmailHeader: console.DefaultEmailHeader, GroupsHeader: console.DefaultGroupsHeader,
 			GroupMap: map[string][]string{"secops": {"S0SECOPS"}, "oncall": {"S0ONCALL"}},
 		},
+		People:   map[string]string{"user:alice": "U0ALICE"},
 		Evidence: evidence.NewLocal(evidenceDir(t)),
 		Log:      testLogger(t),
 	})
@@ -186,6 +187,11 @@ steps:
 	if rows := get(t, alice, "rows", chromedp.Evaluate[int](`document.querySelectorAll("#rows tr").length`)); rows < 1 {
 		t.Fatalf("the list shows %d rows", rows)
 	}
+	// The row's alert count, as the incident published it while its
+	// approval waits.
+	if n := get(t, alice, "the alert count", chromedp.Evaluate[string](`document.querySelector('#rows a[href="/console/incidents/`+id+`"]').closest("tr").querySelector("td.num").textContent`)); n != "1" {
+		t.Errorf("the list's alert count for the incident is %q, want 1", n)
+	}
 	browse(t, alice, "the incident", chromedp.Click(css(`#rows a[href="/console/incidents/`+id+`"]`)), chromedp.WaitVisible(css(`#timeline`)))
 	shoot(t, alice, "console-incident")
 	scripts := get(t, alice, "scripts", chromedp.Evaluate[int](`document.querySelectorAll("script").length`))
@@ -222,6 +228,15 @@ steps:
 	browse(t, alice, "alice votes twice", chromedp.Navigate(page), chromedp.Click(css(`#approval-ask button.approve`)), chromedp.WaitVisible(css(`#flash-error`)))
 	if f := text(t, alice, `#flash-error`); !strings.Contains(f, `user:alice has already voted on step "ask"`) {
 		t.Errorf("alice's second vote: %q", f)
+	}
+
+	// alice is U0ALICE in Slack (--console-people): her vote from Slack,
+	// as serve takes it once Slack verified the click, is her second.
+	svc := soarService(t, tc)
+	_, err = svc.Vote(ctx, id, workflows.Decision{Step: "ask", User: "U0ALICE", Approve: true, Source: workflows.SourceSlack, Person: "U0ALICE", Groups: []string{"S0SECOPS"}, PlanHash: hash})
+	var refused *incidents.Refused
+	if !errors.As(err, &refused) || !strings.Contains(refused.Reason, "who has already voted on step \"ask\" as user:alice: one person counts once") {
+		t.Errorf("alice's Slack vote after her console vote: %v", err)
 	}
 
 	carol := person(t, bctx, "carol", "oncall")
