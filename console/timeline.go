@@ -72,8 +72,12 @@ func Timeline(st *workflows.IncidentState) []Entry {
 				continue
 			}
 			from := st.Intervals.Start.Add(time.Duration(i) * st.Intervals.Width)
+			at := from
+			if at.Before(st.OpenedAt) {
+				at = st.OpenedAt // the first interval began before the incident opened
+			}
 			add(Entry{
-				At: from, Kind: "alerts",
+				At: at, Kind: "alerts",
 				Title: fmt.Sprintf("%d %s joined between %s and %s", n, plural(n, "alert"), from.UTC().Format(time.TimeOnly), from.Add(st.Intervals.Width).UTC().Format(time.TimeOnly)),
 			})
 		}
