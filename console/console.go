@@ -595,9 +595,10 @@ func (c *Console) verify(ctx context.Context, ref EvidenceRef) (*evidence.Manife
 	return &m, err
 }
 
-// download serves one artifact of a step's bundle, after checking its
-// digest against the manifest the incident recorded, and records who took
-// it beside the bundle (and in the log).
+// download serves one artifact of a step's bundle, after checking the
+// manifest's digest against the one the incident recorded and the
+// artifact's against the manifest, and records who took it beside the
+// bundle (and in the log).
 func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	id, step, name := r.PathValue("id"), r.PathValue("step"), r.PathValue("name")
 	if c.cfg.Evidence == nil {
@@ -621,20 +622,15 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (str
 	if ref == nil {
 		return failure(v, http.StatusNotFound, "No evidence", fmt.Errorf("step %s of incident %s stored no evidence", step, id))
 	}
-	// Nothing is served from a bundle that does not verify against the
-	// digest the incident recorded.
-	key, _ := strings.CutPrefix(ref.Location, c.cfg.Evidence.Location(""))
-	m, err := c.verify(r.Context(), *ref)
-	var data []byte
-	switch {
-	case err != nil:
-	case name == evidence.ManifestName:
-		data, err = c.cfg.Evidence.Get(r.Context(), key)
-	default:
-		data, err = c.artifact(r.Context(), key, m, name)
+	// Nothing is served unless the manifest has the digest the incident
+	// recorded and the artifact the manifest's.
+	key, ok := strings.CutPrefix(ref.Location, c.cfg.Evidence.Location(""))
+	if !ok {
+		return failure(v, http.StatusBadGateway, "Evidence not served", fmt.Errorf("the bundle is at %s, outside this soar's evidence store (%s)", ref.Location, c.cfg.Evidence.Location("")))
 	}
+	data, err := evidence.ReadVerified(r.Context(), c.cfg.Evidence, key, ref.SHA256, name)
 	switch {
-	case errors.Is(err, errNoArtifact), errors.Is(err, evidence.ErrNotFound):
+	case errors.Is(err, evidence.ErrNotFound):
 		return failure(v, http.StatusNotFound, "No such artifact", err)
 	case err != nil:
 		return failure(v, http.StatusBadGateway, "Evidence not served", err)
@@ -654,18 +650,6 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (str
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(data)
 	return "", 0
-}
-
-var errNoArtifact = errors.New("the bundle holds no artifact")
-
-// artifact reads a verified bundle's artifact by name.
-func (c *Console) artifact(ctx context.Context, manifestKey string, m *evidence.Manifest, name string) ([]byte, error) {
-	i := slices.IndexFunc(m.Artifacts, func(e evidence.Entry) bool { return e.Name == name && e.Key != "" })
-	if i < 0 {
-		return nil, fmt.Errorf("%w %q", errNoArtifact, name)
-	}
-	dir := manifestKey[:strings.LastIndex(manifestKey, "/")+1]
-	return c.cfg.Evidence.Get(ctx, dir+m.Artifacts[i].Key)
 }
 
 // ----- the approvals inbox

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -30,16 +31,7 @@ func continueOnce(ctx workflow.Context, continued bool) error {
 }
 
 func TestListShowsAnIncidentThatContinuedAsNewOnce(t *testing.T) {
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ts.Stop() })
-	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
+	c := startTemporal(t)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(continueOnce)
 	if err := w.Start(); err != nil {
@@ -90,4 +82,61 @@ func TestListShowsAnIncidentThatContinuedAsNewOnce(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestListReadsLifecycleOutcomeAndCountsOldAndNew lists, from a real
+// Temporal, an incident recorded before the lifecycle and the outcome were
+// split (its outcome in SoarStatus) and one recorded after (SoarStatus,
+// SoarOutcome and the published alert count).
+func TestListReadsLifecycleOutcomeAndCountsOldAndNew(t *testing.T) {
+	c := startTemporal(t)
+	ctx := context.Background()
+	if err := incidents.EnsureSearchAttributes(ctx, c, "default"); err != nil {
+		t.Fatal(err)
+	}
+	last := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	for id, sa := range map[string]temporal.SearchAttributes{
+		"soar-old": temporal.NewSearchAttributes(workflows.SearchStatus.ValueSet(workflows.StatusContained)),
+		"soar-new": temporal.NewSearchAttributes(workflows.SearchStatus.ValueSet(workflows.LifecycleOpen), workflows.SearchOutcome.ValueSet(workflows.OutcomeDenied),
+			workflows.SearchAlertCount.ValueSet(7), workflows.SearchLastAlert.ValueSet(last)),
+	} {
+		// No worker runs them: the list reads visibility only.
+		if _, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: id, TaskQueue: workflows.TaskQueue, TypedSearchAttributes: sa}, workflows.RespondName); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, "both incidents listed as they were recorded", func() error {
+		got, err := incidents.List(ctx, c, "default", "", 10)
+		if err != nil {
+			return err
+		}
+		rows := map[string]incidents.Summary{}
+		for _, s := range got {
+			rows[s.ID] = s
+		}
+		old, nw := rows["soar-old"], rows["soar-new"]
+		if old.Status != workflows.LifecycleOpen || old.Outcome != workflows.OutcomeContained || old.AlertCount != 0 {
+			return fmt.Errorf("the old incident: %+v, want open, contained, no count", old)
+		}
+		if nw.Status != workflows.LifecycleOpen || nw.Outcome != workflows.OutcomeDenied || nw.AlertCount != 7 || !nw.LastAlertAt.Equal(last) {
+			return fmt.Errorf("the new incident: %+v, want open, denied, 7 alerts, the last at %s", nw, last)
+		}
+		return nil
+	})
+}
+
+// startTemporal starts a Temporal dev server for the test and dials it.
+func startTemporal(t *testing.T) client.Client {
+	t.Helper()
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }

@@ -2,6 +2,8 @@ package evidence_test
 
 import (
 	"context"
+	"errors"
+	"path"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +90,49 @@ func TestListIsBoundedAndSorted(t *testing.T) {
 			}
 			if _, _, err := st.List(ctx, "../a", 10); err == nil {
 				t.Error("List(../a) succeeded")
+			}
+		})
+	}
+}
+
+// ReadVerified proves what it serves with two reads: the manifest against
+// the digest the incident recorded, the artifact against the manifest.
+func TestReadVerifiedServesOnlyWhatTheManifestVouchesFor(t *testing.T) {
+	ctx := context.Background()
+	for kind, st := range stores(t) {
+		t.Run(kind, func(t *testing.T) {
+			ref, err := evidence.WriteBundle(ctx, st, "inc-1/evidence", manifest(), artifacts())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if data, err := evidence.ReadVerified(ctx, st, ref.Key, ref.SHA256, "pod.json"); err != nil || string(data) != `{"kind":"Pod"}` {
+				t.Errorf("pod.json = %q, %v", data, err)
+			}
+			if data, err := evidence.ReadVerified(ctx, st, ref.Key, ref.SHA256, evidence.ManifestName); err != nil || !strings.Contains(string(data), `"pod.json"`) {
+				t.Errorf("the manifest = %.60q, %v", data, err)
+			}
+			for _, name := range []string{"nope.json", "../manifest.json", "logs/app.previous.log"} { // unlisted, escaping, not collected
+				if _, err := evidence.ReadVerified(ctx, st, ref.Key, ref.SHA256, name); !errors.Is(err, evidence.ErrNotFound) {
+					t.Errorf("%s: %v, want ErrNotFound", name, err)
+				}
+			}
+			if _, err := evidence.ReadVerified(ctx, st, ref.Key, strings.Repeat("0", 64), "pod.json"); !errors.Is(err, evidence.ErrTampered) {
+				t.Errorf("a manifest with another digest: %v, want ErrTampered", err)
+			}
+			m, err := evidence.Verify(ctx, st, ref.Key, ref.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range m.Artifacts {
+				if e.Name == "logs/app.log" {
+					overwrite(t, st, path.Join(path.Dir(ref.Key), e.Key), []byte("2026-01-02T15:04:05Z started, then edited\n"))
+				}
+			}
+			if _, err := evidence.ReadVerified(ctx, st, ref.Key, ref.SHA256, "logs/app.log"); !errors.Is(err, evidence.ErrTampered) || !strings.Contains(err.Error(), "logs/app.log") {
+				t.Errorf("a changed artifact: %v, want ErrTampered naming it", err)
+			}
+			if _, err := evidence.ReadVerified(ctx, st, ref.Key, ref.SHA256, "pod.json"); err != nil {
+				t.Errorf("an unchanged artifact beside a changed one: %v", err)
 			}
 		})
 	}

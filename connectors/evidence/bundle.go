@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"time"
 )
@@ -189,43 +190,90 @@ func WriteBundle(ctx context.Context, store Store, prefix string, m Manifest, ar
 // artifact, a changed manifest). Store errors other than ErrNotFound are
 // returned as they are. It only reads.
 func Verify(ctx context.Context, store Store, manifestKey string, wantSHA256 string) (Manifest, error) {
-	data, err := store.Get(ctx, manifestKey)
+	m, _, err := readManifest(ctx, store, manifestKey, wantSHA256)
 	if err != nil {
 		return Manifest{}, err
 	}
-	if got := sha256Hex(data); wantSHA256 != "" && !strings.EqualFold(got, wantSHA256) {
-		return Manifest{}, fmt.Errorf("%w: manifest %s has SHA-256 %s, the bundle's record says %s", ErrTampered, store.Location(manifestKey), got, wantSHA256)
-	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return Manifest{}, fmt.Errorf("%w: manifest %s does not decode: %w", ErrTampered, store.Location(manifestKey), err)
-	}
-	dir := path.Dir(manifestKey)
 	var problems []string
 	for _, e := range m.Artifacts {
 		if e.Error != "" {
 			continue
 		}
-		if err := ValidateKey(e.Key); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: %v", e.Name, err))
-			continue
+		_, problem, err := readArtifact(ctx, store, manifestKey, e)
+		if err != nil {
+			return m, err
 		}
-		got, err := store.Get(ctx, path.Join(dir, e.Key))
-		switch {
-		case errors.Is(err, ErrNotFound):
-			problems = append(problems, fmt.Sprintf("%s: missing", e.Name))
-		case err != nil:
-			return m, fmt.Errorf("evidence: verify %s: %w", e.Name, err)
-		case int64(len(got)) != e.Size:
-			problems = append(problems, fmt.Sprintf("%s: %d bytes, the manifest says %d", e.Name, len(got), e.Size))
-		case !strings.EqualFold(sha256Hex(got), e.SHA256):
-			problems = append(problems, fmt.Sprintf("%s: SHA-256 %s, the manifest says %s", e.Name, sha256Hex(got), e.SHA256))
+		if problem != "" {
+			problems = append(problems, problem)
 		}
 	}
 	if len(problems) > 0 {
 		return m, fmt.Errorf("%w: bundle %s: %s", ErrTampered, store.Location(manifestKey), strings.Join(problems, "; "))
 	}
 	return m, nil
+}
+
+// ReadVerified returns the artifact name of the bundle whose manifest is at
+// manifestKey (or the manifest itself, for ManifestName), once the
+// manifest's SHA-256 is wantSHA256 and the artifact's size and SHA-256 are
+// the manifest's: the two reads that prove what is served, not the whole
+// bundle's. A name the manifest does not list wraps ErrNotFound; a mismatch
+// wraps ErrTampered.
+func ReadVerified(ctx context.Context, store Store, manifestKey, wantSHA256, name string) ([]byte, error) {
+	m, data, err := readManifest(ctx, store, manifestKey, wantSHA256)
+	if err != nil || name == ManifestName {
+		return data, err
+	}
+	i := slices.IndexFunc(m.Artifacts, func(e Entry) bool { return e.Name == name && e.Error == "" })
+	if i < 0 {
+		return nil, fmt.Errorf("%w: bundle %s lists no stored artifact %q", ErrNotFound, store.Location(manifestKey), name)
+	}
+	data, problem, err := readArtifact(ctx, store, manifestKey, m.Artifacts[i])
+	switch {
+	case err != nil:
+		return nil, err
+	case problem != "":
+		return nil, fmt.Errorf("%w: bundle %s: %s", ErrTampered, store.Location(manifestKey), problem)
+	}
+	return data, nil
+}
+
+// readManifest reads and decodes the manifest at key, after checking its
+// SHA-256 against want (unless want is empty).
+func readManifest(ctx context.Context, store Store, key, want string) (Manifest, []byte, error) {
+	data, err := store.Get(ctx, key)
+	if err != nil {
+		return Manifest{}, nil, err
+	}
+	if got := sha256Hex(data); want != "" && !strings.EqualFold(got, want) {
+		return Manifest{}, nil, fmt.Errorf("%w: manifest %s has SHA-256 %s, the bundle's record says %s", ErrTampered, store.Location(key), got, want)
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Manifest{}, nil, fmt.Errorf("%w: manifest %s does not decode: %w", ErrTampered, store.Location(key), err)
+	}
+	return m, data, nil
+}
+
+// readArtifact reads the stored artifact e of the bundle whose manifest is
+// at manifestKey. problem says how it differs from e (changed, missing,
+// misplaced); err is a store error other than ErrNotFound.
+func readArtifact(ctx context.Context, store Store, manifestKey string, e Entry) (data []byte, problem string, err error) {
+	if err := ValidateKey(e.Key); err != nil {
+		return nil, fmt.Sprintf("%s: %v", e.Name, err), nil
+	}
+	data, err = store.Get(ctx, path.Join(path.Dir(manifestKey), e.Key))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, e.Name + ": missing", nil
+	case err != nil:
+		return nil, "", fmt.Errorf("evidence: verify %s: %w", e.Name, err)
+	case int64(len(data)) != e.Size:
+		return nil, fmt.Sprintf("%s: %d bytes, the manifest says %d", e.Name, len(data), e.Size), nil
+	case !strings.EqualFold(sha256Hex(data), e.SHA256):
+		return nil, fmt.Sprintf("%s: SHA-256 %s, the manifest says %s", e.Name, sha256Hex(data), e.SHA256), nil
+	}
+	return data, "", nil
 }
 
 func refOf(store Store, key string, data []byte, m Manifest) Ref {
