@@ -25,6 +25,11 @@ type Identity struct {
 	// Name and Email are shown, and let the validator rule out the
 	// requester of an approval.
 	Name, Email string
+	// EmailVerified says Email is vouched for: the OIDC provider's
+	// email_verified claim, or the trusted proxy's header (oauth2-proxy
+	// passes verified addresses only). Only a verified e-mail finds the
+	// person's Slack user (Config.People has the other way).
+	EmailVerified bool
 	// Groups are the approver groups (Slack user-group IDs, S…) that the
 	// person's identity-provider groups map to (Config.GroupMap).
 	Groups []string
@@ -124,6 +129,7 @@ func (p Proxy) Identify(r *http.Request) (*Identity, error) {
 		return nil, errors.New("the identity proxy sent a user name the console does not accept")
 	}
 	id := &Identity{User: "user:" + user, Name: user, Email: strings.TrimSpace(r.Header.Get(p.EmailHeader)), Method: "proxy"}
+	id.EmailVerified = id.Email != ""
 	id.Groups, id.Viewer = mapGroups(p.GroupMap, p.Viewers, strings.Split(r.Header.Get(p.GroupsHeader), ","))
 	return id, nil
 }

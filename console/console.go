@@ -729,10 +729,14 @@ func (c *Console) vote(_ http.ResponseWriter, r *http.Request, v *view) (string,
 	d := workflows.Decision{
 		Step: r.PostFormValue("step"), User: v.Me.User, Name: v.Me.Name, Email: v.Me.Email, Groups: v.Me.Groups,
 		Approve: choice == "approve", Comment: comment, Source: workflows.SourceConsole, PlanHash: r.PostFormValue("plan"),
-		Person: c.cfg.People[v.Me.User],
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), incidents.VoteTimeout)
 	defer cancel()
+	var err error
+	if d.Person, err = c.person(ctx, v.Me); err != nil {
+		v.FlashError = "Your vote was not recorded: " + err.Error()
+		return c.after(r.Context(), id, v)
+	}
 	st, err := c.cfg.Service.Vote(ctx, id, d)
 	var refused *incidents.Refused
 	switch {
@@ -744,6 +748,26 @@ func (c *Console) vote(_ http.ResponseWriter, r *http.Request, v *view) (string,
 		v.Flash = incidents.Confirmation(id, d, st)
 	}
 	return c.after(r.Context(), id, v)
+}
+
+// person is the Slack user behind me, so that their Slack and console
+// votes count once: from Config.People, else found by their verified
+// e-mail when this soar talks to Slack. "" when they have none. A lookup
+// that fails for another reason than "no such member" refuses the vote
+// rather than let the same person count twice.
+func (c *Console) person(ctx context.Context, me *Identity) (string, error) {
+	if p := c.cfg.People[me.User]; p != "" {
+		return p, nil
+	}
+	if c.cfg.Service == nil || !me.EmailVerified || me.Email == "" {
+		return "", nil
+	}
+	p, err := c.cfg.Service.SlackUserByEmail(ctx, me.Email)
+	if err != nil {
+		c.cfg.Log.Warn().Err(err).Str("user", me.User).Msg("console: could not find a voter's Slack user")
+		return "", fmt.Errorf("%w (or list people in --console-people)", err)
+	}
+	return p, nil
 }
 
 // after shows the incident after an action: 409 when the action was

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/slack"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
@@ -135,6 +137,53 @@ func TestParsePeople(t *testing.T) {
 		if _, err := ParsePeople(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// directory is a Slack directory for the console's person lookup.
+type directory struct {
+	byEmail map[string]string
+	err     error
+}
+
+func (d directory) GroupMembers(context.Context, string) ([]string, error) { return nil, nil }
+func (d directory) User(context.Context, string) (slack.User, error)       { return slack.User{}, nil }
+func (d directory) UserByEmail(_ context.Context, email string) (slack.User, error) {
+	if d.err != nil {
+		return slack.User{}, d.err
+	}
+	id, ok := d.byEmail[email]
+	if !ok {
+		return slack.User{}, &slack.Error{Method: "users.lookupByEmail", Code: "users_not_found"}
+	}
+	return slack.User{ID: id, Email: email}, nil
+}
+
+// A console vote carries the Slack user behind it: from --console-people,
+// else found by verified e-mail; a lookup that fails refuses the vote.
+func TestConsoleVotesCarryTheirSlackPerson(t *testing.T) {
+	ctx := context.Background()
+	svc := &incidents.Service{Slack: directory{byEmail: map[string]string{"bob@example.com": "U0BOB", "eve@example.com": "U0EVE"}}}
+	c, err := New(Config{Auth: Local{User: "api:me"}, Service: svc, People: map[string]string{"user:alice": "U0ALICE"}, Log: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		me   Identity
+		want string
+	}{
+		{Identity{User: "user:alice", Email: "alice@example.com", EmailVerified: true}, "U0ALICE"},
+		{Identity{User: "user:bob", Email: "bob@example.com", EmailVerified: true}, "U0BOB"},
+		{Identity{User: "user:eve", Email: "eve@example.com"}, ""}, // not verified: not believed
+		{Identity{User: "user:carol", Email: "carol@example.com", EmailVerified: true}, ""},
+	} {
+		if got, err := c.person(ctx, &tc.me); err != nil || got != tc.want {
+			t.Errorf("%s: person %q, %v; want %q", tc.me.User, got, err, tc.want)
+		}
+	}
+	svc.Slack = directory{err: &slack.Error{Method: "users.lookupByEmail", Code: "missing_scope"}}
+	if _, err := c.person(ctx, &Identity{User: "user:bob", Email: "bob@example.com", EmailVerified: true}); err == nil || !strings.Contains(err.Error(), "users:read.email") {
+		t.Errorf("a failed lookup: %v, want the vote refused, naming the scope", err)
 	}
 }
 

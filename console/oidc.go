@@ -119,11 +119,13 @@ func (o *OIDC) Describe() string { return "OIDC provider " + o.cfg.Issuer }
 
 // session is what the session cookie holds.
 type session struct {
-	User    string    `json:"u"`
-	Email   string    `json:"e,omitempty"`
-	Groups  []string  `json:"g,omitempty"`
-	Viewer  bool      `json:"v,omitempty"`
-	Expires time.Time `json:"x"`
+	User  string `json:"u"`
+	Email string `json:"e,omitempty"`
+	// Verified says the provider vouched for Email (email_verified).
+	Verified bool      `json:"ev,omitempty"`
+	Groups   []string  `json:"g,omitempty"`
+	Viewer   bool      `json:"v,omitempty"`
+	Expires  time.Time `json:"x"`
 }
 
 // loginState is what the login cookie holds while the browser is at the
@@ -147,7 +149,7 @@ func (o *OIDC) Identify(r *http.Request) (*Identity, error) {
 	if !o.open(ck.Value, &s) || time.Now().After(s.Expires) {
 		return nil, nil
 	}
-	return &Identity{User: "user:" + s.User, Name: s.User, Email: s.Email, Groups: s.Groups, Viewer: s.Viewer, Method: "oidc"}, nil
+	return &Identity{User: "user:" + s.User, Name: s.User, Email: s.Email, EmailVerified: s.Verified, Groups: s.Groups, Viewer: s.Viewer, Method: "oidc"}, nil
 }
 
 // LoginURL is where a browser that is not signed in goes.
@@ -248,7 +250,8 @@ func (o *OIDC) finish(r *http.Request) (*signedIn, error) {
 		return nil, fmt.Errorf("the e-mail %s is not verified by the provider", user)
 	}
 	email, _ := claims["email"].(string)
-	s := session{User: user, Email: email, Expires: time.Now().Add(o.cfg.SessionTTL)}
+	verified, _ := claims["email_verified"].(bool)
+	s := session{User: user, Email: email, Verified: email != "" && verified, Expires: time.Now().Add(o.cfg.SessionTTL)}
 	s.Groups, s.Viewer = mapGroups(o.cfg.GroupMap, o.cfg.Viewers, stringsOf(claims[o.cfg.GroupsClaim]))
 	return &signedIn{session: s, next: st.Next}, nil
 }

@@ -29,6 +29,7 @@ import (
 type Directory interface {
 	GroupMembers(ctx context.Context, group string) ([]string, error)
 	User(ctx context.Context, id string) (slack.User, error)
+	UserByEmail(ctx context.Context, email string) (slack.User, error)
 }
 
 // Service records votes.
@@ -214,6 +215,26 @@ func (s *Service) describeSlackVoter(ctx context.Context, st *workflows.Incident
 		d.Name, d.Email = u.Name, u.Email
 	}
 	return nil
+}
+
+// SlackUserByEmail returns the Slack user whose e-mail is email, so that a
+// person who signs in elsewhere (the console) counts once with their Slack
+// votes; "" when Slack is not configured or has no such member. Any other
+// failure is an error: the caller refuses the vote rather than let one
+// person count twice.
+func (s *Service) SlackUserByEmail(ctx context.Context, email string) (string, error) {
+	if s.Slack == nil {
+		return "", nil
+	}
+	u, err := s.Slack.UserByEmail(ctx, email)
+	var serr *slack.Error
+	switch {
+	case errors.As(err, &serr) && serr.Code == "users_not_found":
+		return "", nil
+	case err != nil:
+		return "", fmt.Errorf("could not ask Slack who %s is there, to count your Slack and console votes once (soar's Slack app needs users:read.email): %w", email, err)
+	}
+	return u.ID, nil
 }
 
 // Confirmation is what a voter is told after a recorded vote.

@@ -355,6 +355,23 @@ func (c *Client) User(ctx context.Context, id string) (User, error) {
 	return u, nil
 }
 
+// UserByEmail returns the member whose e-mail is email, through
+// users.lookupByEmail (scope users:read.email). A found member is cached for
+// CacheTTL; Slack's users_not_found is an *Error with that Code.
+func (c *Client) UserByEmail(ctx context.Context, email string) (User, error) {
+	key := "email:" + strings.ToLower(email)
+	if u, ok := c.users.get(key); ok {
+		return u, nil
+	}
+	su, err := c.api.GetUserByEmailContext(ctx, email)
+	if err != nil {
+		return User{}, classify("users.lookupByEmail", c.token, err)
+	}
+	u := User{ID: su.ID, Name: su.Name, Email: su.Profile.Email, Team: su.TeamID}
+	c.users.put(key, u)
+	return u, nil
+}
+
 // AuthTest checks the token with auth.test, for readiness checks, and returns
 // the team ID and the bot's user ID.
 func (c *Client) AuthTest(ctx context.Context) (team, user string, err error) {

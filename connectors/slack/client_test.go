@@ -193,6 +193,28 @@ func TestGroupMembersAndUserAreCached(t *testing.T) {
 	}
 }
 
+func TestUserByEmailFindsTheMemberAndIsCached(t *testing.T) {
+	ctx := context.Background()
+	c, fake := newClient(t)
+	fake.SetUser(alice)
+	for _, email := range []string{"alice@example.com", "Alice@Example.com"} {
+		u, err := c.UserByEmail(ctx, email)
+		if err != nil || u.ID != alice.ID || u.Email != "alice@example.com" {
+			t.Errorf("UserByEmail(%s) = %+v, %v", email, u, err)
+		}
+	}
+	if n := len(fake.Calls("users.lookupByEmail")); n != 1 {
+		t.Errorf("users.lookupByEmail was called %d times, want 1 (cached, whatever the case)", n)
+	}
+	if _, err := c.UserByEmail(ctx, "nobody@example.com"); !hasCode(err, "users_not_found") {
+		t.Errorf("an e-mail no member has: %v", err)
+	}
+	fake.Fail("users.lookupByEmail", fakeslack.Failure{Error: "missing_scope"})
+	if _, err := c.UserByEmail(ctx, "bob@example.com"); !hasCode(err, "missing_scope") {
+		t.Errorf("without the scope: %v", err)
+	}
+}
+
 func TestAuthTestNamesTheTeamAndTheBotUser(t *testing.T) {
 	c, _ := newClient(t)
 	team, user, err := c.AuthTest(context.Background())

@@ -24,12 +24,14 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/connectors/evidence"
+	"github.com/soar-dev/soar/connectors/slack"
 	"github.com/soar-dev/soar/console"
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/internal/testenv/fakeslack"
 	"github.com/soar-dev/soar/playbooks"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -129,9 +131,14 @@ steps:
 	startSoar(t, js, tc, dir, dispatch.Config{})
 	testenv.Pod(t, kubeCS, ns, "web-1")
 
-	// The console, behind a "proxy" at 127.0.0.1: this test.
+	// The console, behind a "proxy" at 127.0.0.1: this test. Its soar
+	// talks to Slack, where bob@example.com is U0BOB.
+	fs := fakeslack.New(t)
+	fs.SetUser(fakeslack.User{ID: "U0BOB", Name: "bob", Email: "bob@example.com", Team: fakeslack.TeamID})
+	svc := soarService(t, tc)
+	svc.Slack = slack.New(slack.Config{BotToken: "xoxb-console", APIURL: fs.URL})
 	c, err := console.New(console.Config{
-		Temporal: tc, Namespace: "default", Service: soarService(t, tc),
+		Temporal: tc, Namespace: "default", Service: svc,
 		Auth: console.Proxy{
 			From:       []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")},
 			UserHeader: console.DefaultUserHeader, EmailHeader: console.DefaultEmailHeader, GroupsHeader: console.DefaultGroupsHeader,
@@ -232,8 +239,7 @@ steps:
 
 	// alice is U0ALICE in Slack (--console-people): her vote from Slack,
 	// as serve takes it once Slack verified the click, is her second.
-	svc := soarService(t, tc)
-	_, err = svc.Vote(ctx, id, workflows.Decision{Step: "ask", User: "U0ALICE", Approve: true, Source: workflows.SourceSlack, Person: "U0ALICE", Groups: []string{"S0SECOPS"}, PlanHash: hash})
+	_, err = soarService(t, tc).Vote(ctx, id, workflows.Decision{Step: "ask", User: "U0ALICE", Approve: true, Source: workflows.SourceSlack, Person: "U0ALICE", Groups: []string{"S0SECOPS"}, PlanHash: hash})
 	var refused *incidents.Refused
 	if !errors.As(err, &refused) || !strings.Contains(refused.Reason, "who has already voted on step \"ask\" as user:alice: one person counts once") {
 		t.Errorf("alice's Slack vote after her console vote: %v", err)
@@ -301,7 +307,7 @@ steps:
 	browse(t, bob, "the timeline", chromedp.Navigate(page), chromedp.WaitVisible(css(`#timeline`)))
 	shoot(t, bob, "console-timeline")
 	body = get(t, bob, "the timeline", chromedp.Evaluate[string](`document.getElementById("timeline").textContent`))
-	for _, want := range []string{"user:alice approved step ask (console) as a member of S0SECOPS", "seen the shell: contain", "user:bob approved step ask (console) as a member of S0SECOPS", "Approval ask approved", "Step contain (kubernetes.quarantine) succeeded"} {
+	for _, want := range []string{"user:alice approved step ask (console) as a member of S0SECOPS", "seen the shell: contain", "user:bob approved step ask (console) as a member of S0SECOPS, Slack user U0BOB", "Approval ask approved", "Step contain (kubernetes.quarantine) succeeded"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the timeline lacks %q:\n%s", want, body)
 		}

@@ -5,7 +5,7 @@
 //
 // It implements chat.postMessage, chat.update, chat.postEphemeral,
 // conversations.history, conversations.replies, conversations.list,
-// usergroups.users.list, users.info, auth.test and apps.connections.open;
+// usergroups.users.list, users.info, users.lookupByEmail, auth.test and apps.connections.open;
 // other methods answer unknown_method. Like Slack, it rejects blocks that
 // break Block Kit's length limits with invalid_blocks.
 package fakeslack
@@ -324,6 +324,7 @@ func (s *Server) methods() map[string]func(url.Values) map[string]any {
 		"conversations.list":    s.conversationsList,
 		"usergroups.users.list": s.usergroupsUsersList,
 		"users.info":            s.usersInfo,
+		"users.lookupByEmail":   s.usersLookupByEmail,
 		"auth.test":             s.authTest,
 	}
 }
@@ -369,6 +370,8 @@ func neededScope(method string) string {
 		return "usergroups:read"
 	case "users.info":
 		return "users:read"
+	case "users.lookupByEmail":
+		return "users:read.email"
 	case "conversations.history", "conversations.replies":
 		return "channels:history,groups:history"
 	case "conversations.list":

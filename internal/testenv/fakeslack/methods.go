@@ -228,6 +228,17 @@ func (s *Server) usersInfo(form url.Values) map[string]any {
 	}}
 }
 
+// usersLookupByEmail finds a member by e-mail, as Slack does (ignoring
+// case).
+func (s *Server) usersLookupByEmail(form url.Values) map[string]any {
+	for _, u := range s.users {
+		if u.Email != "" && strings.EqualFold(u.Email, form.Get("email")) {
+			return s.usersInfo(url.Values{"user": {u.ID}})
+		}
+	}
+	return slackError("users_not_found")
+}
+
 // authTest describes the bot.
 func (s *Server) authTest(url.Values) map[string]any {
 	return map[string]any{
