@@ -56,6 +56,7 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 	$(GO) test -run '^$$' -bench AlertStorm -benchtime 1x -timeout 30m ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench LockAdmission -benchtime 300x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench ConsoleList -benchtime 30x ./test/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench PhantomFlood -benchtime 1x -timeout 30m ./test/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
 
 # Records the Respond workflow's histories from real runs into

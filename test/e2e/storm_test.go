@@ -89,38 +89,24 @@ func runStorm(tb testing.TB, js jetstream.JetStream, tc client.Client, sp storm,
 	probeSent := make([]time.Time, sp.probes)
 	total := int(float64(sp.rate) * sp.dur.Seconds())
 	probeAt := func(i int) int { return (i + 1) * total / (sp.probes + 1) }
-	const tick = 10 * time.Millisecond
-	perTick := max(1, sp.rate/int(time.Second/tick))
 	start := time.Now()
-	next, probe := 0, 0
-	for n := 0; n < total; {
-		for range perTick {
-			if n >= total {
-				break
-			}
-			pod := pods[n%len(pods)]
-			if _, err := js.PublishAsync("falco.notice.terminal_shell_in_container", stormAlert(ns, pod, n)); err != nil {
+	probe := 0
+	paced(total, sp.rate, func(n int) {
+		pod := pods[n%len(pods)]
+		if _, err := js.PublishAsync("falco.notice.terminal_shell_in_container", stormAlert(ns, pod, n)); err != nil {
+			tb.Fatal(err)
+		}
+		res.want[pod]++
+		if probe < sp.probes && n+1 >= probeAt(probe) {
+			probeSent[probe] = time.Now()
+			if _, err := js.Publish(ctx, "falco.notice.terminal_shell_in_container", stormAlert(ns, probes[probe], n+1)); err != nil {
 				tb.Fatal(err)
 			}
-			res.want[pod]++
-			n++
-			if probe < sp.probes && n >= probeAt(probe) {
-				probeSent[probe] = time.Now()
-				if _, err := js.Publish(ctx, "falco.notice.terminal_shell_in_container", stormAlert(ns, probes[probe], n)); err != nil {
-					tb.Fatal(err)
-				}
-				res.want[probes[probe]]++
-				probe++
-			}
+			res.want[probes[probe]]++
+			probe++
 		}
-		next++
-		time.Sleep(time.Until(start.Add(time.Duration(next) * tick)))
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(time.Minute):
-		tb.Fatal("the stream did not acknowledge the storm within a minute")
-	}
+	})
+	awaitPublished(tb, js)
 	last := time.Now()
 	res.published = total + sp.probes
 	res.publishTook = last.Sub(start)
@@ -178,6 +164,32 @@ func runStorm(tb testing.TB, js jetstream.JetStream, tc client.Client, sp storm,
 		return nil
 	})
 	return res
+}
+
+// paced calls send(n) for every n in [0, total), rate times a second, in
+// ticks of 10 ms.
+func paced(total, rate int, send func(n int)) {
+	const tick = 10 * time.Millisecond
+	perTick := max(1, rate/int(time.Second/tick))
+	start := time.Now()
+	for n, next := 0, 1; n < total; next++ {
+		for i := 0; i < perTick && n < total; i++ {
+			send(n)
+			n++
+		}
+		time.Sleep(time.Until(start.Add(time.Duration(next) * tick)))
+	}
+}
+
+// awaitPublished waits until JetStream acknowledged every asynchronous
+// publish.
+func awaitPublished(tb testing.TB, js jetstream.JetStream) {
+	tb.Helper()
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		tb.Fatal("the stream did not acknowledge the alerts within a minute")
+	}
 }
 
 // quarantineWatch records when each pod of a namespace was first seen
