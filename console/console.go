@@ -559,40 +559,48 @@ func (c *Console) showIncident(ctx context.Context, id string, v *view) (string,
 func (c *Console) evidence(ctx context.Context, tl []Entry) []evidenceView {
 	var out []evidenceView
 	for _, e := range tl {
-		if e.Evidence == nil {
-			continue
+		if e.Evidence != nil {
+			out = append(out, c.bundle(ctx, *e.Evidence))
 		}
-		ev := evidenceView{Ref: *e.Evidence}
-		if c.cfg.Evidence == nil {
-			ev.Error = "this soar has no evidence store configured: the manifest's own digest is shown, its artifacts are not"
-		} else if m, err := c.verify(ctx, *e.Evidence); err != nil {
-			ev.Manifest, ev.Error = m, err.Error()
-		} else {
-			ev.Manifest = m
-		}
-		if c.cfg.Evidence != nil {
-			key, _ := strings.CutPrefix(e.Evidence.Location, c.cfg.Evidence.Location(""))
-			var err error
-			if ev.Downloads, ev.MoreDownloads, err = evidence.Accesses(ctx, c.cfg.Evidence, key, maxDownloads); err != nil {
-				ev.Error = strings.TrimPrefix(ev.Error+"; ", "; ") + "the record of its downloads could not be read: " + err.Error()
-			}
-		}
-		out = append(out, ev)
 	}
 	return out
 }
 
-// verify reads the bundle at ref from the store and checks every digest.
-func (c *Console) verify(ctx context.Context, ref EvidenceRef) (*evidence.Manifest, error) {
+// bundle reads the bundle at ref from the store, checks every digest, and
+// reads the record of its downloads.
+func (c *Console) bundle(ctx context.Context, ref EvidenceRef) evidenceView {
+	ev := evidenceView{Ref: ref}
+	if c.cfg.Evidence == nil {
+		ev.Error = "this soar has no evidence store configured: the manifest's own digest is shown, its artifacts are not"
+		return ev
+	}
+	key, err := c.bundleKey(ref)
+	if err != nil {
+		ev.Error = err.Error()
+		return ev
+	}
+	var problems []string
+	m, err := evidence.Verify(ctx, c.cfg.Evidence, key, ref.SHA256)
+	if m.Incident != "" {
+		ev.Manifest = &m // shown with the mismatches, when some artifacts do not verify
+	}
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	if ev.Downloads, ev.MoreDownloads, err = evidence.Accesses(ctx, c.cfg.Evidence, key, maxDownloads); err != nil {
+		problems = append(problems, "the record of its downloads could not be read: "+err.Error())
+	}
+	ev.Error = strings.Join(problems, "; ")
+	return ev
+}
+
+// bundleKey is the key of ref's manifest in this soar's evidence store.
+func (c *Console) bundleKey(ref EvidenceRef) (string, error) {
 	key, ok := strings.CutPrefix(ref.Location, c.cfg.Evidence.Location(""))
 	if !ok {
-		return nil, fmt.Errorf("the bundle is at %s, outside this soar's evidence store (%s)", ref.Location, c.cfg.Evidence.Location(""))
+		return "", fmt.Errorf("the bundle is at %s, outside this soar's evidence store (%s)", ref.Location, c.cfg.Evidence.Location(""))
 	}
-	m, err := evidence.Verify(ctx, c.cfg.Evidence, key, ref.SHA256)
-	if m.Incident == "" && err != nil {
-		return nil, err
-	}
-	return &m, err
+	return key, nil
 }
 
 // download serves one artifact of a step's bundle, after checking the
@@ -624,9 +632,9 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (str
 	}
 	// Nothing is served unless the manifest has the digest the incident
 	// recorded and the artifact the manifest's.
-	key, ok := strings.CutPrefix(ref.Location, c.cfg.Evidence.Location(""))
-	if !ok {
-		return failure(v, http.StatusBadGateway, "Evidence not served", fmt.Errorf("the bundle is at %s, outside this soar's evidence store (%s)", ref.Location, c.cfg.Evidence.Location("")))
+	key, err := c.bundleKey(*ref)
+	if err != nil {
+		return failure(v, http.StatusBadGateway, "Evidence not served", err)
 	}
 	data, err := evidence.ReadVerified(r.Context(), c.cfg.Evidence, key, ref.SHA256, name)
 	switch {

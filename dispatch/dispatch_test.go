@@ -17,8 +17,6 @@ import (
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/incidents"
-	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
@@ -143,17 +141,7 @@ func TestDispatcherAcknowledgesAnAlertOnlyOnceTemporalAcceptsIt(t *testing.T) {
 // namespace "default" and none of soar's search attributes, and dials it.
 func temporalClient(t *testing.T) client.Client {
 	t.Helper()
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
-	if err != nil {
-		t.Fatalf("start temporal: %v", err)
-	}
-	t.Cleanup(func() { _ = ts.Stop() })
-	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return testenv.Temporal(t)
 }
 
 // startDispatcher runs a dispatcher with one playbook, "unit", which opens an

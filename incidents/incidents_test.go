@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
@@ -14,8 +13,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/incidents"
-	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/workflows"
 )
@@ -31,7 +28,7 @@ func continueOnce(ctx workflow.Context, continued bool) error {
 }
 
 func TestListShowsAnIncidentThatContinuedAsNewOnce(t *testing.T) {
-	c := startTemporal(t)
+	c := testenv.Temporal(t)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	w.RegisterWorkflow(continueOnce)
 	if err := w.Start(); err != nil {
@@ -89,7 +86,7 @@ func TestListShowsAnIncidentThatContinuedAsNewOnce(t *testing.T) {
 // split (its outcome in SoarStatus) and one recorded after (SoarStatus,
 // SoarOutcome and the published alert count).
 func TestListReadsLifecycleOutcomeAndCountsOldAndNew(t *testing.T) {
-	c := startTemporal(t)
+	c := testenv.Temporal(t)
 	ctx := context.Background()
 	if err := incidents.EnsureSearchAttributes(ctx, c, "default"); err != nil {
 		t.Fatal(err)
@@ -123,20 +120,4 @@ func TestListReadsLifecycleOutcomeAndCountsOldAndNew(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-// startTemporal starts a Temporal dev server for the test and dials it.
-func startTemporal(t *testing.T) client.Client {
-	t.Helper()
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ts.Stop() })
-	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
 }

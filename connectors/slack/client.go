@@ -350,9 +350,13 @@ func (c *Client) User(ctx context.Context, id string) (User, error) {
 	if err != nil {
 		return User{}, classify("users.info", c.token, err)
 	}
-	u := User{ID: su.ID, Name: su.Name, Email: su.Profile.Email, Team: su.TeamID}
+	u := userOf(su)
 	c.users.put(id, u)
 	return u, nil
+}
+
+func userOf(su *goslack.User) User {
+	return User{ID: su.ID, Name: su.Name, Email: su.Profile.Email, Team: su.TeamID}
 }
 
 // UserByEmail returns the member whose e-mail is email, through
@@ -367,7 +371,7 @@ func (c *Client) UserByEmail(ctx context.Context, email string) (User, error) {
 	if err != nil {
 		return User{}, classify("users.lookupByEmail", c.token, err)
 	}
-	u := User{ID: su.ID, Name: su.Name, Email: su.Profile.Email, Team: su.TeamID}
+	u := userOf(su)
 	c.users.put(key, u)
 	return u, nil
 }

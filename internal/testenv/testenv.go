@@ -11,9 +11,12 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/proof"
 )
 
@@ -52,6 +55,23 @@ func Kube(t testing.TB) (*devstack.Kube, kubernetes.Interface) {
 		t.Fatal(err)
 	}
 	return k, cs
+}
+
+// Temporal starts a Temporal dev server of the test's own, with the
+// namespace "default" and none of soar's search attributes, and dials it.
+func Temporal(t testing.TB) client.Client {
+	t.Helper()
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatalf("start temporal: %v", err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	c, err := client.Dial(client.Options{HostPort: ts.Address(), Logger: logging.Temporal{L: zerolog.Nop()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // Eventually polls cond every 20ms until it returns nil, and fails the test

@@ -153,16 +153,7 @@ steps:
 		t.Fatal(err)
 	}
 	id := playbooks.IncidentID("e2e-console-oidc", ns+"/web-1")
-	testenv.Eventually(t, 30*time.Second, "the approval opens", func() error {
-		st, err := incidentState(ctx, tc, id)
-		if err != nil {
-			return err
-		}
-		if st.Status != workflows.StatusAwaitingApproval {
-			return fmt.Errorf("status %s", st.Status)
-		}
-		return nil
-	})
+	waitStatus(ctx, t, tc, id, workflows.StatusAwaitingApproval)
 	page := base + "/console/incidents/" + url.PathEscape(id)
 
 	bctx := browser(t)

@@ -290,16 +290,7 @@ steps:
 		t.Errorf("bob's vote: %q", f)
 	}
 	testenv.Eventually(t, 30*time.Second, "the pod is contained", func() error { return quarantined(ctx, ns, "web-1") })
-	testenv.Eventually(t, 30*time.Second, "the incident is contained", func() error {
-		st, err := incidentState(ctx, tc, id)
-		if err != nil {
-			return err
-		}
-		if st.Status != workflows.StatusContained {
-			return fmt.Errorf("status %s", st.Status)
-		}
-		return nil
-	})
+	waitStatus(ctx, t, tc, id, workflows.StatusContained)
 	// The list filters on the lifecycle and the outcome (Temporal's
 	// visibility answers the query the filter makes).
 	browse(t, bob, "open and contained incidents", chromedp.Navigate(srv.URL+"/console/?status=open&outcome=contained"),

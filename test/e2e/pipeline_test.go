@@ -26,6 +26,22 @@ const (
 	libraryPlaybook = "terminal-shell-in-container"
 )
 
+// waitStatus waits up to 30 s until the incident's detailed status is
+// status.
+func waitStatus(ctx context.Context, t testing.TB, tc client.Client, id, status string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, "incident "+id+" "+status, func() error {
+		st, err := incidentState(ctx, tc, id)
+		if err != nil {
+			return err
+		}
+		if st.Status != status {
+			return fmt.Errorf("status %s", st.Status)
+		}
+		return nil
+	})
+}
+
 // quarantined reports nil once the pod carries the quarantine label and a
 // deny-all policy of soar's (an incident's) selects it.
 func quarantined(ctx context.Context, namespace, pod string) error {
