@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/playbooks"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -234,7 +235,25 @@ func typeName(t reflect.Type) string {
 func Register(r interface {
 	RegisterActivityWithOptions(any, activity.RegisterOptions)
 }, a *Activities) {
+	register(r, a, func(string) bool { return true })
+}
+
+// RegisterKubernetes registers, as Register does, only the actions that act
+// on a Kubernetes cluster (contract.KubernetesPrefix): what a cluster's own
+// worker runs.
+func RegisterKubernetes(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}, a *Activities) {
+	register(r, a, func(name string) bool { return strings.HasPrefix(name, contract.KubernetesPrefix) })
+}
+
+func register(r interface {
+	RegisterActivityWithOptions(any, activity.RegisterOptions)
+}, a *Activities, want func(string) bool) {
 	for _, def := range Catalogue() {
+		if !want(def.Name) {
+			continue
+		}
 		name := def.Name
 		fn := func(ctx context.Context, req ActionRequest) (map[string]any, error) {
 			return a.run(ctx, name, req)

@@ -97,6 +97,12 @@ type Activities struct {
 	// IncidentURL, followed by an incident ID, is the incident's page in
 	// the Temporal UI; tickets link to it. Empty means no link.
 	IncidentURL string
+	// Cluster is the cluster Kube reaches, for a worker of one cluster
+	// (soar worker --cluster): evidence manifests name it.
+	Cluster string
+	// TaskQueues answers ClusterCheck: Temporal's client, which can describe
+	// a task queue. Nil fails every check, retryably.
+	TaskQueues TaskQueueDescriber
 
 	// nsLabels remembers which namespaces carry ProtectedLabel; nsReads
 	// makes concurrent misses share one read.

@@ -122,7 +122,7 @@ func (a *Activities) snapshot(ctx context.Context, in SnapshotParams, req Action
 		Action:      req.Action,
 		Collector:   collector,
 		CollectedAt: time.Now().UTC(),
-		Target:      evidence.Target{Namespace: snap.Namespace, Pod: snap.Pod, PodUID: snap.PodUID, Node: snap.Node},
+		Target:      evidence.Target{Namespace: snap.Namespace, Pod: snap.Pod, PodUID: snap.PodUID, Node: snap.Node, Cluster: a.Cluster},
 	}, arts)
 	if err != nil {
 		return SnapshotOutput{}, evidenceError(err)

@@ -28,6 +28,12 @@ type Alert struct {
 	Hostname string `json:"hostname,omitempty" expr:"hostname"`
 	// Tags are the detector's tags, e.g. MITRE technique IDs.
 	Tags []string `json:"tags,omitempty" expr:"tags"`
+	// Cluster names the Kubernetes cluster the alert came from: the
+	// detector's "cluster" field (what Falcosidekick adds with
+	// customfields: cluster:<name>), or what the dispatcher derives from the
+	// subject or its configuration (docs/multi-cluster.md). Empty means the
+	// one cluster of a single-cluster soar. See ValidCluster.
+	Cluster string `json:"cluster,omitempty" expr:"cluster"`
 	// Kubernetes locates the workload the alert is about, when the detector knew it.
 	Kubernetes Kubernetes `json:"kubernetes" expr:"k8s"`
 	// Fields are the detector's own fields, flattened to their dotted names

@@ -135,6 +135,11 @@ func Decode(data []byte, lim Limits) (Alert, error) {
 		a = decodeGeneric(obj)
 	}
 	a.Rule = rule
+	if a.Cluster != "" {
+		if err := ValidCluster(a.Cluster); err != nil {
+			return fail(ReasonInvalidCluster, err)
+		}
+	}
 	if a.ID == "" {
 		a.ID = derivedID(data)
 	}

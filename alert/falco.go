@@ -36,6 +36,8 @@ func decodeFalco(obj map[string]any) Alert {
 		Fields:   fieldsOf(obj, "output_fields"),
 		Format:   "falco",
 	}
+	// Falcosidekick's customfields join the output fields.
+	a.Cluster = k8sField(a.Fields, ClusterField)
 	// Older Falco versions did not write "source". A rule that names no
 	// source is a syscall rule, so that is the best guess.
 	if a.Source == "" {

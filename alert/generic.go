@@ -1,11 +1,15 @@
 package alert
 
+import "cmp"
+
 // decodeGeneric maps a generic alert, the format any detector can send (see
 // docs/alerts.md), to an Alert without ID or Rule, which Decode fills in.
 // Members it does not know are ignored, so detectors can send more.
 func decodeGeneric(obj map[string]any) Alert {
 	k8s, _ := obj["kubernetes"].(map[string]any)
+	fields := fieldsOf(obj, "fields")
 	return Alert{
+		Cluster:  cmp.Or(stringField(obj, ClusterField), k8sField(fields, ClusterField)),
 		ID:       stringField(obj, "id"),
 		Source:   stringField(obj, "source"),
 		Severity: severityField(obj, "severity"),
@@ -20,7 +24,7 @@ func decodeGeneric(obj map[string]any) Alert {
 			Node:      k8sField(k8s, "node"),
 			PodUID:    k8sField(k8s, "podUID"),
 		},
-		Fields: fieldsOf(obj, "fields"),
+		Fields: fields,
 		Format: "generic",
 	}
 }

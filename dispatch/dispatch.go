@@ -116,6 +116,12 @@ type Config struct {
 	// it is full, poison messages stay in the alert stream and are retried.
 	// Default 256 MiB.
 	DeadLetterMaxBytes int64
+	// Clusters says how an alert's cluster is found (ClusterIdentity).
+	Clusters ClusterIdentity
+	// ClusterSources are the clusters' own alert streams that the alert
+	// stream sources from (ClusterSource); none for a single cluster or
+	// when clusters publish to the hub directly.
+	ClusterSources []ClusterSource
 	// MaxDeliveries bounds how often an alert is delivered: one delivered
 	// more often is dead-lettered (ReasonMaxDeliveries) instead of retried.
 	// With the backoff capped at a minute, the default of 1000 waits out
@@ -139,6 +145,10 @@ const (
 )
 
 // DefaultSubjects are the subjects the alert stream captures.
+//
+// They do not include ClusterSubjectPrefix: only the stream's cluster
+// sources (ClusterSource) write there, so no publisher can claim a cluster
+// by its subject.
 func DefaultSubjects() []string { return []string{"alerts.>", "falco.>"} }
 
 // Dead-letter message headers.
@@ -296,6 +306,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		// Full means full: new alerts are refused, none is dropped.
 		MaxBytes: d.cfg.StreamMaxBytes,
 		Discard:  jetstream.DiscardNew,
+		Sources:  streamSources(d.cfg.ClusterSources),
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.Stream, err)
@@ -430,6 +441,10 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 	a, err := alert.Decode(msg.Data(), d.cfg.Limits)
 	if err != nil {
 		d.deadLetter(ctx, msg, meta, err, log)
+		return
+	}
+	if err := d.cfg.Clusters.resolve(msg.Subject(), &a); err != nil {
+		d.deadLetter(ctx, msg, meta, &alert.DecodeError{Reason: alert.ReasonInvalidCluster, Err: err}, log)
 		return
 	}
 	if a.Time.IsZero() {

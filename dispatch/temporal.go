@@ -28,7 +28,7 @@ import (
 func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal, requestID string) (bool, error) {
 	dc := converter.GetDefaultDataConverter()
 	spec := m.Playbook.Spec()
-	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
+	wid := m.IncidentID()
 	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec}
 	if err := d.sign(&in, &sig); err != nil {
 		return false, err
@@ -82,7 +82,7 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 // caller then signals it.
 func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal) error {
 	spec := m.Playbook.Spec()
-	wid := playbooks.IncidentID(spec.Name, m.IncidentKey)
+	wid := m.IncidentID()
 	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, First: &sig}
 	if err := d.sign(&in, nil); err != nil {
 		return err
@@ -185,6 +185,7 @@ func searchValues(spec playbooks.Spec, a alert.Alert, severity alert.Severity) m
 		workflows.SearchSeverity:        severity.String(),
 		workflows.SearchNamespace:       a.Kubernetes.Namespace,
 		workflows.SearchPod:             a.Kubernetes.Pod,
+		workflows.SearchCluster:         a.Cluster,
 		workflows.SearchStatus:          workflows.StatusResponding,
 	}
 }

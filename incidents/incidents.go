@@ -72,11 +72,13 @@ type Summary struct {
 	// AlertCount and LastAlertAt are as the incident last published them
 	// (at most 30 s old while alerts join, exact once closed); zero for
 	// incidents from before it published them.
-	AlertCount     int       `json:"alertCount,omitempty"`
-	LastAlertAt    time.Time `json:"lastAlertAt,omitzero"`
-	Severity       string    `json:"severity"`
-	Namespace      string    `json:"namespace"`
-	Pod            string    `json:"pod"`
+	AlertCount  int       `json:"alertCount,omitempty"`
+	LastAlertAt time.Time `json:"lastAlertAt,omitzero"`
+	Severity    string    `json:"severity"`
+	Namespace   string    `json:"namespace"`
+	Pod         string    `json:"pod"`
+	// Cluster is the incident's cluster; empty for a single-cluster one.
+	Cluster        string    `json:"cluster,omitempty"`
 	Running        bool      `json:"running"`
 	WorkflowStatus string    `json:"workflowStatus"`
 	OpenedAt       time.Time `json:"openedAt"`
@@ -179,6 +181,7 @@ func summary(id string, status enumspb.WorkflowExecutionStatus, start time.Time,
 	s.Severity = get(workflows.SearchSeverity.GetName())
 	s.Namespace = get(workflows.SearchNamespace.GetName())
 	s.Pod = get(workflows.SearchPod.GetName())
+	s.Cluster = get(workflows.SearchCluster.GetName())
 	if !s.Running && status != enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED {
 		// The workflow itself failed or was terminated: say so rather than
 		// showing the last status it recorded.

@@ -197,7 +197,7 @@ func Explain(p *Playbook, a alert.Alert) (*Explanation, error) {
 		Match:    ExprExplanation{Source: p.Match},
 	}
 	if matched {
-		e.Key, e.IncidentID = key, IncidentID(p.Name, key)
+		e.Key, e.IncidentID = key, ClusterIncidentID(a.Cluster, p.Name, key)
 	}
 	if err != nil {
 		e.Error = err.Error()

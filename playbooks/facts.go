@@ -187,6 +187,7 @@ var alertStrings = map[string]func(*alert.Alert) string{
 	"summary":       func(a *alert.Alert) string { return a.Summary },
 	"hostname":      func(a *alert.Alert) string { return a.Hostname },
 	"format":        func(a *alert.Alert) string { return a.Format },
+	"cluster":       func(a *alert.Alert) string { return a.Cluster },
 	"k8s.namespace": func(a *alert.Alert) string { return a.Kubernetes.Namespace },
 	"k8s.pod":       func(a *alert.Alert) string { return a.Kubernetes.Pod },
 	"k8s.container": func(a *alert.Alert) string { return a.Kubernetes.Container },

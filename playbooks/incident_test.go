@@ -50,3 +50,22 @@ func TestIncidentIDSeparatesNameFromKey(t *testing.T) {
 		t.Error(`IncidentID("a", "b-c") == IncidentID("a-b", "c")`)
 	}
 }
+
+func TestClusterIncidentIDKeepsClustersApart(t *testing.T) {
+	if got, want := ClusterIncidentID("", "pb", "ns/pod"), IncidentID("pb", "ns/pod"); got != want {
+		t.Errorf("no cluster: %s, want the single-cluster ID %s", got, want)
+	}
+	ids := map[string]string{}
+	for _, c := range []struct{ cluster, key string }{
+		{"", "ns/pod"}, {"a", "ns/pod"}, {"b", "ns/pod"},
+		// A key that spells another pair's cluster and key cannot reach
+		// its ID.
+		{"", "a\x00pb\x00ns/pod"}, {"", "\x01a\x00pb\x00ns/pod"}, {"a", "b\x00ns/pod"},
+	} {
+		id := ClusterIncidentID(c.cluster, "pb", c.key)
+		if other, dup := ids[id]; dup {
+			t.Errorf("cluster %q key %q has the ID of %s", c.cluster, c.key, other)
+		}
+		ids[id] = c.cluster + "|" + c.key
+	}
+}

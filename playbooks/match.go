@@ -14,6 +14,9 @@ import (
 type Match struct {
 	Playbook    *Playbook
 	IncidentKey string
+	// Cluster is the alert's cluster (alert.Alert.Cluster): the incident
+	// is within it.
+	Cluster string
 	// Severity is the incident's severity: the playbook's severity
 	// expression when it has one, else the alert's.
 	Severity alert.Severity
@@ -21,7 +24,7 @@ type Match struct {
 
 // IncidentID returns the workflow ID of the incident the alert belongs to.
 func (m Match) IncidentID() string {
-	return IncidentID(m.Playbook.Name, m.IncidentKey)
+	return ClusterIncidentID(m.Cluster, m.Playbook.Name, m.IncidentKey)
 }
 
 // MatchError reports that a playbook's match or incidentKey expression
@@ -107,7 +110,7 @@ func (s *Set) match(a alert.Alert, pinned, unpinned []int, natives []native) ([]
 				errs = append(errs, err)
 				continue
 			}
-			matches = append(matches, Match{Playbook: p, IncidentKey: key, Severity: sev})
+			matches = append(matches, Match{Playbook: p, IncidentKey: key, Cluster: env.Alert.Cluster, Severity: sev})
 		}
 	}
 	return matches, errs

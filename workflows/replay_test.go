@@ -30,8 +30,8 @@ func TestReplayRecordedHistories(t *testing.T) {
 	// and the outcome generation: lifecycle and outcome apart, and alerts
 	// counted per interval, on every path (22), and the counts generation:
 	// the alert count published as a search attribute, on every path (22).
-	if len(files) < 184 {
-		t.Fatalf("found %d recorded histories in testdata, want 184: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence, 19 uid, 1 approved, 21 proven, 22 trimmed, 22 outcome, 22 counts", len(files))
+	if len(files) < 186 {
+		t.Fatalf("found %d recorded histories in testdata, want 186: 16 paths, 6 pinned-facts, 18 steady, 18 eager, 19 occurrence, 19 uid, 1 approved, 21 proven, 22 trimmed, 22 outcome, 22 counts, 2 cluster", len(files))
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {

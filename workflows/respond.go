@@ -160,6 +160,9 @@ type IncidentState struct {
 	// on that pod acts on this pod only, never on a namesake that replaced
 	// it meanwhile.
 	PodUID string `json:"podUID,omitempty"`
+	// ClusterServed says a worker of the incident's cluster (its first
+	// alert's) was found polling that cluster's task queue (cluster.go).
+	ClusterServed bool `json:"clusterServed,omitempty"`
 	// Refused counts the alert signals and the close and release signals
 	// the incident refused because they carried no proof from soar.
 	Refused int `json:"refused,omitempty"`

@@ -15,6 +15,9 @@ var (
 	SearchSeverity        = temporal.NewSearchAttributeKeyKeyword("SoarSeverity")
 	SearchNamespace       = temporal.NewSearchAttributeKeyKeyword("SoarNamespace")
 	SearchPod             = temporal.NewSearchAttributeKeyKeyword("SoarPod")
+	// SearchCluster is the incident's cluster (alert.Alert.Cluster), set at
+	// start by the dispatcher; absent for a single-cluster incident.
+	SearchCluster = temporal.NewSearchAttributeKeyKeyword("SoarCluster")
 	// SearchStatus is the incident's lifecycle (Lifecycles); incidents
 	// recorded before lifecycleVersion hold their detailed status there
 	// (Split reads both).
@@ -34,7 +37,7 @@ var (
 func SearchAttributes() map[string]enumspb.IndexedValueType {
 	m := map[string]enumspb.IndexedValueType{}
 	for _, k := range []temporal.SearchAttributeKeyKeyword{
-		SearchPlaybook, SearchPlaybookVersion, SearchSeverity, SearchNamespace, SearchPod, SearchStatus, SearchOutcome,
+		SearchPlaybook, SearchPlaybookVersion, SearchSeverity, SearchNamespace, SearchPod, SearchCluster, SearchStatus, SearchOutcome,
 	} {
 		m[k.GetName()] = enumspb.INDEXED_VALUE_TYPE_KEYWORD
 	}

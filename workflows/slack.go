@@ -103,7 +103,7 @@ func (s *steps) thread(ctx workflow.Context) *SlackThread {
 		OpenedAt:   st.OpenedAt,
 		View: contract.IncidentSummary{
 			IncidentID: st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: st.Playbook, Summary: first.Summary,
-			Target: contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+			Target: contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node, Cluster: first.Cluster},
 		},
 	}
 	var res contract.SlackThreadResult
@@ -189,7 +189,7 @@ func (s *steps) approvalView(a *ApprovalState) contract.ApprovalSummary {
 	first := s.st.FirstAlert
 	v := contract.ApprovalSummary{
 		IncidentID: s.st.IncidentID, Title: first.Rule, Severity: s.severity(), Playbook: s.st.Playbook, Step: a.Step,
-		Target:   contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node},
+		Target:   contract.Target{Namespace: first.Kubernetes.Namespace, Pod: first.Kubernetes.Pod, Node: first.Kubernetes.Node, Cluster: first.Cluster},
 		Message:  a.Message,
 		PlanHash: a.PlanHash, Quorum: a.Quorum, Approvers: a.Approvers, Deadline: a.Deadline,
 		Outcome: a.Outcome, OnExpiry: a.OnExpiry, DecidedAt: a.DecidedAt, Escalated: a.Escalated,

@@ -340,7 +340,13 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		}
 	}
 	var err error
-	if facts.Lane == playbooks.LaneLocal && len(s.st.Steps) == 0 && s.localFirst() {
+	if queue := s.clusterQueue(action); queue != "" {
+		if err := s.checkCluster(queue); err != nil {
+			return nil, err
+		}
+		err = workflow.ExecuteActivity(workflow.WithActivityOptions(s.ctx, routed(opts, queue)), action, req).Get(s.ctx, &out)
+		err = s.clusterError(err, queue)
+	} else if facts.Lane == playbooks.LaneLocal && len(s.st.Steps) == 0 && s.localFirst() {
 		err = workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(s.ctx, localOptions(opts)), action, req).Get(s.ctx, &out)
 	} else {
 		err = workflow.ExecuteActivity(actx, action, req).Get(s.ctx, &out)

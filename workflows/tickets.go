@@ -181,6 +181,9 @@ func (s *steps) ticketContext() *contract.TicketContext {
 		if k.Node != "" {
 			c.Target += " on node " + k.Node
 		}
+		if first.Cluster != "" {
+			c.Target += " in cluster " + first.Cluster
+		}
 	}
 	if c.Target != "" {
 		c.Title += ": " + c.Target

@@ -20,7 +20,34 @@ const (
 	TicketUpdateActivity  = "TicketUpdate"
 	// QuarantineActivity is what incidents from before generic actions call.
 	QuarantineActivity = "Quarantine"
+	// ClusterCheckActivity runs on the incident's own task queue and
+	// finds whether a worker polls a cluster's task queue
+	// (ClusterCheckRequest).
+	ClusterCheckActivity = "ClusterCheck"
 )
+
+// KubernetesPrefix starts the name of every action that acts on a
+// Kubernetes cluster. An incident with a cluster runs these on that
+// cluster's task queue (ClusterTaskQueue), where only that cluster's
+// workers poll.
+const KubernetesPrefix = "kubernetes."
+
+// ClusterTaskQueue is the task queue of the workers that act on cluster,
+// for a soar whose workflows run on base.
+func ClusterTaskQueue(base, cluster string) string { return base + "-cluster-" + cluster }
+
+// ClusterCheckRequest asks whether a worker polls the task queue of a
+// cluster.
+type ClusterCheckRequest struct {
+	Cluster   string `json:"cluster"`
+	TaskQueue string `json:"taskQueue"`
+}
+
+// ErrTypeClusterUnavailable is the error type of a Kubernetes action of an
+// incident whose cluster no worker serves: no worker polls the cluster's
+// task queue (an unknown cluster, or all its workers down). The action runs
+// nowhere; it does not fall back to another cluster's worker.
+const ErrTypeClusterUnavailable = "ClusterUnavailable"
 
 // Actions whose orchestration Respond knows by name; every other action is
 // scheduled by the name its step gives, with the facts pinned into the step.
@@ -66,7 +93,11 @@ type MessageRef struct {
 }
 
 // Target is the pod an incident is about.
-type Target struct{ Namespace, Pod, Node string }
+type Target struct {
+	Namespace, Pod, Node string
+	// Cluster is the incident's cluster; empty for a single-cluster one.
+	Cluster string `json:",omitempty"`
+}
 
 // IncidentSummary is what the root message of an incident's thread shows.
 // These types carry no JSON tags: their JSON is the Slack views' that

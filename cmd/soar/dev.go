@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 	tlog "go.temporal.io/server/common/log"
 
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/console"
@@ -22,6 +23,7 @@ import (
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/proof"
+	"github.com/soar-dev/soar/workflows"
 )
 
 func newDevCmd(g *globalFlags) *cobra.Command {
@@ -32,6 +34,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		uiPort       int
 		httpPort     int
 		localKube    bool
+		clusters     int
 		df           dispatchFlags
 		wf           workerFlags
 		cf           consoleFlags
@@ -102,37 +105,41 @@ it, --kubeconfig must name the cluster to act on.`,
 			if localKube && wf.lockList != "" && wf.lockList != kube.DefaultLockList.String() {
 				return fmt.Errorf("--lock-list %s with --local-kube: the policies soar dev installs read %s; pass that, or \"\" for no lock", wf.lockList, kube.DefaultLockList)
 			}
+			if clusters > 0 && !localKube {
+				return errors.New("--clusters starts local API servers: pass --local-kube with it")
+			}
+			if clusters > maxDevClusters {
+				return fmt.Errorf("--clusters %d: at most %d (each is an etcd and a kube-apiserver)", clusters, maxDevClusters)
+			}
 			kubeconfig := wf.kubeconfig
-			var kubeURL string
+			var locals []devCluster
 			if localKube {
-				k, err := devstack.StartKube(devstack.KubeOptions{
-					EtcdDir: filepath.Join(dataDir, "etcd"),
-					RunDir:  filepath.Join(dataDir, "kube-run"),
-					PIDFile: dd.PIDFile(),
-				})
-				if err != nil {
-					return err
-				}
-				defer stopLogged(log, "kube-apiserver", k.Stop)
-				kc, err := k.Kubeconfig()
-				if err != nil {
-					return err
-				}
-				kubeconfig = filepath.Join(dataDir, "kubeconfig")
-				if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
-					return fmt.Errorf("write kubeconfig: %w", err)
-				}
-				kubeURL = k.Config.Host
-				// The demo runs as production does: the worker as
-				// soar-worker, under deploy/'s RBAC and admission
-				// policies, its quarantines locked.
 				if !cmd.Flags().Changed("lock-list") {
 					wf.lockList = kube.DefaultLockList.String()
 				}
-				if err := installDeploy(ctx, k.Config, kube.DefaultLockList, log); err != nil {
-					return err
-				}
+				// The demo runs as production does: the worker as
+				// soar-worker, under deploy/'s RBAC and admission
+				// policies, its quarantines locked.
 				wf.kubeAs = workerServiceAccount
+				names := []string{""}
+				if clusters > 0 {
+					names = devClusterNames(clusters)
+				}
+				for _, name := range names {
+					c, err := startDevCluster(ctx, dataDir, name, dd.PIDFile(), log)
+					if c.stop != nil {
+						defer stopLogged(log, "kube-apiserver "+name, c.stop)
+					}
+					if err != nil {
+						return err
+					}
+					locals = append(locals, c)
+				}
+				kubeconfig = locals[0].kubeconfig
+				if clusters > 0 && df.clusters.Default == "" {
+					// Every alert has a cluster: one that names none is dev-1's.
+					df.clusters.Default = locals[0].name
+				}
 			}
 
 			ns, err := devstack.StartNATS(devstack.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats")})
@@ -178,6 +185,18 @@ it, --kubeconfig must name the cluster to act on.`,
 				return err
 			}
 			defer w.Stop()
+			for _, c := range locals {
+				if c.name == "" {
+					continue
+				}
+				cw := wf
+				cw.cluster = c.name
+				w, _, err := cw.start(tc, keys, c.kubeconfig, filepath.Join(dataDir, "evidence"), "default", m, log)
+				if err != nil {
+					return err
+				}
+				defer w.Stop()
+			}
 
 			nc, err := nats.Connect(ns.ClientURL(), nats.Name(identity("dev")))
 			if err != nil {
@@ -188,7 +207,11 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, df.config("default", identity("dev"), keys))
+			dcfg, err := df.config("default", identity("dev"), keys)
+			if err != nil {
+				return err
+			}
+			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, dcfg)
 			if err != nil {
 				return err
 			}
@@ -229,8 +252,14 @@ it, --kubeconfig must name the cluster to act on.`,
 				fmt.Fprintf(out, "  Console      http://%s/console/  (%s)\n", h.Addr(), signIn)
 			}
 			fmt.Fprintf(out, "  API          http://%s/api/v1  (soar approve, soar incident close|release as api:%s; token in %s)\n", h.Addr(), token.name, filepath.Join(dataDir, devTokenFile))
-			if kubeURL != "" {
-				fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", kubeURL, kubeconfig)
+			for _, c := range locals {
+				if c.name == "" {
+					fmt.Fprintf(out, "  Kubernetes   %s  (kubeconfig %s)\n", c.url, c.kubeconfig)
+				} else {
+					fmt.Fprintf(out, "  Cluster      %-6s %s  (kubeconfig %s; its worker polls %s)\n", c.name, c.url, c.kubeconfig, contract.ClusterTaskQueue(workflows.TaskQueue, c.name))
+				}
+			}
+			if len(locals) > 0 {
 				locked := "quarantines locked through " + wf.lockList
 				if wf.lockList == "" {
 					locked = "quarantines not locked (--lock-list \"\")"
@@ -253,6 +282,7 @@ it, --kubeconfig must name the cluster to act on.`,
 	fs.IntVar(&uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.IntVar(&httpPort, "http-port", 8080, "soar HTTP port (/healthz, /readyz, /metrics)")
 	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
+	fs.IntVar(&clusters, "clusters", 0, "with --local-kube: start this many local clusters, dev-1 … dev-N, each with its own worker and <data-dir>/kubeconfig-dev-N; alerts name theirs in the field \"cluster\", and those naming none are dev-1's (docs/multi-cluster.md)")
 	df.register(cmd)
 	wf.register(cmd)
 	cf.register(fs, true)

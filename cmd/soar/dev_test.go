@@ -78,14 +78,14 @@ func freePorts(t *testing.T) devPorts {
 
 // startDev runs 'soar dev --local-kube' until the returned stop is called,
 // and returns its banner once it is ready.
-func startDev(t *testing.T, dataDir string, p *devPorts) (banner string, stop func()) {
+func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banner string, stop func()) {
 	t.Helper()
 	// freePorts' ports are free when it returns, not for sure when soar dev
 	// binds them (the kube-apiserver it starts first takes ports too): on
 	// "address already in use" soar dev is started again on other ports,
 	// which p then holds.
 	for attempt := 1; ; attempt++ {
-		banner, stop, err := tryStartDev(t, dataDir, *p)
+		banner, stop, err := tryStartDev(t, dataDir, *p, extra...)
 		if err == nil {
 			return banner, stop
 		}
@@ -98,15 +98,15 @@ func startDev(t *testing.T, dataDir string, p *devPorts) (banner string, stop fu
 }
 
 // tryStartDev is one attempt of startDev.
-func tryStartDev(t *testing.T, dataDir string, p devPorts) (banner string, stop func(), err error) {
+func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (banner string, stop func(), err error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testenv.SyncBuffer
 	root := newRootCmd()
 	root.SetOut(&out)
-	root.SetArgs([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",
+	root.SetArgs(append([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",
 		"--nats-port", fmt.Sprint(p.nats), "--temporal-port", fmt.Sprint(p.temporal),
-		"--ui-port", fmt.Sprint(p.ui), "--http-port", fmt.Sprint(p.http), "--log-format", "json", "--log-level", "warn"})
+		"--ui-port", fmt.Sprint(p.ui), "--http-port", fmt.Sprint(p.http), "--log-format", "json", "--log-level", "warn"}, extra...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	deadline := time.After(2 * time.Minute)

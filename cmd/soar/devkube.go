@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -104,4 +106,56 @@ func probeListGuard(ctx context.Context, cs kubernetes.Interface, list kube.Lock
 	default:
 		return err.Error()
 	}
+}
+
+// maxDevClusters bounds soar dev --clusters: each cluster is an etcd and a
+// kube-apiserver, about 300 MiB and a core's worth of start-up.
+const maxDevClusters = 8
+
+// devCluster is one local API server of soar dev: name is "" for the one
+// of a single-cluster soar dev, else dev-1 … dev-N.
+type devCluster struct {
+	name, url, kubeconfig string
+	stop                  func() error
+}
+
+// devClusterNames are the names of soar dev --clusters n.
+func devClusterNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("dev-%d", i+1)
+	}
+	return names
+}
+
+// startDevCluster starts a local API server and etcd with their data under
+// dataDir (etcd/ and kubeconfig for the single cluster; clusters/<name>/
+// and kubeconfig-<name> for a named one), installs deploy/ there and
+// returns once it enforces the quarantine lock. stop is set as soon as
+// there is something to stop, error or not.
+func startDevCluster(ctx context.Context, dataDir, name, pidFile string, log zerolog.Logger) (devCluster, error) {
+	c := devCluster{name: name, kubeconfig: filepath.Join(dataDir, "kubeconfig")}
+	dir := dataDir
+	if name != "" {
+		dir = filepath.Join(dataDir, "clusters", name)
+		c.kubeconfig += "-" + name
+		log = log.With().Str("cluster", name).Logger()
+	}
+	k, err := devstack.StartKube(devstack.KubeOptions{
+		EtcdDir: filepath.Join(dir, "etcd"),
+		RunDir:  filepath.Join(dir, "kube-run"),
+		PIDFile: pidFile,
+	})
+	if err != nil {
+		return c, err
+	}
+	c.stop, c.url = k.Stop, k.Config.Host
+	kc, err := k.Kubeconfig()
+	if err != nil {
+		return c, err
+	}
+	if err := os.WriteFile(c.kubeconfig, kc, 0o600); err != nil {
+		return c, fmt.Errorf("write kubeconfig: %w", err)
+	}
+	return c, installDeploy(ctx, k.Config, kube.DefaultLockList, log)
 }

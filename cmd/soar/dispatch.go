@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -33,6 +34,9 @@ type dispatchFlags struct {
 	coalesceMaxAlerts int
 	coalesceMaxBytes  int
 	backlogWarnAge    time.Duration
+
+	clusters       dispatch.ClusterIdentity
+	clusterSources []string
 }
 
 func (f *dispatchFlags) register(cmd *cobra.Command) {
@@ -54,10 +58,22 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.Int64Var(&f.deadMax, "deadletter-max-bytes", dispatch.DefaultDeadLetterMaxBytes, "limit of the dead-letter stream; when full, poison alerts stay in the alert stream and are retried")
 	fs.IntVar(&f.maxDeliveries, "max-deliveries", dispatch.DefaultMaxDeliveries, "an alert delivered more often than this without being dispatched goes to the dead-letter subject (reason max_deliveries)")
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
+	fs.StringVar(&f.clusters.Field, "cluster-field", alert.ClusterField, "alert field that names the alert's Kubernetes cluster (an output field such as Falcosidekick's customfields add, or a generic alert's field); subjects clusters.<name>.> name it first (docs/multi-cluster.md)")
+	fs.StringSliceVar(&f.clusterSources, "cluster-source", nil, "cluster=domain[/stream]: the alert stream sources that cluster's own stream (default "+dispatch.DefaultLeafStream+") from the JetStream domain of its leaf node, its alerts arriving as clusters.<cluster>.<subject> (docs/multi-cluster.md); repeat per cluster")
+	fs.StringVar(&f.clusters.Default, "default-cluster", "", "cluster of the alerts that name none; empty: such alerts are single-cluster, acted on by the workers without --cluster")
 }
 
-func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) dispatch.Config {
+func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) (dispatch.Config, error) {
+	if err := f.clusters.Validate(); err != nil {
+		return dispatch.Config{}, fmt.Errorf("--default-cluster: %w", err)
+	}
+	sources, err := dispatch.ParseClusterSources(f.clusterSources)
+	if err != nil {
+		return dispatch.Config{}, fmt.Errorf("--cluster-source: %w", err)
+	}
 	return dispatch.Config{
+		Clusters:           f.clusters,
+		ClusterSources:     sources,
 		Keys:               keys,
 		Stream:             f.stream,
 		Consumer:           f.consumer,
@@ -77,7 +93,7 @@ func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) dis
 		BacklogWarnAge:        f.backlogWarnAge,
 		Namespace:             namespace,
 		Identity:              identity,
-	}
+	}, nil
 }
 
 // coalesceWindow maps the flag's 0 ("off") to the Config's negative.
@@ -123,7 +139,11 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, df.config(tf.namespace, identity("dispatch"), keys))
+			cfg, err := df.config(tf.namespace, identity("dispatch"), keys)
+			if err != nil {
+				return err
+			}
+			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, cfg)
 			if err != nil {
 				return err
 			}

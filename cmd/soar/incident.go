@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -37,13 +38,20 @@ func newIncidentCmd() *cobra.Command {
 				return writeJSON(cmd, items)
 			}
 			tw := tabwriter.NewWriter(terminalWriter{cmd.OutOrStdout()}, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "INCIDENT\tPLAYBOOK\tSTATUS\tOUTCOME\tSEVERITY\tTARGET\tOPENED")
+			// A CLUSTER column only when some incident has a cluster: a
+			// single-cluster soar lists as it always did.
+			clusters := slices.ContainsFunc(items, func(s incidents.Summary) bool { return s.Cluster != "" })
+			header, row := "INCIDENT\tPLAYBOOK\tSTATUS\tOUTCOME\tSEVERITY\tTARGET\tOPENED", "%[1]s\t%[2]s\t%[3]s\t%[4]s\t%[5]s\t%[7]s\t%[8]s\n"
+			if clusters {
+				header, row = "INCIDENT\tPLAYBOOK\tSTATUS\tOUTCOME\tSEVERITY\tCLUSTER\tTARGET\tOPENED", "%[1]s\t%[2]s\t%[3]s\t%[4]s\t%[5]s\t%[6]s\t%[7]s\t%[8]s\n"
+			}
+			fmt.Fprintln(tw, header)
 			for _, s := range items {
 				target := s.Namespace + "/" + s.Pod
 				if s.Pod == "" {
 					target = "-"
 				}
-				fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Playbook, s.Status, cmp.Or(s.Outcome, "-"), s.Severity, target, s.OpenedAt.Local().Format(time.DateTime))
+				fprintf(tw, row, s.ID, s.Playbook, s.Status, cmp.Or(s.Outcome, "-"), s.Severity, cmp.Or(s.Cluster, "-"), target, s.OpenedAt.Local().Format(time.DateTime))
 			}
 			return tw.Flush()
 		}),
@@ -133,6 +141,9 @@ func printIncident(cmd *cobra.Command, d *incidents.Detail) {
 	fprintf(w, "Status:\t%s\n", d.Status)
 	fprintf(w, "Outcome:\t%s\n", cmp.Or(d.Outcome, "-"))
 	fprintf(w, "Severity:\t%s\n", d.Severity)
+	if d.Cluster != "" {
+		fprintf(w, "Cluster:\t%s\n", d.Cluster)
+	}
 	fprintf(w, "Opened:\t%s\n", d.OpenedAt.Local().Format(time.DateTime))
 	if d.Failure != "" {
 		fprintf(w, "Failure:\t%s\n", d.Failure)

@@ -15,6 +15,8 @@ import (
 	"go.temporal.io/sdk/worker"
 	"k8s.io/client-go/rest"
 
+	"github.com/soar-dev/soar/activities/contract"
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
@@ -22,6 +24,7 @@ import (
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/proof"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // workerFlags configure the worker's actions.
@@ -44,10 +47,14 @@ type workerFlags struct {
 	// --local-kube acts as soar-worker, holding only deploy/rbac.yaml's
 	// rights, not the kubeconfig's.
 	kubeAs rest.ImpersonationConfig
+	// cluster, when set, makes this one of that cluster's workers: it runs
+	// the Kubernetes actions of that cluster's incidents only.
+	cluster string
 }
 
 func (f *workerFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
+	fs.StringVar(&f.cluster, "cluster", "", "be a worker of this cluster only: run the Kubernetes actions of incidents whose alerts name it, on its own task queue, and no workflows, Slack or ticket steps (docs/multi-cluster.md); empty: run everything, with Kubernetes actions for alerts that name no cluster")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: in-cluster service account, then $KUBECONFIG or ~/.kube/config)")
 	fs.Float32Var(&f.kubeQPS, "kube-api-qps", kube.DefaultQPS, "requests per second the worker sends the Kubernetes API server at most, on average (a quarantine under the lock makes about ten); the API server's own priority and fairness applies too")
 	fs.IntVar(&f.kubeBurst, "kube-api-burst", kube.DefaultBurst, "requests the worker may send the Kubernetes API server at once above --kube-api-qps")
@@ -120,6 +127,11 @@ func (f *evidenceFlags) store(defaultDir string) (evidence.Store, string, error)
 // start starts a worker acting on the cluster of kubeconfig. It returns
 // where evidence bundles go.
 func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, m *metrics.Metrics, log zerolog.Logger) (worker.Worker, string, error) {
+	if f.cluster != "" {
+		if err := alert.ValidCluster(f.cluster); err != nil {
+			return nil, "", fmt.Errorf("--cluster: %w", err)
+		}
+	}
 	cfg, err := kube.RESTConfig(kubeconfig)
 	if err != nil {
 		return nil, "", err
@@ -151,6 +163,19 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 		return nil, "", err
 	}
 	log.Info().Str("evidence", where).Msg("evidence bundles are stored here")
+	if f.cluster != "" {
+		w, err := app.StartWorker(tc, app.WorkerConfig{
+			Cluster:             f.cluster,
+			Kube:                kc,
+			Evidence:            store,
+			Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
+			ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
+		})
+		if err == nil {
+			log.Info().Str("cluster", f.cluster).Str("task_queue", contract.ClusterTaskQueue(workflows.TaskQueue, f.cluster)).Msg("this worker runs the Kubernetes actions of its cluster's incidents only")
+		}
+		return w, where, err
+	}
 	sec, err := f.slack.secrets(log)
 	if err != nil {
 		return nil, "", err
@@ -198,12 +223,17 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 				return err
 			}
 			defer tc.Close()
-			if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
-				return err
-			}
-			keys, err := app.SigningKeys()
-			if err != nil {
-				return err
+			// A cluster's worker runs in that cluster, sets no search
+			// attributes and checks no proofs: it needs no rights to
+			// create attributes and gets no signing keys (app.StartWorker).
+			var keys *proof.Keys
+			if wf.cluster == "" {
+				if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
+					return err
+				}
+				if keys, err = app.SigningKeys(); err != nil {
+					return err
+				}
 			}
 			m := metrics.New()
 			w, _, err := wf.start(tc, keys, wf.kubeconfig, "", tf.namespace, m, log)

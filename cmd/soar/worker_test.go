@@ -32,3 +32,13 @@ current-context: x
 		}
 	}
 }
+
+// TestWorkerRefusesAnInvalidCluster: a cluster name becomes a task queue
+// name; one that no alert could carry is a typo, refused at start.
+func TestWorkerRefusesAnInvalidCluster(t *testing.T) {
+	f := workerFlags{cluster: "prod eu", kubeQPS: 100, kubeBurst: 200}
+	_, _, err := f.start(nil, nil, "", t.TempDir(), "default", metrics.New(), zerolog.Nop())
+	if err == nil || !strings.Contains(err.Error(), "--cluster: cluster name \"prod eu\"") {
+		t.Errorf("--cluster %q: %v", f.cluster, err)
+	}
+}

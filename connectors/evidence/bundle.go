@@ -49,6 +49,9 @@ type Target struct {
 	Pod       string `json:"pod,omitempty"`
 	PodUID    string `json:"podUID,omitempty"`
 	Node      string `json:"node,omitempty"`
+	// Cluster is the cluster of the worker that collected the bundle
+	// (soar worker --cluster); empty for a single-cluster soar.
+	Cluster string `json:"cluster,omitempty"`
 }
 
 // Entry is one artifact in a manifest.

@@ -31,7 +31,11 @@ const (
 )
 
 // Target is the Kubernetes object an incident is about.
-type Target struct{ Namespace, Pod, Node string }
+type Target struct {
+	Namespace, Pod, Node string
+	// Cluster, when set, names the Kubernetes cluster.
+	Cluster string `json:",omitempty"`
+}
 
 // PlannedAction is a step that runs if the approval is granted.
 type PlannedAction struct {
@@ -375,6 +379,9 @@ func targetText(t Target) string {
 	}
 	if t.Node != "" {
 		parts = append(parts, "node "+oneLine(t.Node))
+	}
+	if t.Cluster != "" {
+		parts = append(parts, "cluster "+oneLine(t.Cluster))
 	}
 	if len(parts) == 0 {
 		return "-"

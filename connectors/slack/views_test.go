@@ -226,7 +226,7 @@ func TestIncidentMessageEscapesAlertTextAndLinks(t *testing.T) {
 	m := slack.IncidentMessage(slack.IncidentView{
 		IncidentID: "inc-1", Title: "Shell in pod " + hostile, Severity: "high", Playbook: "shell-in-pod",
 		Summary: "Terminal shell in container " + hostile,
-		Target:  slack.Target{Namespace: "payments", Pod: "api-7d9f", Node: "node-1"},
+		Target:  slack.Target{Namespace: "payments", Pod: "api-7d9f", Node: "node-1", Cluster: "prod-eu"},
 		Links: []slack.Link{
 			{Text: "Temporal " + hostile, URL: "https://temporal.example/namespaces/default/workflows/inc-1"},
 			{Text: "weird url", URL: "https://x.example/a|b>c"},
@@ -238,7 +238,7 @@ func TestIncidentMessageEscapesAlertTextAndLinks(t *testing.T) {
 			t.Errorf("the incident message contains %q unescaped:\n%s", leaked, raw)
 		}
 	}
-	if sub := missing(raw, "Incident: Shell in pod &lt;!channel&gt;", "payments/api-7d9f",
+	if sub := missing(raw, "Incident: Shell in pod &lt;!channel&gt;", "payments/api-7d9f", "cluster prod-eu",
 		"<https://temporal.example/namespaces/default/workflows/inc-1|Temporal &lt;!channel&gt;",
 		"<https://x.example/a%7Cb&gt;c|weird url>"); sub != "" {
 		t.Errorf("the incident message lacks %q:\n%s", sub, raw)

@@ -516,6 +516,24 @@ steps:
 		paths["respond-release-during-wait.json"] = id
 	}
 
+	if wanted("respond-cluster-routed.json") || wanted("respond-cluster-unavailable.json") {
+		// An alert of cluster rec-a, whose worker polls its own queue: the
+		// quarantine runs there after the check. One of rec-none, which no
+		// worker serves: the step fails as ClusterUnavailable.
+		cw := app.NewClusterWorker(tc, "rec-a", &activities.Activities{Kube: kubeClient, ProtectedNamespaces: activities.DefaultProtectedNamespaces})
+		if err := cw.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cw.Stop)
+		for file, cluster := range map[string]string{"respond-cluster-routed.json": "rec-a", "respond-cluster-unavailable.json": "rec-none"} {
+			alert := fmt.Appendf(nil, `{"id":%q,"cluster":%q,"source":"record","rule":"record contain","severity":"high","kubernetes":{"namespace":"record","pod":"web-1"}}`, cluster, cluster)
+			if _, err := js.Publish(ctx, "alerts.record", alert); err != nil {
+				t.Fatal(err)
+			}
+			paths[file] = playbooks.ClusterIncidentID(cluster, "record-contain", cluster)
+		}
+	}
+
 	record := func(file, id, runID string) {
 		var events []*historypb.HistoryEvent
 		it := tc.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)

@@ -187,7 +187,7 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc 
 	env.RegisterDelayedCallback(func() { deliver(1) }, 0)
 
 	in := workflows.RespondInput{
-		IncidentID:  playbooks.IncidentID(m.Playbook.Name, m.IncidentKey),
+		IncidentID:  m.IncidentID(),
 		IncidentKey: m.IncidentKey,
 		Playbook:    m.Playbook.Spec(),
 	}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/soar-dev/soar/activities"
+	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/logging"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -108,6 +109,7 @@ const workerPollers = 8
 // the activities in acts on soar's task queue. Its incidents check proofs
 // with keys.
 func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) worker.Worker {
+	acts.TaskQueues = c
 	// Eight pollers of each kind, not the SDK's two: the SDK serves a
 	// worker's sticky queue (incidents it already runs) before the shared
 	// one (a new incident's first task) while the sticky queue has a
@@ -123,6 +125,18 @@ func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) w
 	// became generic, and one activity per catalogue action.
 	w.RegisterActivity(acts)
 	activities.Register(w, acts)
+	return w
+}
+
+// NewClusterWorker returns a worker, not yet started, that runs the
+// Kubernetes actions (activities.RegisterKubernetes) of incidents in
+// cluster, on that cluster's task queue, and nothing else: no workflows,
+// no Slack, no tickets. acts.Kube must reach that cluster.
+func NewClusterWorker(c client.Client, cluster string, acts *activities.Activities) worker.Worker {
+	w := worker.New(c, contract.ClusterTaskQueue(workflows.TaskQueue, cluster), worker.Options{
+		MaxConcurrentActivityTaskPollers: workerPollers,
+	})
+	activities.RegisterKubernetes(w, acts)
 	return w
 }
 

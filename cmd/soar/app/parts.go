@@ -46,6 +46,10 @@ type WorkerConfig struct {
 	IncidentURL string
 	// Keys check the proofs of what incidents receive (see SigningKeys).
 	Keys *proof.Keys
+	// Cluster, when set, makes the worker one of that cluster's: it runs
+	// only the Kubernetes actions of that cluster's incidents
+	// (NewClusterWorker), and Kube must reach that cluster.
+	Cluster string
 }
 
 // IncidentURL is the prefix of incident links in the Temporal UI at ui,
@@ -60,10 +64,12 @@ func IncidentURL(ui, namespace string) string {
 // StartWorker starts a worker for soar's workflows and activities. Stop it
 // with its Stop method.
 func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
-	if cfg.Keys == nil {
+	// A cluster's worker runs no workflow, so it checks no proofs and
+	// holds no keys: a compromised cluster cannot sign for the others.
+	if cfg.Keys == nil && cfg.Cluster == "" {
 		return nil, fmt.Errorf("start worker: %w", errNoKeys)
 	}
-	w := NewWorker(tc, cfg.Keys, &activities.Activities{
+	acts := &activities.Activities{
 		Kube:                cfg.Kube,
 		Evidence:            cfg.Evidence,
 		Collector:           cfg.Collector,
@@ -71,7 +77,14 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 		Slack:               cfg.Slack,
 		Tickets:             cfg.Tickets,
 		IncidentURL:         cfg.IncidentURL,
-	})
+		Cluster:             cfg.Cluster,
+	}
+	var w worker.Worker
+	if cfg.Cluster != "" {
+		w = NewClusterWorker(tc, cfg.Cluster, acts)
+	} else {
+		w = NewWorker(tc, cfg.Keys, acts)
+	}
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
