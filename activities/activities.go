@@ -103,6 +103,8 @@ type Activities struct {
 	// TaskQueues answers ClusterCheck: Temporal's client, which can describe
 	// a task queue. Nil fails every check, retryably.
 	TaskQueues TaskQueueDescriber
+	// clusterChecks remembers ClusterCheck's recent answers.
+	clusterChecks clusterChecks
 
 	// nsLabels remembers which namespaces carry ProtectedLabel; nsReads
 	// makes concurrent misses share one read.
