@@ -292,9 +292,13 @@ func (d *Dispatcher) epoch() string {
 // EnsureStreams creates or updates the alert stream, the dead-letter stream
 // and the durable consumer. It is safe to call from every dispatcher at start.
 func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
+	sources, err := d.alertSources(ctx)
+	if err != nil {
+		return err
+	}
 	// Work-queue retention deletes an alert once it is acknowledged and keeps
 	// it, however long, until then: undispatched alerts survive any outage.
-	_, err := d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        d.cfg.Stream,
 		Description: "Security alerts waiting for soar's dispatcher",
 		Subjects:    d.cfg.Subjects,
@@ -306,7 +310,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		// Full means full: new alerts are refused, none is dropped.
 		MaxBytes: d.cfg.StreamMaxBytes,
 		Discard:  jetstream.DiscardNew,
-		Sources:  streamSources(d.cfg.ClusterSources),
+		Sources:  sources,
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.Stream, err)
@@ -331,6 +335,32 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.Consumer, err)
 	}
 	return nil
+}
+
+// alertSources are the sources the alert stream gets: those of
+// Config.ClusterSources, or, when it names none, those the stream already
+// has. A dispatcher started without --cluster-source (a forgotten flag, a
+// soar dev on the hub) thus never cuts the clusters off; sources are
+// removed with the nats CLI (docs/multi-cluster-intake.md).
+func (d *Dispatcher) alertSources(ctx context.Context) ([]*jetstream.StreamSource, error) {
+	if err := ValidateClusterSources(d.cfg.ClusterSources); err != nil {
+		return nil, fmt.Errorf("dispatch: cluster sources: %w", err)
+	}
+	if len(d.cfg.ClusterSources) > 0 {
+		return streamSources(d.cfg.ClusterSources), nil
+	}
+	s, err := d.js.Stream(ctx, d.cfg.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("dispatch: read stream %s: %w", d.cfg.Stream, err)
+	}
+	kept := s.CachedInfo().Config.Sources
+	if len(kept) > 0 {
+		d.log.Info().Int("sources", len(kept)).Str("stream", d.cfg.Stream).Msg("no --cluster-source: the alert stream keeps the cluster sources it has")
+	}
+	return kept, nil
 }
 
 func (d *Dispatcher) consumerConfig() jetstream.ConsumerConfig {
