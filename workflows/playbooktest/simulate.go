@@ -276,8 +276,9 @@ func simulatedVoters(ap *workflows.ApprovalState) []workflows.Decision {
 
 // simulateActions registers, for every action, an activity of its name that
 // succeeds at once and returns simulatedOutput, since Respond runs actions by
-// their names; and the Slack and ticket activities as a worker without Slack
-// or a ticket provider runs them.
+// their names; the Slack and ticket activities as a worker without Slack or
+// a ticket provider runs them; and ClusterCheck as if every cluster had its
+// worker.
 func simulateActions(env *testsuite.TestWorkflowEnvironment, actions []Action) {
 	for _, action := range actions {
 		env.RegisterActivityWithOptions(simulator(action), activity.RegisterOptions{Name: action.Name})
@@ -291,6 +292,10 @@ func simulateActions(env *testsuite.TestWorkflowEnvironment, actions []Action) {
 	env.RegisterActivityWithOptions(func(context.Context, contract.SlackNoteRequest) (contract.MessageRef, error) {
 		return contract.MessageRef{}, nil
 	}, activity.RegisterOptions{Name: contract.SlackNoteActivity})
+	// An alert that names a cluster finds that cluster's worker: author
+	// tests are about the playbook, not about which workers run.
+	env.RegisterActivityWithOptions(func(context.Context, contract.ClusterCheckRequest) error { return nil },
+		activity.RegisterOptions{Name: contract.ClusterCheckActivity})
 	env.RegisterActivityWithOptions(func(_ context.Context, req contract.TicketUpdateRequest) error {
 		return temporal.NewNonRetryableApplicationError("this worker has no ticket provider (--ticket-provider): the ticket "+req.Ticket.Key+" was not updated", "Ticket", nil)
 	}, activity.RegisterOptions{Name: contract.TicketUpdateActivity})

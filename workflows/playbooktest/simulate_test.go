@@ -213,3 +213,23 @@ func TestSimulateRunsTheWorkflowAsTheDispatcherStartsIt(t *testing.T) {
 		t.Errorf("plan mode output = %v, want a dry run on the alert's pod", out)
 	}
 }
+
+// TestSimulateAnAlertOfACluster: an alert that names its cluster runs its
+// Kubernetes steps as if that cluster's worker were there, and the incident
+// is the cluster's.
+func TestSimulateAnAlertOfACluster(t *testing.T) {
+	m, a := matchIn(t, planPlaybook)
+	a.Cluster = "prod-eu"
+	m.Cluster = a.Cluster
+	inc := simulate(m, a, &Case{}, testActions())
+	if len(inc.problems) > 0 || inc.state == nil {
+		t.Fatalf("problems: %v", inc.problems)
+	}
+	st := inc.state
+	if st.IncidentID != m.IncidentID() || st.FirstAlert.Cluster != "prod-eu" || !st.ClusterServed {
+		t.Errorf("incident %s, first alert's cluster %q, cluster served %v", st.IncidentID, st.FirstAlert.Cluster, st.ClusterServed)
+	}
+	if len(st.Steps) != 1 || st.Steps[0].Status != workflows.StepSucceeded {
+		t.Errorf("steps %+v, want contain succeeded", st.Steps)
+	}
+}
