@@ -11,6 +11,11 @@ KUBE_LDFLAGS := -s -w -X k8s.io/component-base/version.gitVersion=v1.36.3 \
 WORKFLOWCHECK_VERSION := v0.6.0
 # The newest golangci-lint v2 the module proxy serves that builds with go1.26.
 GOLANGCI_LINT_VERSION := v2.15.0
+HELM_VERSION := v4.3.2
+CHART       := deploy/helm/soar
+# What the chart copies from deploy/ and playbooks/ (make chart).
+CHART_FILES := rbac.yaml admission.yaml quarantine-lock.yaml incident-deployment-control.yaml \
+	baseline-policies.yaml checkpoint-rbac.yaml networkpolicy.yaml
 TEST_FLAGS  ?= -count=1 -timeout 20m
 # What `soar version` prints and the image is labelled with. The image's
 # creation time is the commit's, so that rebuilding a commit gives the same
@@ -25,7 +30,7 @@ IMAGE_ARCH  ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
-.PHONY: all build image run test bench fuzz lint fmt kube-tools chromium record-histories clean
+.PHONY: all build image run test bench fuzz lint fmt kube-tools chromium chart record-histories clean
 
 all: build
 
@@ -41,7 +46,7 @@ image: ## An OCI image of a static soar: bin/image/soar-oci (OCI layout) and bin
 run: build kube-tools ## The demo: soar dev with a local kube-apiserver and the shipped playbooks.
 	$(BIN)/soar dev --local-kube --playbooks playbooks/library
 
-test: kube-tools chromium build ## Every test, against real NATS, Temporal and kube-apiserver, and the shipped playbooks' author tests.
+test: kube-tools chromium build $(BIN)/helm ## Every test, against real NATS, Temporal and kube-apiserver, and the shipped playbooks' author tests.
 	$(GO) test $(TEST_FLAGS) ./...
 	$(BIN)/soar playbook lint playbooks/library
 	$(BIN)/soar playbook test playbooks/library
@@ -100,6 +105,18 @@ $(KUBE_ASSETS)/kube-apiserver: hack/kube-tools/go.mod hack/kube-tools/go.sum
 $(KUBE_ASSETS)/etcd: hack/kube-tools/go.mod hack/kube-tools/go.sum hack/kube-tools/etcd/main.go
 	@mkdir -p $(KUBE_ASSETS)
 	cd hack/kube-tools && $(GO) build -trimpath -ldflags "-s -w" -o $@ ./etcd
+
+# The chart's cluster-wide parts are deploy/'s files, copied; so is the
+# playbook it ships. TestChartMatchesDeploy fails when they differ.
+chart: ## Copy deploy/'s RBAC and policies and the default playbook into the Helm chart.
+	@mkdir -p $(CHART)/files/playbooks
+	for f in $(CHART_FILES); do cp deploy/$$f $(CHART)/files/$$f; done
+	cp playbooks/library/terminal-shell-in-container.yaml $(CHART)/files/playbooks/
+
+# helm, for the chart's tests (lint, template, the dry run): about 20 s on
+# a warm cache, three minutes on a cold one.
+$(BIN)/helm:
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v4/cmd/helm@$(HELM_VERSION)
 
 $(BIN)/workflowcheck:
 	GOBIN=$(BIN) $(GO) install go.temporal.io/sdk/contrib/tools/workflowcheck@$(WORKFLOWCHECK_VERSION)
