@@ -72,11 +72,12 @@ func (s *steps) checkCluster(queue string) error {
 }
 
 // routed returns opts for an action on a cluster's queue: no worker taking
-// the action within its time to close is ClusterUnavailable rather than a
-// plain timeout (see clusterError).
+// an attempt within nine tenths of the action's time to close is
+// ClusterUnavailable (see clusterError) rather than the plain timeout that
+// would end it a moment later.
 func routed(opts workflow.ActivityOptions, queue string) workflow.ActivityOptions {
 	opts.TaskQueue = queue
-	opts.ScheduleToStartTimeout = opts.ScheduleToCloseTimeout
+	opts.ScheduleToStartTimeout = opts.ScheduleToCloseTimeout - opts.ScheduleToCloseTimeout/10
 	return opts
 }
 

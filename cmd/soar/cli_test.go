@@ -122,6 +122,27 @@ func TestDevRefusesALockListItsPoliciesDoNotRead(t *testing.T) {
 	}
 }
 
+// TestDevRefusesClustersItCannotStart: --clusters needs the local API
+// servers it starts, and a count it can start; the dispatcher refuses a
+// default cluster that is no cluster name. All before anything starts.
+func TestDevRefusesClustersItCannotStart(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kubeconfig", "/nonexistent", "--clusters", "2"}, "pass --local-kube with it"},
+		{[]string{"--local-kube", "--clusters", "9"}, "--clusters 9: from 0"},
+		{[]string{"--local-kube", "--clusters", "-1"}, "--clusters -1: from 0"},
+		{[]string{"--local-kube", "--clusters", "2", "--default-cluster", "dev 1"}, `--default-cluster: default cluster: cluster name "dev 1"`},
+	} {
+		root := newRootCmd()
+		root.SetArgs(append([]string{"dev", "--data-dir", t.TempDir(), "--playbooks", "../../playbooks/library"}, tt.args...))
+		if err := root.Execute(); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("soar dev %v: err = %v, want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
 func TestActionsListAndShowComeFromTheCatalogue(t *testing.T) {
 	list := soar(t, "actions", "list")
 	if !strings.HasPrefix(list, "ACTION") || !regexp.MustCompile(`kubernetes.quarantine\s+false\s+kubernetes.release`).MatchString(list) {

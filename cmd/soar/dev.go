@@ -108,8 +108,11 @@ it, --kubeconfig must name the cluster to act on.`,
 			if clusters > 0 && !localKube {
 				return errors.New("--clusters starts local API servers: pass --local-kube with it")
 			}
-			if clusters > maxDevClusters {
-				return fmt.Errorf("--clusters %d: at most %d (each is an etcd and a kube-apiserver)", clusters, maxDevClusters)
+			if err := df.clusters.Validate(); err != nil {
+				return fmt.Errorf("--default-cluster: %w", err)
+			}
+			if clusters < 0 || clusters > maxDevClusters {
+				return fmt.Errorf("--clusters %d: from 0 (one cluster, no names) to %d (each is an etcd and a kube-apiserver)", clusters, maxDevClusters)
 			}
 			kubeconfig := wf.kubeconfig
 			var locals []devCluster
