@@ -285,6 +285,8 @@ func failure(v *view, status int, title string, err error) (string, int) {
 // Filter is the list's filter, from the page's query string.
 type Filter struct {
 	Status, Outcome, Severity, Namespace, Playbook, Text string
+	// Cluster is the incidents' cluster (docs/multi-cluster.md).
+	Cluster string
 }
 
 // Values that may be searched for: what the search attributes hold, and
@@ -358,6 +360,7 @@ func (f Filter) Query() (string, error) {
 		{"severity", workflows.SearchSeverity.GetName(), f.Severity},
 		{"namespace", workflows.SearchNamespace.GetName(), f.Namespace},
 		{"playbook", workflows.SearchPlaybook.GetName(), f.Playbook},
+		{"cluster", workflows.SearchCluster.GetName(), f.Cluster},
 	} {
 		if err := eq(e.field, e.attr, e.v); err != nil {
 			return "", err
@@ -393,12 +396,22 @@ type row struct {
 	Running                                                       bool
 }
 
+// target is where an incident acts: its cluster, when it has one, and
+// namespace/pod.
+func target(s incidents.Summary) string {
+	t := s.Namespace + "/" + s.Pod
+	if s.Cluster != "" {
+		t = s.Cluster + ": " + t
+	}
+	return t
+}
+
 func rowsOf(sums []incidents.Summary, now time.Time) []row {
 	out := make([]row, len(sums))
 	for i, s := range sums {
 		out[i] = row{
 			ID: s.ID, Status: s.Status, Outcome: s.Outcome, Severity: s.Severity, Playbook: s.Playbook, Version: short(s.PlaybookVersion),
-			Target: s.Namespace + "/" + s.Pod, URL: incidentURL(s.ID), Opened: stamp(s.OpenedAt), OpenedAgo: ago(now, s.OpenedAt), Running: s.Running,
+			Target: target(s), URL: incidentURL(s.ID), Opened: stamp(s.OpenedAt), OpenedAgo: ago(now, s.OpenedAt), Running: s.Running,
 		}
 		if !s.ClosedAt.IsZero() {
 			out[i].Closed, out[i].ClosedAgo = stamp(s.ClosedAt), ago(now, s.ClosedAt)
@@ -462,7 +475,7 @@ func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z
 func (c *Console) list(_ http.ResponseWriter, r *http.Request, v *view) (string, int) {
 	v.Title, v.Nav = "Incidents", "incidents"
 	q := r.URL.Query()
-	f := Filter{Status: q.Get("status"), Outcome: q.Get("outcome"), Severity: q.Get("severity"), Namespace: q.Get("namespace"), Playbook: q.Get("playbook"), Text: strings.TrimSpace(q.Get("q"))}
+	f := Filter{Status: q.Get("status"), Outcome: q.Get("outcome"), Severity: q.Get("severity"), Namespace: q.Get("namespace"), Playbook: q.Get("playbook"), Cluster: q.Get("cluster"), Text: strings.TrimSpace(q.Get("q"))}
 	query, err := f.Query()
 	if err != nil {
 		v.Data = listData{Filter: f, Statuses: statuses, Outcomes: outcomes}

@@ -35,6 +35,7 @@ func TestFilterQueryRefusesWhatCouldEscapeTheQuery(t *testing.T) {
 		{Status: "contained"}, // an outcome, not a lifecycle
 		{Outcome: "denied' OR 'a' = 'a"},
 		{Namespace: strings.Repeat("a", 300)},
+		{Cluster: "prod' OR 'a' = 'a"},
 	} {
 		if q, err := f.Query(); err == nil {
 			t.Errorf("%+v: query %q, want an error", f, q)
@@ -54,6 +55,7 @@ func TestFilterQueryRefusesWhatCouldEscapeTheQuery(t *testing.T) {
 		{Outcome: "denied"}:           "SoarOutcome = 'denied'",
 		{Status: "closed"}:            "SoarStatus = 'closed'",
 		{Status: "awaiting_approval"}: "SoarStatus = 'awaiting_approval'",
+		{Cluster: "prod-eu"}:          "SoarCluster = 'prod-eu'",
 	} {
 		if q, err := f.Query(); err != nil || q != want {
 			t.Errorf("%+v: query %q (%v), want %q", f, q, err, want)

@@ -117,6 +117,11 @@ func TestDevClusters(t *testing.T) {
 	if id1 == id2 || id1 == id9 || id2 == id9 {
 		t.Errorf("incident IDs %s, %s, %s are not distinct", id1, id2, id9)
 	}
+	// The console filters by cluster and names it in the target.
+	page := consolePage(t, fmt.Sprintf("http://127.0.0.1:%d/console/?cluster=dev-2", p.http))
+	if !strings.Contains(page, id2) || strings.Contains(page, id1) || strings.Contains(page, id9) || !strings.Contains(page, "dev-2: payments/checkout-7d9f8b6c5-x2lqp") {
+		t.Errorf("the console's list filtered on dev-2 does not show dev-2's incident alone, with its cluster:\n%s", page)
+	}
 	list := soar(t, "incident", "list", "--temporal-address", temporalAddr)
 	for _, want := range []string{
 		"SEVERITY  CLUSTER  TARGET",
