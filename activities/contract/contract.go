@@ -49,6 +49,11 @@ type ClusterCheckRequest struct {
 // nowhere; it does not fall back to another cluster's worker.
 const ErrTypeClusterUnavailable = "ClusterUnavailable"
 
+// ErrTypeUnprovenCaller is the error type of an activity task that no
+// incident of soar's scheduled: a workflow of another type, or one that
+// does not run on soar's task queue. Workers refuse it without running it.
+const ErrTypeUnprovenCaller = "UnprovenCaller"
+
 // Actions whose orchestration Respond knows by name; every other action is
 // scheduled by the name its step gives, with the facts pinned into the step.
 const (

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -119,6 +120,7 @@ func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) w
 	w := worker.New(c, workflows.TaskQueue, worker.Options{
 		MaxConcurrentWorkflowTaskPollers: workerPollers,
 		MaxConcurrentActivityTaskPollers: workerPollers,
+		Interceptors:                     []interceptor.WorkerInterceptor{newCallers(c, workflows.TaskQueue, workflows.RespondName)},
 	})
 	w.RegisterWorkflowWithOptions(workflows.Responder{Keys: keys}.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
 	// The legacy Quarantine method, for incidents started before actions
@@ -135,6 +137,7 @@ func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) w
 func NewClusterWorker(c client.Client, cluster string, acts *activities.Activities) worker.Worker {
 	w := worker.New(c, contract.ClusterTaskQueue(workflows.TaskQueue, cluster), worker.Options{
 		MaxConcurrentActivityTaskPollers: workerPollers,
+		Interceptors:                     []interceptor.WorkerInterceptor{newCallers(c, workflows.TaskQueue, workflows.RespondName)},
 	})
 	activities.RegisterKubernetes(w, acts)
 	return w
