@@ -30,7 +30,7 @@ IMAGE_ARCH  ?= $(or $(GOARCH),$(shell $(GO) env GOARCH))
 # envtest (tests) and `soar dev --local-kube` find the binaries here.
 export KUBEBUILDER_ASSETS := $(KUBE_ASSETS)
 
-.PHONY: all build image run test bench fuzz lint fmt kube-tools chromium chart record-histories clean
+.PHONY: all build image run test bench scale fuzz lint fmt kube-tools chromium chart record-histories clean
 
 all: build
 
@@ -63,6 +63,15 @@ bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt
 	$(GO) test -run '^$$' -bench ConsoleList -benchtime 30x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench PhantomFlood -benchtime 1x -timeout 30m ./test/e2e/ >> $(BIN)/bench.txt
 	@grep -E '^Benchmark' $(BIN)/bench.txt | column -t
+
+# The scale-out test's set-up (test/e2e/scale_test.go: separate dispatch and
+# worker processes, Temporal in its own process, a three-node NATS cluster)
+# draining a storm with 1 and with 3 dispatchers, without kills.
+# SOAR_SCALE_ALERTS and SOAR_SCALE_PODS change the storm.
+scale: kube-tools ## Alerts drained per second with 1 and with 3 dispatchers, printed as a table (raw output in bin/scale.txt).
+	@mkdir -p $(BIN)
+	$(GO) test -run '^$$' -bench ScaleOut -benchtime 1x -timeout 30m ./test/e2e/ > $(BIN)/scale.txt
+	@grep -E '^Benchmark' $(BIN)/scale.txt | column -t
 
 # Records the Respond workflow's histories from real runs into
 # workflows/testdata (all of them, or the files named in HISTORIES=a.json,b.json);

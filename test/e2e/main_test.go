@@ -41,6 +41,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	maybeRunScaleChild() // Temporal or a NATS node of the scale-out test, in a process of its own
 	// kube-apiserver and etcd start through this binary as a shim that
 	// gives them a parent-death signal: a test binary killed by a timeout
 	// or by hand leaves neither running.
