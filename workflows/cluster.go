@@ -60,11 +60,8 @@ func (s *steps) checkCluster(queue string) error {
 	}
 	ctx := workflow.WithActivityOptions(s.ctx, clusterCheckOptions)
 	req := contract.ClusterCheckRequest{Cluster: s.st.FirstAlert.Cluster, TaskQueue: queue}
+	// A ClusterUnavailable from the check is the step's error as it is.
 	if err := workflow.ExecuteActivity(ctx, contract.ClusterCheckActivity, req).Get(s.ctx, nil); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == ErrTypeClusterUnavailable {
-			return temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeClusterUnavailable, nil)
-		}
 		return err
 	}
 	s.st.ClusterServed = true

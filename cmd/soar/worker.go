@@ -163,14 +163,18 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 		return nil, "", err
 	}
 	log.Info().Str("evidence", where).Msg("evidence bundles are stored here")
+	wc := app.WorkerConfig{
+		Kube:                kc,
+		Evidence:            store,
+		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
+		ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
+		Keys:                keys,
+		Cluster:             f.cluster,
+	}
 	if f.cluster != "" {
-		w, err := app.StartWorker(tc, app.WorkerConfig{
-			Cluster:             f.cluster,
-			Kube:                kc,
-			Evidence:            store,
-			Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
-			ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
-		})
+		// A cluster's worker runs Kubernetes actions only: no Slack, no
+		// tickets (app.NewClusterWorker).
+		w, err := app.StartWorker(tc, wc)
 		if err == nil {
 			log.Info().Str("cluster", f.cluster).Str("task_queue", contract.ClusterTaskQueue(workflows.TaskQueue, f.cluster)).Msg("this worker runs the Kubernetes actions of its cluster's incidents only")
 		}
@@ -180,29 +184,19 @@ func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defa
 	if err != nil {
 		return nil, "", err
 	}
-	sl, err := sec.WorkerSlack(f.slack.channel)
-	if err != nil {
+	if wc.Slack, err = sec.WorkerSlack(f.slack.channel); err != nil {
 		return nil, "", err
 	}
-	tp, err := f.tickets.Open()
-	if err != nil {
+	if wc.Tickets, err = f.tickets.Open(); err != nil {
 		return nil, "", err
 	}
-	if tp != nil {
-		log.Info().Str("tickets", tp.Name()).Msg("ticket steps open tickets here")
+	if wc.Tickets != nil {
+		log.Info().Str("tickets", wc.Tickets.Name()).Msg("ticket steps open tickets here")
 	} else {
 		log.Info().Msg("no ticket provider: ticket steps skip (--ticket-provider)")
 	}
-	w, err := app.StartWorker(tc, app.WorkerConfig{
-		IncidentURL:         app.IncidentURL(f.uiURL, namespace),
-		Tickets:             tp,
-		Slack:               sl,
-		Kube:                kc,
-		Evidence:            store,
-		Collector:           evidence.Collector{Tool: "soar", Version: version, Identity: identity("worker")},
-		ProtectedNamespaces: app.ProtectedNamespaces(f.protected),
-		Keys:                keys,
-	})
+	wc.IncidentURL = app.IncidentURL(f.uiURL, namespace)
+	w, err := app.StartWorker(tc, wc)
 	return w, where, err
 }
 
