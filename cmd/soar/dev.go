@@ -156,10 +156,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				DBPath:     filepath.Join(dataDir, "temporal.db"),
 				Port:       temporalPort,
 				Namespaces: []string{"default"},
-				// A new database has soar's search attributes from the
-				// start; an older one gets missing ones below.
-				SearchAttributes: workflows.SearchAttributes(),
-				Logger:           tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", OutputFile: temporalLog})),
+				Logger:     tlog.NewZapLogger(tlog.BuildZapLogger(tlog.Config{Level: "warn", OutputFile: temporalLog})),
 			})
 			if err != nil {
 				return err

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
@@ -31,13 +30,9 @@ type TemporalOptions struct {
 	Host string
 	// Port is the frontend's gRPC port; 0 picks a free one.
 	Port int
-	// Namespaces are created when missing, with SearchAttributes.
+	// Namespaces are created when missing. Search attributes are not set here:
+	// soar registers them through the operator API like it does on any cluster.
 	Namespaces []string
-	// SearchAttributes are registered on the namespaces this start creates,
-	// so that a new database has them before the first request. Namespaces
-	// that exist already get missing attributes the way they do on any
-	// cluster, through the operator API (incidents.EnsureSearchAttributes).
-	SearchAttributes map[string]enumspb.IndexedValueType
 	// Logger receives the server's own logs; nil discards them.
 	Logger tlog.Logger
 	// TLS, when set, makes the frontend speak TLS and require a client
@@ -63,7 +58,6 @@ type TemporalTLS struct {
 type Temporal struct {
 	srv  temporal.Server
 	addr string
-	dc   *dynamicConfig
 }
 
 // sqlitePragmas make a file-backed SQLite fast enough to be useful: with the
@@ -133,7 +127,7 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 
 	var nss []*sqlite.NamespaceConfig
 	for _, name := range opts.Namespaces {
-		ns, err := sqlite.NewNamespaceConfig(cfg.ClusterMetadata.CurrentClusterName, name, false, opts.SearchAttributes)
+		ns, err := sqlite.NewNamespaceConfig(cfg.ClusterMetadata.CurrentClusterName, name, false, nil)
 		if err != nil {
 			return nil, fmt.Errorf("temporal: namespace %q: %w", name, err)
 		}
@@ -151,24 +145,32 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
 	}
 
-	dc := &dynamicConfig{static: dynamicconfig.StaticClient{
-		// One partition per task queue: with the default four, the few
-		// pollers of a single worker sit on some partitions while tasks
-		// wait on the others until they are forwarded. In one run each of
-		// the alert-storm test, a new incident's first workflow task
-		// waited 3.1 s to start with four partitions and 1.9 s with one
-		// (from the incident's history). A production cluster with many
-		// workers keeps its partitions.
-		dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  []dynamicconfig.ConstrainedValue{{Value: 1}},
-		dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): []dynamicconfig.ConstrainedValue{{Value: 1}},
-	}}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(cfg),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(opts.Logger),
-		temporal.WithDynamicConfigClient(dc),
-		temporal.WithChainedFrontendGrpcInterceptors(dc.watchSearchAttributes),
+		temporal.WithDynamicConfigClient(dynamicconfig.StaticClient{
+			// Visibility reads right after an upsert must see the new search
+			// attributes; the cache would otherwise lag by up to a minute.
+			// It costs about a tenth of the CPU at rest (namespace and search
+			// attribute reads from SQLite on every start and task), but
+			// turning it off (forcing it only for 90 s after an attribute was
+			// added) halved the incidents opened per second under
+			// BenchmarkPhantomFlood, 2026-12-03: 31-43/s against 76-89/s,
+			// with SQLite visibility writes taking seven times the CPU, for a
+			// reason not found. Measure that benchmark before changing it.
+			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
+			// One partition per task queue: with the default four, the few
+			// pollers of a single worker sit on some partitions while tasks
+			// wait on the others until they are forwarded. In one run each of
+			// the alert-storm test, a new incident's first workflow task
+			// waited 3.1 s to start with four partitions and 1.9 s with one
+			// (from the incident's history). A production cluster with many
+			// workers keeps its partitions.
+			dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  []dynamicconfig.ConstrainedValue{{Value: 1}},
+			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): []dynamicconfig.ConstrainedValue{{Value: 1}},
+		}),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: create server: %w", err)
@@ -176,7 +178,7 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start server: %w", err)
 	}
-	return &Temporal{srv: srv, addr: cfg.PublicClient.HostPort, dc: dc}, nil
+	return &Temporal{srv: srv, addr: cfg.PublicClient.HostPort}, nil
 }
 
 // Address is the frontend's host:port for SDK clients and the Temporal CLI.

@@ -58,7 +58,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: filepath.Join(dir, "temporal.db"), Namespaces: []string{"default"}, SearchAttributes: workflows.SearchAttributes()})
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: filepath.Join(dir, "temporal.db"), Namespaces: []string{"default"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start temporal:", err)
 		return 1

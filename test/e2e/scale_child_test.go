@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/workflows"
 )
 
 // The scale-out test (scale_test.go) runs Temporal and each NATS node in a
@@ -62,7 +61,7 @@ func runTemporalChild() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", scaleTemporalPortEnv, err)
 	}
-	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: os.Getenv(scaleTemporalDBEnv), Port: port, Namespaces: []string{"default"}, SearchAttributes: workflows.SearchAttributes()})
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: os.Getenv(scaleTemporalDBEnv), Port: port, Namespaces: []string{"default"}})
 	if err != nil {
 		return err
 	}
