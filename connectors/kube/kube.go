@@ -69,6 +69,8 @@ type Client struct {
 	// locks, when set, is the quarantine lock list (WithLocks), and
 	// controls the deployment-control list next to it.
 	locks, controls *locker
+	// limit is the client-side rate limit of cs, when NewForConfig made it.
+	limit *limiter
 }
 
 // New returns a Client using cs.
@@ -109,13 +111,18 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// NewForConfig returns a Client for cfg.
+// NewForConfig returns a Client for cfg. Its requests are limited to
+// cfg.QPS and cfg.Burst as client-go would, by a limiter that also tells
+// Quarantine when the budget runs short.
 func NewForConfig(cfg *rest.Config) (*Client, error) {
+	cfg, limit := withLimiter(cfg)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kube: create clientset: %w", err)
 	}
-	return New(cs), nil
+	c := New(cs)
+	c.limit = limit
+	return c, nil
 }
 
 // dryRunOption is the DryRun field of write options.

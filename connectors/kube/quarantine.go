@@ -260,7 +260,23 @@ func degraded(hostNetwork bool, allowing []string) string {
 // incident's label, which nothing carries yet, so creating it before the pod
 // is known changes no traffic; when the pod turns out to be missing or
 // another pod, a policy this call created is deleted again.
+//
+// That speculation costs a missing pod three requests instead of one, so
+// while the client's request budget is short (Client.pressed) it reads the
+// pod first and creates the policy only for a pod that is there.
 func (c *Client) podAndPolicy(ctx context.Context, req QuarantineRequest, res *QuarantineResult) (*corev1.Pod, error) {
+	if c.pressed() {
+		// Short of requests: no speculation. A pod that is not there costs
+		// one read instead of a read, a policy and its deletion.
+		pod, err := c.getPod(ctx, req.Namespace, req.Pod, req.PodUID)
+		if err != nil {
+			return nil, err
+		}
+		if res.PolicyCreated, res.PolicyRepaired, err = c.ensureDenyAllPolicy(ctx, req.Namespace, req.Incident, req.DryRun); err != nil {
+			return nil, err
+		}
+		return pod, nil
+	}
 	var (
 		pod    *corev1.Pod
 		podErr error

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -291,6 +292,74 @@ func testQuarantine(t *testing.T, k *devstack.Kube, cs kubernetes.Interface) {
 		}
 		if _, err := cs.NetworkingV1().NetworkPolicies("empty").Get(ctx, policy, metav1.GetOptions{}); err == nil {
 			t.Error("a policy was created for a pod that does not exist")
+		}
+	})
+
+	t.Run("short of requests, a missing pod costs one read and no policy", func(t *testing.T) {
+		testenv.Namespace(t, cs, "ghosts")
+		var mu sync.Mutex
+		var sent []string
+		counting := func(cfg *rest.Config) *kube.Client {
+			cfg.WrapTransport = func(next http.RoundTripper) http.RoundTripper {
+				return roundTripper(func(req *http.Request) (*http.Response, error) {
+					mu.Lock()
+					sent = append(sent, req.Method+" "+req.URL.Path)
+					mu.Unlock()
+					return next.RoundTrip(req)
+				})
+			}
+			c, err := kube.NewForConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		sentSince := func(from int) []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(sent[from:])
+		}
+		// A budget that hardly refills: 100 at once, one more every 1000 s.
+		cfg := rest.CopyConfig(k.Config)
+		cfg.QPS, cfg.Burst = 0.001, 100
+		short := counting(cfg)
+		if short.Pressed() {
+			t.Fatal("a full budget is pressed")
+		}
+		// At rest the speculation costs a missing pod three requests.
+		if _, err := short.Quarantine(ctx, kube.QuarantineRequest{Namespace: "ghosts", Pod: "ghost-1", Incident: "soar-ghost-1"}); !errors.Is(err, kube.ErrPodNotFound) {
+			t.Fatalf("err = %v, want ErrPodNotFound", err)
+		}
+		if got := sentSince(0); len(got) != 3 {
+			t.Fatalf("at rest a missing pod sent %d requests %q, want 3 (read, policy, its deletion)", len(got), got)
+		}
+		if !short.SpendBudget(80) || !short.Pressed() {
+			t.Fatal("a budget with 17 of 100 requests left is not pressed")
+		}
+		from := len(sentSince(0))
+		if _, err := short.Quarantine(ctx, kube.QuarantineRequest{Namespace: "ghosts", Pod: "ghost-2", Incident: "soar-ghost-2"}); !errors.Is(err, kube.ErrPodNotFound) {
+			t.Fatalf("err = %v, want ErrPodNotFound", err)
+		}
+		if got := sentSince(from); len(got) != 1 || !strings.HasPrefix(got[0], "GET ") || !strings.HasSuffix(got[0], "/pods/ghost-2") {
+			t.Fatalf("short of requests a missing pod sent %q, want the pod's read alone", got)
+		}
+		if _, err := cs.NetworkingV1().NetworkPolicies("ghosts").Get(ctx, kube.PolicyName("soar-ghost-2"), metav1.GetOptions{}); err == nil {
+			t.Error("a policy was created for a pod that does not exist")
+		}
+		// A pod that is there is still quarantined, policy first.
+		testenv.Pod(t, cs, "ghosts", "real-1")
+		res, err := short.Quarantine(ctx, kube.QuarantineRequest{Namespace: "ghosts", Pod: "real-1", Incident: "soar-real-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Labeled || !res.PolicyCreated {
+			t.Fatalf("result %+v, want the pod labeled and the policy created", res)
+		}
+		got := sentSince(from + 1)
+		policyAt := slices.IndexFunc(got, func(r string) bool { return strings.HasPrefix(r, "POST ") && strings.HasSuffix(r, "/networkpolicies") })
+		patchAt := slices.IndexFunc(got, func(r string) bool { return strings.HasPrefix(r, "PATCH ") && strings.HasSuffix(r, "/pods/real-1") })
+		if got[0] != "GET /api/v1/namespaces/ghosts/pods/real-1" || policyAt < 1 || patchAt < policyAt {
+			t.Fatalf("requests %q: want the pod read, then the policy, then the label", got)
 		}
 	})
 

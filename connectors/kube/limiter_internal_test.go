@@ -1,0 +1,48 @@
+package kube
+
+import (
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+)
+
+func TestWithLimiterLimitsAsClientGoWouldAndLeavesTheConfigAlone(t *testing.T) {
+	cfg := &rest.Config{Host: "https://127.0.0.1:1", QPS: 100, Burst: 200}
+	out, l := withLimiter(cfg)
+	if cfg.RateLimiter != nil {
+		t.Fatal("the caller's configuration was changed")
+	}
+	if out.RateLimiter != l || l.QPS() != 100 || l.burst != 200 {
+		t.Fatalf("limiter %+v on %v", l, out.RateLimiter)
+	}
+	for i := range 149 {
+		if !l.TryAccept() {
+			t.Fatalf("request %d refused within the burst", i+1)
+		}
+	}
+	if l.pressed() {
+		t.Fatal("pressed with 51 of 200 left")
+	}
+	l.TryAccept()
+	l.TryAccept()
+	if !l.pressed() {
+		t.Fatal("not pressed with 49 of 200 left")
+	}
+
+	// client-go's defaults when QPS and Burst are unset.
+	if _, l := withLimiter(&rest.Config{}); l.QPS() != rest.DefaultQPS || l.burst != rest.DefaultBurst {
+		t.Fatalf("defaults %v/%d", l.QPS(), l.burst)
+	}
+	// A limiter of the caller's own, or none at all, is kept.
+	own := flowcontrol.NewFakeAlwaysRateLimiter()
+	if out, l := withLimiter(&rest.Config{RateLimiter: own}); out.RateLimiter != own || l != nil {
+		t.Fatal("the caller's limiter was replaced")
+	}
+	if _, l := withLimiter(&rest.Config{QPS: -1}); l != nil {
+		t.Fatal("a client without a limit got one")
+	}
+	if (&Client{}).pressed() {
+		t.Fatal("a client without a limiter is pressed")
+	}
+}
