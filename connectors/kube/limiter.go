@@ -32,11 +32,11 @@ func newLimiter(qps float32, burst int) *limiter {
 	return &limiter{lim: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst}
 }
 
-func (l *limiter) TryAccept() bool               { return l.lim.Allow() }
-func (l *limiter) Accept()                       { _ = l.lim.Wait(context.Background()) }
+func (l *limiter) TryAccept() bool                { return l.lim.Allow() }
+func (l *limiter) Accept()                        { _ = l.lim.Wait(context.Background()) }
 func (l *limiter) Wait(ctx context.Context) error { return l.lim.Wait(ctx) }
-func (l *limiter) Stop()                         {}
-func (l *limiter) QPS() float32                  { return l.qps }
+func (l *limiter) Stop()                          {}
+func (l *limiter) QPS() float32                   { return l.qps }
 
 // pressed says that less than a quarter of the burst is left: requests
 // are about to wait, or already do.
