@@ -48,3 +48,8 @@ const ClusterField = "cluster"
 // that is not a cluster name (see ValidCluster): acting on it could reach
 // no cluster or a wrong one, so it is dead-lettered.
 const ReasonInvalidCluster Reason = "invalid_cluster"
+
+// ReasonUnknownCluster means the alert names a valid cluster that the
+// dispatcher does not serve (soar dispatch --allowed-clusters): a flood
+// naming many made-up clusters would otherwise open an incident per name.
+const ReasonUnknownCluster Reason = "unknown_cluster"

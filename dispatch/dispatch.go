@@ -474,7 +474,11 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if err := d.cfg.Clusters.resolve(msg.Subject(), &a); err != nil {
-		d.deadLetter(ctx, msg, meta, &alert.DecodeError{Reason: alert.ReasonInvalidCluster, Err: err}, log)
+		reason := alert.ReasonInvalidCluster
+		if errors.Is(err, ErrUnknownCluster) {
+			reason = alert.ReasonUnknownCluster
+		}
+		d.deadLetter(ctx, msg, meta, &alert.DecodeError{Reason: reason, Err: err}, log)
 		return
 	}
 	if a.Time.IsZero() {

@@ -55,6 +55,7 @@ func TestDispatcherDeadLettersWhatItCannotDispatchWithTheReason(t *testing.T) {
 	startDispatcher(t, js, temporalClient(t), Config{
 		Limits:             alert.Limits{MaxBytes: 2048},
 		MaxTemporalPayload: 4 << 10,
+		Clusters:           ClusterIdentity{Allowed: []string{"dev-1", "dev-2"}},
 	})
 	for i, tc := range []struct {
 		name   string
@@ -68,6 +69,8 @@ func TestDispatcherDeadLettersWhatItCannotDispatchWithTheReason(t *testing.T) {
 		// Under the decoder's limit, but each < is six bytes, \u003c, in
 		// JSON on its way to Temporal.
 		{"too large for Temporal once encoded", `{"id":"big","rule":"unit","summary":"` + strings.Repeat("<", 1000) + `"}`, ReasonTooLargeForTemporal, "dispatch: incident input of "},
+		{"a cluster that is not a name", `{"id":"c1","rule":"unit","cluster":"dev 1"}`, alert.ReasonInvalidCluster, "alert: invalid_cluster: "},
+		{"a cluster the dispatcher does not serve", `{"id":"c2","rule":"unit","cluster":"dev-9"}`, alert.ReasonUnknownCluster, "alert: unknown_cluster: cluster not among the dispatcher's allowed clusters: dev-9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			subject := fmt.Sprintf("alerts.unit.bad%d", i)

@@ -134,6 +134,8 @@ func TestDevRefusesClustersItCannotStart(t *testing.T) {
 		{[]string{"--local-kube", "--clusters", "9"}, "--clusters 9: from 0"},
 		{[]string{"--local-kube", "--clusters", "-1"}, "--clusters -1: from 0"},
 		{[]string{"--local-kube", "--clusters", "2", "--default-cluster", "dev 1"}, `--default-cluster: default cluster: cluster name "dev 1"`},
+		{[]string{"--local-kube", "--clusters", "2", "--allowed-clusters", "dev-1", "--default-cluster", "dev-2"}, `default cluster dev-2 is not among the allowed clusters dev-1`},
+		{[]string{"--local-kube", "--allowed-clusters", "dev-1,dev.2"}, `allowed cluster: cluster name "dev.2"`},
 	} {
 		root := newRootCmd()
 		root.SetArgs(append([]string{"dev", "--data-dir", t.TempDir(), "--playbooks", "../../playbooks/library"}, tt.args...))

@@ -109,7 +109,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				return errors.New("--clusters starts local API servers: pass --local-kube with it")
 			}
 			if err := df.clusters.Validate(); err != nil {
-				return fmt.Errorf("--default-cluster: %w", err)
+				return fmt.Errorf("--allowed-clusters, --default-cluster: %w", err)
 			}
 			if clusters < 0 || clusters > maxDevClusters {
 				return fmt.Errorf("--clusters %d: from 0 (one cluster, no names) to %d (each is an etcd and a kube-apiserver)", clusters, maxDevClusters)
