@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/soar-dev/soar/activities/contract"
+	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/playbooks"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
@@ -135,6 +136,10 @@ func Define[In, Out any](meta Action, run func(a *Activities, ctx context.Contex
 		var in In
 		if err := decodeParams(req, &in); err != nil {
 			return nil, err
+		}
+		if meta.Role == RoleEvidence {
+			// Evidence waits while containment needs the API server.
+			ctx = kube.WithLowPriority(ctx)
 		}
 		out, err := run(a, ctx, in, req)
 		if err != nil {

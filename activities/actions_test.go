@@ -152,9 +152,12 @@ func TestKubeErrorsMapToRetryDecisions(t *testing.T) {
 type snapStub struct {
 	stubKube
 	collections int
+	// yielded: every collection's requests were of low priority.
+	yielded bool
 }
 
-func (s *snapStub) CollectSnapshot(_ context.Context, req kube.SnapshotRequest) (kube.Snapshot, error) {
+func (s *snapStub) CollectSnapshot(ctx context.Context, req kube.SnapshotRequest) (kube.Snapshot, error) {
+	s.yielded = (s.collections == 0 || s.yielded) && kube.LowPriority(ctx)
 	s.collections++
 	snap := kube.Snapshot{Namespace: req.Namespace, Pod: req.Pod, PodUID: "uid-1", Node: "node-1"}
 	snap.Artifacts = []kube.Artifact{
@@ -172,6 +175,9 @@ func TestSnapshotStoresOneBundlePerIncidentStep(t *testing.T) {
 	first, err := a.run(context.Background(), ActionSnapshot, req)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !k.yielded {
+		t.Error("the snapshot's API requests do not yield to containment's (kube.WithLowPriority)")
 	}
 	if first["artifacts"] != float64(1) || first["failed"] != float64(1) || first["node"] != "node-1" {
 		t.Errorf("output %v", first)

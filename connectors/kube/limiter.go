@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/rest"
@@ -20,10 +22,17 @@ import (
 // instead of one. Measured with BenchmarkPhantomFlood, those requests queued
 // in client-go's limiter for minutes, and a real pod's quarantine waited
 // behind them.
+//
+// It also serves requests in two classes: those made with a context from
+// WithLowPriority (the evidence snapshot's reads) take a token only while
+// no other request waits for one, so collecting the evidence of earlier
+// incidents never holds back the containment of a new one.
 type limiter struct {
 	lim   *rate.Limiter
 	qps   float32
 	burst int
+	// waiting counts the requests of normal priority waiting for a token.
+	waiting atomic.Int64
 }
 
 var _ flowcontrol.RateLimiter = (*limiter)(nil)
@@ -32,11 +41,55 @@ func newLimiter(qps float32, burst int) *limiter {
 	return &limiter{lim: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst}
 }
 
-func (l *limiter) TryAccept() bool                { return l.lim.Allow() }
-func (l *limiter) Accept()                        { _ = l.lim.Wait(context.Background()) }
-func (l *limiter) Wait(ctx context.Context) error { return l.lim.Wait(ctx) }
-func (l *limiter) Stop()                          {}
-func (l *limiter) QPS() float32                   { return l.qps }
+func (l *limiter) TryAccept() bool { return l.lim.Allow() }
+func (l *limiter) Accept()         { _ = l.Wait(context.Background()) }
+func (l *limiter) Stop()           {}
+func (l *limiter) QPS() float32    { return l.qps }
+
+// Wait takes a token, in the request's class (WithLowPriority).
+func (l *limiter) Wait(ctx context.Context) error {
+	if LowPriority(ctx) {
+		return l.waitLow(ctx)
+	}
+	l.waiting.Add(1)
+	defer l.waiting.Add(-1)
+	return l.lim.Wait(ctx)
+}
+
+// waitLow takes a token only when one is there and no request of normal
+// priority waits. Normal requests reserve their tokens ahead (rate.Limiter
+// runs into debt for them), so a token is there only when none is owed;
+// this side looks again every token interval, at least every 5 ms.
+func (l *limiter) waitLow(ctx context.Context) error {
+	every := max(time.Duration(float64(time.Second)/float64(l.qps)), 5*time.Millisecond)
+	for {
+		if l.waiting.Load() == 0 && l.lim.Allow() {
+			return nil
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+type lowPriorityKey struct{}
+
+// WithLowPriority marks the requests made with the returned context as
+// yielding: the client's rate limit gives them a token only while no other
+// request waits (a Client from NewForConfig). The evidence snapshot uses it.
+func WithLowPriority(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lowPriorityKey{}, true)
+}
+
+// LowPriority says whether ctx came from WithLowPriority.
+func LowPriority(ctx context.Context) bool {
+	low, _ := ctx.Value(lowPriorityKey{}).(bool)
+	return low
+}
 
 // pressed says that less than a quarter of the burst is left: requests
 // are about to wait, or already do.

@@ -1,7 +1,12 @@
 package kube
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
@@ -44,5 +49,50 @@ func TestWithLimiterLimitsAsClientGoWouldAndLeavesTheConfigAlone(t *testing.T) {
 	}
 	if (&Client{}).pressed() {
 		t.Fatal("a client without a limiter is pressed")
+	}
+}
+
+// A request of low priority that waited first still goes after the normal
+// ones that came while it waited, and none of them waits for it.
+func TestLowPriorityRequestsYieldToTheOthers(t *testing.T) {
+	l := newLimiter(10, 1) // a token every 100 ms
+	if !l.TryAccept() {
+		t.Fatal("the first token was refused")
+	}
+	var mu sync.Mutex
+	var order []string
+	done := func(who string) {
+		mu.Lock()
+		order = append(order, who)
+		mu.Unlock()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := l.Wait(WithLowPriority(context.Background())); err != nil {
+			t.Error(err)
+		}
+		done("evidence")
+	})
+	time.Sleep(20 * time.Millisecond)
+	for i := range 3 {
+		wg.Go(func() {
+			if err := l.Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+			done(fmt.Sprint("contain-", i))
+		})
+	}
+	wg.Wait()
+	if len(order) != 4 || order[3] != "evidence" {
+		t.Fatalf("order %v: want the evidence request last", order)
+	}
+
+	// A low request gives up when its context ends.
+	ctx, cancel := context.WithTimeout(WithLowPriority(context.Background()), 50*time.Millisecond)
+	defer cancel()
+	l.waiting.Add(1) // a normal request that never gets its token
+	defer l.waiting.Add(-1)
+	if err := l.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want the deadline", err)
 	}
 }
