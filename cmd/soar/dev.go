@@ -143,6 +143,12 @@ it, --kubeconfig must name the cluster to act on.`,
 					// Every alert has a cluster: one that names none is dev-1's.
 					df.clusters.Default = locals[0].name
 				}
+				if clusters > 0 && len(df.clusters.Allowed) == 0 {
+					// No worker serves any other cluster: an alert naming
+					// one is dead-lettered rather than opening an incident
+					// that can only fail.
+					df.clusters.Allowed = names
+				}
 			}
 
 			ns, err := devstack.StartNATS(devstack.NATSOptions{Port: natsPort, StoreDir: filepath.Join(dataDir, "nats")})
@@ -262,6 +268,9 @@ it, --kubeconfig must name the cluster to act on.`,
 					fmt.Fprintf(out, "  Cluster      %-6s %s  (kubeconfig %s; its worker polls %s)\n", c.name, c.url, c.kubeconfig, contract.ClusterTaskQueue(workflows.TaskQueue, c.name))
 				}
 			}
+			if len(df.clusters.Allowed) > 0 {
+				fmt.Fprintf(out, "  Clusters     alerts may name %s; others go to the dead-letter stream (unknown_cluster)\n", strings.Join(df.clusters.Allowed, ", "))
+			}
 			if len(locals) > 0 {
 				locked := "quarantines locked through " + wf.lockList
 				if wf.lockList == "" {
@@ -285,7 +294,7 @@ it, --kubeconfig must name the cluster to act on.`,
 	fs.IntVar(&uiPort, "ui-port", 8233, "Temporal Web UI port")
 	fs.IntVar(&httpPort, "http-port", 8080, "soar HTTP port (/healthz, /readyz, /metrics)")
 	fs.BoolVar(&localKube, "local-kube", false, "also start a local kube-apiserver and etcd and act on it")
-	fs.IntVar(&clusters, "clusters", 0, "with --local-kube: start this many local clusters, dev-1 … dev-N, each with its own worker and <data-dir>/kubeconfig-dev-N; alerts name theirs in the field \"cluster\", and those naming none are dev-1's (docs/multi-cluster.md)")
+	fs.IntVar(&clusters, "clusters", 0, "with --local-kube: start this many local clusters, dev-1 … dev-N, each with its own worker and <data-dir>/kubeconfig-dev-N; alerts name theirs in the field \"cluster\", those naming none are dev-1's, and those naming another are dead-lettered unless --allowed-clusters lists it (docs/multi-cluster.md)")
 	df.register(cmd)
 	wf.register(cmd)
 	cf.register(fs, true)

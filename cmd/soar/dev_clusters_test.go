@@ -11,11 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -23,8 +26,8 @@ import (
 // TestDevClusters runs soar dev --local-kube --clusters 2: two API servers,
 // each with the same namespace and pod. An alert from dev-2 quarantines
 // only dev-2's pod; one from dev-1 opens another incident and quarantines
-// only dev-1's; one naming a cluster no worker serves fails its step as
-// ClusterUnavailable and acts in neither.
+// only dev-1's; one naming a cluster soar dev does not run is dead-lettered
+// as unknown_cluster, opens no incident and acts in neither.
 func TestDevClusters(t *testing.T) {
 	dataDir := t.TempDir()
 	p := freePorts(t)
@@ -33,6 +36,7 @@ func TestDevClusters(t *testing.T) {
 	for _, want := range []string{
 		"Cluster      dev-1  http", "(kubeconfig " + filepath.Join(dataDir, "kubeconfig-dev-1") + "; its worker polls soar-cluster-dev-1)",
 		"Cluster      dev-2  http", "(kubeconfig " + filepath.Join(dataDir, "kubeconfig-dev-2") + "; its worker polls soar-cluster-dev-2)",
+		"Clusters     alerts may name dev-1, dev-2; others go to the dead-letter stream (unknown_cluster)",
 	} {
 		if !strings.Contains(banner, want) {
 			t.Errorf("banner lacks %q:\n%s", want, banner)
@@ -97,12 +101,38 @@ func TestDevClusters(t *testing.T) {
 		t.Fatalf("after dev-2's alert: dev-2 quarantined %v, dev-1 quarantined %v (want true, false)", quarantined("dev-2"), quarantined("dev-1"))
 	}
 
-	// An alert naming a cluster with no worker: the step fails as
-	// ClusterUnavailable, nothing is acted on anywhere.
+	// An alert naming a cluster soar dev does not run: dead-lettered as
+	// unknown_cluster (the default --allowed-clusters of --clusters 2),
+	// no incident, nothing acted on anywhere.
 	id9 := send("dev-9")
-	show = settled(id9, `Outcome:\s+failed\n`)
-	if !regexp.MustCompile(`contain\s+kubernetes.quarantine\s+failed\s+.*ClusterUnavailable: no worker serves cluster dev-9`).MatchString(show) {
-		t.Errorf("the unknown cluster's incident:\n%s", show)
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", p.nats))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the alert for dev-9 dead-lettered", func() error {
+		dl, err := js.Stream(ctx, dispatch.DefaultDeadLetterStream)
+		if err != nil {
+			return err
+		}
+		m, err := dl.GetLastMsgForSubject(ctx, dispatch.DefaultDeadLetterPrefix+".unknown_cluster")
+		if err != nil {
+			return err
+		}
+		if got := m.Header.Get(dispatch.HeaderError); !strings.Contains(got, "not among the dispatcher's allowed clusters: dev-9") {
+			return fmt.Errorf("dead letter's error %q", got)
+		}
+		if !strings.Contains(string(m.Data), `"cluster":"dev-9"`) {
+			return fmt.Errorf("dead letter's body is not the alert for dev-9: %.200s", m.Data)
+		}
+		return nil
+	})
+	if out, err := soarOut("incident", "show", "--temporal-address", temporalAddr, id9); err == nil {
+		t.Errorf("the alert for dev-9 opened incident %s:\n%s", id9, out)
 	}
 	if quarantined("dev-1") {
 		t.Error("the alert for dev-9 quarantined dev-1's pod")
@@ -114,8 +144,8 @@ func TestDevClusters(t *testing.T) {
 	if !quarantined("dev-1") {
 		t.Error("dev-1's pod is not quarantined after dev-1's alert")
 	}
-	if id1 == id2 || id1 == id9 || id2 == id9 {
-		t.Errorf("incident IDs %s, %s, %s are not distinct", id1, id2, id9)
+	if id1 == id2 {
+		t.Errorf("dev-1's and dev-2's alerts share incident %s", id1)
 	}
 	// The console filters by cluster and names it in the target.
 	page := consolePage(t, fmt.Sprintf("http://127.0.0.1:%d/console/?cluster=dev-2", p.http))
@@ -127,11 +157,13 @@ func TestDevClusters(t *testing.T) {
 		"SEVERITY  CLUSTER  TARGET",
 		id1 + "  terminal-shell-in-container  open    contained  notice    dev-1    payments/checkout-7d9f8b6c5-x2lqp",
 		id2 + "  terminal-shell-in-container  open    contained  notice    dev-2    payments/checkout-7d9f8b6c5-x2lqp",
-		id9 + "  terminal-shell-in-container  open    failed     notice    dev-9    payments/checkout-7d9f8b6c5-x2lqp",
 	} {
 		if !strings.Contains(list, want) {
 			t.Errorf("incident list lacks %q:\n%s", want, list)
 		}
+	}
+	if strings.Contains(list, "dev-9") {
+		t.Errorf("incident list shows an incident for dev-9:\n%s", list)
 	}
 }
 

@@ -61,7 +61,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.clusters.Field, "cluster-field", alert.ClusterField, "alert field that names the alert's Kubernetes cluster (an output field such as Falcosidekick's customfields add, or a generic alert's field); subjects clusters.<name>.> name it first (docs/multi-cluster.md)")
 	fs.StringSliceVar(&f.clusterSources, "cluster-source", nil, "cluster=domain[/stream]: the alert stream sources that cluster's own stream (default "+dispatch.DefaultLeafStream+") from the JetStream domain of its leaf node, its alerts arriving as clusters.<cluster>.<subject> (docs/multi-cluster.md); repeat per cluster")
 	fs.StringVar(&f.clusters.Default, "default-cluster", "", "cluster of the alerts that name none; empty: such alerts are single-cluster, acted on by the workers without --cluster")
-	fs.StringSliceVar(&f.clusters.Allowed, "allowed-clusters", nil, "the only clusters alerts may name (comma-separated); an alert naming another goes to the dead-letter subject (reason unknown_cluster) instead of opening an incident; empty: any valid name")
+	fs.StringSliceVar(&f.clusters.Allowed, "allowed-clusters", nil, "the only clusters alerts may name (comma-separated); an alert naming another goes to the dead-letter subject (reason unknown_cluster) instead of opening an incident; empty: any valid name (soar dev --clusters N: dev-1 … dev-N)")
 }
 
 func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) (dispatch.Config, error) {
