@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -27,6 +29,16 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		}
 	}
 
+	// The server counts a consumer's pending messages a moment after it
+	// stores them (CI once read 0 right after the publishes): wait for the
+	// count, so that the command is checked against a settled state.
+	testenv.Eventually(t, 10*time.Second, "the consumer counts 3 pending", func() error {
+		b, err := dispatch.ReadBacklog(ctx, js, dispatch.DefaultStream, dispatch.DefaultConsumer)
+		if err == nil && b.Undelivered != 3 {
+			err = fmt.Errorf("%d undelivered", b.Undelivered)
+		}
+		return err
+	})
 	out := soar(t, "dispatch", "status", "--nats-url", s.ClientURL())
 	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        ", "Stream full   0.0% ("} {
 		if !strings.Contains(out, want) {
