@@ -26,19 +26,29 @@ import (
 // It also serves requests in two classes: those made with a context from
 // WithLowPriority (the evidence snapshot's reads) take a token only while
 // no other request waits for one, so collecting the evidence of earlier
-// incidents never holds back the containment of a new one.
+// incidents does not hold back the containment of a new one; one that has
+// yielded for lowMaxWait queues with the others, so that a flood lasting
+// hours delays the evidence but never starves it.
 type limiter struct {
 	lim   *rate.Limiter
 	qps   float32
 	burst int
 	// waiting counts the requests of normal priority waiting for a token.
 	waiting atomic.Int64
+	// lowMaxWait is how long a low-priority request yields.
+	lowMaxWait time.Duration
 }
+
+// LowPriorityMaxWait is how long a request made with WithLowPriority yields
+// to the others before it queues with them. Longer than a storm of new
+// incidents takes to contain (BenchmarkQuarantineStorm100: 5 s), far
+// shorter than a snapshot's attempt (5 min).
+const LowPriorityMaxWait = 10 * time.Second
 
 var _ flowcontrol.RateLimiter = (*limiter)(nil)
 
 func newLimiter(qps float32, burst int) *limiter {
-	return &limiter{lim: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst}
+	return &limiter{lim: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst, lowMaxWait: LowPriorityMaxWait}
 }
 
 func (l *limiter) TryAccept() bool { return l.lim.Allow() }
@@ -51,20 +61,29 @@ func (l *limiter) Wait(ctx context.Context) error {
 	if LowPriority(ctx) {
 		return l.waitLow(ctx)
 	}
+	return l.waitNormal(ctx)
+}
+
+func (l *limiter) waitNormal(ctx context.Context) error {
 	l.waiting.Add(1)
 	defer l.waiting.Add(-1)
 	return l.lim.Wait(ctx)
 }
 
 // waitLow takes a token only when one is there and no request of normal
-// priority waits. Normal requests reserve their tokens ahead (rate.Limiter
-// runs into debt for them), so a token is there only when none is owed;
-// this side looks again every token interval, at least every 5 ms.
+// priority waits, for at most lowMaxWait; then it queues as a normal
+// request. Normal requests reserve their tokens ahead (rate.Limiter runs
+// into debt for them), so a token is there only when none is owed; this
+// side looks again every token interval, at least every 5 ms.
 func (l *limiter) waitLow(ctx context.Context) error {
 	every := max(time.Duration(float64(time.Second)/float64(l.qps)), 5*time.Millisecond)
+	until := time.Now().Add(l.lowMaxWait)
 	for {
 		if l.waiting.Load() == 0 && l.lim.Allow() {
 			return nil
+		}
+		if !time.Now().Before(until) {
+			return l.waitNormal(ctx)
 		}
 		t := time.NewTimer(every)
 		select {
@@ -80,7 +99,8 @@ type lowPriorityKey struct{}
 
 // WithLowPriority marks the requests made with the returned context as
 // yielding: the client's rate limit gives them a token only while no other
-// request waits (a Client from NewForConfig). The evidence snapshot uses it.
+// request waits, or once they have yielded for LowPriorityMaxWait (a Client
+// from NewForConfig). The evidence snapshot uses it.
 func WithLowPriority(ctx context.Context) context.Context {
 	return context.WithValue(ctx, lowPriorityKey{}, true)
 }

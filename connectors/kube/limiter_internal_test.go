@@ -96,3 +96,43 @@ func TestLowPriorityRequestsYieldToTheOthers(t *testing.T) {
 		t.Fatalf("err = %v, want the deadline", err)
 	}
 }
+
+// A flood of normal requests that never ends holds a low-priority request
+// back for lowMaxWait, not for the whole flood: then it queues with the
+// others. Without the bound it would wait for the flood to end.
+func TestLowPriorityRequestsAreNotStarvedByAFlood(t *testing.T) {
+	lowDone := func(maxWait time.Duration) (took time.Duration, beforeTheEnd bool) {
+		l := newLimiter(20, 1) // a token every 50 ms
+		l.lowMaxWait = maxWait
+		const flood = 3 * time.Second
+		end := time.Now().Add(flood)
+		var wg sync.WaitGroup
+		for range 4 { // four requests always waiting: more than the limit serves
+			wg.Go(func() {
+				for time.Now().Before(end) {
+					if err := l.Wait(context.Background()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		time.Sleep(100 * time.Millisecond)
+		start := time.Now()
+		if err := l.Wait(WithLowPriority(context.Background())); err != nil {
+			t.Error(err)
+		}
+		took = time.Since(start)
+		beforeTheEnd = time.Now().Before(end)
+		wg.Wait()
+		return took, beforeTheEnd
+	}
+	took, before := lowDone(300 * time.Millisecond)
+	if !before || took < 300*time.Millisecond {
+		t.Errorf("with a bound of 300 ms the evidence request took %v (before the flood ended: %v): want at least the bound, and before the end", took, before)
+	}
+	took, before = lowDone(time.Hour)
+	if before {
+		t.Errorf("without a bound the evidence request went after %v, before the flood ended: the flood did not hold it back, so the check above proves nothing", took)
+	}
+}
