@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,44 @@ type Backlog struct {
 	Epoch time.Time `json:"epoch"`
 	// ReadAt is when the numbers were read.
 	ReadAt time.Time `json:"readAt"`
+	// Sources are the clusters' streams the alert stream sources
+	// (ClusterSource), as its server last heard from them.
+	Sources []SourceState `json:"sources,omitempty"`
+}
+
+// SourceState is how the alert stream's copy of one cluster's stream
+// stands. While the cluster's link is down, the cluster's alerts wait in
+// its leaf and Inactive grows; Lag is what the hub knows it has not copied
+// yet, as of the last word from the leaf.
+type SourceState struct {
+	// Cluster is the source's cluster (its delivery subject's), empty for
+	// a source soar did not configure.
+	Cluster string `json:"cluster"`
+	Stream  string `json:"stream"`
+	Lag     uint64 `json:"lag"`
+	// Inactive is how long ago the hub last heard from the source; -1 if
+	// never.
+	Inactive time.Duration `json:"inactive"`
+	// Error is what the server reports when sourcing fails.
+	Error string `json:"error,omitempty"`
+}
+
+func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
+	var out []SourceState
+	for _, src := range sources {
+		st := SourceState{Stream: src.Name, Lag: src.Lag, Inactive: src.Active}
+		if src.External != nil {
+			st.Cluster, _ = strings.CutPrefix(src.External.DeliverPrefix, SourceDeliverPrefix)
+			if st.Cluster == src.External.DeliverPrefix {
+				st.Cluster = ""
+			}
+		}
+		if src.Error != nil {
+			st.Error = src.Error.Error()
+		}
+		out = append(out, st)
+	}
+	return out
 }
 
 // ReadBacklog reads the backlog of the alert stream and its consumer.
@@ -75,6 +114,7 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 		MaxBytes:     si.Config.MaxBytes,
 		Epoch:        si.Created,
 		ReadAt:       now,
+		Sources:      sourceStates(si.Sources),
 	}
 	if b.MaxBytes > 0 {
 		b.Full = float64(b.Bytes) / float64(b.MaxBytes)
@@ -110,6 +150,13 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
 	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
 	d.metrics.StreamFull.Set(b.Full)
+	// A source removed from the stream must not linger in the metrics.
+	d.metrics.SourceLag.Reset()
+	d.metrics.SourceInactive.Reset()
+	for _, src := range b.Sources {
+		d.metrics.SourceLag.WithLabelValues(src.Cluster).Set(float64(src.Lag))
+		d.metrics.SourceInactive.WithLabelValues(src.Cluster).Set(src.Inactive.Seconds())
+	}
 	return nil
 }
 
@@ -125,6 +172,7 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
 	var warned time.Time
+	warnedSource := map[string]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -142,6 +190,13 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 			warned = time.Now()
 			d.log.Warn().Uint64("bytes", b.Bytes).Int64("max_bytes", b.MaxBytes).Float64("full", b.Full).
 				Msg("alert stream nearly full: at its limit JetStream refuses new alerts; add dispatchers or raise --stream-max-bytes")
+		}
+		for _, src := range b.Sources {
+			if (src.Inactive > d.cfg.BacklogWarnAge || src.Error != "") && time.Since(warnedSource[src.Cluster]) > time.Minute {
+				warnedSource[src.Cluster] = time.Now()
+				d.log.Warn().Str("cluster", src.Cluster).Str("source", src.Stream).Dur("inactive", src.Inactive).Uint64("lag", src.Lag).Str("source_error", src.Error).
+					Msg("cluster source silent: the hub has not heard from this cluster's leaf for longer than the warning age; its alerts wait there (check the leaf node link, docs/multi-cluster-intake.md)")
+			}
 		}
 		if b.OldestAge > d.cfg.BacklogWarnAge && time.Since(warned) > time.Minute {
 			warned = time.Now()

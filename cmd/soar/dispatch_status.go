@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -82,5 +83,16 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "Oldest        %s\n", oldest)
 	if b.MaxBytes > 0 {
 		fmt.Fprintf(w, "Stream full   %.1f%% (%d of %d bytes; at 100%% new alerts are refused)\n", 100*b.Full, b.Bytes, b.MaxBytes)
+	}
+	for _, src := range b.Sources {
+		heard := "never heard from"
+		if src.Inactive >= 0 {
+			heard = fmt.Sprintf("last heard %s ago", src.Inactive.Round(time.Millisecond))
+		}
+		line := fmt.Sprintf("Source        %s (%s): %s, %d alerts behind", cmp.Or(src.Cluster, "-"), src.Stream, heard, src.Lag)
+		if src.Error != "" {
+			line += "; error: " + src.Error
+		}
+		fmt.Fprintln(w, line)
 	}
 }

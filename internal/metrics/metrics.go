@@ -31,6 +31,10 @@ type Metrics struct {
 	BacklogInFlight  prometheus.Gauge
 	BacklogOldestAge prometheus.Gauge
 	StreamFull       prometheus.Gauge
+	// SourceLag and SourceInactive are per cluster source of the alert
+	// stream (multi-cluster intake).
+	SourceLag      *prometheus.GaugeVec
+	SourceInactive *prometheus.GaugeVec
 
 	// QuarantineLocks counts quarantines by whether the API server's lock
 	// was proven (result: tamper_proof or not_tamper_proof), on the worker.
@@ -112,6 +116,12 @@ func New() *Metrics {
 		StreamFull: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "soar_dispatch_stream_full_ratio", Help: "Bytes in the alert stream divided by its limit; at 1 JetStream refuses new alerts.",
 		}),
+		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node.",
+		}, []string{"cluster"}),
+		SourceInactive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "soar_dispatch_source_inactive_seconds", Help: "Seconds since the alert stream last heard from a cluster's stream (-1: never); grows while the cluster's leaf node link is down.",
+		}, []string{"cluster"}),
 		PlaybookReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_playbook_reloads_total", Help: "Playbook reloads, by result: success (the new set is in force) or failure (the previous set stays).",
 		}, []string{"result"}),
@@ -132,7 +142,7 @@ func New() *Metrics {
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency,
-		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull,
+		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }

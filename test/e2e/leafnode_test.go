@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/soar-dev/soar/dispatch"
@@ -143,7 +144,20 @@ func TestLeafNodeBuffersAlertsWhileItsLinkIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc := temporalClient(t)
-	startSoar(t, hubJS, tc, dir, dispatch.Config{ClusterSources: []dispatch.ClusterSource{{Cluster: "dev-1", Domain: "dev-1"}}})
+	hubSoar := startSoar(t, hubJS, tc, dir, dispatch.Config{ClusterSources: []dispatch.ClusterSource{{Cluster: "dev-1", Domain: "dev-1"}}})
+	// The dispatcher's metrics say how long the hub has not heard from
+	// the leaf, and how far behind its copy is.
+	source := func(want string, ok func(inactive, lag float64) bool) {
+		t.Helper()
+		testenv.Eventually(t, 30*time.Second, "dev-1's source "+want, func() error {
+			inactive := testutil.ToFloat64(hubSoar.metrics.SourceInactive.WithLabelValues("dev-1"))
+			lag := testutil.ToFloat64(hubSoar.metrics.SourceLag.WithLabelValues("dev-1"))
+			if !ok(inactive, lag) {
+				return fmt.Errorf("inactive %.1f s, lag %.0f", inactive, lag)
+			}
+			return nil
+		})
+	}
 
 	// Falcosidekick publishes with core NATS to the leaf in its cluster.
 	pod := fmt.Sprintf("leaf-%d", time.Now().UnixNano())
@@ -182,6 +196,9 @@ func TestLeafNodeBuffersAlertsWhileItsLinkIsDown(t *testing.T) {
 
 	publish(3)
 	waitAlertCount(3)
+	// Linked and idle, the source stays heard from.
+	time.Sleep(5 * time.Second)
+	source("heard from within 3 s, nothing behind", func(inactive, lag float64) bool { return inactive >= 0 && inactive < 3 && lag == 0 })
 
 	// The link goes down; the cluster's alerts keep coming.
 	link.cut()
@@ -200,11 +217,17 @@ func TestLeafNodeBuffersAlertsWhileItsLinkIsDown(t *testing.T) {
 	if st, err := incidentState(ctx, tc, id); err != nil || st.AlertCount != 3 {
 		t.Fatalf("incident while the link is down: %+v, %v", st, err)
 	}
+	source("silent for over 3 s", func(inactive, _ float64) bool { return inactive > 3 })
+	b, err := dispatch.ReadBacklog(ctx, hubJS, dispatch.DefaultStream, dispatch.DefaultConsumer)
+	if err != nil || len(b.Sources) != 1 || b.Sources[0].Cluster != "dev-1" || b.Sources[0].Stream != dispatch.DefaultLeafStream {
+		t.Fatalf("backlog sources %+v, %v: want dev-1's %s", b.Sources, err, dispatch.DefaultLeafStream)
+	}
 
 	// The link comes back: every buffered alert arrives, once.
 	link.restore()
 	waitLinked(t, 1, hub, leaf)
 	waitAlertCount(published)
+	source("heard from again, nothing behind", func(inactive, lag float64) bool { return inactive >= 0 && inactive < 3 && lag == 0 })
 
 	// An alert published at the hub itself is the hub's: the leaf's stream
 	// does not capture it and hand it back as the cluster's.
