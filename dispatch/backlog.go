@@ -65,6 +65,19 @@ type SourceState struct {
 	Error string `json:"error,omitempty"`
 }
 
+// silent says whether the source deserves a warning: not heard from for
+// longer than warnAge, never heard from although the dispatcher has run for
+// longer than that, or failing.
+func (s SourceState) silent(warnAge, running time.Duration) bool {
+	switch {
+	case s.Error != "":
+		return true
+	case s.Inactive < 0:
+		return running > warnAge
+	}
+	return s.Inactive > warnAge
+}
+
 func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 	var out []SourceState
 	for _, src := range sources {
@@ -173,6 +186,7 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 	defer t.Stop()
 	var warned time.Time
 	warnedSource := map[string]time.Time{}
+	started := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -192,7 +206,7 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 				Msg("alert stream nearly full: at its limit JetStream refuses new alerts; add dispatchers or raise --stream-max-bytes")
 		}
 		for _, src := range b.Sources {
-			if (src.Inactive > d.cfg.BacklogWarnAge || src.Error != "") && time.Since(warnedSource[src.Cluster]) > time.Minute {
+			if src.silent(d.cfg.BacklogWarnAge, time.Since(started)) && time.Since(warnedSource[src.Cluster]) > time.Minute {
 				warnedSource[src.Cluster] = time.Now()
 				d.log.Warn().Str("cluster", src.Cluster).Str("source", src.Stream).Dur("inactive", src.Inactive).Uint64("lag", src.Lag).Str("source_error", src.Error).
 					Msg("cluster source silent: the hub has not heard from this cluster's leaf for longer than the warning age; its alerts wait there (check the leaf node link, docs/multi-cluster-intake.md)")

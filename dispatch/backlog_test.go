@@ -95,3 +95,22 @@ func TestAFullStreamRefusesNewAlertsAndSaysSo(t *testing.T) {
 		t.Errorf("/readyz check on a full stream: %v", err)
 	}
 }
+
+func TestASourceIsSilentPastTheWarningAge(t *testing.T) {
+	const age = 30 * time.Second
+	for _, tc := range []struct {
+		src     SourceState
+		running time.Duration
+		want    bool
+	}{
+		{SourceState{Inactive: 2 * time.Second}, time.Hour, false},
+		{SourceState{Inactive: 31 * time.Second}, time.Hour, true},
+		{SourceState{Inactive: -1}, 10 * time.Second, false}, // just started: not heard from yet
+		{SourceState{Inactive: -1}, time.Minute, true},       // never heard from
+		{SourceState{Inactive: time.Second, Error: "stream not found"}, time.Hour, true},
+	} {
+		if got := tc.src.silent(age, tc.running); got != tc.want {
+			t.Errorf("%+v after %v: silent %v, want %v", tc.src, tc.running, got, tc.want)
+		}
+	}
+}
