@@ -83,9 +83,8 @@ func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 	for _, src := range sources {
 		st := SourceState{Stream: src.Name, Lag: src.Lag, Inactive: src.Active}
 		if src.External != nil {
-			st.Cluster, _ = strings.CutPrefix(src.External.DeliverPrefix, SourceDeliverPrefix)
-			if st.Cluster == src.External.DeliverPrefix {
-				st.Cluster = ""
+			if cluster, ok := strings.CutPrefix(src.External.DeliverPrefix, SourceDeliverPrefix); ok {
+				st.Cluster = cluster
 			}
 		}
 		if src.Error != nil {
