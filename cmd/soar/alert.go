@@ -31,7 +31,7 @@ falco.<priority>.<rule> as Falcosidekick would publish it, any other alert to
 alerts.<source>.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			nc, err := nf.connect("soar-alert-send", zerolog.Nop())
+			nc, err := nf.connect(cmd.Context(), "soar-alert-send", 0, zerolog.Nop())
 			if err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -10,7 +11,6 @@ import (
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/dispatch"
-	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/proof"
 )
 
@@ -114,6 +114,7 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 		nf       natsFlags
 		df       dispatchFlags
 		httpAddr string
+		wait     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "dispatch",
@@ -129,25 +130,31 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", log)
+			cfg, err := df.config(tf.namespace, identity("dispatch"), keys)
+			if err != nil {
+				return err
+			}
+			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", wait, log)
 			if err != nil {
 				return err
 			}
 			defer c.close()
 			// The dispatcher sets search attributes when it starts incidents:
 			// without them registered, every alert would be retried for ever.
-			if err := incidents.EnsureSearchAttributes(ctx, c.tc, tf.namespace); err != nil {
+			if err := ensureSearchAttributes(ctx, c.tc, tf.namespace, wait, log); err != nil {
 				return err
 			}
 			js, err := jetstream.New(c.nc)
 			if err != nil {
 				return err
 			}
-			cfg, err := df.config(tf.namespace, identity("dispatch"), keys)
-			if err != nil {
-				return err
-			}
-			d, err := app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, cfg)
+			// Connected is not enough: JetStream answers only once its
+			// cluster has a meta leader.
+			var d *app.Dispatcher
+			err = app.StartupRetry(ctx, wait, "JetStream", log, func(ctx context.Context) (err error) {
+				d, err = app.StartDispatcher(ctx, js, c.tc, c.pb, c.m, log, cfg)
+				return app.UnlessRefused(err)
+			})
 			if err != nil {
 				return err
 			}
@@ -162,5 +169,6 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 	df.register(cmd)
 	cmd.AddCommand(newDispatchStatusCmd())
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
+	registerStartupWait(cmd.Flags(), &wait)
 	return cmd
 }

@@ -33,7 +33,7 @@ acknowledged it, so its oldest message is the oldest alert not yet handed to
 Temporal. Exits with status 1 when that alert is older than --warn-age.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			nc, err := nf.connect("soar-dispatch-status", zerolog.Nop())
+			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -64,19 +65,32 @@ func (f *temporalFlags) options(identity string) (app.TemporalOptions, error) {
 	return opts, nil
 }
 
-func (f *temporalFlags) dial(ctx context.Context, identity string, log zerolog.Logger) (client.Client, error) {
+// dial connects to Temporal, trying again for up to wait while it cannot be
+// reached (app.StartupRetry); a configuration that cannot work (a TLS file
+// that does not load) fails at once.
+func (f *temporalFlags) dial(ctx context.Context, identity string, wait time.Duration, log zerolog.Logger) (client.Client, error) {
 	opts, err := f.options(identity)
 	if err != nil {
 		return nil, err
 	}
-	return app.DialTemporal(ctx, opts, log)
+	var c client.Client
+	err = app.StartupRetry(ctx, wait, "Temporal at "+f.address, log, func(ctx context.Context) (err error) {
+		c, err = app.DialTemporal(ctx, opts, log)
+		return err
+	})
+	return c, err
+}
+
+// registerStartupWait adds --startup-wait to a long-running part.
+func registerStartupWait(fs *pflag.FlagSet, wait *time.Duration) {
+	fs.DurationVar(wait, "startup-wait", app.DefaultStartupWait, "how long to keep trying, at start, to reach Temporal and NATS (and for the dispatcher, JetStream) before exiting with the reason; 0 tries once")
 }
 
 // withClient adapts a one-shot CLI command to run with a Temporal client that
 // is closed when it returns.
 func (f *temporalFlags) withClient(fn func(cmd *cobra.Command, args []string, tc client.Client) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		tc, err := f.dial(cmd.Context(), "soar-cli", zerolog.Nop())
+		tc, err := f.dial(cmd.Context(), "soar-cli", 0, zerolog.Nop())
 		if err != nil {
 			return err
 		}
@@ -102,7 +116,10 @@ func (f *natsFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCA, "nats-tls-ca", "", "CA bundle that signs the NATS servers' certificates")
 }
 
-func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error) {
+// connect connects to NATS, trying again for up to wait while no server can
+// be reached (app.StartupRetry). Once connected, the connection reconnects
+// for ever on its own.
+func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration, log zerolog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
@@ -116,6 +133,10 @@ func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error)
 		}),
 	}
 	if f.creds != "" {
+		// Read now, not at each attempt: a wrong path is not worth waiting for.
+		if _, err := os.Stat(f.creds); err != nil {
+			return nil, fmt.Errorf("nats credentials: %w", err)
+		}
 		opts = append(opts, nats.UserCredentials(f.creds))
 	}
 	if f.tlsCert != "" || f.tlsKey != "" || f.tlsCA != "" {
@@ -125,11 +146,14 @@ func (f *natsFlags) connect(name string, log zerolog.Logger) (*nats.Conn, error)
 		}
 		opts = append(opts, nats.Secure(cfg))
 	}
-	nc, err := nats.Connect(f.urls, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", redactURLs(f.urls), err)
-	}
-	return nc, nil
+	var nc *nats.Conn
+	err := app.StartupRetry(ctx, wait, "NATS at "+redactURLs(f.urls), log, func(context.Context) (err error) {
+		if nc, err = nats.Connect(f.urls, opts...); err != nil {
+			return fmt.Errorf("connect to NATS at %s: %w", redactURLs(f.urls), err)
+		}
+		return nil
+	})
+	return nc, err
 }
 
 // redactURLs hides passwords and tokens in comma-separated URLs, so that an

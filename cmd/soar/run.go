@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
@@ -13,6 +14,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/cmd/soar/app"
+	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
 )
 
@@ -56,8 +58,9 @@ type conns struct {
 
 // connect loads the playbooks first (a typo is reported before any network
 // wait) and watches them for changes from then on, so that an edit made
-// while Temporal and NATS are dialled is not missed; then it dials them.
-func connect(ctx context.Context, tf *temporalFlags, nf *natsFlags, playbookDir, part string, log zerolog.Logger) (*conns, error) {
+// while Temporal and NATS are dialled is not missed; then it dials them,
+// each for up to wait (--startup-wait).
+func connect(ctx context.Context, tf *temporalFlags, nf *natsFlags, playbookDir, part string, wait time.Duration, log zerolog.Logger) (*conns, error) {
 	pb, err := app.LoadPlaybooks(playbookDir)
 	if err != nil {
 		return nil, err
@@ -67,12 +70,12 @@ func connect(ctx context.Context, tf *temporalFlags, nf *natsFlags, playbookDir,
 	if err != nil {
 		return nil, err
 	}
-	tc, err := tf.dial(ctx, identity(part), log)
+	tc, err := tf.dial(ctx, identity(part), wait, log)
 	if err != nil {
 		watch.Stop()
 		return nil, err
 	}
-	nc, err := nf.connect(identity(part), log)
+	nc, err := nf.connect(ctx, identity(part), wait, log)
 	if err != nil {
 		tc.Close()
 		watch.Stop()
@@ -98,14 +101,24 @@ func stopLogged(log zerolog.Logger, part string, stop func() error) {
 
 // startTemporalPart starts a part that reads no playbooks and needs Temporal
 // (worker, serve): its logger, SIGHUP ignored (a reload sent to every soar
-// process must not end it), and its Temporal client, which the caller
-// closes.
-func startTemporalPart(ctx context.Context, g *globalFlags, tf *temporalFlags, part string) (zerolog.Logger, client.Client, error) {
+// process must not end it), and its Temporal client, dialled for up to wait
+// (--startup-wait), which the caller closes.
+func startTemporalPart(ctx context.Context, g *globalFlags, tf *temporalFlags, part string, wait time.Duration) (zerolog.Logger, client.Client, error) {
 	log, err := g.logger()
 	if err != nil {
 		return log, nil, err
 	}
 	signal.Ignore(syscall.SIGHUP)
-	tc, err := tf.dial(ctx, identity(part), log)
+	tc, err := tf.dial(ctx, identity(part), wait, log)
 	return log, tc, err
+}
+
+// ensureSearchAttributes registers soar's search attributes on the
+// namespace, trying again for up to wait while Temporal cannot answer (a
+// namespace an install is still creating); a refusal (no permission) fails
+// at once.
+func ensureSearchAttributes(ctx context.Context, tc client.Client, namespace string, wait time.Duration, log zerolog.Logger) error {
+	return app.StartupRetry(ctx, wait, "Temporal namespace "+namespace, log, func(ctx context.Context) error {
+		return app.UnlessRefused(incidents.EnsureSearchAttributes(ctx, tc, namespace))
+	})
 }

@@ -24,6 +24,7 @@ func newServeCmd(g *globalFlags) *cobra.Command {
 		cf       consoleFlags
 		ef       evidenceFlags
 		httpAddr string
+		wait     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -35,7 +36,7 @@ decide whether it is ready.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, tc, err := startTemporalPart(ctx, g, &tf, "serve")
+			log, tc, err := startTemporalPart(ctx, g, &tf, "serve", wait)
 			if err != nil {
 				return err
 			}
@@ -81,6 +82,7 @@ decide whether it is ready.`,
 	_ = cmd.Flags().MarkHidden("evidence-s3-retention")
 	_ = cmd.Flags().MarkHidden("evidence-s3-retention-mode")
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":8080", "listen address")
+	registerStartupWait(cmd.Flags(), &wait)
 	return cmd
 }
 

@@ -42,6 +42,14 @@ func TestServeIsReadyWithTemporalAloneAndNoNATS(t *testing.T) {
 // report and its address.
 func serveReady(t *testing.T, args ...string) (httpserver.ReadyReport, string) {
 	t.Helper()
+	return partReady(t, "serve", args...)
+}
+
+// partReady runs soar part (serve, dispatch, worker) with args, with signing
+// keys and no Slack or API secrets, until the test ends, and returns its
+// first ready /readyz report and its address.
+func partReady(t *testing.T, part string, args ...string) (httpserver.ReadyReport, string) {
+	t.Helper()
 	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
 		t.Setenv(name, "")
 		t.Setenv(name+"_FILE", "")
@@ -50,22 +58,22 @@ func serveReady(t *testing.T, args ...string) (httpserver.ReadyReport, string) {
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRootCmd()
-	root.SetArgs(append([]string{"serve", "--http-addr", addr, "--log-level", "warn"}, args...))
+	root.SetArgs(append([]string{part, "--http-addr", addr, "--log-level", "warn"}, args...))
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			t.Errorf("soar serve: %v", err)
+			t.Errorf("soar %s: %v", part, err)
 		}
 	})
 
 	var report httpserver.ReadyReport
-	testenv.Eventually(t, time.Minute, "serve ready", func() error {
+	testenv.Eventually(t, time.Minute, part+" ready", func() error {
 		select {
 		case err := <-done:
 			done <- err
-			t.Fatalf("soar serve exited: %v", err)
+			t.Fatalf("soar %s exited: %v", part, err)
 		default:
 		}
 		resp, err := http.Get("http://" + addr + "/readyz")

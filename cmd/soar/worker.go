@@ -20,7 +20,6 @@ import (
 	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
-	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/proof"
@@ -205,6 +204,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 		tf       temporalFlags
 		wf       workerFlags
 		httpAddr string
+		wait     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "worker",
@@ -212,20 +212,23 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			log, tc, err := startTemporalPart(ctx, g, &tf, "worker")
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
 			// A cluster's worker runs in that cluster, sets no search
 			// attributes and checks no proofs: it needs no rights to
 			// create attributes and gets no signing keys (app.StartWorker).
 			var keys *proof.Keys
 			if wf.cluster == "" {
-				if err := incidents.EnsureSearchAttributes(ctx, tc, tf.namespace); err != nil {
+				var err error
+				if keys, err = app.SigningKeys(); err != nil {
 					return err
 				}
-				if keys, err = app.SigningKeys(); err != nil {
+			}
+			log, tc, err := startTemporalPart(ctx, g, &tf, "worker", wait)
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			if wf.cluster == "" {
+				if err := ensureSearchAttributes(ctx, tc, tf.namespace, wait, log); err != nil {
 					return err
 				}
 			}
@@ -243,6 +246,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 	tf.register(cmd.Flags())
 	wf.register(cmd)
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9090", "address for /healthz, /readyz and /metrics (empty disables)")
+	registerStartupWait(cmd.Flags(), &wait)
 	return cmd
 }
 

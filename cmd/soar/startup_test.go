@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/proof"
+)
+
+// TestDispatchWaitsForTemporalAndNATSAtStartUp: a dispatcher started before
+// Temporal and NATS (a cluster coming up, a NATS leader election) keeps
+// trying for --startup-wait instead of exiting into the supervisor's
+// restart back-off, and is ready once both answer.
+func TestDispatchWaitsForTemporalAndNATSAtStartUp(t *testing.T) {
+	ports := freePorts(t)
+	storeDir := t.TempDir()
+	temporalAddr := fmt.Sprintf("127.0.0.1:%d", ports.temporal)
+	// Temporal comes up a second after the dispatcher starts, NATS (with
+	// JetStream) two seconds after that: the dispatcher dials them in that
+	// order, so it waits for each in turn. The cleanup, registered before
+	// the dispatcher's, runs after it stopped: it waits for the servers and
+	// stops them.
+	var (
+		ts      *devstack.Temporal
+		ns      *server.Server
+		started = make(chan error, 1)
+	)
+	t.Cleanup(func() {
+		if err := <-started; err != nil {
+			t.Error(err)
+		}
+		if ns != nil {
+			ns.Shutdown()
+		}
+		if ts != nil {
+			_ = ts.Stop()
+		}
+	})
+	go func() {
+		time.Sleep(time.Second)
+		var err error
+		if ts, err = devstack.StartTemporal(devstack.TemporalOptions{Port: ports.temporal, Namespaces: []string{"default"}}); err != nil {
+			started <- fmt.Errorf("start Temporal: %w", err)
+			return
+		}
+		time.Sleep(2 * time.Second)
+		ns, err = devstack.StartNATS(devstack.NATSOptions{Port: ports.nats, StoreDir: storeDir})
+		started <- err
+	}()
+	report, _ := partReady(t, "dispatch",
+		"--temporal-address", temporalAddr,
+		"--nats-url", fmt.Sprintf("nats://127.0.0.1:%d", ports.nats),
+		"--playbooks", filepath.Join("..", "..", "playbooks", "library"),
+		"--startup-wait", "1m")
+	if want := map[string]string{"temporal": "ok", "nats": "ok", "playbooks": "ok", "backlog": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
+		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
+	}
+}
+
+// TestWorkerGivesUpWaitingWithTheReason: past --startup-wait the part exits
+// with the last error, how often it tried and the flag to change; --startup-wait
+// 0 tries once.
+func TestWorkerGivesUpWaitingWithTheReason(t *testing.T) {
+	t.Setenv("SOAR_SIGNING_KEYS", proof.Generate())
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).temporal)
+	for _, tc := range []struct {
+		wait string
+		want []string
+	}{
+		{"1500ms", []string{"connect to Temporal at " + addr, "connection refused", "gave up after ", "attempts in 2s; --startup-wait"}},
+		{"0", []string{"connect to Temporal at " + addr, "connection refused"}},
+	} {
+		root := newRootCmd()
+		root.SetArgs([]string{"worker", "--temporal-address", addr, "--http-addr", "", "--log-level", "error", "--startup-wait", tc.wait})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		start := time.Now()
+		err := root.ExecuteContext(ctx)
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			t.Fatalf("--startup-wait %s: soar worker started without Temporal", tc.wait)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("--startup-wait %s: error %q lacks %q", tc.wait, err, w)
+			}
+		}
+		if tc.wait == "0" && strings.Contains(err.Error(), "gave up") {
+			t.Errorf("--startup-wait 0: error %q, want one attempt", err)
+		}
+		if took > 10*time.Second {
+			t.Errorf("--startup-wait %s: gave up after %s", tc.wait, took)
+		}
+	}
+}
