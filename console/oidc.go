@@ -69,6 +69,17 @@ const (
 )
 
 // NewOIDC discovers the provider.
+// DiscoveryError is NewOIDC failing to read the provider's discovery
+// document: the provider may be down or still starting, where every other
+// error of NewOIDC is the configuration's.
+type DiscoveryError struct {
+	Issuer string
+	Err    error
+}
+
+func (e *DiscoveryError) Error() string { return fmt.Sprintf("OIDC provider %s: %v", e.Issuer, e.Err) }
+func (e *DiscoveryError) Unwrap() error { return e.Err }
+
 func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	switch {
 	case cfg.Issuer == "" || cfg.ClientID == "" || cfg.RedirectURL == "":
@@ -102,7 +113,7 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	}
 	p, err := oidc.NewProvider(ctx, cfg.Issuer)
 	if err != nil {
-		return nil, fmt.Errorf("OIDC provider %s: %w", cfg.Issuer, err)
+		return nil, &DiscoveryError{Issuer: cfg.Issuer, Err: err}
 	}
 	return &OIDC{
 		cfg: cfg,

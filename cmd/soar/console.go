@@ -63,12 +63,12 @@ func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
 // authenticator builds the sign-in the flags describe for a console served
 // on addr; nil when the console is off. local is soar dev's user; nil for
 // serve, which has no local user.
-func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *console.Local, log zerolog.Logger) (console.Authenticator, error) {
+func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *console.Local, wait time.Duration, log zerolog.Logger) (console.Authenticator, error) {
 	switch f.auth {
 	case "":
 		return nil, nil
 	case "oidc":
-		return f.oidc(ctx, log)
+		return f.oidc(ctx, wait, log)
 	case "local":
 		if local == nil {
 			return nil, errors.New(`--console-auth local is soar dev's: serve signs people in through an authenticating proxy (--console-auth proxy)`)
@@ -115,7 +115,10 @@ func (f *consoleFlags) peopleMap() (map[string]string, error) {
 }
 
 // oidc discovers the provider the flags name.
-func (f *consoleFlags) oidc(ctx context.Context, log zerolog.Logger) (console.Authenticator, error) {
+// oidc reads the provider's discovery document, trying again for up to wait
+// (--startup-wait) while the provider cannot be read; a configuration error
+// fails at once.
+func (f *consoleFlags) oidc(ctx context.Context, wait time.Duration, log zerolog.Logger) (console.Authenticator, error) {
 	if f.oidcIssuer == "" || f.oidcClientID == "" || f.oidcRedirect == "" {
 		return nil, errors.New("--console-auth oidc needs --console-oidc-issuer, --console-oidc-client-id and --console-oidc-redirect-url")
 	}
@@ -141,9 +144,21 @@ func (f *consoleFlags) oidc(ctx context.Context, log zerolog.Logger) (console.Au
 	} else {
 		log.Info().Msgf("console sessions are signed with a key drawn at start: a restart signs everyone out (set %s to keep them, and to share them between replicas)", envSessionKey)
 	}
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	return console.NewOIDC(dctx, cfg)
+	var a *console.OIDC
+	err = app.StartupRetry(ctx, wait, "OIDC provider "+f.oidcIssuer, log, func(ctx context.Context) (err error) {
+		dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		a, err = console.NewOIDC(dctx, cfg)
+		var discovery *console.DiscoveryError
+		if err != nil && !errors.As(err, &discovery) {
+			return app.NoRetry(err)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }
 
 // loopbackListen reports whether a listen address accepts loopback

@@ -41,7 +41,7 @@ func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
 		if tc.dev {
 			local = &console.Local{User: "api:me", Name: "me"}
 		}
-		a, err := f.authenticator(context.Background(), tc.addr, local, zerolog.Nop())
+		a, err := f.authenticator(context.Background(), tc.addr, local, 0, zerolog.Nop())
 		switch {
 		case tc.want == "" && err != nil:
 			t.Errorf("%v: %v", tc.args, err)

@@ -82,7 +82,7 @@ it, --kubeconfig must name the cluster to act on.`,
 			// The console's sign-in too: soar dev's local user votes as
 			// the identity of its API token.
 			httpAddr := fmt.Sprintf("127.0.0.1:%d", httpPort)
-			auth, err := cf.authenticator(ctx, httpAddr, &console.Local{User: "api:" + devUser(), Name: devUser()}, log)
+			auth, err := cf.authenticator(ctx, httpAddr, &console.Local{User: "api:" + devUser(), Name: devUser()}, 0, log)
 			if err != nil {
 				return err
 			}

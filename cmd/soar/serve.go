@@ -41,7 +41,7 @@ decide whether it is ready.`,
 				return err
 			}
 			defer tc.Close()
-			auth, err := cf.authenticator(ctx, httpAddr, nil, log)
+			auth, err := cf.authenticator(ctx, httpAddr, nil, wait, log)
 			if err != nil {
 				return err
 			}

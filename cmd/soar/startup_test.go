@@ -2,14 +2,21 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/soar-dev/soar/internal/devstack"
 	"github.com/soar-dev/soar/internal/proof"
@@ -62,6 +69,66 @@ func TestDispatchWaitsForTemporalAndNATSAtStartUp(t *testing.T) {
 		"--startup-wait", "1m")
 	if want := map[string]string{"temporal": "ok", "nats": "ok", "playbooks": "ok", "backlog": "ok"}; !report.Ready || !maps.Equal(report.Checks, want) {
 		t.Errorf("/readyz = %+v, want ready with checks %v", report, want)
+	}
+}
+
+// TestServeWaitsForItsOIDCProvider: serve with an OpenID Connect sign-in
+// reads the provider's discovery document at start; a provider that is down
+// then (restarting, or not yet up in a fresh install) is waited for, so that
+// votes are not held up by serve's restart back-off. The provider is
+// zitadel/oidc's, started 1.5 s after serve.
+func TestServeWaitsForItsOIDCProvider(t *testing.T) {
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	issuer := fmt.Sprintf("http://127.0.0.1:%d", freePorts(t).ui)
+	t.Setenv("SOAR_CONSOLE_OIDC_CLIENT_SECRET", "console-client-secret")
+	t.Setenv("SOAR_CONSOLE_SESSION_KEY", strings.Repeat("k", 32))
+	t.Setenv("SOAR_SIGNING_KEYS", proof.Generate())
+
+	slog.SetDefault(slog.New(slog.DiscardHandler)) // the example provider logs every request
+	srv := &http.Server{
+		Handler:           exampleop.SetupServer(issuer, storage.NewStorage(storage.NewUserStore(issuer)), nil, false, op.WithAllowInsecure()),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	served := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("OIDC provider: %v", err)
+		}
+	})
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		l, err := net.Listen("tcp", strings.TrimPrefix(issuer, "http://"))
+		if err != nil {
+			served <- err
+			return
+		}
+		served <- srv.Serve(l)
+	}()
+
+	// A configuration that cannot work is not waited for: a redirect URL
+	// off the console's callback path fails in one attempt.
+	root := newRootCmd()
+	root.SetArgs([]string{"serve", "--http-addr", "127.0.0.1:0", "--log-level", "error", "--temporal-address", ts.Address(),
+		"--console-auth", "oidc", "--console-oidc-issuer", issuer, "--console-oidc-client-id", "soar-console",
+		"--console-oidc-redirect-url", "http://127.0.0.1:1/elsewhere", "--startup-wait", "1m"})
+	start := time.Now()
+	if err := root.ExecuteContext(context.Background()); err == nil || !strings.Contains(err.Error(), "must end in /console/auth/callback") || strings.Contains(err.Error(), "gave up") {
+		t.Errorf("serve with a wrong redirect URL: %v, want the configuration error at once", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("serve with a wrong redirect URL exited after %s, want at once", took)
+	}
+
+	report, _ := serveReady(t, "--temporal-address", ts.Address(),
+		"--console-auth", "oidc", "--console-oidc-issuer", issuer, "--console-oidc-client-id", "soar-console",
+		"--console-oidc-redirect-url", "http://127.0.0.1:1/console/auth/callback", "--startup-wait", "1m")
+	if !report.Ready {
+		t.Errorf("/readyz = %+v, want ready", report)
 	}
 }
 

@@ -74,6 +74,10 @@ func StartupRetry(ctx context.Context, wait time.Duration, what string, log zero
 	}
 }
 
+// NoRetry marks err as one StartupRetry returns at once, with err's own
+// message.
+func NoRetry(err error) error { return noRetry{err} }
+
 // noRetry is an error StartupRetry returns at once; its message is the
 // error's own.
 type noRetry struct{ error }
