@@ -68,7 +68,6 @@ const (
 	logoutPath   = "/console/auth/logout"
 )
 
-// NewOIDC discovers the provider.
 // DiscoveryError is NewOIDC failing to read the provider's discovery
 // document: the provider may be down or still starting, where every other
 // error of NewOIDC is the configuration's.
@@ -80,6 +79,8 @@ type DiscoveryError struct {
 func (e *DiscoveryError) Error() string { return fmt.Sprintf("OIDC provider %s: %v", e.Issuer, e.Err) }
 func (e *DiscoveryError) Unwrap() error { return e.Err }
 
+// NewOIDC discovers the provider; a provider it cannot read is a
+// *DiscoveryError.
 func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	switch {
 	case cfg.Issuer == "" || cfg.ClientID == "" || cfg.RedirectURL == "":

@@ -114,8 +114,8 @@ func (f *consoleFlags) peopleMap() (map[string]string, error) {
 	return m, nil
 }
 
-// oidc discovers the provider the flags name.
-// oidc reads the provider's discovery document, trying again for up to wait
+// oidc discovers the provider the flags name: it reads the provider's
+// discovery document, trying again for up to wait
 // (--startup-wait) while the provider cannot be read; a configuration error
 // fails at once.
 func (f *consoleFlags) oidc(ctx context.Context, wait time.Duration, log zerolog.Logger) (console.Authenticator, error) {
