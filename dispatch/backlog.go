@@ -78,6 +78,16 @@ func (s SourceState) silent(warnAge, running time.Duration) bool {
 	return s.Inactive > warnAge
 }
 
+// inactiveSeconds is Inactive for the metric: seconds, and -1 for a source
+// never heard from (the server's -1 is a nanosecond, which as seconds would
+// read as a source heard from just now).
+func (s SourceState) inactiveSeconds() float64 {
+	if s.Inactive < 0 {
+		return -1
+	}
+	return s.Inactive.Seconds()
+}
+
 func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 	var out []SourceState
 	for _, src := range sources {
@@ -167,7 +177,7 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	d.metrics.SourceInactive.Reset()
 	for _, src := range b.Sources {
 		d.metrics.SourceLag.WithLabelValues(src.Cluster).Set(float64(src.Lag))
-		d.metrics.SourceInactive.WithLabelValues(src.Cluster).Set(src.Inactive.Seconds())
+		d.metrics.SourceInactive.WithLabelValues(src.Cluster).Set(src.inactiveSeconds())
 	}
 	return nil
 }

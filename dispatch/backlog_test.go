@@ -114,3 +114,17 @@ func TestASourceIsSilentPastTheWarningAge(t *testing.T) {
 		}
 	}
 }
+
+// TestANeverHeardSourceReadsMinusOneSecond: the server reports a source it
+// never heard from as -1 ns; the metric says -1, as documented, not a value
+// indistinguishable from "just now".
+func TestANeverHeardSourceReadsMinusOneSecond(t *testing.T) {
+	for _, tc := range []struct {
+		inactive time.Duration
+		want     float64
+	}{{-1, -1}, {0, 0}, {1500 * time.Millisecond, 1.5}} {
+		if got := (SourceState{Inactive: tc.inactive}).inactiveSeconds(); got != tc.want {
+			t.Errorf("Inactive %v: %v seconds, want %v", tc.inactive, got, tc.want)
+		}
+	}
+}
