@@ -56,8 +56,12 @@ type SourceState struct {
 	// Cluster is the source's cluster (its delivery subject's), empty for
 	// a source soar did not configure.
 	Cluster string `json:"cluster"`
-	Stream  string `json:"stream"`
-	Lag     uint64 `json:"lag"`
+	// Domain is the JetStream domain the source is read from (or its API
+	// prefix, when that is not a domain's), empty for a stream of the hub's
+	// own domain.
+	Domain string `json:"domain,omitempty"`
+	Stream string `json:"stream"`
+	Lag    uint64 `json:"lag"`
 	// Inactive is how long ago the hub last heard from the source; -1 if
 	// never.
 	Inactive time.Duration `json:"inactive"`
@@ -88,11 +92,19 @@ func (s SourceState) inactiveSeconds() float64 {
 	return s.Inactive.Seconds()
 }
 
+// key tells the sources of one alert stream apart: those soar did not
+// configure share the empty cluster.
+func (s SourceState) key() string { return s.Cluster + "/" + s.Domain + "/" + s.Stream }
+
 func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 	var out []SourceState
 	for _, src := range sources {
 		st := SourceState{Stream: src.Name, Lag: src.Lag, Inactive: src.Active}
 		if src.External != nil {
+			st.Domain = src.External.APIPrefix
+			if d, ok := strings.CutPrefix(st.Domain, "$JS."); ok && strings.HasSuffix(d, ".API") {
+				st.Domain = strings.TrimSuffix(d, ".API")
+			}
 			if cluster, ok := strings.CutPrefix(src.External.DeliverPrefix, SourceDeliverPrefix); ok {
 				st.Cluster = cluster
 			}
@@ -176,8 +188,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	d.metrics.SourceLag.Reset()
 	d.metrics.SourceInactive.Reset()
 	for _, src := range b.Sources {
-		d.metrics.SourceLag.WithLabelValues(src.Cluster).Set(float64(src.Lag))
-		d.metrics.SourceInactive.WithLabelValues(src.Cluster).Set(src.inactiveSeconds())
+		d.metrics.SourceLag.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(float64(src.Lag))
+		d.metrics.SourceInactive.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(src.inactiveSeconds())
 	}
 	return nil
 }
@@ -215,8 +227,8 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 				Msg("alert stream nearly full: at its limit JetStream refuses new alerts; add dispatchers or raise --stream-max-bytes")
 		}
 		for _, src := range b.Sources {
-			if src.silent(d.cfg.BacklogWarnAge, time.Since(started)) && time.Since(warnedSource[src.Cluster]) > time.Minute {
-				warnedSource[src.Cluster] = time.Now()
+			if src.silent(d.cfg.BacklogWarnAge, time.Since(started)) && time.Since(warnedSource[src.key()]) > time.Minute {
+				warnedSource[src.key()] = time.Now()
 				d.log.Warn().Str("cluster", src.Cluster).Str("source", src.Stream).Dur("inactive", src.Inactive).Uint64("lag", src.Lag).Str("source_error", src.Error).
 					Msg("cluster source silent: the hub has not heard from this cluster's leaf for longer than the warning age; its alerts wait there (check the leaf node link, docs/multi-cluster-intake.md)")
 			}

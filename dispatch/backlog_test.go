@@ -3,10 +3,13 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 
 	"github.com/soar-dev/soar/internal/httpserver"
@@ -126,5 +129,64 @@ func TestANeverHeardSourceReadsMinusOneSecond(t *testing.T) {
 		if got := (SourceState{Inactive: tc.inactive}).inactiveSeconds(); got != tc.want {
 			t.Errorf("Inactive %v: %v seconds, want %v", tc.inactive, got, tc.want)
 		}
+	}
+}
+
+// TestSourcesSoarDidNotConfigureKeepTheirOwnSeries: an alert stream whose
+// operator added sources of their own (no --cluster-source, so soar keeps
+// them) reports each source apart, by stream and domain, not all of them as
+// one series of the empty cluster that the last one overwrites.
+func TestSourcesSoarDidNotConfigureKeepTheirOwnSeries(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	m := metrics.New()
+	d := New(js, nil, nil, m, zerolog.Nop(), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"EDGE_A", "EDGE_B"} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{strings.ToLower(name) + ".>"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "edge_b.x", []byte(`{"id":"b","rule":"unit"}`)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Sources = []*jetstream.StreamSource{
+		{Name: "EDGE_A"},
+		{Name: "EDGE_B"},
+		// The same stream name in another domain, which this server does not have.
+		{Name: "EDGE_B", External: &jetstream.ExternalStream{APIPrefix: "$JS.far.API", DeliverPrefix: "far.deliver"}},
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the sourced alert in the alert stream", func() error {
+		if err := d.observe(ctx); err != nil {
+			return err
+		}
+		if b, _ := d.Backlog(); b.Waiting != 1 {
+			return fmt.Errorf("%d alerts waiting", b.Waiting)
+		}
+		return nil
+	})
+	b, _ := d.Backlog()
+	keys := map[string]bool{}
+	for _, src := range b.Sources {
+		keys[src.key()] = true
+	}
+	if len(b.Sources) != 3 || len(keys) != 3 || !keys["//EDGE_A"] || !keys["//EDGE_B"] || !keys["/far/EDGE_B"] {
+		t.Errorf("sources %+v", b.Sources)
+	}
+	if n := testutil.CollectAndCount(m.SourceInactive); n != 3 {
+		t.Errorf("%d series of soar_dispatch_source_inactive_seconds, want one per source (3)", n)
+	}
+	if n := testutil.CollectAndCount(m.SourceLag); n != 3 {
+		t.Errorf("%d series of soar_dispatch_source_lag_alerts, want 3", n)
 	}
 }

@@ -89,7 +89,11 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		if src.Inactive >= 0 {
 			heard = fmt.Sprintf("last heard %s ago", src.Inactive.Round(time.Millisecond))
 		}
-		line := fmt.Sprintf("Source        %s (%s): %s, %d alerts behind", cmp.Or(src.Cluster, "-"), src.Stream, heard, src.Lag)
+		stream := src.Stream
+		if src.Domain != "" {
+			stream += " in domain " + src.Domain
+		}
+		line := fmt.Sprintf("Source        %s (%s): %s, %d alerts behind", cmp.Or(src.Cluster, "-"), stream, heard, src.Lag)
 		if src.Error != "" {
 			line += "; error: " + src.Error
 		}

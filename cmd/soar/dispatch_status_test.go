@@ -62,12 +62,12 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {
 	var out strings.Builder
 	printBacklog(&out, dispatch.Backlog{Stream: "SOAR_ALERTS", Consumer: "soar-dispatch", Sources: []dispatch.SourceState{
-		{Cluster: "prod-eu", Stream: "SOAR_LEAF_ALERTS", Lag: 0, Inactive: 800 * time.Millisecond},
+		{Cluster: "prod-eu", Domain: "prod-eu", Stream: "SOAR_LEAF_ALERTS", Lag: 0, Inactive: 800 * time.Millisecond},
 		{Cluster: "prod-us", Stream: "SOAR_LEAF_ALERTS", Lag: 12, Inactive: 95 * time.Second, Error: "stream not found"},
 		{Stream: "OTHER", Inactive: -1},
 	}})
 	for _, want := range []string{
-		"Source        prod-eu (SOAR_LEAF_ALERTS): last heard 800ms ago, 0 alerts behind\n",
+		"Source        prod-eu (SOAR_LEAF_ALERTS in domain prod-eu): last heard 800ms ago, 0 alerts behind\n",
 		"Source        prod-us (SOAR_LEAF_ALERTS): last heard 1m35s ago, 12 alerts behind; error: stream not found\n",
 		"Source        - (OTHER): never heard from, 0 alerts behind\n",
 	} {

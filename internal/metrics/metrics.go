@@ -117,11 +117,11 @@ func New() *Metrics {
 			Name: "soar_dispatch_stream_full_ratio", Help: "Bytes in the alert stream divided by its limit; at 1 JetStream refuses new alerts.",
 		}),
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node.",
-		}, []string{"cluster"}),
+			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node; by cluster (empty for a source soar did not configure), the source's JetStream domain and stream.",
+		}, []string{"cluster", "domain", "stream"}),
 		SourceInactive: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "soar_dispatch_source_inactive_seconds", Help: "Seconds since the alert stream last heard from a cluster's stream (-1: never); grows while the cluster's leaf node link is down.",
-		}, []string{"cluster"}),
+			Name: "soar_dispatch_source_inactive_seconds", Help: "Seconds since the alert stream last heard from a cluster's stream (-1: never); grows while the cluster's leaf node link is down; by cluster (empty for a source soar did not configure), the source's JetStream domain and stream.",
+		}, []string{"cluster", "domain", "stream"}),
 		PlaybookReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_playbook_reloads_total", Help: "Playbook reloads, by result: success (the new set is in force) or failure (the previous set stays).",
 		}, []string{"result"}),

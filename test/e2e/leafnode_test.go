@@ -150,8 +150,8 @@ func TestLeafNodeBuffersAlertsWhileItsLinkIsDown(t *testing.T) {
 	source := func(want string, ok func(inactive, lag float64) bool) {
 		t.Helper()
 		testenv.Eventually(t, 30*time.Second, "dev-1's source "+want, func() error {
-			inactive := testutil.ToFloat64(hubSoar.metrics.SourceInactive.WithLabelValues("dev-1"))
-			lag := testutil.ToFloat64(hubSoar.metrics.SourceLag.WithLabelValues("dev-1"))
+			inactive := testutil.ToFloat64(hubSoar.metrics.SourceInactive.WithLabelValues("dev-1", "dev-1", dispatch.DefaultLeafStream))
+			lag := testutil.ToFloat64(hubSoar.metrics.SourceLag.WithLabelValues("dev-1", "dev-1", dispatch.DefaultLeafStream))
 			if !ok(inactive, lag) {
 				return fmt.Errorf("inactive %.1f s, lag %.0f", inactive, lag)
 			}
