@@ -159,7 +159,14 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 			// added) halved the incidents opened per second under
 			// BenchmarkPhantomFlood, 2026-12-03: 31-43/s against 76-89/s,
 			// with SQLite visibility writes taking seven times the CPU, for a
-			// reason not found. Measure that benchmark before changing it.
+			// reason not found. Measured again on 2026-12-04 with soar's
+			// search attributes registered on the namespace at its creation,
+			// so that no cache could lag: 44-49/s without it against 102-111/s
+			// with it, and no difference at rest (AlertToQuarantine p50 15.0
+			// and 16.6 ms without, 15.4 and 16.0 ms with). One visibility
+			// worker instead of 512 did not bring the rate back (44/s), nor
+			// did a separate SQLite file for visibility (83/s). Measure that
+			// benchmark before changing it.
 			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
 			// One partition per task queue: with the default four, the few
 			// pollers of a single worker sit on some partitions while tasks
