@@ -29,7 +29,7 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 	dc := converter.GetDefaultDataConverter()
 	spec := m.Playbook.Spec()
 	wid := m.IncidentID()
-	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec}
+	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, Baseline: workflows.Baseline}
 	if err := d.sign(&in, &sig); err != nil {
 		return false, err
 	}
@@ -83,7 +83,7 @@ func (d *Dispatcher) signalWithStart(ctx context.Context, m playbooks.Match, sig
 func (d *Dispatcher) start(ctx context.Context, m playbooks.Match, sig workflows.AlertSignal) error {
 	spec := m.Playbook.Spec()
 	wid := m.IncidentID()
-	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, First: &sig}
+	in := workflows.RespondInput{IncidentID: wid, IncidentKey: m.IncidentKey, Playbook: spec, First: &sig, Baseline: workflows.Baseline}
 	if err := d.sign(&in, nil); err != nil {
 		return err
 	}

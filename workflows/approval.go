@@ -314,7 +314,7 @@ func (s *steps) approve(step playbooks.StepSpec, i int) (map[string]any, error) 
 	if cfg == nil {
 		cfg = &playbooks.Approval{Quorum: 1, Timeout: playbooks.DefaultApprovalTimeout, OnExpiry: "deny"}
 	}
-	v := workflow.GetVersion(s.ctx, slackApprovalsVersion, workflow.DefaultVersion, 1)
+	v := changeVersion(s.ctx, slackApprovalsVersion)
 	now := workflow.Now(s.ctx)
 	a := &ApprovalState{
 		Step: step.ID, Approvers: slices.Clone(cfg.Approvers), Quorum: max(cfg.Quorum, 1), Message: cfg.Message,

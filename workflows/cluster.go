@@ -36,7 +36,7 @@ func (s *steps) clusterQueue(action string) string {
 	if first == nil || first.Cluster == "" {
 		return ""
 	}
-	if workflow.GetVersion(s.ctx, clusterRoutingVersion, workflow.DefaultVersion, 1) < 1 {
+	if changeVersion(s.ctx, clusterRoutingVersion) < 1 {
 		return ""
 	}
 	return contract.ClusterTaskQueue(workflow.GetInfo(s.ctx).TaskQueueName, first.Cluster)

@@ -3,8 +3,6 @@ package workflows
 import (
 	"time"
 
-	"go.temporal.io/sdk/workflow"
-
 	"github.com/soar-dev/soar/playbooks"
 )
 
@@ -21,7 +19,7 @@ const pinnedFactsVersion = "pinned-action-facts"
 // step, or, for incidents that started before facts were pinned (and for the
 // inverses release runs, which no step names), the frozen table below.
 func (s *steps) facts(stepID, action string) (playbooks.ActionFacts, bool) {
-	if workflow.GetVersion(s.ctx, pinnedFactsVersion, workflow.DefaultVersion, 1) >= 1 {
+	if changeVersion(s.ctx, pinnedFactsVersion) >= 1 {
 		for _, p := range s.in.Playbook.Steps {
 			if p.ID == stepID && p.Action == action && p.Facts != nil {
 				return *p.Facts, true

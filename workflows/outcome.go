@@ -47,7 +47,7 @@ const lifecycleVersion = "lifecycle-and-outcome"
 // outcome, in the state and the search attributes.
 func setStatus(ctx workflow.Context, st *IncidentState, status string) error {
 	st.Status = status
-	if workflow.GetVersion(ctx, lifecycleVersion, workflow.DefaultVersion, 1) < 1 {
+	if changeVersion(ctx, lifecycleVersion) < 1 {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, SearchStatus.ValueSet(status)); err != nil {
 			return fmt.Errorf("record status %q: %w", status, err)
 		}
@@ -157,7 +157,7 @@ func (iv *Intervals) add(at time.Time, n int) {
 
 // countInterval counts n alerts joining now in st.Intervals.
 func (st *IncidentState) countInterval(ctx workflow.Context, n int) {
-	if workflow.GetVersion(ctx, alertIntervalsVersion, workflow.DefaultVersion, 1) < 1 {
+	if changeVersion(ctx, alertIntervalsVersion) < 1 {
 		return
 	}
 	if st.Intervals == nil {

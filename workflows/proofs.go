@@ -73,7 +73,7 @@ type startVerdict struct {
 // checkStart checks, once and recorded as a side effect, the proof of the
 // incident's input. It returns nil for runs that predate provenVersion.
 func checkStart(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*guard, string) {
-	if workflow.GetVersion(ctx, provenVersion, workflow.DefaultVersion, 1) < 1 {
+	if changeVersion(ctx, provenVersion) < 1 {
 		return nil, ""
 	}
 	info := workflow.GetInfo(ctx)
@@ -97,6 +97,7 @@ func refusedStart(keys *proof.Keys, wid string, started time.Time, in RespondInp
 	}
 	p := in.Proof
 	in.Proof = ""
+	in.Baseline = 0 // not signed (SignStart)
 	if err := proof.Verify(keys, proof.Start, wid, in, p); err != nil {
 		return "the start carries " + err.Error()
 	}
@@ -115,9 +116,18 @@ func seal[T any](keys *proof.Keys, purpose, subject string, v *T, field *string)
 }
 
 // SignStart sets in's SignedAt and Proof, for the dispatcher.
+//
+// The proof leaves in.Baseline out. A worker that predates baselines drops
+// the field when it decodes the input, and would refuse every start that
+// signed it: the incident would close without acting. The baseline changes
+// nothing an incident does (see Baseline), so a forged one gains nothing.
 func SignStart(keys *proof.Keys, in *RespondInput, now time.Time) error {
 	in.SignedAt = now
-	return seal(keys, proof.Start, in.IncidentID, in, &in.Proof)
+	baseline := in.Baseline
+	in.Baseline = 0
+	err := seal(keys, proof.Start, in.IncidentID, in, &in.Proof)
+	in.Baseline = baseline
+	return err
 }
 
 // SignAlert sets sig's Proof for incident, for the dispatcher.

@@ -292,3 +292,30 @@ func TestAContinuedRunCarriesTheWorkersProof(t *testing.T) {
 		t.Errorf("a continued input with a forged approval: %q", got)
 	}
 }
+
+// TestTheBaselineIsLeftOutOfTheProof: a worker from before baselines decodes
+// a start without its baseline, and must still find the dispatcher's proof
+// good; a start signed without one stays good with one.
+func TestTheBaselineIsLeftOutOfTheProof(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	in := RespondInput{IncidentID: "soar-x", IncidentKey: "payments/web", Baseline: Baseline}
+	if err := SignStart(testKeys, &in, now); err != nil {
+		t.Fatal(err)
+	}
+	if in.Baseline != Baseline {
+		t.Fatalf("signing changed the baseline to %d", in.Baseline)
+	}
+	old := in
+	old.Baseline = 0 // as an older worker decodes it
+	for _, c := range []RespondInput{in, old} {
+		if why := refusedStart(testKeys, "soar-x", now, c); why != "" {
+			t.Errorf("baseline %d: refused: %s", c.Baseline, why)
+		}
+	}
+	// Everything else stays proven.
+	forged := in
+	forged.IncidentKey = "payments/other"
+	if why := refusedStart(testKeys, "soar-x", now, forged); why == "" {
+		t.Error("a changed incident key was accepted")
+	}
+}

@@ -83,6 +83,9 @@ type RespondInput struct {
 	// the worker's) proof of this input (see provenVersion).
 	SignedAt time.Time `json:"signedAt,omitzero"`
 	Proof    string    `json:"proof,omitempty"`
+	// Baseline is the generation of workflow code the incident started at
+	// (see Baseline); 0 for incidents started before baselines.
+	Baseline int `json:"baseline,omitempty"`
 }
 
 // AlertSignal is one alert, or a batch of alerts, joining an incident.
@@ -218,6 +221,7 @@ func Respond(ctx workflow.Context, in RespondInput) (*IncidentState, error) {
 }
 
 func respond(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*IncidentState, error) {
+	ctx = withBaseline(ctx, in.Baseline)
 	st := in.State
 	if st == nil {
 		st = &IncidentState{
@@ -253,7 +257,7 @@ func respond(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*Incident
 		return finish(ctx, st, "refused: "+refused)
 	}
 	st.guard = g
-	steady := workflow.GetVersion(ctx, steadyVersion, workflow.DefaultVersion, 1) >= 1
+	steady := changeVersion(ctx, steadyVersion) >= 1
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)
 	releasing := workflow.GetSignalChannel(ctx, SignalRelease)
@@ -262,7 +266,7 @@ func respond(ctx workflow.Context, in RespondInput, keys *proof.Keys) (*Incident
 		window = time.Hour
 	}
 
-	if st.FirstAlert == nil && in.First != nil && workflow.GetVersion(ctx, firstInInputVersion, workflow.DefaultVersion, 1) >= 1 {
+	if st.FirstAlert == nil && in.First != nil && changeVersion(ctx, firstInInputVersion) >= 1 {
 		st.count(ctx, *in.First) // proven with the start
 	}
 	// SignalWithStart delivers the first alert together with the start; a
@@ -423,7 +427,7 @@ func (st *IncidentState) addAlert(ctx workflow.Context, sig AlertSignal) {
 
 // count counts an alert signal.
 func (st *IncidentState) count(ctx workflow.Context, sig AlertSignal) {
-	if sig.Deliveries != nil && workflow.GetVersion(ctx, coalescedVersion, workflow.DefaultVersion, 1) >= 1 {
+	if sig.Deliveries != nil && changeVersion(ctx, coalescedVersion) >= 1 {
 		st.addBatch(ctx, sig)
 		return
 	}
@@ -455,7 +459,7 @@ const trimmedAlertsVersion = "trimmed-alerts"
 
 // kept is the copy of a that the state keeps.
 func (st *IncidentState) kept(ctx workflow.Context, a alert.Alert) alert.Alert {
-	if workflow.GetVersion(ctx, trimmedAlertsVersion, workflow.DefaultVersion, 1) < 1 {
+	if changeVersion(ctx, trimmedAlertsVersion) < 1 {
 		return a
 	}
 	t, cut := alert.Trim(a) //workflowcheck:ignore deterministic: sorted field names, encoding/json sorts map keys
@@ -540,5 +544,5 @@ func recheckAllowed(ctx workflow.Context, st *IncidentState) bool {
 		return true
 	}
 	// Histories recorded before the change did not evaluate them here.
-	return workflow.GetVersion(ctx, recheckVersion, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(ctx, recheckVersion) >= 1
 }

@@ -67,7 +67,7 @@ func respondSteady(run *steps, window time.Duration) (*IncidentState, error) {
 	ctx, st := run.ctx, run.st
 	// The first alert's count is published before the steps run, which may
 	// wait for an approval for a long time.
-	st.publishing = workflow.GetVersion(ctx, countsVersion, workflow.DefaultVersion, 1) >= 1
+	st.publishing = changeVersion(ctx, countsVersion) >= 1
 	st.publishCounts(ctx)
 	alerts := workflow.GetSignalChannel(ctx, SignalAlert)
 	closing := workflow.GetSignalChannel(ctx, SignalClose)

@@ -152,7 +152,7 @@ func (s *steps) run(i int) string {
 	if err == nil {
 		res.Status, res.Output = StepSucceeded, out
 		s.pinPodUID(res)
-		if why, _ := out["degraded"].(string); why != "" && workflow.GetVersion(s.ctx, degradedVersion, workflow.DefaultVersion, 1) >= 1 {
+		if why, _ := out["degraded"].(string); why != "" && changeVersion(s.ctx, degradedVersion) >= 1 {
 			res.Degraded = why
 		}
 		st.record(res)
@@ -253,7 +253,7 @@ func (s *steps) action(step playbooks.StepSpec, res *StepResult) (map[string]any
 		params = withAlertDefaults(facts, *s.st.FirstAlert, s.st.PodUID, params)
 	}
 	if facts.Destructive && !step.WithoutApproval && s.in.Playbook.Mode != playbooks.ModePlan &&
-		workflow.GetVersion(s.ctx, approvedPlanVersion, workflow.DefaultVersion, 1) >= 1 {
+		changeVersion(s.ctx, approvedPlanVersion) >= 1 {
 		approved, err := s.approvedParams(step)
 		if err != nil {
 			res.Params = params
@@ -274,7 +274,7 @@ const genericActionsVersion = "generic-actions"
 
 // generic reports whether this incident runs actions the generic way.
 func (s *steps) generic() bool {
-	return workflow.GetVersion(s.ctx, genericActionsVersion, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(s.ctx, genericActionsVersion) >= 1
 }
 
 // withAlertDefaults fills the parameters that the step left out and the
@@ -327,7 +327,7 @@ func (s *steps) execute(stepID, action string, facts playbooks.ActionFacts, para
 		Action: action, IncidentID: s.st.IncidentID, Step: stepID,
 		Params: params, Undo: undo, DryRun: dryRun,
 	}
-	if workflow.GetVersion(s.ctx, occurrenceVersion, workflow.DefaultVersion, 1) >= 1 {
+	if changeVersion(s.ctx, occurrenceVersion) >= 1 {
 		req.Occurrence = s.st.occurrence()
 	}
 	if facts.Lane == playbooks.LaneSlack && !dryRun {
@@ -418,7 +418,7 @@ func (s *steps) pinPodUID(res StepResult) {
 		res.Params["namespace"] != first.Namespace || res.Params["pod"] != first.Pod {
 		return
 	}
-	if workflow.GetVersion(s.ctx, pinnedPodUIDVersion, workflow.DefaultVersion, 1) >= 1 {
+	if changeVersion(s.ctx, pinnedPodUIDVersion) >= 1 {
 		s.st.PodUID = uid
 	}
 }
@@ -445,7 +445,7 @@ const degradedVersion = "degraded-containment"
 const localFirstVersion = "local-first-containment"
 
 func (s *steps) localFirst() bool {
-	return workflow.GetVersion(s.ctx, localFirstVersion, workflow.DefaultVersion, 1) >= 1
+	return changeVersion(s.ctx, localFirstVersion) >= 1
 }
 
 // localOptions are an action's activity options for a local activity.

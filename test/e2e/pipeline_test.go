@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,6 +120,12 @@ func TestAlertToQuarantineOneIncidentSurvivesRestart(t *testing.T) {
 		}
 		return nil
 	})
+	// Started at workflows.Baseline, the incident asked Temporal for no
+	// version: no marker, and no TemporalChangeVersion upsert (each of those
+	// rewrote its visibility record).
+	if markers, upserts := versionRecords(ctx, t, tc, id); markers != 0 || upserts != 0 {
+		t.Errorf("the incident recorded %d version markers and %d TemporalChangeVersion upserts, want none", markers, upserts)
+	}
 	testenv.Eventually(t, 10*time.Second, "one workflow", func() error {
 		n, err := runs(ctx, tc, id)
 		if err != nil || n != 1 {
@@ -189,4 +196,25 @@ func playbookVersionOf(ctx context.Context, tc client.Client, id string) (string
 		return "", err
 	}
 	return d.PlaybookVersion, nil
+}
+
+// versionRecords counts, in the history of workflow id, the version markers
+// workflow.GetVersion recorded and the upserts of TemporalChangeVersion that
+// came with them.
+func versionRecords(ctx context.Context, t *testing.T, tc client.Client, id string) (markers, upserts int) {
+	t.Helper()
+	it := tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetMarkerRecordedEventAttributes().GetMarkerName() == "Version" {
+			markers++
+		}
+		if _, ok := ev.GetUpsertWorkflowSearchAttributesEventAttributes().GetSearchAttributes().GetIndexedFields()["TemporalChangeVersion"]; ok {
+			upserts++
+		}
+	}
+	return markers, upserts
 }

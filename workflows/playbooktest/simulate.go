@@ -190,6 +190,7 @@ func simulate(m playbooks.Match, a alert.Alert, c *Case, actions []Action) (inc 
 		IncidentID:  m.IncidentID(),
 		IncidentKey: m.IncidentKey,
 		Playbook:    m.Playbook.Spec(),
+		Baseline:    workflows.Baseline,
 	}
 	if err := execute(env, in); err != nil {
 		inc.problems = append(inc.problems, err.Error())
