@@ -29,6 +29,7 @@ type temporalFlags struct {
 	tlsServerName string
 	tls           bool
 	apiKeyFile    string
+	compression   string
 }
 
 func (f *temporalFlags) register(fs *pflag.FlagSet) {
@@ -40,10 +41,14 @@ func (f *temporalFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCA, "temporal-tls-ca", "", "CA bundle that signs Temporal's server certificate (default: system roots)")
 	fs.StringVar(&f.tlsServerName, "temporal-tls-server-name", "", "server name to verify in Temporal's certificate")
 	fs.StringVar(&f.apiKeyFile, "temporal-api-key-file", "", "file holding a Temporal Cloud API key (or set SOAR_TEMPORAL_API_KEY)")
+	fs.StringVar(&f.compression, "temporal-grpc-compression", app.CompressionAuto, "compression of requests to Temporal and its answers: gzip, none, or auto (none for a loopback --temporal-address, where gzip only costs CPU; gzip otherwise)")
 }
 
 func (f *temporalFlags) options(identity string) (app.TemporalOptions, error) {
-	opts := app.TemporalOptions{Address: f.address, Namespace: f.namespace, Identity: identity}
+	opts := app.TemporalOptions{Address: f.address, Namespace: f.namespace, Identity: identity, Compression: f.compression}
+	if _, err := app.GrpcCompression(f.compression, f.address); err != nil {
+		return opts, fmt.Errorf("--temporal-grpc-compression: %w", err)
+	}
 	key := os.Getenv("SOAR_TEMPORAL_API_KEY")
 	if f.apiKeyFile != "" {
 		b, err := os.ReadFile(f.apiKeyFile)
