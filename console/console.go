@@ -24,6 +24,7 @@ import (
 	"html"
 	"html/template"
 	"io/fs"
+	"math"
 	"net/http"
 	"net/url"
 	"path"
@@ -70,13 +71,18 @@ type Config struct {
 	Log      zerolog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DownloadsPerMinute is how many evidence downloads one person may
+	// start a minute, and at once (downloadLimits): 0 means
+	// DefaultDownloadsPerMinute, a negative number no limit.
+	DownloadsPerMinute int
 }
 
 // Console serves the pages.
 type Console struct {
-	cfg  Config
-	tmpl map[string]*template.Template
-	csrf *csrf
+	cfg       Config
+	tmpl      map[string]*template.Template
+	csrf      *csrf
+	downloads *downloadLimits
 }
 
 // PageSize is how many incidents one page of the list shows.
@@ -94,7 +100,10 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}}
+	if cfg.DownloadsPerMinute == 0 {
+		cfg.DownloadsPerMinute = DefaultDownloadsPerMinute
+	}
+	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, downloads: newDownloadLimits(cfg.DownloadsPerMinute)}
 	var err error
 	if c.csrf, err = newCSRF(); err != nil {
 		return nil, err
@@ -624,6 +633,17 @@ func (c *Console) download(w http.ResponseWriter, r *http.Request, v *view) (str
 	id, step, name := r.PathValue("id"), r.PathValue("step"), r.PathValue("name")
 	if c.cfg.Evidence == nil {
 		return failure(v, http.StatusNotFound, "No evidence store", errors.New("this soar has no evidence store configured"))
+	}
+	// Before any work: a refused download costs neither Temporal nor the store.
+	if ok, wait, warn := c.downloads.allow(v.Me.User, c.cfg.Now()); !ok {
+		secs := int(math.Ceil(wait.Seconds()))
+		if warn {
+			c.cfg.Log.Warn().Str("user", v.Me.User).Str("incident_id", id).Str("step", step).Str("artifact", name).Int("per_minute", c.cfg.DownloadsPerMinute).
+				Msg("console: evidence downloads refused for a while: this person started more than the limit (logged once a minute per person)")
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		return failure(v, http.StatusTooManyRequests, "Too many downloads",
+			fmt.Errorf("you started more than %d downloads of evidence within a minute: try again in %d s", c.cfg.DownloadsPerMinute, secs))
 	}
 	d, err := incidents.Show(r.Context(), c.cfg.Temporal, c.cfg.Namespace, id)
 	switch {

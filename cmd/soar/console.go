@@ -31,6 +31,7 @@ type consoleFlags struct {
 	oidcUserClaim, oidcGroupsClaim         string
 	oidcScopes                             []string
 	people                                 string
+	downloadsPerMinute                     int
 }
 
 // Secrets of the console's OIDC sign-in (each also as <name>_FILE).
@@ -51,6 +52,7 @@ func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
 	fs.StringVar(&f.groupsHeader, "console-groups-header", console.DefaultGroupsHeader, "the proxy's header listing the user's groups, comma-separated")
 	fs.StringVar(&f.groupMap, "console-group-map", "", "identity-provider groups that are approver groups: group=S0SLACKGROUP,… (a member votes as that Slack user group's member)")
 	fs.StringVar(&f.people, "console-people", "", "who each console login is in Slack: login=U0SLACKUSER,… (their votes then count once with their Slack votes)")
+	fs.IntVar(&f.downloadsPerMinute, "console-downloads-per-minute", console.DefaultDownloadsPerMinute, "evidence downloads one person may start a minute, and at once; more are refused (429, Retry-After) until their pace allows; 0: no limit")
 	fs.StringSliceVar(&f.viewers, "console-viewers", nil, "identity-provider groups whose members may view incidents without acting")
 	fs.StringVar(&f.oidcIssuer, "console-oidc-issuer", "", "the OpenID Connect provider's issuer URL (client secret in "+envOIDCClientSecret+")")
 	fs.StringVar(&f.oidcClientID, "console-oidc-client-id", "", "the console's client ID at the provider")
@@ -64,6 +66,9 @@ func (f *consoleFlags) register(fs *pflag.FlagSet, dev bool) {
 // on addr; nil when the console is off. local is soar dev's user; nil for
 // serve, which has no local user.
 func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *console.Local, wait time.Duration, log zerolog.Logger) (console.Authenticator, error) {
+	if f.downloadsPerMinute < 0 {
+		return nil, fmt.Errorf("--console-downloads-per-minute %d: want 0 (no limit) or more", f.downloadsPerMinute)
+	}
 	switch f.auth {
 	case "":
 		return nil, nil
@@ -177,14 +182,18 @@ func loopbackListen(addr string) bool {
 
 // startConsole mounts the console on hs when a sign-in is configured, and
 // says where it is (or why it is off) for the banner and the log.
-func startConsole(hs *httpserver.Server, auth console.Authenticator, people map[string]string, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
+func startConsole(hs *httpserver.Server, auth console.Authenticator, people map[string]string, downloadsPerMinute int, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
 	if auth == nil {
 		log.Info().Msg("console off: no sign-in configured (--console-auth)")
 		return "", nil
 	}
+	if downloadsPerMinute == 0 {
+		downloadsPerMinute = -1 // console.Config's "no limit"
+	}
 	c, err := console.New(console.Config{
 		Temporal: tc, Namespace: namespace, Service: svc, Auth: auth, People: people, Evidence: store,
-		Log: log.With().Str("component", "console").Logger(),
+		DownloadsPerMinute: downloadsPerMinute,
+		Log:                log.With().Str("component", "console").Logger(),
 	})
 	if err != nil {
 		return "", err

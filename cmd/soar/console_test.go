@@ -30,6 +30,8 @@ func TestConsoleSignInIsConfiguredOrRefused(t *testing.T) {
 		{[]string{"--console-auth", "ldap"}, ":8080", false, `want "oidc", "proxy" or ""`, ""},
 		{[]string{"--console-auth", "ldap"}, "127.0.0.1:8080", true, `want "local", "oidc", "proxy" or ""`, ""},
 		{[]string{"--console-auth", "oidc", "--console-oidc-issuer", "https://idp.example"}, ":8080", false, "needs --console-oidc-issuer, --console-oidc-client-id and --console-oidc-redirect-url", ""},
+		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.1", "--console-downloads-per-minute", "-5"}, ":8080", false, "--console-downloads-per-minute -5: want 0 (no limit) or more", ""},
+		{[]string{"--console-auth", "proxy", "--console-proxy-from", "10.0.0.1", "--console-downloads-per-minute", "0"}, ":8080", false, "", "console.Proxy"},
 	} {
 		var f consoleFlags
 		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)

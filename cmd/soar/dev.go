@@ -237,7 +237,7 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			signIn, err := startConsole(hs, auth, people, tc, "default", ap.Service, store, log)
+			signIn, err := startConsole(hs, auth, people, cf.downloadsPerMinute, tc, "default", ap.Service, store, log)
 			if err != nil {
 				return err
 			}

@@ -68,7 +68,7 @@ decide whether it is ready.`,
 					return err
 				}
 			}
-			if _, err := startConsole(hs, auth, people, tc, tf.namespace, ap.Service, store, log); err != nil {
+			if _, err := startConsole(hs, auth, people, cf.downloadsPerMinute, tc, tf.namespace, ap.Service, store, log); err != nil {
 				return err
 			}
 			return serveUntilDone(ctx, httpAddr, hs, log, "server started")

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,9 +145,10 @@ steps:
 			UserHeader: console.DefaultUserHeader, EmailHeader: console.DefaultEmailHeader, GroupsHeader: console.DefaultGroupsHeader,
 			GroupMap: map[string][]string{"secops": {"S0SECOPS"}, "oncall": {"S0ONCALL"}},
 		},
-		People:   map[string]string{"user:alice": "U0ALICE"},
-		Evidence: evidence.NewLocal(evidenceDir(t)),
-		Log:      testLogger(t),
+		People:             map[string]string{"user:alice": "U0ALICE"},
+		Evidence:           evidence.NewLocal(evidenceDir(t)),
+		DownloadsPerMinute: consoleDownloadsPerMinute,
+		Log:                testLogger(t),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -355,12 +357,12 @@ func manifestPath(t *testing.T, ctx context.Context, tc client.Client, id string
 // the download and its page says the bundle does not verify.
 func checkEvidenceDownloads(t *testing.T, page, manifestSHA, manifest string) {
 	t.Helper()
-	fetch := func(url string) (int, []byte) {
+	fetchAs := func(user, url string) (int, []byte, http.Header) {
 		req, err := http.NewRequest(http.MethodGet, url, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set(console.DefaultUserHeader, "alice")
+		req.Header.Set(console.DefaultUserHeader, user)
 		req.Header.Set(console.DefaultGroupsHeader, "secops")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -371,7 +373,11 @@ func checkEvidenceDownloads(t *testing.T, page, manifestSHA, manifest string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return resp.StatusCode, b
+		return resp.StatusCode, b, resp.Header
+	}
+	fetch := func(url string) (int, []byte) {
+		status, b, _ := fetchAs("alice", url)
+		return status, b
 	}
 	raw, err := os.ReadFile(manifest)
 	if err != nil {
@@ -413,15 +419,65 @@ func checkEvidenceDownloads(t *testing.T, page, manifestSHA, manifest string) {
 	if _, b := fetch(page); !strings.Contains(string(b), "user:alice downloaded pod.json from step evidence&#39;s evidence") {
 		t.Errorf("the incident's timeline does not show alice's download:\n%s", b)
 	}
+	checkDownloadsPaced(t, page+"/evidence/evidence/pod.json", access, fetchAs)
+
 	stored := filepath.Join(filepath.Dir(manifest), filepath.FromSlash(pod.Key))
 	if err := os.WriteFile(stored, append(b, ' '), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if status, b := fetch(page + "/evidence/evidence/pod.json"); status != http.StatusBadGateway || !strings.Contains(string(b), "pod.json") {
+	// alice's downloads are used up (checkDownloadsPaced); carol asks.
+	if status, b, _ := fetchAs("carol", page+"/evidence/evidence/pod.json"); status != http.StatusBadGateway || !strings.Contains(string(b), "pod.json") {
 		t.Errorf("download of a changed artifact: %d\n%s", status, b)
 	}
 	if _, b := fetch(page); !strings.Contains(string(b), "evidence: tampered") || !strings.Contains(string(b), "manifest.json: pod.json: ") || strings.Contains(string(b), "Every artifact matches its SHA-256.") {
 		t.Errorf("after a change to pod.json the incident page does not say the bundle fails to verify:\n%s", b)
+	}
+}
+
+// consoleDownloadsPerMinute is the console's download limit in
+// TestConsoleInTheBrowser: small, so that the test reaches it.
+const consoleDownloadsPerMinute = 6
+
+// checkDownloadsPaced: alice, who has made three downloads, gets what is
+// left of her bucket, then 429 with Retry-After; what was refused is not
+// recorded beside the bundle; carol, another person, still downloads.
+func checkDownloadsPaced(t *testing.T, url, access string, fetchAs func(user, url string) (int, []byte, http.Header)) {
+	t.Helper()
+	records := func() int {
+		entries, err := os.ReadDir(access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before, served := records(), 0
+	for {
+		status, b, h := fetchAs("alice", url)
+		if status == http.StatusTooManyRequests {
+			if secs, err := strconv.Atoi(h.Get("Retry-After")); err != nil || secs < 1 || secs > 60/consoleDownloadsPerMinute {
+				t.Errorf("Retry-After %q, want 1 to %d seconds", h.Get("Retry-After"), 60/consoleDownloadsPerMinute)
+			}
+			if want := fmt.Sprintf("more than %d downloads of evidence within a minute", consoleDownloadsPerMinute); !strings.Contains(string(b), want) {
+				t.Errorf("the refusal does not say why:\n%s", b)
+			}
+			break
+		}
+		if status != http.StatusOK {
+			t.Fatalf("download %d: %d\n%s", served+1, status, b)
+		}
+		if served++; served > consoleDownloadsPerMinute {
+			t.Fatalf("alice downloaded %d times in a row, the limit is %d a minute", served, consoleDownloadsPerMinute)
+		}
+	}
+	// Three of her six went before; a slow machine may have refilled one.
+	if served < consoleDownloadsPerMinute-3 {
+		t.Errorf("alice was refused after %d more downloads, want %d", served, consoleDownloadsPerMinute-3)
+	}
+	if got := records(); got != before+served {
+		t.Errorf("%d downloads recorded after %d were served, %d before", got, served, before)
+	}
+	if status, b, _ := fetchAs("carol", url); status != http.StatusOK {
+		t.Errorf("carol, refused because of alice's downloads: %d\n%s", status, b)
 	}
 }
 
