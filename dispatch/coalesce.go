@@ -250,6 +250,16 @@ func (d *Dispatcher) flushBatch(ctx context.Context, b *batch) {
 	c.mu.Unlock()
 	defer c.batchesLeft.Done()
 
+	// A batch whose incident is still being opened waits for that before
+	// it takes a send slot: the opening alert may wait for its lane a long
+	// time (triage.go), and batches waiting with slots in hand would hold
+	// back every other incident's.
+	if b.known != nil {
+		select {
+		case <-b.known.ready:
+		case <-ctx.Done():
+		}
+	}
 	c.slots <- struct{}{}
 	defer func() { <-c.slots }()
 	c.mu.Lock()

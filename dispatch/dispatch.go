@@ -127,6 +127,20 @@ type Config struct {
 	// With the backoff capped at a minute, the default of 1000 waits out
 	// about 16 hours of Temporal outage.
 	MaxDeliveries int
+	// Pods tell, per cluster (alert.Alert.Cluster, "" for alerts without
+	// one), which pods exist. An alert that would open an incident for a
+	// pod its cluster's index does not know goes through a narrow lane,
+	// and is deferred while the lane is full (triage.go), so that a flood
+	// of alerts for pods that do not exist does not hold back real pods'
+	// alerts. Clusters without an index are not triaged.
+	Pods map[string]PodIndex
+	// UnknownPodConcurrency is how many alerts for pods the index does not
+	// know may be opening incidents at once. Default 4.
+	UnknownPodConcurrency int
+	// UnknownPodMaxWaiting bounds the alerts for unknown pods that wait in
+	// memory for their lane; more are deferred through JetStream. Default
+	// 4096 (and 32 MiB of alerts).
+	UnknownPodMaxWaiting int
 }
 
 // Defaults.
@@ -229,6 +243,12 @@ func (c *Config) setDefaults() {
 	if c.MaxDeliveries <= 0 {
 		c.MaxDeliveries = DefaultMaxDeliveries
 	}
+	if c.UnknownPodConcurrency <= 0 {
+		c.UnknownPodConcurrency = DefaultUnknownPodConcurrency
+	}
+	if c.UnknownPodMaxWaiting <= 0 {
+		c.UnknownPodMaxWaiting = DefaultUnknownPodMaxWaiting
+	}
 }
 
 // Dead-letter reasons of alerts that decode but cannot be dispatched.
@@ -274,12 +294,22 @@ type Dispatcher struct {
 	// lastAccepted is when Temporal last accepted a request, in Unix
 	// nanoseconds.
 	lastAccepted atomic.Int64
+	// unknownLane holds a token for each alert for an unknown pod being
+	// dispatched (triage.go); nil without pod indexes. unknownWaiting
+	// counts the alerts waiting for a token.
+	unknownLane    chan struct{}
+	unknownWaiting waitRoom
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
 func New(js jetstream.JetStream, tc client.Client, pb PlaybookSource, m *metrics.Metrics, log zerolog.Logger, cfg Config) *Dispatcher {
 	cfg.setDefaults()
-	return &Dispatcher{cfg: cfg, js: js, temporal: tc, playbooks: pb, metrics: m, log: log, co: newCoalescer(cfg.Concurrency)}
+	d := &Dispatcher{cfg: cfg, js: js, temporal: tc, playbooks: pb, metrics: m, log: log, co: newCoalescer(cfg.Concurrency)}
+	if len(cfg.Pods) > 0 {
+		d.unknownLane = make(chan struct{}, cfg.UnknownPodConcurrency)
+		d.unknownWaiting.maxN = cfg.UnknownPodMaxWaiting
+	}
+	return d
 }
 
 func (d *Dispatcher) epoch() string {
@@ -433,8 +463,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			d.Handle(work, msg)
+			defer wg.Done()
+			var once sync.Once
+			free := func() { once.Do(func() { <-sem }) }
+			defer free()
+			d.handle(work, msg, free)
 		}()
 	}
 	done := make(chan struct{})
@@ -454,6 +487,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // acknowledge it. Any failure to reach NATS or Temporal leaves the message
 // for redelivery with backoff. Handle never panics on message content.
 func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
+	d.handle(ctx, msg, func() {})
+}
+
+// handle is Handle for Run, which gives it a slot among Config.Concurrency
+// and free to give it back early (triage.go: an alert that waits for its
+// lane does not hold a slot other alerts need).
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func()) {
 	d.metrics.AlertsReceived.Inc()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -517,6 +557,12 @@ func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
 		})
 		return
 	}
+	release, deferred := d.triage(ctx, a, msg, meta, free, log)
+	if deferred {
+		d.co.settle(claims, nil)
+		return
+	}
+	defer release()
 	d.alone(ctx, msg, meta, a, matches, claims, log)
 }
 

@@ -27,6 +27,10 @@ type Metrics struct {
 	CoalescedBatches prometheus.Counter
 	CoalescedAlerts  prometheus.Counter
 	FastLaneLatency  prometheus.Histogram
+	// UnknownPodAlerts counts alerts that would open an incident for a pod
+	// the dispatcher's pod index does not know, by what became of them
+	// (admitted, waited, deferred, overdue): see dispatch.Config.Pods.
+	UnknownPodAlerts *prometheus.CounterVec
 	BacklogWaiting   prometheus.Gauge
 	BacklogInFlight  prometheus.Gauge
 	BacklogOldestAge prometheus.Gauge
@@ -104,6 +108,9 @@ func New() *Metrics {
 			Help:    "Time from the publication of an alert that opens an incident (as far as the dispatcher knows) to Temporal accepting it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
+		UnknownPodAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_dispatch_unknown_pod_alerts_total", Help: "Alerts that would open an incident for a pod the dispatcher's pod index does not know, by outcome: admitted (at once, through the narrow lane for such pods), waited (admitted after waiting in memory for the lane), deferred (too many waited: redelivered later) or overdue (deferred too often: dispatched like any alert).",
+		}, []string{"outcome"}),
 		BacklogWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "soar_dispatch_backlog_alerts", Help: "Alerts in the stream not yet acknowledged (undelivered or in flight), as last read.",
 		}),
@@ -139,9 +146,12 @@ func New() *Metrics {
 	// increase() see the first failure.
 	m.PlaybookReloads.WithLabelValues("success")
 	m.PlaybookReloads.WithLabelValues("failure")
+	for _, o := range []string{"admitted", "waited", "deferred", "overdue"} {
+		m.UnknownPodAlerts.WithLabelValues(o)
+	}
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
-		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency,
+		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency, m.UnknownPodAlerts,
 		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
