@@ -135,7 +135,7 @@ type Config struct {
 	// alerts. Clusters without an index are not triaged.
 	Pods map[string]PodIndex
 	// UnknownPodConcurrency is how many alerts for pods the index does not
-	// know may be opening incidents at once. Default 4.
+	// know may be opening incidents at once. Default 8.
 	UnknownPodConcurrency int
 	// UnknownPodMaxWaiting bounds the alerts for unknown pods that wait in
 	// memory for their lane; more are deferred through JetStream. Default

@@ -1,8 +1,11 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/soar-dev/soar/alert"
+	"github.com/soar-dev/soar/internal/httpserver"
 )
 
 // PodIndex tells which pods a cluster holds (kube.PodIndex).
@@ -21,7 +25,7 @@ type PodIndex interface {
 
 // DefaultUnknownPodConcurrency is how many alerts for pods the pod index
 // does not know may be opening incidents at once.
-const DefaultUnknownPodConcurrency = 4
+const DefaultUnknownPodConcurrency = 8
 
 // Triage of alerts for pods that do not exist.
 //
@@ -166,4 +170,21 @@ func deferDelay(delivery uint64) time.Duration {
 // deferring would bring it to Config.MaxDeliveries and the dead letters.
 func (d *Dispatcher) maxDeferrals() int {
 	return min(20, d.cfg.MaxDeliveries/2)
+}
+
+// PodIndexCheck is a readiness check: degraded while a pod index has not
+// listed its cluster's pods, when that cluster's alerts are dispatched
+// without triage.
+func (d *Dispatcher) PodIndexCheck(context.Context) error {
+	var waiting []string
+	for cluster, idx := range d.cfg.Pods {
+		if _, known := idx.Exists("", ""); !known {
+			waiting = append(waiting, cmp.Or(cluster, `""`))
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	slices.Sort(waiting)
+	return &httpserver.Degraded{Detail: "the pod index of cluster " + strings.Join(waiting, ", ") + " has not listed its pods (it needs list and watch on pods): alerts for pods that do not exist are not triaged"}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	tlog "go.temporal.io/server/common/log"
+	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/activities/contract"
 	"github.com/soar-dev/soar/cmd/soar/app"
@@ -220,6 +221,19 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
+			// The dispatcher knows the pods of every cluster the workers
+			// act on, so that alerts for pods that do not exist cannot hold
+			// back real ones (dispatch/triage.go).
+			indexes, as := map[string]string{"": kubeconfig}, rest.ImpersonationConfig{}
+			if localKube {
+				indexes, as = map[string]string{}, dispatchServiceAccount
+				for _, c := range locals {
+					indexes[c.name] = c.kubeconfig
+				}
+			}
+			if dcfg.Pods, err = startPodIndexes(ctx, indexes, as, log); err != nil {
+				return err
+			}
 			d, err := app.StartDispatcher(ctx, js, tc, pb, m, log, dcfg)
 			if err != nil {
 				return err
@@ -228,6 +242,9 @@ it, --kubeconfig must name the cluster to act on.`,
 
 			hs := app.Readiness(m, tc, nc, pb)
 			hs.AddCheck("backlog", d.BacklogCheck)
+			if len(dcfg.Pods) > 0 {
+				hs.AddCheck("pod-index", d.PodIndexCheck)
+			}
 			ap, err := startApprovals(ctx, hs, tc, keys, &wf.slack, incidents.Tokens{token.name: token.token}, log)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -25,6 +26,7 @@ import (
 	"github.com/soar-dev/soar/connectors/evidence"
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/testenv"
 	"github.com/soar-dev/soar/playbooks"
 )
@@ -271,6 +273,23 @@ func TestDevWalkthrough(t *testing.T) {
 	if st.Incident != id || st.Target.Pod != pod.Name || len(st.Artifacts) == 0 {
 		t.Errorf("evidence manifest %+v", st)
 	}
+	// The dispatcher indexes the local API server's pods, as soar-dispatch
+	// under deploy/dispatch-rbac.yaml (dispatch/triage.go).
+	testenv.Eventually(t, 30*time.Second, "the dispatcher's pod index ready", func() error {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", p.http))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var report httpserver.ReadyReport
+		if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
+			return err
+		}
+		if report.Checks["pod-index"] != "ok" {
+			return fmt.Errorf("/readyz: %+v", report)
+		}
+		return nil
+	})
 	for _, url := range []string{fmt.Sprintf("http://127.0.0.1:%d/readyz", p.http), fmt.Sprintf("http://127.0.0.1:%d/", p.ui)} {
 		resp, err := http.Get(url)
 		if err != nil {

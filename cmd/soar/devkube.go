@@ -27,6 +27,7 @@ var devManifests = []string{
 	"namespace.yaml",
 	"serviceaccounts.yaml",
 	"rbac.yaml",
+	"dispatch-rbac.yaml",
 	"admission.yaml",
 	"quarantine-lock.yaml",
 	"incident-deployment-control.yaml",
@@ -37,6 +38,14 @@ var devManifests = []string{
 // deploy/'s soar-worker, with only the rights deploy/rbac.yaml grants it.
 var workerServiceAccount = rest.ImpersonationConfig{
 	UserName: "system:serviceaccount:" + deploy.Namespace + ":soar-worker",
+	Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + deploy.Namespace, "system:authenticated"},
+}
+
+// dispatchServiceAccount is who soar dev's dispatcher is to a local API
+// server when it indexes the pods: deploy/'s soar-dispatch, with only the
+// rights deploy/dispatch-rbac.yaml grants it.
+var dispatchServiceAccount = rest.ImpersonationConfig{
+	UserName: "system:serviceaccount:" + deploy.Namespace + ":soar-dispatch",
 	Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + deploy.Namespace, "system:authenticated"},
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/cmd/soar/app"
@@ -37,6 +38,9 @@ type dispatchFlags struct {
 
 	clusters       dispatch.ClusterIdentity
 	clusterSources []string
+
+	podIndexes            []string
+	unknownPodConcurrency int
 }
 
 func (f *dispatchFlags) register(cmd *cobra.Command) {
@@ -61,6 +65,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.clusters.Field, "cluster-field", alert.ClusterField, "alert field that names the alert's Kubernetes cluster (an output field such as Falcosidekick's customfields add, or a generic alert's field); subjects clusters.<name>.> name it first (docs/multi-cluster.md)")
 	fs.StringSliceVar(&f.clusterSources, "cluster-source", nil, "cluster=domain[/stream]: the alert stream sources that cluster's own stream (default "+dispatch.DefaultLeafStream+") from the JetStream domain of its leaf node, its alerts arriving as clusters.<cluster>.<subject> (docs/multi-cluster.md); repeat per cluster")
 	fs.StringVar(&f.clusters.Default, "default-cluster", "", "cluster of the alerts that name none; empty: such alerts are single-cluster, acted on by the workers without --cluster")
+	fs.IntVar(&f.unknownPodConcurrency, "unknown-pod-concurrency", dispatch.DefaultUnknownPodConcurrency, "with a pod index: alerts for pods the cluster does not have that may be opening incidents at once; the others wait their turn without holding back alerts for real pods")
 	fs.StringSliceVar(&f.clusters.Allowed, "allowed-clusters", nil, "the only clusters alerts may name (comma-separated); an alert naming another goes to the dead-letter subject (reason unknown_cluster) instead of opening an incident; empty: any valid name (soar dev --clusters N: dev-1 … dev-N)")
 }
 
@@ -97,6 +102,7 @@ func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) (di
 		BacklogWarnAge:        f.backlogWarnAge,
 		Namespace:             namespace,
 		Identity:              identity,
+		UnknownPodConcurrency: f.unknownPodConcurrency,
 	}, nil
 }
 
@@ -134,6 +140,10 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			indexes, err := parsePodIndexes(df.podIndexes)
+			if err != nil {
+				return err
+			}
 			c, err := connect(ctx, &tf, &nf, df.playbooks, "dispatch", wait, log)
 			if err != nil {
 				return err
@@ -146,6 +156,9 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			}
 			js, err := jetstream.New(c.nc)
 			if err != nil {
+				return err
+			}
+			if cfg.Pods, err = startPodIndexes(ctx, indexes, rest.ImpersonationConfig{}, log); err != nil {
 				return err
 			}
 			// Connected is not enough: JetStream answers only once its
@@ -161,12 +174,16 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			defer stopLogged(log, "dispatcher", d.Stop)
 			hs := app.Readiness(c.m, c.tc, c.nc, c.pb)
 			hs.AddCheck("backlog", d.BacklogCheck)
+			if len(cfg.Pods) > 0 {
+				hs.AddCheck("pod-index", d.PodIndexCheck)
+			}
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
 		},
 	}
 	tf.register(cmd.Flags())
 	nf.register(cmd.Flags())
 	df.register(cmd)
+	cmd.Flags().StringSliceVar(&df.podIndexes, "pod-index", nil, "[cluster=]"+inCluster+"|KUBECONFIG: index the names of that cluster's pods (its API server reached as the dispatcher's service account, or as the kubeconfig says; it needs list and watch on pods, deploy/dispatch-rbac.yaml), so that alerts for pods it does not have cannot hold back alerts for real ones; no cluster: alerts that name none; repeat per cluster (docs/operations.md)")
 	cmd.AddCommand(newDispatchStatusCmd())
 	cmd.Flags().StringVar(&httpAddr, "http-addr", ":9091", "address for /healthz, /readyz and /metrics (empty disables)")
 	registerStartupWait(cmd.Flags(), &wait)

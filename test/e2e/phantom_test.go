@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -24,12 +25,22 @@ import (
 // took to drain after the last publish, incidents opened per second, and
 // the probes' publish-to-quarantined latency, and how much of it passed
 // before Temporal opened the probe's incident. Run it with -benchtime 1x.
+//
+// The dispatcher indexes the API server's pods, as soar dev's does, so that
+// the phantoms go through a lane of their own (dispatch/triage.go);
+// SOAR_PHANTOM_INDEX=0 measures it without, as soar dispatch runs without
+// --pod-index; SOAR_PHANTOM_LANE sets the lane's width
+// (--unknown-pod-concurrency).
 func BenchmarkPhantomFlood(b *testing.B) {
 	rate, secs := envInt("SOAR_PHANTOM_RATE", 500), envInt("SOAR_PHANTOM_SECONDS", 10)
 	ctx := context.Background()
 	_, _, js := testenv.NATS(b)
 	tc := temporalClient(b)
-	s := startSoar(b, js, tc, libraryDir, dispatch.Config{})
+	cfg := dispatch.Config{UnknownPodConcurrency: envInt("SOAR_PHANTOM_LANE", 0)}
+	if os.Getenv("SOAR_PHANTOM_INDEX") != "0" {
+		cfg.Pods = map[string]dispatch.PodIndex{"": podIndex(b)}
+	}
+	s := startSoar(b, js, tc, libraryDir, cfg)
 	for range b.N {
 		ns := fmt.Sprintf("phantom-%d", time.Now().UnixNano())
 		testenv.Namespace(b, kubeCS, ns)
@@ -100,5 +111,8 @@ func BenchmarkPhantomFlood(b *testing.B) {
 		b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "probe-p50-ms")
 		b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "probe-max-ms")
 		b.ReportMetric(float64(open[len(open)-1].Milliseconds()), "probe-open-max-ms")
+		b.Logf("phantom alerts admitted to their lane at once %.0f, after waiting %.0f; deferred %.0f, overdue %.0f",
+			testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("admitted")), testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("waited")),
+			testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("deferred")), testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("overdue")))
 	}
 }

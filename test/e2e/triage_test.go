@@ -1,12 +1,24 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/yaml"
 
 	"github.com/soar-dev/soar/connectors/kube"
 	"github.com/soar-dev/soar/dispatch"
@@ -112,5 +124,115 @@ func floodOfPhantoms(t *testing.T, idx *kube.PodIndex, maxWaiting int) {
 	}
 	if started := testutil.ToFloat64(s.metrics.WorkflowsStarted.WithLabelValues("terminal-shell-in-container")); started != phantoms+1 {
 		t.Errorf("%.0f incidents opened, want %d", started, phantoms+1)
+	}
+}
+
+// TestThePodIndexNeedsOnlyDispatchRBAC: as deploy/'s soar-dispatch, with
+// deploy/dispatch-rbac.yaml applied, the pod index lists and watches the
+// cluster's pods (and sees a new one); soar-dispatch may not read a pod,
+// change one, or read anything else. Without the file, the index never
+// syncs and tells the dispatcher it cannot tell.
+func TestThePodIndexNeedsOnlyDispatchRBAC(t *testing.T) {
+	ctx := context.Background()
+	applyWorkerRBAC(t) // the namespace and deploy/'s ServiceAccounts
+	const dispatchSA = "system:serviceaccount:soar:soar-dispatch"
+	asDispatch := rest.CopyConfig(kubeConfig)
+	asDispatch.Impersonate = rest.ImpersonationConfig{UserName: dispatchSA, Groups: []string{"system:serviceaccounts", "system:serviceaccounts:soar", "system:authenticated"}}
+	ns := fmt.Sprintf("index-%d", time.Now().UnixNano())
+	testenv.Namespace(t, kubeCS, ns)
+	testenv.Pod(t, kubeCS, ns, "before")
+
+	t.Run("without dispatch-rbac.yaml the index cannot tell", func(t *testing.T) {
+		// An earlier run (-count) may have left the binding.
+		if err := kubeCS.RbacV1().ClusterRoleBindings().Delete(ctx, "soar-dispatch-pod-index", metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 30*time.Second, "an index without the role never lists the pods", func() error {
+			idx, err := kube.NewPodIndex(asDispatch)
+			if err != nil {
+				return err
+			}
+			ictx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			idx.Run(ictx)
+			if err := idx.WaitSynced(ictx, 2*time.Second); err == nil {
+				return errors.New("the index listed pods without the role")
+			}
+			if _, known := idx.Exists(ns, "before"); known {
+				t.Fatal("an index that never listed says it knows")
+			}
+			return nil
+		})
+	})
+
+	docs := manifests(t, "dispatch-rbac.yaml")
+	if len(docs["ClusterRole"]) != 1 || len(docs["ClusterRoleBinding"]) != 1 || len(docs) != 2 {
+		t.Fatalf("deploy/dispatch-rbac.yaml: want one ClusterRole and one ClusterRoleBinding, got %v", slices.Collect(maps.Keys(docs)))
+	}
+	var role rbacv1.ClusterRole
+	var binding rbacv1.ClusterRoleBinding
+	if err := yaml.UnmarshalStrict(docs["ClusterRole"][0], &role); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(docs["ClusterRoleBinding"][0], &binding); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kubeCS.RbacV1().ClusterRoles().Create(ctx, &role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if _, err := kubeCS.RbacV1().ClusterRoleBindings().Create(ctx, &binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	kustomization, err := os.ReadFile(filepath.Join("..", "..", "deploy", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(kustomization, []byte("- dispatch-rbac.yaml")) {
+		t.Error("kustomization.yaml applies the opt-in pod index role")
+	}
+
+	var idx *kube.PodIndex
+	testenv.Eventually(t, 30*time.Second, "the index, as soar-dispatch, lists the pods", func() error {
+		// RBAC reaches the authorizer's cache a moment after the write.
+		var err error
+		if idx, err = kube.NewPodIndex(asDispatch); err != nil {
+			return err
+		}
+		ictx, cancel := context.WithCancel(ctx)
+		t.Cleanup(cancel)
+		idx.Run(ictx)
+		if err := idx.WaitSynced(ictx, 3*time.Second); err != nil {
+			cancel()
+			return err
+		}
+		return nil
+	})
+	if exists, known := idx.Exists(ns, "before"); !exists || !known {
+		t.Errorf("a pod that exists: exists %v, known %v", exists, known)
+	}
+	if exists, known := idx.Exists(ns, "ghost"); exists || !known {
+		t.Errorf("a pod that does not exist: exists %v, known %v", exists, known)
+	}
+	testenv.Pod(t, kubeCS, ns, "after")
+	testenv.Eventually(t, 10*time.Second, "the watch brings the new pod", func() error {
+		if exists, _ := idx.Exists(ns, "after"); !exists {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+
+	cs, err := kubernetes.NewForConfig(asDispatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, err := range map[string]error{
+		"read a pod":   func() error { _, err := cs.CoreV1().Pods(ns).Get(ctx, "before", metav1.GetOptions{}); return err }(),
+		"delete a pod": cs.CoreV1().Pods(ns).Delete(ctx, "before", metav1.DeleteOptions{DryRun: []string{metav1.DryRunAll}}),
+		"list secrets": func() error { _, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{}); return err }(),
+		"list nodes":   func() error { _, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); return err }(),
+	} {
+		if !apierrors.IsForbidden(err) {
+			t.Errorf("soar-dispatch may %s: %v", what, err)
+		}
 	}
 }
