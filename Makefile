@@ -15,7 +15,7 @@ HELM_VERSION := v4.3.2
 CHART       := deploy/helm/soar
 # What the chart copies from deploy/ and playbooks/ (make chart).
 CHART_FILES := rbac.yaml admission.yaml quarantine-lock.yaml incident-deployment-control.yaml \
-	baseline-policies.yaml checkpoint-rbac.yaml networkpolicy.yaml
+	baseline-policies.yaml checkpoint-rbac.yaml dispatch-rbac.yaml networkpolicy.yaml
 TEST_FLAGS  ?= -count=1 -timeout 20m
 # What `soar version` prints and the image is labelled with. The image's
 # creation time is the commit's, so that rebuilding a commit gives the same

@@ -67,7 +67,7 @@ func helmOut(t *testing.T, args ...string) (string, error) {
 // representativeValues exercise every optional part of the chart: an
 // external Temporal with mTLS and an API key, NATS with credentials and
 // TLS, playbooks from git, metrics, KEDA, a second cluster's workers and
-// container checkpoints.
+// container checkpoints, the dispatcher's pod index.
 const representativeValues = `
 image: {repository: registry.example/soar, digest: "sha256:` + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + `"}
 imagePullSecrets: [{name: regcred}]
@@ -87,6 +87,7 @@ worker:
   extraArgs: [--ticket-provider=github, --github-repo=acme/sec]
 dispatch:
   replicas: 3
+  podIndex: true
   extraArgs: [--stream-replicas=3, --cluster-source=prod-eu=leaf-eu]
   tolerations: [{key: dedicated, value: security, effect: NoSchedule}]
 serve: {replicas: 2}
@@ -295,6 +296,20 @@ func TestChartRendersEveryOption(t *testing.T) {
 	}
 	if !slices.Equal(containers[0].Args, []string{"dispatch", "--stream-replicas=3", "--cluster-source=prod-eu=leaf-eu"}) {
 		t.Errorf("dispatch's args %v", containers[0].Args)
+	}
+	// dispatch.podIndex: the index's role, a token to use it, the way to
+	// the API server, and the flag.
+	if tok := dispatch.Spec.Template.Spec.AutomountServiceAccountToken; tok == nil || !*tok || objs["ServiceAccount"]["soar-dispatch"].Object["automountServiceAccountToken"] != true {
+		t.Error("with dispatch.podIndex the dispatch pods mount no service account token")
+	}
+	if de["SOAR_POD_INDEX"] != "in-cluster" || objs["ClusterRole"]["soar-dispatch-pod-index"] == nil || objs["ClusterRoleBinding"]["soar-dispatch-pod-index"] == nil ||
+		objs["NetworkPolicy"]["soar-dispatch-allow-kube-apiserver"] == nil {
+		t.Errorf("dispatch.podIndex: SOAR_POD_INDEX %q, its role, binding or NetworkPolicy missing", de["SOAR_POD_INDEX"])
+	}
+	defaults := renderChart(t, "")
+	if defaults["ClusterRole"]["soar-dispatch-pod-index"] != nil || defaults["NetworkPolicy"]["soar-dispatch-allow-kube-apiserver"] != nil ||
+		defaults["ServiceAccount"]["soar-dispatch"].Object["automountServiceAccountToken"] != false {
+		t.Error("without dispatch.podIndex the dispatcher still gets the pod index's rights")
 	}
 	if _, ok := env(worker.Spec.Template.Spec.Containers[0])["SOAR_NATS_CREDS"]; ok {
 		t.Error("the worker, which never talks to NATS, gets NATS credentials")
