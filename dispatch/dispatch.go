@@ -130,9 +130,10 @@ type Config struct {
 	// Pods tell, per cluster (alert.Alert.Cluster, "" for alerts without
 	// one), which pods exist. An alert that would open an incident for a
 	// pod its cluster's index does not know goes through a narrow lane,
-	// and is deferred while the lane is full (triage.go), so that a flood
-	// of alerts for pods that do not exist does not hold back real pods'
-	// alerts. Clusters without an index are not triaged.
+	// waiting its turn in memory, or beyond UnknownPodMaxWaiting deferred
+	// through JetStream (triage.go), so that a flood of alerts for pods
+	// that do not exist does not hold back real pods' alerts. Clusters
+	// without an index are not triaged.
 	Pods map[string]PodIndex
 	// UnknownPodConcurrency is how many alerts for pods the index does not
 	// know may be opening incidents at once. Default 8.
