@@ -177,3 +177,96 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 		return nil
 	})
 }
+
+// TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert: a
+// `soar dispatch` with a pod index and a lane one wide is killed with
+// SIGKILL while most of 150 pods that do not exist (two alerts each) wait in
+// its memory for their lane. Another dispatcher takes over: every phantom
+// incident and the real pods' still count exactly their alerts, once each.
+func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T) {
+	ctx := context.Background()
+	s, _, js := testenv.NATS(t)
+	tc := temporalClient(t)
+	dir := t.TempDir()
+	ns := fmt.Sprintf("kill-phantoms-%d", time.Now().UnixNano())
+	testenv.Namespace(t, kubeCS, ns)
+	if err := dispatch.New(js, nil, nil, nil, testLogger(t), dispatch.Config{}).EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const phantoms, real, each = 150, 3, 2
+	want := map[string]int{}
+	for i := range real {
+		testenv.Pod(t, kubeCS, ns, fmt.Sprintf("real-%d", i))
+	}
+	for n := range each * (phantoms + real) {
+		pod := fmt.Sprintf("ghost-%d", n%(phantoms+real))
+		if n%(phantoms+real) >= phantoms {
+			pod = fmt.Sprintf("real-%d", n%(phantoms+real)-phantoms)
+		}
+		if _, err := js.PublishAsync("falco.notice.terminal_shell_in_container", stormAlert(ns, pod, n)); err != nil {
+			t.Fatal(err)
+		}
+		want[pod]++
+	}
+	<-js.PublishAsyncComplete()
+
+	common := []string{"--temporal-address", temporalAddr, "--http-addr", "", "--log-format", "json"}
+	dispatcher := func(n int) *process {
+		return startProcess(t, filepath.Join(dir, fmt.Sprintf("dispatch-%d.log", n)),
+			append([]string{"dispatch", "--nats-url", s.ClientURL(), "--playbooks", libraryDir,
+				"--pod-index", kubeconfigPath, "--unknown-pod-concurrency", "1"}, common...)...)
+	}
+	startProcess(t, filepath.Join(dir, "worker.log"),
+		append([]string{"worker", "--kubeconfig", kubeconfigPath, "--evidence-dir", filepath.Join(dir, "evidence")}, common...)...)
+	set, err := app.LoadPlaybooks(libraryDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := func(pod string) string {
+		a, err := alert.Decode(stormAlert(ns, pod, 0), alert.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		matches, _ := set.Current().Match(a)
+		return matches[0].IncidentID()
+	}
+	opened := func() int {
+		n := 0
+		for i := range phantoms {
+			if _, err := tc.DescribeWorkflowExecution(ctx, id(fmt.Sprintf("ghost-%d", i)), ""); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+	d1 := dispatcher(1)
+	// Phantoms open one at a time, in order, so a few in the rest wait.
+	testenv.Eventually(t, time.Minute, "the first phantom incidents opened", func() error {
+		_, err := tc.DescribeWorkflowExecution(ctx, id("ghost-2"), "")
+		return err
+	})
+	d1.kill(t)
+	before := opened()
+	t.Logf("killed after %d of %d phantom incidents opened", before, phantoms)
+	if before == phantoms {
+		t.Fatal("every phantom incident opened before the kill: the test proves nothing")
+	}
+
+	dispatcher(2)
+	// What the killed dispatcher held comes back after the ack wait (30 s).
+	testenv.Eventually(t, 3*time.Minute, "every incident counted its alerts exactly, once", func() error {
+		for pod, n := range want {
+			st, err := incidentState(ctx, tc, id(pod))
+			if err != nil {
+				return fmt.Errorf("%s: %w", pod, err)
+			}
+			if st.AlertCount != n {
+				return fmt.Errorf("%s: counted %d of %d", pod, st.AlertCount, n)
+			}
+			if r, err := runs(ctx, tc, id(pod)); err != nil || r != 1 {
+				return fmt.Errorf("%s: %d runs (%w), want one incident", pod, r, err)
+			}
+		}
+		return nil
+	})
+}
