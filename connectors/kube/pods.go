@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,7 +21,6 @@ import (
 // (deploy/dispatch-rbac.yaml).
 type PodIndex struct {
 	informer cache.SharedIndexInformer
-	synced   atomic.Bool
 }
 
 var podsResource = schema.GroupVersionResource{Version: "v1", Resource: "pods"}
@@ -56,11 +54,6 @@ func NewPodIndex(cfg *rest.Config) (*PodIndex, error) {
 // index answers Exists only once the first list arrived.
 func (p *PodIndex) Run(ctx context.Context) {
 	go p.informer.RunWithContext(ctx)
-	go func() {
-		if cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
-			p.synced.Store(true)
-		}
-	}()
 }
 
 // WaitSynced waits until the index holds the first list, or timeout.
@@ -70,7 +63,6 @@ func (p *PodIndex) WaitSynced(ctx context.Context, timeout time.Duration) error 
 	if !cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
 		return fmt.Errorf("kube: pod index: no list of the cluster's pods within %s", timeout)
 	}
-	p.synced.Store(true)
 	return nil
 }
 
@@ -78,7 +70,7 @@ func (p *PodIndex) WaitSynced(ctx context.Context, timeout time.Duration) error 
 // watch has told; known is false until the first list arrived, when the
 // index cannot tell.
 func (p *PodIndex) Exists(namespace, name string) (exists, known bool) {
-	if !p.synced.Load() {
+	if !p.informer.HasSynced() {
 		return false, false
 	}
 	_, exists, err := p.informer.GetIndexer().GetByKey(namespace + "/" + name)

@@ -80,6 +80,45 @@ func (p *process) kill(t *testing.T) {
 	}
 }
 
+// soarProcesses starts `soar dispatch` and `soar worker` as child
+// processes against the test's NATS server, Temporal and API server, each
+// logging to its own file in dir.
+type soarProcesses struct {
+	t            *testing.T
+	dir, natsURL string
+}
+
+func (p soarProcesses) common() []string {
+	return []string{"--temporal-address", temporalAddr, "--http-addr", "", "--log-format", "json"}
+}
+
+// dispatcher starts the nth dispatcher with the library's playbooks and extra flags.
+func (p soarProcesses) dispatcher(n int, extra ...string) *process {
+	args := append([]string{"dispatch", "--nats-url", p.natsURL, "--playbooks", libraryDir}, extra...)
+	return startProcess(p.t, filepath.Join(p.dir, fmt.Sprintf("dispatch-%d.log", n)), append(args, p.common()...)...)
+}
+
+// worker starts the nth worker, all of them sharing one evidence store.
+func (p soarProcesses) worker(n int) *process {
+	return startProcess(p.t, filepath.Join(p.dir, fmt.Sprintf("worker-%d.log", n)),
+		append([]string{"worker", "--kubeconfig", kubeconfigPath, "--evidence-dir", filepath.Join(p.dir, "evidence")}, p.common()...)...)
+}
+
+// stormIncident is the incident ID that set gives stormAlert's alerts for
+// ns/pod.
+func stormIncident(t *testing.T, set *app.Playbooks, ns, pod string) string {
+	t.Helper()
+	a, err := alert.Decode(stormAlert(ns, pod, 0), alert.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	matches, _ := set.Current().Match(a)
+	if len(matches) == 0 {
+		t.Fatalf("no playbook matches %s/%s", ns, pod)
+	}
+	return matches[0].IncidentID()
+}
+
 // TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert runs soar as separate
 // processes, one `soar dispatch` and one `soar worker`, kills both with
 // SIGKILL while they drain a backlog of 6,000 alerts over 20 pods, starts
@@ -111,16 +150,8 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 	}
 	<-js.PublishAsyncComplete()
 
-	common := []string{"--temporal-address", temporalAddr, "--http-addr", "", "--log-format", "json"}
-	dispatcher := func(n int) *process {
-		return startProcess(t, filepath.Join(dir, fmt.Sprintf("dispatch-%d.log", n)),
-			append([]string{"dispatch", "--nats-url", s.ClientURL(), "--playbooks", libraryDir}, common...)...)
-	}
-	worker := func(n int) *process {
-		return startProcess(t, filepath.Join(dir, fmt.Sprintf("worker-%d.log", n)),
-			append([]string{"worker", "--kubeconfig", kubeconfigPath, "--evidence-dir", filepath.Join(dir, "evidence")}, common...)...)
-	}
-	d1, w1 := dispatcher(1), worker(1)
+	procs := soarProcesses{t: t, dir: dir, natsURL: s.ClientURL()}
+	d1, w1 := procs.dispatcher(1), procs.worker(1)
 	backlog := func() dispatch.Backlog {
 		b, err := dispatch.ReadBacklog(ctx, js, dispatch.DefaultStream, dispatch.DefaultConsumer)
 		if err != nil {
@@ -142,8 +173,8 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 		t.Fatal("the backlog was drained before the kill: the test proves nothing")
 	}
 
-	dispatcher(2)
-	worker(2)
+	procs.dispatcher(2)
+	procs.worker(2)
 	// What the killed dispatcher held comes back after the ack wait (30 s).
 	testenv.Eventually(t, 3*time.Minute, "the backlog drained after the restart", func() error {
 		if b := backlog(); b.Waiting > 0 {
@@ -157,12 +188,7 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 	}
 	testenv.Eventually(t, 2*time.Minute, "every incident counted its alerts exactly", func() error {
 		for pod, n := range want {
-			a, err := alert.Decode(stormAlert(ns, pod, 0), alert.Limits{})
-			if err != nil {
-				return err
-			}
-			matches, _ := set.Current().Match(a)
-			id := matches[0].IncidentID()
+			id := stormIncident(t, set, ns, pod)
 			st, err := incidentState(ctx, tc, id)
 			if err != nil {
 				return err
@@ -210,26 +236,16 @@ func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T)
 	}
 	<-js.PublishAsyncComplete()
 
-	common := []string{"--temporal-address", temporalAddr, "--http-addr", "", "--log-format", "json"}
+	procs := soarProcesses{t: t, dir: dir, natsURL: s.ClientURL()}
 	dispatcher := func(n int) *process {
-		return startProcess(t, filepath.Join(dir, fmt.Sprintf("dispatch-%d.log", n)),
-			append([]string{"dispatch", "--nats-url", s.ClientURL(), "--playbooks", libraryDir,
-				"--pod-index", kubeconfigPath, "--unknown-pod-concurrency", "1"}, common...)...)
+		return procs.dispatcher(n, "--pod-index", kubeconfigPath, "--unknown-pod-concurrency", "1")
 	}
-	startProcess(t, filepath.Join(dir, "worker.log"),
-		append([]string{"worker", "--kubeconfig", kubeconfigPath, "--evidence-dir", filepath.Join(dir, "evidence")}, common...)...)
+	procs.worker(1)
 	set, err := app.LoadPlaybooks(libraryDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := func(pod string) string {
-		a, err := alert.Decode(stormAlert(ns, pod, 0), alert.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		matches, _ := set.Current().Match(a)
-		return matches[0].IncidentID()
-	}
+	id := func(pod string) string { return stormIncident(t, set, ns, pod) }
 	opened := func() int {
 		n := 0
 		for i := range phantoms {
