@@ -93,20 +93,26 @@ func grantWorker(t *testing.T, ns string, rules []rbacv1.PolicyRule) {
 // RoleBinding named name, until the test ends.
 func bindRules(t *testing.T, ns, name string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) {
 	t.Helper()
+	bindRulesOn(t, kubeCS, ns, name, rules, subject)
+}
+
+// bindRulesOn is bindRules on the API server of cs.
+func bindRulesOn(t *testing.T, cs kubernetes.Interface, ns, name string, rules []rbacv1.PolicyRule, subject rbacv1.Subject) {
+	t.Helper()
 	ctx := context.Background()
 	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Rules: rules}
-	if _, err := kubeCS.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rb := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name},
 		Subjects: []rbacv1.Subject{subject}}
-	if _, err := kubeCS.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = kubeCS.RbacV1().RoleBindings(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
-		_ = kubeCS.RbacV1().Roles(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = cs.RbacV1().RoleBindings(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+		_ = cs.RbacV1().Roles(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
 	})
 }
 

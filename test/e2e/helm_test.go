@@ -29,7 +29,7 @@ import (
 // chartDir is soar's Helm chart, from this package.
 var chartDir = filepath.Join("..", "..", "deploy", "helm", "soar")
 
-// helmBin is the helm that make test builds into bin/ (make bin/helm).
+// helmBin is the helm that make test builds into bin/ (make helm).
 func helmBin(t *testing.T) string {
 	t.Helper()
 	bin, err := filepath.Abs(filepath.Join("..", "..", "bin", "helm"))
@@ -37,7 +37,7 @@ func helmBin(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("helm: %v (make test builds it: make bin/helm)", err)
+		t.Fatalf("helm: %v (make test builds it, or make helm)", err)
 	}
 	return bin
 }
@@ -93,6 +93,7 @@ dispatch:
 serve: {replicas: 2}
 clusterWorkers:
   - {name: prod-eu, kubeconfigSecret: soar-kubeconfig-prod-eu}
+  - {name: prod-ap, kubeconfigSecret: soar-kubeconfig-prod-ap, lockList: security/soar-locks}
 referenceMonitor: {enabled: true, checkpoints: true}
 serviceMonitor: {enabled: true, labels: {release: prometheus}}
 keda: {enabled: true, maxReplicas: 12}
@@ -102,13 +103,27 @@ keda: {enabled: true, maxReplicas: 12}
 // returns the objects by kind and name.
 func renderChart(t *testing.T, values string) map[string]map[string]*unstructured.Unstructured {
 	t.Helper()
-	args := []string{"template", "soar", chartDir, "--namespace", "soar"}
+	objs, _ := renderChartIn(t, "soar", values)
+	return objs
+}
+
+// valuesFile writes values to a file for helm's --values.
+func valuesFile(t *testing.T, values string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// renderChartIn is renderChart for a release in namespace ns; it returns
+// helm's output too.
+func renderChartIn(t *testing.T, ns, values string) (map[string]map[string]*unstructured.Unstructured, string) {
+	t.Helper()
+	args := []string{"template", "soar", chartDir, "--namespace", ns}
 	if values != "" {
-		file := filepath.Join(t.TempDir(), "values.yaml")
-		if err := os.WriteFile(file, []byte(values), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "--values", file)
+		args = append(args, "--values", valuesFile(t, values))
 	}
 	out := helm(t, args...)
 	objs := map[string]map[string]*unstructured.Unstructured{}
@@ -129,7 +144,7 @@ func renderChart(t *testing.T, values string) map[string]map[string]*unstructure
 		}
 		objs[u.GetKind()][u.GetName()] = u
 	}
-	return objs
+	return objs, out
 }
 
 func deploymentOf(t *testing.T, u *unstructured.Unstructured) appsv1.Deployment {
@@ -152,11 +167,7 @@ func TestChartLintsAndRefusesMistakes(t *testing.T) {
 	if out := helm(t, "lint", chartDir, "--namespace", "soar", "--strict"); !strings.Contains(out, "1 chart(s) linted, 0 chart(s) failed") {
 		t.Errorf("helm lint:\n%s", out)
 	}
-	file := filepath.Join(t.TempDir(), "values.yaml")
-	if err := os.WriteFile(file, []byte(representativeValues), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	helm(t, "lint", chartDir, "--namespace", "soar", "--strict", "--values", file)
+	helm(t, "lint", chartDir, "--namespace", "soar", "--strict", "--values", valuesFile(t, representativeValues))
 
 	for _, tt := range []struct {
 		args []string
@@ -167,7 +178,7 @@ func TestChartLintsAndRefusesMistakes(t *testing.T) {
 		{[]string{"--set", "nats.url=nats://user:secret@nats:4222"}, "/nats/url"},
 		{[]string{"--set", "clusterWorkers[0].name=prod.eu", "--set", "clusterWorkers[0].kubeconfigSecret=k"}, "/clusterWorkers/0/name"},
 		{[]string{"--set", "playbooks.gitSync.enabled=true"}, "playbooks.gitSync.repo is required"},
-		{[]string{"--namespace", "security"}, `soar installs into the namespace soar`},
+		{[]string{"--set", "networkPolicy.natsNamespace=NATS"}, "/networkPolicy/natsNamespace"},
 	} {
 		args := append([]string{"template", "soar", chartDir, "--namespace", "soar"}, tt.args...)
 		out, err := helmOut(t, args...)
@@ -319,7 +330,12 @@ func TestChartRendersEveryOption(t *testing.T) {
 	if !slices.Equal(c.Args, []string{"worker", "--cluster", "prod-eu", "--kubeconfig", "/etc/soar/kubeconfig/kubeconfig"}) {
 		t.Errorf("the prod-eu worker's args %v", c.Args)
 	}
-	for _, e := range c.Env {
+	// A cluster whose soar is in another namespace has its lock list there.
+	ap := deploymentOf(t, objs["Deployment"]["soar-worker-prod-ap"]).Spec.Template.Spec.Containers[0]
+	if !slices.Equal(ap.Args, []string{"worker", "--cluster", "prod-ap", "--kubeconfig", "/etc/soar/kubeconfig/kubeconfig", "--lock-list", "security/soar-locks"}) {
+		t.Errorf("the prod-ap worker's args %v", ap.Args)
+	}
+	for _, e := range slices.Concat(c.Env, ap.Env) {
 		if e.Name == "SOAR_SIGNING_KEYS_FILE" || strings.HasPrefix(e.Name, "SOAR_SLACK") {
 			t.Errorf("the prod-eu worker gets %s: a cluster's worker holds no keys or Slack secrets", e.Name)
 		}

@@ -197,3 +197,36 @@ affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+A cluster-wide file of deploy/ (files/, copied by make chart), for the
+release's namespace. deploy/ names soar's namespace, "soar", where its
+RBAC binds soar's ServiceAccounts, where its admission policies recognise
+soar-worker (system:serviceaccount:soar:soar-worker), keep their lists
+(soar-locks, soar-deploy-control, soar-baseline) and protect soar itself.
+In another namespace each of those places names that one instead, and the
+protected namespaces gain it; NATS's namespace in networkpolicy.yaml is
+networkPolicy.natsNamespace. In "soar" (and NATS there) the file is
+deploy/'s, byte for byte. Every place that means the namespace is one of
+the patterns below: TestChartRendersForItsNamespace fails on a new one of
+the forms it knows, and TestChartInstallsIntoAnyNamespace on a policy
+that no longer holds in another namespace.
+*/}}
+{{- define "soar.clusterFile" -}}
+{{- $root := index . 0 -}}
+{{- $body := $root.Files.Get (printf "files/%s" (index . 1)) -}}
+{{- $ns := $root.Release.Namespace -}}
+{{- if ne $ns "soar" -}}
+{{- $body = regexReplaceAll "(?m)^(\\s*)namespace: soar$" $body (printf "${1}namespace: %s" $ns) -}}
+{{- $body = replace "system:serviceaccount:soar:" (printf "system:serviceaccount:%s:" $ns) $body -}}
+{{- $body = replace "request.namespace == \"soar\"" (printf "request.namespace == %q" $ns) $body -}}
+{{- $body = replace "\"soar\", \"soar-system\"," (printf "\"soar\", \"soar-system\", %q," $ns) $body -}}
+{{- $body = replace "\"soar/\" + request.name" (printf "%q + request.name" (printf "%s/" $ns)) $body -}}
+{{- $body = replace "ConfigMap soar/soar-baseline" (printf "ConfigMap %s/soar-baseline" $ns) $body -}}
+{{- end -}}
+{{- $nats := $root.Values.networkPolicy.natsNamespace | default $ns -}}
+{{- if ne $nats "soar" -}}
+{{- $body = replace "kubernetes.io/metadata.name: soar" (printf "kubernetes.io/metadata.name: %s" $nats) $body -}}
+{{- end -}}
+{{- $body -}}
+{{- end -}}
