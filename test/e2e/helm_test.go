@@ -67,7 +67,7 @@ func helmOut(t *testing.T, args ...string) (string, error) {
 // representativeValues exercise every optional part of the chart: an
 // external Temporal with mTLS and an API key, NATS with credentials and
 // TLS, playbooks from git, metrics, KEDA, a second cluster's workers and
-// container checkpoints, the dispatcher's pod index.
+// container checkpoints, the dispatcher's pod index, the console.
 const representativeValues = `
 image: {repository: registry.example/soar, digest: "sha256:` + "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" + `"}
 imagePullSecrets: [{name: regcred}]
@@ -90,14 +90,13 @@ dispatch:
   podIndex: true
   extraArgs: [--stream-replicas=3, --cluster-source=prod-eu=leaf-eu]
   tolerations: [{key: dedicated, value: security, effect: NoSchedule}]
-serve: {replicas: 2}
 clusterWorkers:
   - {name: prod-eu, kubeconfigSecret: soar-kubeconfig-prod-eu}
   - {name: prod-ap, kubeconfigSecret: soar-kubeconfig-prod-ap, lockList: security/soar-locks}
 referenceMonitor: {enabled: true, checkpoints: true}
 serviceMonitor: {enabled: true, labels: {release: prometheus}}
 keda: {enabled: true, maxReplicas: 12}
-`
+` + consoleValues
 
 // renderChart runs helm template with values (none: the defaults) and
 // returns the objects by kind and name.

@@ -230,3 +230,54 @@ that no longer holds in another namespace.
 {{- end -}}
 {{- $body -}}
 {{- end -}}
+
+{{/*
+The console's settings for soar serve (serve.console), as the variables of
+its --console-* flags; its secrets from serve.console.secret.
+*/}}
+{{- define "soar.consoleEnv" -}}
+{{- with .Values.serve.console -}}
+{{- if eq .auth "oidc" -}}
+{{- if not (and .oidc.issuer .oidc.clientID .oidc.redirectURL) -}}
+{{- fail "serve.console.auth oidc needs serve.console.oidc.issuer, .clientID and .redirectURL" -}}
+{{- end -}}
+{{- else if eq .auth "proxy" -}}
+{{- if not .proxyFrom -}}
+{{- fail "serve.console.auth proxy needs serve.console.proxyFrom: the proxy's addresses, whose identity headers alone are believed" -}}
+{{- end -}}
+{{- end -}}
+{{- if .auth }}
+- name: SOAR_CONSOLE_AUTH
+  value: {{ .auth | quote }}
+- name: SOAR_CONSOLE_DOWNLOADS_PER_MINUTE
+  value: {{ .downloadsPerMinute | quote }}
+{{- range $name, $v := dict "SOAR_CONSOLE_GROUP_MAP" .groupMap "SOAR_CONSOLE_PEOPLE" .people "SOAR_CONSOLE_VIEWERS" (join "," .viewers) }}
+{{- if $v }}
+- name: {{ $name }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if eq .auth "oidc" }}
+{{- range $name, $v := dict "SOAR_CONSOLE_OIDC_ISSUER" .oidc.issuer "SOAR_CONSOLE_OIDC_CLIENT_ID" .oidc.clientID "SOAR_CONSOLE_OIDC_REDIRECT_URL" .oidc.redirectURL "SOAR_CONSOLE_OIDC_USER_CLAIM" .oidc.userClaim "SOAR_CONSOLE_OIDC_GROUPS_CLAIM" .oidc.groupsClaim }}
+{{- if $v }}
+- name: {{ $name }}
+  value: {{ $v | quote }}
+{{- end }}
+{{- end }}
+- name: SOAR_CONSOLE_OIDC_CLIENT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: oidc-client-secret
+- name: SOAR_CONSOLE_SESSION_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: session-key
+{{- else if eq .auth "proxy" }}
+- name: SOAR_CONSOLE_PROXY_FROM
+  value: {{ join "," .proxyFrom | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
