@@ -153,7 +153,8 @@ func TestChartRendersForItsNamespace(t *testing.T) {
 }
 
 // TestChartInstallsIntoAnyNamespace: helm install into namespace
-// "security" on a kube-apiserver of its own, reference monitor and all.
+// "security" on a kube-apiserver of its own, reference monitor and all;
+// its notes name what is missing there and how to check the lock.
 // soar-worker, as system:serviceaccount:security:soar-worker, quarantines
 // a pod and proves the lock; someone with edit rights cannot undo it; the
 // lock list in "security" is guarded, also against a soar-worker of
@@ -173,7 +174,22 @@ func TestChartInstallsIntoAnyNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	values := valuesFile(t, "referenceMonitor: {enabled: true, checkpoints: true}\ndispatch: {podIndex: true}\n")
-	helm(t, "install", "soar", chartDir, "--kubeconfig", kcFile, "--namespace", ns, "--create-namespace", "--values", values)
+	notes := helm(t, "install", "soar", chartDir, "--kubeconfig", kcFile, "--namespace", ns, "--create-namespace", "--values", values)
+	// Its notes say what is missing and how to check the lock, for this
+	// namespace; once the Secret is there, they no longer ask for it.
+	createKeys := "kubectl -n " + ns + " create secret generic soar-signing-keys"
+	for _, want := range []string{"installed in namespace " + ns, createKeys, "soar monitor check --lock-list " + ns + "/soar-locks"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("helm install's notes lack %q:\n%s", want, notes)
+		}
+	}
+	if _, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "soar-signing-keys"},
+		StringData: map[string]string{"keys": testenv.SigningKey}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if notes := helm(t, "upgrade", "soar", chartDir, "--kubeconfig", kcFile, "--namespace", ns, "--values", values); strings.Contains(notes, createKeys) {
+		t.Errorf("with the Secret there, helm upgrade's notes still ask for it:\n%s", notes)
+	}
 
 	impersonate := func(user string, groups ...string) *rest.Config {
 		cfg := rest.CopyConfig(k.Config)
