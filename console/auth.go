@@ -242,7 +242,19 @@ type csrf struct{ key []byte }
 
 const csrfCookie = "soar_csrf"
 
-func newCSRF() (*csrf, error) {
+// newCSRF returns the tokens of a console: keyed by shared (Config.Key)
+// when it is set, else by a key drawn now.
+func newCSRF(shared []byte) (*csrf, error) {
+	if shared != nil {
+		if len(shared) < MinKeyBytes {
+			return nil, fmt.Errorf("console: the shared key must be at least %d bytes, not %d", MinKeyBytes, len(shared))
+		}
+		// Its own key, derived: a CSRF token is never a MAC under the key
+		// that signs sessions.
+		m := hmac.New(sha256.New, shared)
+		m.Write([]byte("soar console csrf v1"))
+		return &csrf{key: m.Sum(nil)}, nil
+	}
 	k := make([]byte, 32)
 	if _, err := rand.Read(k); err != nil {
 		return nil, err

@@ -75,7 +75,16 @@ type Config struct {
 	// start a minute, and at once (downloadLimits): 0 means
 	// DefaultDownloadsPerMinute, a negative number no limit.
 	DownloadsPerMinute int
+	// Key, when set, is a secret every replica of the console shares (at
+	// least MinKeyBytes; soar serve's SOAR_CONSOLE_SESSION_KEY, which also
+	// signs OIDC sessions). The forms' CSRF key is derived from it, so that
+	// a page one replica served posts to another, and to the same one after
+	// a restart. Nil: each process draws a key of its own.
+	Key []byte
 }
+
+// MinKeyBytes is the shortest Config.Key (and OIDCConfig.SessionKey).
+const MinKeyBytes = 32
 
 // Console serves the pages.
 type Console struct {
@@ -105,7 +114,7 @@ func New(cfg Config) (*Console, error) {
 	}
 	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, downloads: newDownloadLimits(cfg.DownloadsPerMinute)}
 	var err error
-	if c.csrf, err = newCSRF(); err != nil {
+	if c.csrf, err = newCSRF(cfg.Key); err != nil {
 		return nil, err
 	}
 	funcs := template.FuncMap{

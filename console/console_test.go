@@ -1,7 +1,9 @@
 package console
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -190,7 +192,7 @@ func TestConsoleVotesCarryTheirSlackPerson(t *testing.T) {
 }
 
 func TestCSRFTokenIsBoundToTheBrowserAndThePerson(t *testing.T) {
-	c, err := newCSRF()
+	c, err := newCSRF(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,5 +439,38 @@ func TestRowsAreTextWhateverTheyHold(t *testing.T) {
 	}
 	if len(texts) != 2*12 {
 		t.Errorf("%d texts, want 12 a row: %q", len(texts), texts)
+	}
+}
+
+// TestCSRFTokensOfASharedKey: consoles given the same key (replicas of
+// serve with SOAR_CONSOLE_SESSION_KEY) accept each other's tokens; others
+// do not, and neither does a console that drew its own. The token is not a
+// MAC under the shared key itself, which also signs sessions.
+func TestCSRFTokensOfASharedKey(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, errA := newCSRF(key)
+	b, errB := newCSRF(slices.Clone(key))
+	other, errO := newCSRF([]byte("fedcba9876543210fedcba9876543210"))
+	drawn, errD := newCSRF(nil)
+	if err := errors.Join(errA, errB, errO, errD); err != nil {
+		t.Fatal(err)
+	}
+	alice := &Identity{User: "user:alice"}
+	w := httptest.NewRecorder()
+	tok := a.token(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1/console/", nil), alice)
+	post := httptest.NewRequest(http.MethodPost, "/console/incidents/x/vote", strings.NewReader(url.Values{"csrf": {tok}}.Encode()))
+	post.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	post.AddCookie(w.Result().Cookies()[0])
+	if !b.check(post, alice) {
+		t.Error("a replica with the same key refused the token")
+	}
+	if other.check(post, alice) || drawn.check(post, alice) {
+		t.Error("a console with another key accepted the token")
+	}
+	if bytes.Equal(a.key, key) || bytes.Equal(a.key, other.key) {
+		t.Error("the CSRF key is the shared key itself, or does not depend on it")
+	}
+	if _, err := newCSRF(key[:31]); err == nil {
+		t.Error("a 31-byte key was accepted")
 	}
 }

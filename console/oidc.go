@@ -85,8 +85,8 @@ func NewOIDC(ctx context.Context, cfg OIDCConfig) (*OIDC, error) {
 	switch {
 	case cfg.Issuer == "" || cfg.ClientID == "" || cfg.RedirectURL == "":
 		return nil, errors.New("OIDC sign-in needs an issuer, a client ID and the console's redirect URL")
-	case cfg.SessionKey != nil && len(cfg.SessionKey) < 32:
-		return nil, errors.New("the console's session key must be at least 32 bytes")
+	case cfg.SessionKey != nil && len(cfg.SessionKey) < MinKeyBytes:
+		return nil, fmt.Errorf("the console's session key must be at least %d bytes", MinKeyBytes)
 	}
 	if u, err := url.Parse(cfg.RedirectURL); err != nil || u.Path != callbackPath {
 		return nil, fmt.Errorf("the redirect URL %q must end in %s", cfg.RedirectURL, callbackPath)

@@ -69,6 +69,12 @@ func (f *consoleFlags) authenticator(ctx context.Context, addr string, local *co
 	if f.downloadsPerMinute < 0 {
 		return nil, fmt.Errorf("--console-downloads-per-minute %d: want 0 (no limit) or more", f.downloadsPerMinute)
 	}
+	if f.auth != "" {
+		// A short key fails here, before serve connects anywhere.
+		if _, err := sharedKey(); err != nil {
+			return nil, err
+		}
+	}
 	switch f.auth {
 	case "":
 		return nil, nil
@@ -131,7 +137,7 @@ func (f *consoleFlags) oidc(ctx context.Context, wait time.Duration, log zerolog
 	if err != nil {
 		return nil, err
 	}
-	key, err := app.Secret(envSessionKey)
+	key, err := sharedKey()
 	if err != nil {
 		return nil, err
 	}
@@ -144,8 +150,8 @@ func (f *consoleFlags) oidc(ctx context.Context, wait time.Duration, log zerolog
 		Scopes: f.oidcScopes, UserClaim: f.oidcUserClaim, GroupsClaim: f.oidcGroupsClaim,
 		GroupMap: gm, Viewers: f.viewers, Log: log.With().Str("component", "console").Logger(),
 	}
-	if key != "" {
-		cfg.SessionKey = []byte(key)
+	if key != nil {
+		cfg.SessionKey = key
 	} else {
 		log.Info().Msgf("console sessions are signed with a key drawn at start: a restart signs everyone out (set %s to keep them, and to share them between replicas)", envSessionKey)
 	}
@@ -180,6 +186,20 @@ func loopbackListen(addr string) bool {
 	return err == nil && a.IsLoopback()
 }
 
+// sharedKey is SOAR_CONSOLE_SESSION_KEY (or the file SOAR_CONSOLE_SESSION_KEY_FILE
+// names): the key every serve replica shares, which signs OIDC sessions
+// and keys the forms' CSRF tokens (console.Config.Key); nil when unset.
+func sharedKey() ([]byte, error) {
+	key, err := app.Secret(envSessionKey)
+	if err != nil || key == "" {
+		return nil, err
+	}
+	if len(key) < console.MinKeyBytes {
+		return nil, fmt.Errorf("%s: %d bytes, want at least %d (head -c 32 /dev/urandom | base64)", envSessionKey, len(key), console.MinKeyBytes)
+	}
+	return []byte(key), nil
+}
+
 // startConsole mounts the console on hs when a sign-in is configured, and
 // says where it is (or why it is off) for the banner and the log.
 func startConsole(hs *httpserver.Server, auth console.Authenticator, people map[string]string, downloadsPerMinute int, tc client.Client, namespace string, svc *incidents.Service, store evidence.Store, log zerolog.Logger) (string, error) {
@@ -190,10 +210,17 @@ func startConsole(hs *httpserver.Server, auth console.Authenticator, people map[
 	if downloadsPerMinute == 0 {
 		downloadsPerMinute = -1 // console.Config's "no limit"
 	}
+	key, err := sharedKey()
+	if err != nil {
+		return "", err
+	}
+	if _, local := auth.(console.Local); key == nil && !local {
+		log.Info().Msgf("console forms are signed with a key drawn at start: a page served before a restart, or by another replica, must be reloaded before it posts (set %s to share the key)", envSessionKey)
+	}
 	c, err := console.New(console.Config{
 		Temporal: tc, Namespace: namespace, Service: svc, Auth: auth, People: people, Evidence: store,
-		DownloadsPerMinute: downloadsPerMinute,
-		Log:                log.With().Str("component", "console").Logger(),
+		DownloadsPerMinute: downloadsPerMinute, Key: key,
+		Log: log.With().Str("component", "console").Logger(),
 	})
 	if err != nil {
 		return "", err

@@ -83,3 +83,27 @@ func typeName(a console.Authenticator) string {
 	}
 	return "?"
 }
+
+// TestConsoleSharedKey: SOAR_CONSOLE_SESSION_KEY (or its _FILE) is the key
+// the replicas share; a short one fails at start, with either sign-in,
+// before serve connects anywhere.
+func TestConsoleSharedKey(t *testing.T) {
+	proxy := consoleFlags{auth: "proxy", proxyFrom: []string{"10.0.0.0/8"}}
+	t.Setenv(envSessionKey, "too-short")
+	if _, err := proxy.authenticator(context.Background(), ":8080", nil, 0, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), envSessionKey+": 9 bytes, want at least 32") {
+		t.Errorf("a 9-byte key: %v", err)
+	}
+	off := consoleFlags{}
+	if a, err := off.authenticator(context.Background(), ":8080", nil, 0, zerolog.Nop()); a != nil || err != nil {
+		t.Errorf("no console, a short key: %v, %v", a, err)
+	}
+	key := strings.Repeat("k", 32)
+	t.Setenv(envSessionKey, key)
+	if got, err := sharedKey(); err != nil || string(got) != key {
+		t.Errorf("sharedKey() = %q, %v", got, err)
+	}
+	t.Setenv(envSessionKey, "")
+	if got, err := sharedKey(); err != nil || got != nil {
+		t.Errorf("no key: %q, %v", got, err)
+	}
+}

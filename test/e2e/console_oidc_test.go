@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +96,7 @@ func startIDP(t *testing.T, redirect string) (issuer, clientID, secret string) {
 
 // TestConsoleOIDCSignIn signs two approvers in to the console through a real
 // OpenID Connect provider (authorization code with PKCE), in headless
-// Chromium: each approves, the quorum of two contains the pod; someone whose
+// Chromium, across two replicas of the console: each approves, the quorum of two contains the pod; someone whose
 // groups map to no approver group is refused every page; a forged or replayed
 // callback signs nobody in.
 func TestConsoleOIDCSignIn(t *testing.T) {
@@ -127,23 +128,47 @@ steps:
 	}
 	base := "http://" + l.Addr().String()
 	issuer, clientID, secret := startIDP(t, base+"/console/auth/callback")
-	auth, err := console.NewOIDC(ctx, console.OIDCConfig{
-		Issuer: issuer, ClientID: clientID, ClientSecret: secret, RedirectURL: base + "/console/auth/callback",
-		GroupMap: map[string][]string{"secops": {"S0SECOPS"}}, Log: testLogger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
+	// Two replicas sharing SOAR_CONSOLE_SESSION_KEY, as the Helm chart runs
+	// serve, behind a balancer without sticky sessions that sends every
+	// post and the provider's callback to the second: a sign-in starts on
+	// one and ends on the other, and every form one renders posts to the
+	// other.
+	key := []byte("e2e-console-key-of-at-least-32-bytes")
+	var replicas [2]http.Handler
+	var served [2]atomic.Int64
+	for i := range replicas {
+		auth, err := console.NewOIDC(ctx, console.OIDCConfig{
+			Issuer: issuer, ClientID: clientID, ClientSecret: secret, RedirectURL: base + "/console/auth/callback",
+			GroupMap: map[string][]string{"secops": {"S0SECOPS"}}, SessionKey: key, Log: testLogger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := console.New(console.Config{
+			Temporal: tc, Namespace: "default", Service: soarService(t, tc), Auth: auth,
+			Evidence: evidence.NewLocal(evidenceDir(t)), Key: key, Log: testLogger(t),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httpserver.New(metrics.New().Registry)
+		c.Register(hs)
+		replicas[i] = hs.Handler()
 	}
-	c, err := console.New(console.Config{
-		Temporal: tc, Namespace: "default", Service: soarService(t, tc), Auth: auth,
-		Evidence: evidence.NewLocal(evidenceDir(t)), Log: testLogger(t),
+	balancer := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := 0
+		if r.Method == http.MethodPost || r.URL.Path == "/console/auth/callback" {
+			i = 1
+		}
+		served[i].Add(1)
+		replicas[i].ServeHTTP(w, r)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httpserver.New(metrics.New().Registry)
-	c.Register(hs)
-	srv := httptest.NewUnstartedServer(hs.Handler())
+	t.Cleanup(func() {
+		if served[0].Load() == 0 || served[1].Load() == 0 {
+			t.Errorf("the replicas served %d and %d requests: the test did not cross them", served[0].Load(), served[1].Load())
+		}
+	})
+	srv := httptest.NewUnstartedServer(balancer)
 	_ = srv.Listener.Close()
 	srv.Listener = l
 	srv.Start()

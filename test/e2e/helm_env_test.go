@@ -104,8 +104,9 @@ func TestChartSetsOnlyWhatSoarReads(t *testing.T) {
 }
 
 // TestChartConfiguresTheConsole: serve.console becomes soar serve's
-// --console-* settings, its OIDC secrets come from the Secret named, and
-// what it lacks fails the install with the value to set.
+// --console-* settings, its secrets (the OIDC client's, the key the
+// replicas share) come from the Secret named, and what it lacks fails the
+// install with the value to set.
 func TestChartConfiguresTheConsole(t *testing.T) {
 	serve := deploymentOf(t, renderChart(t, consoleValues)["Deployment"]["soar-serve"]).Spec.Template.Spec.Containers[0]
 	got := map[string]string{}
@@ -144,6 +145,22 @@ func TestChartConfiguresTheConsole(t *testing.T) {
 		if _, ok := want[k]; !ok && strings.HasPrefix(k, "SOAR_CONSOLE_") {
 			t.Errorf("%s = %q, which the values did not ask for", k, got[k])
 		}
+	}
+	// Behind a proxy: the proxy's addresses, and the shared key, which
+	// keys the forms so that a page from one replica posts to the other.
+	proxy := map[string]string{}
+	for _, e := range deploymentOf(t, renderChart(t, "serve: {console: {auth: proxy, proxyFrom: [10.1.0.0/16, 10.2.0.7]}}\n")["Deployment"]["soar-serve"]).Spec.Template.Spec.Containers[0].Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			proxy[e.Name] = "secret " + e.ValueFrom.SecretKeyRef.Name + "/" + e.ValueFrom.SecretKeyRef.Key
+		} else if strings.HasPrefix(e.Name, "SOAR_CONSOLE_") {
+			proxy[e.Name] = e.Value
+		}
+	}
+	if proxy["SOAR_CONSOLE_PROXY_FROM"] != "10.1.0.0/16,10.2.0.7" || proxy["SOAR_CONSOLE_SESSION_KEY"] != "secret soar-console/session-key" {
+		t.Errorf("behind a proxy the console gets %v", proxy)
+	}
+	if _, ok := proxy["SOAR_CONSOLE_OIDC_CLIENT_SECRET"]; ok {
+		t.Error("behind a proxy the console gets an OIDC client secret")
 	}
 	// No console: none of its settings or secrets.
 	for _, e := range deploymentOf(t, renderChart(t, "")["Deployment"]["soar-serve"]).Spec.Template.Spec.Containers[0].Env {

@@ -233,7 +233,8 @@ that no longer holds in another namespace.
 
 {{/*
 The console's settings for soar serve (serve.console), as the variables of
-its --console-* flags; its secrets from serve.console.secret.
+its --console-* flags; its secrets from serve.console.secret: the OIDC
+client's, and the key the replicas share for sessions and forms.
 */}}
 {{- define "soar.consoleEnv" -}}
 {{- with .Values.serve.console -}}
@@ -270,14 +271,16 @@ its --console-* flags; its secrets from serve.console.secret.
     secretKeyRef:
       name: {{ .secret }}
       key: oidc-client-secret
+{{- else if eq .auth "proxy" }}
+- name: SOAR_CONSOLE_PROXY_FROM
+  value: {{ join "," .proxyFrom | quote }}
+{{- end }}
+{{- if .auth }}
 - name: SOAR_CONSOLE_SESSION_KEY
   valueFrom:
     secretKeyRef:
       name: {{ .secret }}
       key: session-key
-{{- else if eq .auth "proxy" }}
-- name: SOAR_CONSOLE_PROXY_FROM
-  value: {{ join "," .proxyFrom | quote }}
 {{- end }}
 {{- end -}}
 {{- end -}}
