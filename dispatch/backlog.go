@@ -46,6 +46,8 @@ type Backlog struct {
 	// Sources are the clusters' streams the alert stream sources
 	// (ClusterSource), as its server last heard from them.
 	Sources []SourceState `json:"sources,omitempty"`
+	// Parked is what waits in the parked stream (park.go).
+	Parked *ParkedState `json:"parked,omitempty"`
 }
 
 // SourceState is how the alert stream's copy of one cluster's stream
@@ -170,12 +172,21 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// After the consumer's floor, never before: an alert acknowledged by
+	// then was parked by then too (park.go).
+	p, err := ReadParked(ctx, d.js, d.cfg.ParkedStream)
+	if err != nil {
+		return err
+	}
+	b.Parked = &p
+	d.parkedHint.Store(int64(p.Waiting))
 	epoch := strconv.FormatInt(b.Epoch.UnixNano(), 10)
 	d.streamEpoch.Store(&epoch)
 	// The floor only rises, and a stale one is merely less useful.
+	floor := capFloor(b.AckFloor, p)
 	for {
 		old := d.floor.Load()
-		if b.AckFloor <= old || d.floor.CompareAndSwap(old, b.AckFloor) {
+		if floor <= old || d.floor.CompareAndSwap(old, floor) {
 			break
 		}
 	}
@@ -184,6 +195,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
 	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
 	d.metrics.StreamFull.Set(b.Full)
+	d.metrics.ParkedWaiting.Set(float64(p.Waiting))
+	d.metrics.ParkedOldestAge.Set(p.OldestAge.Seconds())
 	// A source removed from the stream must not linger in the metrics.
 	d.metrics.SourceLag.Reset()
 	d.metrics.SourceInactive.Reset()
@@ -205,7 +218,7 @@ const streamFullWarning = 0.8
 func (d *Dispatcher) watchBacklog(ctx context.Context) {
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
-	var warned time.Time
+	var warned, warnedParked time.Time
 	warnedSource := map[string]time.Time{}
 	started := time.Now()
 	for {
@@ -232,6 +245,11 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 				d.log.Warn().Str("cluster", src.Cluster).Str("source", src.Stream).Dur("inactive", src.Inactive).Uint64("lag", src.Lag).Str("source_error", src.Error).
 					Msg("cluster source silent: the hub has not heard from this cluster's leaf for longer than the warning age; its alerts wait there (check the leaf node link, docs/multi-cluster-intake.md)")
 			}
+		}
+		if p := b.Parked; p != nil && p.OldestAge > d.cfg.BacklogWarnAge && time.Since(warnedParked) > time.Minute {
+			warnedParked = time.Now()
+			d.log.Warn().Uint64("parked", p.Waiting).Dur("oldest_age", p.OldestAge).
+				Msg("alerts for pods that do not exist are parked and wait for their lane: a flood of them (check the alerts' source); real pods' alerts go first")
 		}
 		if b.OldestAge > d.cfg.BacklogWarnAge && time.Since(warned) > time.Minute {
 			warned = time.Now()

@@ -139,9 +139,19 @@ type Config struct {
 	// know may be opening incidents at once. Default 8.
 	UnknownPodConcurrency int
 	// UnknownPodMaxWaiting bounds the alerts for unknown pods that wait in
-	// memory for their lane; more are deferred through JetStream. Default
-	// 4096 (and 32 MiB of alerts).
+	// memory for their lane; more are parked (park.go). Default 4096 (and
+	// 32 MiB of alerts).
 	UnknownPodMaxWaiting int
+	// ParkedStream keeps alerts for unknown pods beyond
+	// UnknownPodMaxWaiting, published to ParkedSubject and pulled through
+	// ParkedConsumer (park.go). Defaults SOAR_PARKED, soar.parked.alerts,
+	// soar-dispatch-parked.
+	ParkedStream   string
+	ParkedSubject  string
+	ParkedConsumer string
+	// ParkedMaxBytes bounds the parked stream; when it is full, alerts are
+	// deferred instead. Default 256 MiB.
+	ParkedMaxBytes int64
 }
 
 // Defaults.
@@ -250,6 +260,18 @@ func (c *Config) setDefaults() {
 	if c.UnknownPodMaxWaiting <= 0 {
 		c.UnknownPodMaxWaiting = DefaultUnknownPodMaxWaiting
 	}
+	if c.ParkedStream == "" {
+		c.ParkedStream = DefaultParkedStream
+	}
+	if c.ParkedSubject == "" {
+		c.ParkedSubject = DefaultParkedSubject
+	}
+	if c.ParkedConsumer == "" {
+		c.ParkedConsumer = DefaultParkedConsumer
+	}
+	if c.ParkedMaxBytes <= 0 {
+		c.ParkedMaxBytes = DefaultParkedMaxBytes
+	}
 }
 
 // Dead-letter reasons of alerts that decode but cannot be dispatched.
@@ -300,6 +322,9 @@ type Dispatcher struct {
 	// counts the alerts waiting for a token.
 	unknownLane    chan struct{}
 	unknownWaiting waitRoom
+	// parkedHint is how many parked alerts this dispatcher believes wait:
+	// read from the stream every second, raised by its own parking.
+	parkedHint atomic.Int64
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
@@ -364,6 +389,36 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.Stream, d.consumerConfig())
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.Consumer, err)
+	}
+	// Every dispatcher reads the parked stream for the floor, with a pod
+	// index or without (park.go).
+	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        d.cfg.ParkedStream,
+		Description: "Alerts for pods the pod index does not know, waiting for their lane (moved from " + d.cfg.Stream + ")",
+		Subjects:    []string{d.cfg.ParkedSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
+		// Longer than the ack wait: an original delivered again after it
+		// was parked is parked once.
+		Duplicates: 2 * time.Minute,
+		MaxBytes:   d.cfg.ParkedMaxBytes,
+		Discard:    jetstream.DiscardNew,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.ParkedStream, err)
+	}
+	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.ParkedStream, jetstream.ConsumerConfig{
+		Durable:       d.cfg.ParkedConsumer,
+		Description:   "soar dispatchers: parked alerts for pods the pod index does not know",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.ParkedConsumer, err)
 	}
 	return nil
 }
@@ -450,6 +505,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 	var wg sync.WaitGroup
+	if d.unknownLane != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.runParked(ctx, work, &wg) }()
+	}
 	sem := make(chan struct{}, d.cfg.Concurrency)
 	d.log.Info().Str("stream", d.cfg.Stream).Str("consumer", d.cfg.Consumer).Int("concurrency", d.cfg.Concurrency).Msg("dispatcher started")
 	for {
@@ -509,10 +568,40 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 		return
 	}
 
+	a, matches, ok := d.decodeAndMatch(ctx, msg, meta, log)
+	if !ok {
+		return
+	}
+	log = log.With().Str("alert_id", a.ID).Str("rule", a.Rule).Logger()
+
+	allKnown, claims := d.co.claim(matches)
+	if allKnown && meta.NumDelivered <= maxCoalescedDeliveries && d.coalescible(a, len(msg.Data())) {
+		d.enqueue(ctx, matches, a, &inflight{
+			reply:     msg.Reply(),
+			seq:       meta.Sequence.Stream,
+			delivered: meta.NumDelivered,
+			published: meta.Timestamp,
+		})
+		return
+	}
+	release, deferred := d.triage(ctx, a, msg, meta, free, log)
+	if deferred {
+		d.co.settle(claims, nil)
+		return
+	}
+	defer release()
+	d.alone(ctx, msg, meta, a, matches, claims, d.deliveries(meta.Sequence.Stream), log)
+}
+
+// decodeAndMatch decodes msg's alert, names its cluster and matches it
+// against the playbooks. It returns ok false when it has dealt with the
+// message: dead-lettered it, or acknowledged it because no playbook
+// matched.
+func (d *Dispatcher) decodeAndMatch(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log zerolog.Logger) (alert.Alert, []playbooks.Match, bool) {
 	a, err := alert.Decode(msg.Data(), d.cfg.Limits)
 	if err != nil {
 		d.deadLetter(ctx, msg, meta, err, log)
-		return
+		return a, nil, false
 	}
 	if err := d.cfg.Clusters.resolve(msg.Subject(), &a); err != nil {
 		reason := alert.ReasonInvalidCluster
@@ -520,7 +609,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 			reason = alert.ReasonUnknownCluster
 		}
 		d.deadLetter(ctx, msg, meta, &alert.DecodeError{Reason: reason, Err: err}, log)
-		return
+		return a, nil, false
 	}
 	if a.Time.IsZero() {
 		a.Time = meta.Timestamp
@@ -544,27 +633,10 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 		d.metrics.AlertsUnmatched.Inc()
 		log.Debug().Msg("alert matched no playbook")
 		d.ack(msg, log)
-		return
+		return a, nil, false
 	}
 	d.metrics.AlertsMatched.Inc()
-
-	allKnown, claims := d.co.claim(matches)
-	if allKnown && meta.NumDelivered <= maxCoalescedDeliveries && d.coalescible(a, len(msg.Data())) {
-		d.enqueue(ctx, matches, a, &inflight{
-			reply:     msg.Reply(),
-			seq:       meta.Sequence.Stream,
-			delivered: meta.NumDelivered,
-			published: meta.Timestamp,
-		})
-		return
-	}
-	release, deferred := d.triage(ctx, a, msg, meta, free, log)
-	if deferred {
-		d.co.settle(claims, nil)
-		return
-	}
-	defer release()
-	d.alone(ctx, msg, meta, a, matches, claims, log)
+	return a, matches, true
 }
 
 // maxCoalescedDeliveries: a message delivered more often than this travels
@@ -578,12 +650,13 @@ func (d *Dispatcher) coalescible(a alert.Alert, n int) bool {
 
 // alone sends one message's alert to each of its incidents by itself, with
 // SignalWithStart, then acknowledges it; claims are the incidents it opens
-// as far as this dispatcher knows, whose followers wait for the outcome.
-func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, a alert.Alert, matches []playbooks.Match, claims map[string]*incident, log zerolog.Logger) {
+// as far as this dispatcher knows, whose followers wait for the outcome,
+// and dl the message's identity.
+func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, a alert.Alert, matches []playbooks.Match, claims map[string]*incident, dl *workflows.Deliveries, log zerolog.Logger) {
 	accepted := make(map[string]bool, len(matches))
 	defer d.co.settle(claims, accepted)
 	seq := meta.Sequence.Stream
-	sig := workflows.AlertSignal{Alert: a, Count: 1, Deliveries: d.deliveries(seq)}
+	sig := workflows.AlertSignal{Alert: a, Count: 1, Deliveries: dl}
 	deliveryID := meta.Stream + ":" + strconv.FormatUint(seq, 10)
 	for i, m := range matches {
 		if i > 0 {

@@ -43,11 +43,13 @@ const DefaultUnknownPodConcurrency = 8
 // Config.Concurrency, so the dispatcher goes on to the alerts behind it and
 // a real pod's alert is reached and started at once. At most
 // Config.UnknownPodMaxWaiting alerts (and maxUnknownWaitingBytes) wait in
-// memory; beyond that an alert is deferred: JetStream redelivers it after
-// deferDelay. Nothing is dropped or counted twice: a waiting alert stays
-// unacknowledged (and is kept from redelivery while it waits), a deferred
-// one is the same message delivered again, and each opens its incident
-// once, in its turn, or, deferred maxDeferrals times, like any alert.
+// memory; beyond that an alert is parked (park.go), or, if the parked
+// stream refuses it, deferred: JetStream redelivers it after deferDelay.
+// Nothing is dropped or counted twice: a waiting alert stays
+// unacknowledged (and is kept from redelivery while it waits), a parked one
+// keeps its identity, a deferred one is the same message delivered again,
+// and each opens its incident once, in its turn, or, deferred
+// maxDeferrals times, like any alert.
 //
 // An alert for a pod the index does not know is not necessarily false: the
 // pod may have been deleted since, or be too new for the watch
@@ -74,9 +76,10 @@ const (
 const inProgressEvery = 10 * time.Second
 
 // triage admits an alert that opens an incident to dispatch now, with a
-// release to call once it is dispatched, or defers it (then it has asked
-// JetStream to redeliver the message, and the caller settles its claims
-// and returns). free gives back the alert's slot among Config.Concurrency.
+// release to call once it is dispatched, or parks or defers it (then it
+// has acknowledged the message or asked JetStream to redeliver it, and the
+// caller settles its claims and returns). free gives back the alert's slot
+// among Config.Concurrency.
 func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Msg, meta *jetstream.MsgMetadata, free func(), log zerolog.Logger) (release func(), deferred bool) {
 	if d.unknownLane == nil || !d.unknownPod(a) {
 		return func() {}, false
@@ -91,21 +94,17 @@ func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Ms
 	if size := int64(len(msg.Data())); d.unknownWaiting.enter(size) {
 		defer d.unknownWaiting.leave(size)
 		free()
-		tick := time.NewTicker(inProgressEvery)
-		defer tick.Stop()
-		for {
-			select {
-			case d.unknownLane <- struct{}{}:
-				d.metrics.UnknownPodAlerts.WithLabelValues("waited").Inc()
-				return release, false
-			case <-tick.C:
-				_ = msg.InProgress()
-			case <-ctx.Done():
-				// Shutting down: the message is redelivered, to this
-				// dispatcher after a restart or to another.
-				return nil, true
-			}
+		if !d.awaitLane(ctx, msg) {
+			// Shutting down: the message is redelivered, to this
+			// dispatcher after a restart or to another.
+			return nil, true
 		}
+		d.metrics.UnknownPodAlerts.WithLabelValues("waited").Inc()
+		return release, false
+	}
+	if d.park(ctx, msg, meta, log) {
+		d.metrics.UnknownPodAlerts.WithLabelValues("parked").Inc()
+		return nil, true
 	}
 	if int(meta.NumDelivered) > d.maxDeferrals() {
 		d.metrics.UnknownPodAlerts.WithLabelValues("overdue").Inc()
@@ -119,6 +118,25 @@ func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Ms
 		log.Warn().Err(err).Msg("negative-acknowledge deferred alert; it will be redelivered after the ack wait")
 	}
 	return nil, true
+}
+
+// awaitLane takes a token of the unknown pods' lane for msg, telling
+// JetStream every inProgressEvery that msg is being worked on; false when
+// ctx ended first. Alerts waiting for a token get it in the order they
+// began to wait (a channel's blocked senders are served in order).
+func (d *Dispatcher) awaitLane(ctx context.Context, msg jetstream.Msg) bool {
+	tick := time.NewTicker(inProgressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case d.unknownLane <- struct{}{}:
+			return true
+		case <-tick.C:
+			_ = msg.InProgress()
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // waitRoom counts the alerts that wait in memory for the unknown pods'

@@ -41,6 +41,8 @@ type dispatchFlags struct {
 
 	podIndexes            []string
 	unknownPodConcurrency int
+	unknownPodMaxWaiting  int
+	parkedMax             int64
 }
 
 func (f *dispatchFlags) register(cmd *cobra.Command) {
@@ -66,10 +68,15 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.StringSliceVar(&f.clusterSources, "cluster-source", nil, "cluster=domain[/stream]: the alert stream sources that cluster's own stream (default "+dispatch.DefaultLeafStream+") from the JetStream domain of its leaf node, its alerts arriving as clusters.<cluster>.<subject> (docs/multi-cluster.md); repeat per cluster")
 	fs.StringVar(&f.clusters.Default, "default-cluster", "", "cluster of the alerts that name none; empty: such alerts are single-cluster, acted on by the workers without --cluster")
 	fs.IntVar(&f.unknownPodConcurrency, "unknown-pod-concurrency", dispatch.DefaultUnknownPodConcurrency, "with a pod index: alerts for pods the cluster does not have that may be opening incidents at once; the others wait their turn without holding back alerts for real pods")
+	fs.IntVar(&f.unknownPodMaxWaiting, "unknown-pod-max-waiting", dispatch.DefaultUnknownPodMaxWaiting, "with a pod index: alerts for pods the cluster does not have that wait for their turn in memory (unacknowledged, within --max-ack-pending); more are parked in the stream "+dispatch.DefaultParkedStream)
+	fs.Int64Var(&f.parkedMax, "parked-stream-max-bytes", dispatch.DefaultParkedMaxBytes, "limit of the parked stream, where alerts for pods that do not exist wait beyond --unknown-pod-max-waiting; when full, such alerts are redelivered later instead")
 	fs.StringSliceVar(&f.clusters.Allowed, "allowed-clusters", nil, "the only clusters alerts may name (comma-separated); an alert naming another goes to the dead-letter subject (reason unknown_cluster) instead of opening an incident; empty: any valid name (soar dev --clusters N: dev-1 … dev-N)")
 }
 
 func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) (dispatch.Config, error) {
+	if f.unknownPodMaxWaiting < 1 || f.parkedMax < 1 {
+		return dispatch.Config{}, fmt.Errorf("--unknown-pod-max-waiting %d, --parked-stream-max-bytes %d: want 1 or more", f.unknownPodMaxWaiting, f.parkedMax)
+	}
 	if err := f.clusters.Validate(); err != nil {
 		return dispatch.Config{}, fmt.Errorf("--allowed-clusters, --default-cluster: %w", err)
 	}
@@ -103,6 +110,8 @@ func (f *dispatchFlags) config(namespace, identity string, keys *proof.Keys) (di
 		Namespace:             namespace,
 		Identity:              identity,
 		UnknownPodConcurrency: f.unknownPodConcurrency,
+		UnknownPodMaxWaiting:  f.unknownPodMaxWaiting,
+		ParkedMaxBytes:        f.parkedMax,
 	}, nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -21,6 +22,7 @@ func newDispatchStatusCmd() *cobra.Command {
 		nf       natsFlags
 		stream   string
 		consumer string
+		parked   string
 		asJSON   bool
 		warnAge  time.Duration
 	)
@@ -46,6 +48,14 @@ Temporal. Exits with status 1 when that alert is older than --warn-age.`,
 			if err != nil {
 				return err
 			}
+			switch p, err := dispatch.ReadParked(cmd.Context(), js, parked); {
+			case err == nil:
+				b.Parked = &p
+			case !errors.Is(err, jetstream.ErrStreamNotFound):
+				// Created by the first dispatcher of soar 0.4; older ones
+				// park nothing.
+				return err
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -65,6 +75,7 @@ Temporal. Exits with status 1 when that alert is older than --warn-age.`,
 	nf.register(cmd.Flags())
 	cmd.Flags().StringVar(&stream, "stream", dispatch.DefaultStream, "JetStream stream that captures alerts")
 	cmd.Flags().StringVar(&consumer, "consumer", dispatch.DefaultConsumer, "durable consumer the dispatchers share")
+	cmd.Flags().StringVar(&parked, "parked-stream", dispatch.DefaultParkedStream, "JetStream stream where alerts for pods that do not exist wait for their lane")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.Flags().DurationVar(&warnAge, "warn-age", dispatch.DefaultBacklogWarnAge, "fail when the oldest waiting alert is older than this")
 	return cmd
@@ -83,6 +94,13 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "Oldest        %s\n", oldest)
 	if b.MaxBytes > 0 {
 		fmt.Fprintf(w, "Stream full   %.1f%% (%d of %d bytes; at 100%% new alerts are refused)\n", 100*b.Full, b.Bytes, b.MaxBytes)
+	}
+	if p := b.Parked; p != nil {
+		line := fmt.Sprintf("Parked        %d alerts for pods that do not exist", p.Waiting)
+		if p.Waiting > 0 {
+			line += fmt.Sprintf(", the oldest parked %s ago", p.OldestAge.Round(time.Millisecond))
+		}
+		fmt.Fprintln(w, line)
 	}
 	for _, src := range b.Sources {
 		heard := "never heard from"

@@ -28,6 +28,11 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	for range 2 {
+		if _, err := js.Publish(ctx, dispatch.DefaultParkedSubject, []byte(`{"id":"y","rule":"unit"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// The server counts a consumer's pending messages a moment after it
 	// stores them (CI once read 0 right after the publishes): wait for the
@@ -40,14 +45,15 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		return err
 	})
 	out := soar(t, "dispatch", "status", "--nats-url", s.ClientURL())
-	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        ", "Stream full   0.0% ("} {
+	for _, want := range []string{"Waiting       3 alerts", "undelivered 3", "in flight   0", "Oldest        ", "Stream full   0.0% (",
+		"Parked        2 alerts for pods that do not exist, the oldest parked "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
 	}
 	out = soar(t, "dispatch", "status", "--nats-url", s.ClientURL(), "--json")
 	var b dispatch.Backlog
-	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Waiting != 3 || b.Oldest.IsZero() {
+	if err := json.Unmarshal([]byte(out), &b); err != nil || b.Waiting != 3 || b.Oldest.IsZero() || b.Parked == nil || b.Parked.Waiting != 2 {
 		t.Errorf("status --json = %s (%v)", out, err)
 	}
 

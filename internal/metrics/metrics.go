@@ -29,8 +29,13 @@ type Metrics struct {
 	FastLaneLatency  prometheus.Histogram
 	// UnknownPodAlerts counts alerts that would open an incident for a pod
 	// the dispatcher's pod index does not know, by what became of them
-	// (admitted, waited, deferred, overdue): see dispatch.Config.Pods.
+	// (admitted, waited, parked, unparked, deferred, overdue): see
+	// dispatch.Config.Pods.
 	UnknownPodAlerts *prometheus.CounterVec
+	// ParkedWaiting and ParkedOldestAge describe the stream where such
+	// alerts wait for their lane (dispatch/park.go).
+	ParkedWaiting    prometheus.Gauge
+	ParkedOldestAge  prometheus.Gauge
 	BacklogWaiting   prometheus.Gauge
 	BacklogInFlight  prometheus.Gauge
 	BacklogOldestAge prometheus.Gauge
@@ -109,8 +114,14 @@ func New() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}),
 		UnknownPodAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "soar_dispatch_unknown_pod_alerts_total", Help: "Alerts that would open an incident for a pod the dispatcher's pod index does not know, by outcome: admitted (at once, through the narrow lane for such pods), waited (admitted after waiting in memory for the lane), deferred (too many waited: redelivered later) or overdue (deferred too often: dispatched like any alert).",
+			Name: "soar_dispatch_unknown_pod_alerts_total", Help: "Alerts that would open an incident for a pod the dispatcher's pod index does not know, by outcome: admitted (at once, through the narrow lane for such pods), waited (admitted after waiting in memory for the lane), parked (too many waited: moved to the parked stream, where they wait their turn without holding the alert consumer), unparked (pulled from the parked stream into the lane), deferred (too many waited and the parked stream refused them: redelivered later) or overdue (deferred too often: dispatched like any alert).",
 		}, []string{"outcome"}),
+		ParkedWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_parked_alerts", Help: "Alerts for pods the pod index does not know that wait in the parked stream for their lane, as last read.",
+		}),
+		ParkedOldestAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "soar_dispatch_parked_oldest_age_seconds", Help: "Age of the oldest alert waiting in the parked stream; 0 when none waits.",
+		}),
 		BacklogWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "soar_dispatch_backlog_alerts", Help: "Alerts in the stream not yet acknowledged (undelivered or in flight), as last read.",
 		}),
@@ -146,13 +157,13 @@ func New() *Metrics {
 	// increase() see the first failure.
 	m.PlaybookReloads.WithLabelValues("success")
 	m.PlaybookReloads.WithLabelValues("failure")
-	for _, o := range []string{"admitted", "waited", "deferred", "overdue"} {
+	for _, o := range []string{"admitted", "waited", "parked", "unparked", "deferred", "overdue"} {
 		m.UnknownPodAlerts.WithLabelValues(o)
 	}
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency, m.UnknownPodAlerts,
-		m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive,
+		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }

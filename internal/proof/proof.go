@@ -29,6 +29,7 @@ const (
 	Alert    = "alert"    // AlertSignal, by the dispatcher
 	Decision = "decision" // a vote, by serve
 	Control  = "control"  // a close or release, by serve
+	Park     = "park"     // an alert moved to the parked stream, by the dispatcher
 )
 
 // MinKeyBytes is the shortest key accepted.

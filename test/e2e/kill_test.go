@@ -206,10 +206,17 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 
 // TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert: a
 // `soar dispatch` with a pod index and a lane one wide is killed with
-// SIGKILL while most of 150 pods that do not exist (two alerts each) wait in
-// its memory for their lane. Another dispatcher takes over: every phantom
-// incident and the real pods' still count exactly their alerts, once each.
+// SIGKILL while most of 150 pods that do not exist (two alerts each) wait
+// for their lane: in its memory, or, with room for 10 there, parked in the
+// parked stream (some of them pulled and in its hands). Another dispatcher
+// takes over: every phantom incident and the real pods' still count
+// exactly their alerts, once each.
 func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T) {
+	t.Run("waiting in memory", func(t *testing.T) { killWithWaitingPhantoms(t) })
+	t.Run("parked", func(t *testing.T) { killWithWaitingPhantoms(t, "--unknown-pod-max-waiting", "10") })
+}
+
+func killWithWaitingPhantoms(t *testing.T, args ...string) {
 	ctx := context.Background()
 	s, _, js := testenv.NATS(t)
 	tc := temporalClient(t)
@@ -238,7 +245,7 @@ func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T)
 
 	procs := soarProcesses{t: t, dir: dir, natsURL: s.ClientURL()}
 	dispatcher := func(n int) *process {
-		return procs.dispatcher(n, "--pod-index", kubeconfigPath, "--unknown-pod-concurrency", "1")
+		return procs.dispatcher(n, append([]string{"--pod-index", kubeconfigPath, "--unknown-pod-concurrency", "1"}, args...)...)
 	}
 	procs.worker(1)
 	set, err := app.LoadPlaybooks(libraryDir)
@@ -263,9 +270,16 @@ func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T)
 	})
 	d1.kill(t)
 	before := opened()
-	t.Logf("killed after %d of %d phantom incidents opened", before, phantoms)
+	parked, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed after %d of %d phantom incidents opened, %d alerts parked", before, phantoms, parked.Waiting)
 	if before == phantoms {
 		t.Fatal("every phantom incident opened before the kill: the test proves nothing")
+	}
+	if (parked.Waiting > 0) != (len(args) > 0) {
+		t.Fatalf("%d alerts parked at the kill, with %v", parked.Waiting, args)
 	}
 
 	dispatcher(2)

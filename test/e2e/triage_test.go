@@ -9,10 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.temporal.io/sdk/client"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,20 +54,34 @@ func podIndex(tb testing.TB) *kube.PodIndex {
 // in stream order it would open last. Nothing is lost or doubled: every
 // phantom still opens its incident, once, counting its one alert.
 //
-// It runs twice: with room for every phantom to wait in the dispatcher's
-// memory, and with room for 20, where the others are deferred through
-// JetStream and come back later.
+// It runs three times: with room for every phantom to wait in the
+// dispatcher's memory; with room for 20, where the others are parked, and
+// the alert consumer may hold only 60 alerts unacknowledged, fewer than the
+// flood (so that phantoms kept unacknowledged, waiting or deferred, would
+// stop JetStream from delivering the real pod's alert until the lane had
+// worked through them); and with room for 20 and a parked stream too
+// small to take any, where the others are deferred through JetStream and
+// come back later.
 func TestAFloodForPodsThatDoNotExistDoesNotHoldBackARealPod(t *testing.T) {
 	idx := podIndex(t)
-	t.Run("waiting in memory", func(t *testing.T) { floodOfPhantoms(t, idx, 0) })
-	t.Run("deferred through JetStream", func(t *testing.T) { floodOfPhantoms(t, idx, 20) })
+	t.Run("waiting in memory", func(t *testing.T) { floodOfPhantoms(t, idx, dispatch.Config{}, "waited") })
+	t.Run("parked", func(t *testing.T) {
+		floodOfPhantoms(t, idx, dispatch.Config{UnknownPodMaxWaiting: 20, MaxAckPending: 60}, "parked")
+	})
+	t.Run("deferred through JetStream", func(t *testing.T) {
+		floodOfPhantoms(t, idx, dispatch.Config{UnknownPodMaxWaiting: 20, ParkedMaxBytes: 1}, "deferred")
+	})
 }
 
-func floodOfPhantoms(t *testing.T, idx *kube.PodIndex, maxWaiting int) {
+// floodOfPhantoms runs the flood against a dispatcher with cfg and the pod
+// index, and checks that the phantoms beyond the lane took the way named:
+// waited, parked or deferred.
+func floodOfPhantoms(t *testing.T, idx *kube.PodIndex, cfg dispatch.Config, way string) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	tc := temporalClient(t)
-	s := startSoar(t, js, tc, libraryDir, dispatch.Config{Pods: map[string]dispatch.PodIndex{"": idx}, UnknownPodConcurrency: 1, UnknownPodMaxWaiting: maxWaiting})
+	cfg.Pods, cfg.UnknownPodConcurrency = map[string]dispatch.PodIndex{"": idx}, 1
+	s := startSoar(t, js, tc, libraryDir, cfg)
 	ns := fmt.Sprintf("triage-%d", time.Now().UnixNano())
 	testenv.Namespace(t, kubeCS, ns)
 	testenv.Pod(t, kubeCS, ns, "real")
@@ -111,19 +129,64 @@ func floodOfPhantoms(t *testing.T, idx *kube.PodIndex, maxWaiting int) {
 		}
 	}
 	outcome := func(o string) float64 { return testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues(o)) }
-	t.Logf("%d of %d phantom incidents opened after the real pod's; admitted at once %.0f, after waiting %.0f, deferred %.0f, overdue %.0f",
-		after, phantoms, outcome("admitted"), outcome("waited"), outcome("deferred"), outcome("overdue"))
+	t.Logf("%d of %d phantom incidents opened after the real pod's; admitted at once %.0f, after waiting %.0f, parked %.0f, unparked %.0f, deferred %.0f, overdue %.0f",
+		after, phantoms, outcome("admitted"), outcome("waited"), outcome("parked"), outcome("unparked"), outcome("deferred"), outcome("overdue"))
 	if after < phantoms/2 {
 		t.Errorf("only %d of %d phantom incidents opened after the real pod's: it waited behind them", after, phantoms)
 	}
-	if outcome("waited") == 0 || outcome("admitted")+outcome("waited")+outcome("overdue") != phantoms {
-		t.Errorf("%.0f phantom alerts admitted at once, %.0f after waiting and %.0f overdue, want %d in all, some waiting", outcome("admitted"), outcome("waited"), outcome("overdue"), phantoms)
+	if got := outcome("admitted") + outcome("waited") + outcome("unparked") + outcome("overdue"); got != phantoms {
+		t.Errorf("%.0f phantom alerts admitted at once, after waiting, out of the parked stream or overdue, want %d", got, phantoms)
 	}
-	if deferred := outcome("deferred") > 0; deferred != (maxWaiting > 0) {
-		t.Errorf("%.0f deferrals with room for %d to wait", outcome("deferred"), maxWaiting)
+	if outcome(way) == 0 {
+		t.Errorf("no phantom alert %s", way)
+	}
+	for _, o := range []string{"parked", "deferred"} {
+		if o != way && outcome(o) != 0 {
+			t.Errorf("%.0f phantom alerts %s, where they should have %s", outcome(o), o, way)
+		}
+	}
+	if outcome("unparked") != outcome("parked") {
+		t.Errorf("%.0f alerts parked, %.0f taken out of the parked stream", outcome("parked"), outcome("unparked"))
 	}
 	if started := testutil.ToFloat64(s.metrics.WorkflowsStarted.WithLabelValues("terminal-shell-in-container")); started != phantoms+1 {
 		t.Errorf("%.0f incidents opened, want %d", started, phantoms+1)
+	}
+	if way == "parked" {
+		forgedParkedAlert(t, js, tc, ns)
+	}
+}
+
+// forgedParkedAlert: a message someone else publishes to the parked
+// subject, dressed as a parked alert but without the dispatcher's proof,
+// is dead-lettered (reason forged_parked) and opens no incident.
+func forgedParkedAlert(t *testing.T, js jetstream.JetStream, tc client.Client, ns string) {
+	ctx := context.Background()
+	dl, err := js.CreateOrUpdateConsumer(ctx, dispatch.DefaultDeadLetterStream, jetstream.ConsumerConfig{
+		FilterSubject: dispatch.DefaultDeadLetterPrefix + "." + string(dispatch.ReasonForgedParked), AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := nats.NewMsg(dispatch.DefaultParkedSubject)
+	m.Data = stormAlert(ns, "forged", 0)
+	for k, v := range map[string]string{
+		dispatch.HeaderOriginalStream: dispatch.DefaultStream, dispatch.HeaderOriginalSeq: "1", dispatch.HeaderOriginalSubject: "falco.notice.x",
+		dispatch.HeaderOriginalTime: "0", dispatch.HeaderFloor: "0", dispatch.HeaderProof: "v1.0123456789ab.forged",
+	} {
+		m.Header.Set(k, v)
+	}
+	if _, err := js.PublishMsg(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := dl.Next(jetstream.FetchMaxWait(30 * time.Second))
+	if err != nil {
+		t.Fatalf("the forged parked alert was not dead-lettered: %v", err)
+	}
+	_ = msg.Ack()
+	if h := msg.Headers(); h.Get(dispatch.HeaderReason) != string(dispatch.ReasonForgedParked) || !strings.Contains(h.Get(dispatch.HeaderError), "proof") {
+		t.Errorf("dead letter of the forged parked alert: %v", h)
+	}
+	if _, err := tc.DescribeWorkflowExecution(ctx, playbooks.IncidentID("terminal-shell-in-container", ns+"/forged"), ""); err == nil {
+		t.Error("the forged parked alert opened an incident")
 	}
 }
 

@@ -1,0 +1,144 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
+)
+
+func TestCapFloorHoldsTheFloorBelowParkedAlerts(t *testing.T) {
+	for _, tc := range []struct {
+		ack  uint64
+		p    ParkedState
+		want uint64
+	}{
+		{100, ParkedState{}, 100},
+		{100, ParkedState{Waiting: 3, FloorCap: 40}, 40},
+		{100, ParkedState{Waiting: 1, FloorCap: 0}, 0},
+		// A cap above the consumer's floor (a forged header) never raises it.
+		{100, ParkedState{Waiting: 1, FloorCap: 5000}, 100},
+	} {
+		if got := capFloor(tc.ack, tc.p); got != tc.want {
+			t.Errorf("capFloor(%d, %+v) = %d, want %d", tc.ack, tc.p, got, tc.want)
+		}
+	}
+}
+
+// TestParkKeepsTheAlertsIdentity, on a real NATS server: a parked alert
+// carries the original's stream, sequence, subject and publication time and
+// the floor its dispatcher knew, under a proof; the original is
+// acknowledged; parking the same original again stores nothing new; and a
+// copy whose sequence, subject or body was changed is refused.
+func TestParkKeepsTheAlertsIdentity(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys()})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.observe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range []string{"a", "b", "ghost"} {
+		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"`+pod+`","rule":"unit","kubernetes":{"namespace":"ns","pod":"`+pod+`"}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ghost jetstream.Msg
+	for m := range batch.Messages() {
+		if strings.Contains(string(m.Data()), "ghost") {
+			ghost = m
+		} else {
+			_ = m.Ack()
+		}
+	}
+	meta, err := ghost.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The floor the dispatcher knows is below the unacknowledged ghost.
+	testenv.Eventually(t, 10*time.Second, "the floor passes the acknowledged alerts", func() error {
+		if err := d.observe(ctx); err != nil {
+			return err
+		}
+		if f := d.floor.Load(); f != 2 {
+			return fmt.Errorf("floor %d, want 2", f)
+		}
+		return nil
+	})
+	for range 2 { // the second time, as after a redelivery
+		if !d.park(ctx, ghost, meta, zerolog.Nop()) {
+			t.Fatal("park refused")
+		}
+	}
+	p, err := ReadParked(ctx, js, d.cfg.ParkedStream)
+	if err != nil || p.Waiting != 1 || p.FloorCap != 2 {
+		t.Fatalf("parked stream %+v, %v; want one alert recording floor 2", p, err)
+	}
+	if b, err := ReadBacklog(ctx, js, d.cfg.Stream, d.cfg.Consumer); err != nil || b.Waiting != 0 {
+		t.Errorf("alert stream after parking: %+v, %v; want the original acknowledged", b, err)
+	}
+
+	parkedCons, err := js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, err := parkedCons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.unpark(pm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Stream != d.cfg.Stream || got.Seq != meta.Sequence.Stream || got.Subject != "falco.notice.x" || got.Floor != 2 ||
+		got.Time != meta.Timestamp.UnixNano() || got.Epoch != d.epoch() {
+		t.Errorf("unparked %+v, want the original's identity (seq %d)", got, meta.Sequence.Stream)
+	}
+
+	for name, change := range map[string]func(m *nats.Msg){
+		"another sequence": func(m *nats.Msg) { m.Header.Set(HeaderOriginalSeq, "1") },
+		"another subject":  func(m *nats.Msg) { m.Header.Set(HeaderOriginalSubject, "clusters.prod.falco.x") },
+		"another body": func(m *nats.Msg) {
+			m.Data = []byte(`{"id":"ghost","rule":"unit","kubernetes":{"namespace":"kube-system","pod":"x"}}`)
+		},
+		"a higher floor": func(m *nats.Msg) { m.Header.Set(HeaderFloor, "99") },
+		"no proof":       func(m *nats.Msg) { m.Header.Del(HeaderProof) },
+	} {
+		forged := nats.NewMsg(d.cfg.ParkedSubject)
+		forged.Data = pm.Data()
+		for k, v := range pm.Headers() {
+			forged.Header[k] = v
+		}
+		forged.Header.Del(nats.MsgIdHdr)
+		change(forged)
+		if _, err := js.PublishMsg(ctx, forged); err != nil {
+			t.Fatal(err)
+		}
+		fm, err := parkedCons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = fm.Ack()
+		if _, err := d.unpark(fm); err == nil || !strings.Contains(err.Error(), "proof") {
+			t.Errorf("%s: unpark = %v, want a refusal of its proof", name, err)
+		}
+	}
+}
