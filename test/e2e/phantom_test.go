@@ -30,13 +30,20 @@ import (
 // the phantoms go through a lane of their own (dispatch/triage.go);
 // SOAR_PHANTOM_INDEX=0 measures it without, as soar dispatch runs without
 // --pod-index; SOAR_PHANTOM_LANE sets the lane's width
-// (--unknown-pod-concurrency).
+// (--unknown-pod-concurrency), SOAR_PHANTOM_ROOM the alerts that wait in
+// memory (--unknown-pod-max-waiting), SOAR_PHANTOM_MAX_ACK_PENDING the
+// consumer's --max-ack-pending, and SOAR_PHANTOM_PARKED_MAX_BYTES=1 leaves
+// no room in the parked stream, so that the alerts beyond the room are
+// deferred as before parking.
 func BenchmarkPhantomFlood(b *testing.B) {
 	rate, secs := envInt("SOAR_PHANTOM_RATE", 500), envInt("SOAR_PHANTOM_SECONDS", 10)
 	ctx := context.Background()
 	_, _, js := testenv.NATS(b)
 	tc := temporalClient(b)
-	cfg := dispatch.Config{UnknownPodConcurrency: envInt("SOAR_PHANTOM_LANE", 0)}
+	cfg := dispatch.Config{
+		UnknownPodConcurrency: envInt("SOAR_PHANTOM_LANE", 0), UnknownPodMaxWaiting: envInt("SOAR_PHANTOM_ROOM", 0),
+		MaxAckPending: envInt("SOAR_PHANTOM_MAX_ACK_PENDING", 0), ParkedMaxBytes: int64(envInt("SOAR_PHANTOM_PARKED_MAX_BYTES", 0)),
+	}
 	if os.Getenv("SOAR_PHANTOM_INDEX") != "0" {
 		cfg.Pods = map[string]dispatch.PodIndex{"": podIndex(b)}
 	}
@@ -111,6 +118,9 @@ func BenchmarkPhantomFlood(b *testing.B) {
 		b.ReportMetric(float64(took[len(took)/2].Milliseconds()), "probe-p50-ms")
 		b.ReportMetric(float64(took[len(took)-1].Milliseconds()), "probe-max-ms")
 		b.ReportMetric(float64(open[len(open)-1].Milliseconds()), "probe-open-max-ms")
+		for _, o := range []string{"parked", "deferred"} {
+			b.ReportMetric(testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues(o)), o)
+		}
 		b.Logf("phantom alerts admitted to their lane at once %.0f, after waiting %.0f; deferred %.0f, overdue %.0f",
 			testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("admitted")), testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("waited")),
 			testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("deferred")), testutil.ToFloat64(s.metrics.UnknownPodAlerts.WithLabelValues("overdue")))
