@@ -22,7 +22,8 @@ import (
 // whose quarantine finds no pod. It publishes SOAR_PHANTOM_RATE alerts a
 // second (500) for SOAR_PHANTOM_SECONDS (10), with 5 alerts for real new
 // pods (the probes) at even intervals, and reports how long the backlog
-// took to drain after the last publish, incidents opened per second, and
+// (the alert stream and the parked stream) took to drain after the last
+// publish, incidents opened per second, and
 // the probes' publish-to-quarantined latency, and how much of it passed
 // before Temporal opened the probe's incident. Run it with -benchtime 1x.
 //
@@ -87,7 +88,13 @@ func BenchmarkPhantomFlood(b *testing.B) {
 			if bl.Waiting > 0 || bl.InFlight > 0 {
 				return fmt.Errorf("%d alerts waiting, %d in flight", bl.Waiting, bl.InFlight)
 			}
-			return nil
+			// Parked alerts leave the alert stream at once; the flood is
+			// dispatched when the parked stream is empty too.
+			p, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream)
+			if err == nil && p.Waiting > 0 {
+				err = fmt.Errorf("%d alerts parked", p.Waiting)
+			}
+			return err
 		})
 		drained := time.Since(last)
 		// Where each probe waited: before Temporal opened its incident (the
