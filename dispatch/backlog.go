@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/soar-dev/soar/internal/httpserver"
@@ -174,7 +175,10 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	}
 	// After the consumer's floor, never before: an alert acknowledged by
 	// then was parked by then too (park.go).
-	p, err := ReadParked(ctx, d.js, d.cfg.ParkedStream)
+	p, err := ReadParked(ctx, d.js, d.cfg.ParkedStream, func(h nats.Header, data []byte) bool {
+		_, err := d.unparkHeaders(h, data)
+		return err == nil
+	})
 	if err != nil {
 		return err
 	}

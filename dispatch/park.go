@@ -135,7 +135,11 @@ func (d *Dispatcher) park(ctx context.Context, msg jetstream.Msg, meta *jetstrea
 // unpark reads a parked alert's identity, refusing one whose proof does not
 // hold.
 func (d *Dispatcher) unpark(msg jetstream.Msg) (parked, error) {
-	h := msg.Headers()
+	return d.unparkHeaders(msg.Headers(), msg.Data())
+}
+
+// unparkHeaders is unpark for a message's headers and body.
+func (d *Dispatcher) unparkHeaders(h nats.Header, data []byte) (parked, error) {
 	seq, err1 := strconv.ParseUint(h.Get(HeaderOriginalSeq), 10, 64)
 	at, err2 := strconv.ParseInt(h.Get(HeaderOriginalTime), 10, 64)
 	floor, err3 := strconv.ParseUint(h.Get(HeaderFloor), 10, 64)
@@ -144,7 +148,7 @@ func (d *Dispatcher) unpark(msg jetstream.Msg) (parked, error) {
 	}
 	p := parked{
 		Stream: h.Get(HeaderOriginalStream), Epoch: h.Get(HeaderOriginalEpoch), Seq: seq, Subject: h.Get(HeaderOriginalSubject),
-		Time: at, Floor: floor, Body: bodyDigest(msg.Data()),
+		Time: at, Floor: floor, Body: bodyDigest(data),
 	}
 	if err := proof.Verify(d.cfg.Keys, proof.Park, d.cfg.ParkedStream, p, h.Get(HeaderProof)); err != nil {
 		return parked{}, fmt.Errorf("dispatch: parked alert carries %w", err)
@@ -270,8 +274,10 @@ type ParkedState struct {
 var errParkedRace = errors.New("dispatch: the oldest parked alert went while it was read")
 
 // ReadParked reads the parked stream: how many alerts wait there, since
-// when, and the floor its oldest alert recorded.
-func ReadParked(ctx context.Context, js jetstream.JetStream, stream string) (ParkedState, error) {
+// when, and the floor its oldest alert recorded. With genuine, the floor
+// of an oldest message it refuses is taken as 0: a message someone else put
+// on the parked subject must not raise the floor past parked alerts.
+func ReadParked(ctx context.Context, js jetstream.JetStream, stream string, genuine func(nats.Header, []byte) bool) (ParkedState, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
@@ -293,9 +299,11 @@ func ReadParked(ctx context.Context, js jetstream.JetStream, stream string) (Par
 		if err != nil {
 			return ParkedState{}, fmt.Errorf("dispatch: stream %s: oldest message: %w", stream, err)
 		}
-		// A header that does not parse (a forged message, dead-lettered
-		// when it is pulled) holds the floor at 0: lower is always safe.
-		st.FloorCap, _ = strconv.ParseUint(m.Header.Get(HeaderFloor), 10, 64)
+		// A forged message (dead-lettered when it is pulled) holds the floor
+		// at 0 meanwhile: lower is always safe.
+		if genuine == nil || genuine(m.Header, m.Data) {
+			st.FloorCap, _ = strconv.ParseUint(m.Header.Get(HeaderFloor), 10, 64)
+		}
 		return st, nil
 	}
 	return ParkedState{}, errParkedRace

@@ -88,7 +88,7 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 			t.Fatal("park refused")
 		}
 	}
-	p, err := ReadParked(ctx, js, d.cfg.ParkedStream)
+	p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil)
 	if err != nil || p.Waiting != 1 || p.FloorCap != 2 {
 		t.Fatalf("parked stream %+v, %v; want one alert recording floor 2", p, err)
 	}
@@ -140,5 +140,53 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 		if _, err := d.unpark(fm); err == nil || !strings.Contains(err.Error(), "proof") {
 			t.Errorf("%s: unpark = %v, want a refusal of its proof", name, err)
 		}
+	}
+}
+
+// TestAForgedParkedMessageCannotRaiseTheFloor: a message someone else put
+// on the parked subject, claiming a floor far above the consumer's, holds
+// the floor the dispatcher sends at 0 while it is the oldest there (until
+// it is pulled and dead-lettered); it never lifts the floor past parked
+// alerts, which would make incidents skip them.
+func TestAForgedParkedMessageCannotRaiseTheFloor(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys()})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"a","rule":"unit"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := nats.NewMsg(d.cfg.ParkedSubject)
+	forged.Data = []byte(`{"id":"x","rule":"unit"}`)
+	forged.Header.Set(HeaderFloor, "99999")
+	forged.Header.Set(HeaderProof, "v1.0123456789ab.forged")
+	if _, err := js.PublishMsg(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.observe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f := d.floor.Load(); f != 0 {
+		t.Errorf("floor %d with a forged message oldest in the parked stream, want 0", f)
+	}
+	if p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil); err != nil || p.FloorCap != 99999 {
+		t.Fatalf("the forged message's floor as read unchecked: %+v, %v", p, err)
 	}
 }

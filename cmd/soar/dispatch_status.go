@@ -48,7 +48,7 @@ Temporal. Exits with status 1 when that alert is older than --warn-age.`,
 			if err != nil {
 				return err
 			}
-			switch p, err := dispatch.ReadParked(cmd.Context(), js, parked); {
+			switch p, err := dispatch.ReadParked(cmd.Context(), js, parked, nil); {
 			case err == nil:
 				b.Parked = &p
 			case !errors.Is(err, jetstream.ErrStreamNotFound):

@@ -270,7 +270,7 @@ func killWithWaitingPhantoms(t *testing.T, args ...string) {
 	})
 	d1.kill(t)
 	before := opened()
-	parked, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream)
+	parked, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,7 +90,7 @@ func BenchmarkPhantomFlood(b *testing.B) {
 			}
 			// Parked alerts leave the alert stream at once; the flood is
 			// dispatched when the parked stream is empty too.
-			p, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream)
+			p, err := dispatch.ReadParked(ctx, js, dispatch.DefaultParkedStream, nil)
 			if err == nil && p.Waiting > 0 {
 				err = fmt.Errorf("%d alerts parked", p.Waiting)
 			}
