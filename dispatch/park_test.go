@@ -40,35 +40,14 @@ func TestCapFloorHoldsTheFloorBelowParkedAlerts(t *testing.T) {
 // copy whose sequence, subject or body was changed is refused.
 func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 	ctx := context.Background()
-	_, _, js := testenv.NATS(t)
-	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys()})
-	if err := d.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
+	js, d, msgs := parkFixture(t, "a", "b", "ghost")
 	if err := d.observe(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, pod := range []string{"a", "b", "ghost"} {
-		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"`+pod+`","rule":"unit","kubernetes":{"namespace":"ns","pod":"`+pod+`"}}`)); err != nil {
-			t.Fatal(err)
-		}
+	for _, m := range msgs[:2] {
+		_ = m.Ack()
 	}
-	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ghost jetstream.Msg
-	for m := range batch.Messages() {
-		if strings.Contains(string(m.Data()), "ghost") {
-			ghost = m
-		} else {
-			_ = m.Ack()
-		}
-	}
+	ghost := msgs[2]
 	meta, err := ghost.Metadata()
 	if err != nil {
 		t.Fatal(err)
@@ -150,25 +129,8 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 // alerts, which would make incidents skip them.
 func TestAForgedParkedMessageCannotRaiseTheFloor(t *testing.T) {
 	ctx := context.Background()
-	_, _, js := testenv.NATS(t)
-	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys()})
-	if err := d.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for range 3 {
-		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"a","rule":"unit"}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range batch.Messages() {
+	js, d, msgs := parkFixture(t, "a", "b", "c")
+	for _, m := range msgs {
 		if err := m.DoubleAck(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -189,4 +151,37 @@ func TestAForgedParkedMessageCannotRaiseTheFloor(t *testing.T) {
 	if p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil); err != nil || p.FloorCap != 99999 {
 		t.Fatalf("the forged message's floor as read unchecked: %+v, %v", p, err)
 	}
+}
+
+// parkFixture is a dispatcher's streams on a real NATS server, with an
+// alert published for each pod and delivered, in that order, unacknowledged.
+func parkFixture(t *testing.T, pods ...string) (jetstream.JetStream, *Dispatcher, []jetstream.Msg) {
+	t.Helper()
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys()})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range pods {
+		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"`+pod+`","rule":"unit","kubernetes":{"namespace":"ns","pod":"`+pod+`"}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(len(pods), jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range batch.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != len(pods) {
+		t.Fatalf("%d of %d alerts delivered", len(msgs), len(pods))
+	}
+	return js, d, msgs
 }
