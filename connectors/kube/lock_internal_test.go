@@ -149,3 +149,55 @@ func TestProveHeldWaitsForTheAPIServerToSeeTheList(t *testing.T) {
 		t.Errorf("proveHeld on an error = %q after %s", why, time.Since(start))
 	}
 }
+
+// TestReleaseWaitsForTheAPIServerToSeeTheUnlock: Release takes the pod off
+// the lock list, then unlabels it and deletes its policy; the lock's
+// policies may still refuse that for a moment, in the incident's own name,
+// until their informer sees the list without it. Release asks again. A
+// refusal in another incident's name is not waited out. (A fake
+// clientset, because a real API server's informer lag cannot be ordered.)
+func TestReleaseWaitsForTheAPIServerToSeeTheUnlock(t *testing.T) {
+	const inc = "soar-inc-1"
+	lockedBy := func(resource, incident string) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "web-0",
+			errors.New("ValidatingAdmissionPolicy 'soar-quarantine-lock-pods' denied request: pod shop/web-0 is quarantined by soar incident "+incident+
+				": its labels, soar's annotations and its spec are locked until the incident releases it (soar incident show "+incident+"; break-glass: group soar:break-glass)"))
+	}
+	setup := func(refusals int, incident string) (*Client, *int, *int) {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-0", UID: "u",
+			Labels:      map[string]string{IncidentLabel(inc): QuarantineValue, QuarantineLabel: QuarantineValue},
+			Annotations: map[string]string{PodIncidentAnnotation(inc): inc}}}
+		list := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "soar", Name: "soar-locks"}, Data: map[string]string{}}
+		cs := fake.NewClientset(pod, list)
+		var patches, deletes int
+		cs.PrependReactor("patch", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if patches++; patches <= refusals {
+				return true, nil, lockedBy("pods", incident)
+			}
+			return true, pod, nil
+		})
+		// Unlabeled: no pod holds the policy any more.
+		cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+			return true, &corev1.PodList{}, nil
+		})
+		cs.PrependReactor("delete", "networkpolicies", func(k8stesting.Action) (bool, runtime.Object, error) {
+			if deletes++; deletes <= refusals {
+				return true, nil, lockedBy("networkpolicies", incident)
+			}
+			return true, nil, nil
+		})
+		return New(cs).WithLocks(DefaultLockList), &patches, &deletes
+	}
+	req := ReleaseRequest{Namespace: "shop", Pod: "web-0", PodUID: "u", Incident: inc}
+
+	c, patches, deletes := setup(2, inc)
+	if res, err := c.Release(context.Background(), req); err != nil || !res.Unlabeled || !res.PolicyDeleted || *patches != 3 || *deletes != 3 {
+		t.Errorf("release refused twice in its own incident's name: %+v, %v after %d patches and %d deletes; want done on the third of each", res, err, *patches, *deletes)
+	}
+
+	c, patches, _ = setup(100, "soar-other-incident")
+	start := time.Now()
+	if _, err := c.Release(context.Background(), req); !lockRefused(err) || *patches != 1 || time.Since(start) > time.Second {
+		t.Errorf("release refused in another incident's name: %v after %d patches and %s; want that refusal at once", err, *patches, time.Since(start))
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -121,7 +122,9 @@ func (c *Client) Release(ctx context.Context, req ReleaseRequest) (ReleaseResult
 		return res, nil
 	}
 	name := PolicyName(req.Incident)
-	err = c.cs.NetworkingV1().NetworkPolicies(req.Namespace).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunOption(req.DryRun)})
+	err = c.afterUnlock(ctx, req.Incident, req.DryRun, func() error {
+		return c.cs.NetworkingV1().NetworkPolicies(req.Namespace).Delete(ctx, name, metav1.DeleteOptions{DryRun: dryRunOption(req.DryRun)})
+	})
 	if req.DryRun && lockRefused(err) {
 		err = nil
 	}
@@ -189,7 +192,10 @@ func (c *Client) releasePod(ctx context.Context, pod *corev1.Pod, incident strin
 		}
 	}
 	if len(labelPatch) > 0 || len(annotationPatch) > 0 {
-		_, err := c.patchPodMetadata(ctx, pod, labelPatch, annotationPatch, "release", dryRun)
+		err := c.afterUnlock(ctx, incident, dryRun, func() error {
+			_, err := c.patchPodMetadata(ctx, pod, labelPatch, annotationPatch, "release", dryRun)
+			return err
+		})
 		if dryRun && lockRefused(err) {
 			err = nil // the release takes the pod off the list before this
 		}
@@ -206,6 +212,35 @@ func (c *Client) releasePod(ctx context.Context, pod *corev1.Pod, incident strin
 	}
 	res.Unlabeled, res.MarkerRemoved, res.LabelsRestored, res.StillQuarantinedBy = unlabeled, markerRemoved, restored, still
 	return nil
+}
+
+// afterUnlock runs do, a change Release makes just after it took the
+// incident off the lock list, and asks again while the API server refuses
+// it in that incident's name: the lock's policies read the list through an
+// informer that may lag the write by a moment (as proveHeld waits for the
+// other way). It asks for about six seconds at most; a refusal in another
+// incident's name, a dry run, a client without a lock list or any other
+// error returns at once.
+func (c *Client) afterUnlock(ctx context.Context, incident string, dryRun bool, do func() error) error {
+	err := do()
+	if dryRun || c.locks == nil {
+		return err
+	}
+	for wait := 50 * time.Millisecond; wait <= 3200*time.Millisecond && lockRefusedFor(err, incident); wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		err = do()
+	}
+	return err
+}
+
+// lockRefusedFor reports whether err is the quarantine lock's refusal in
+// the incident's name (its messages end "(soar incident show ID; …").
+func lockRefusedFor(err error, incident string) bool {
+	return lockRefused(err) && strings.Contains(err.Error(), "(soar incident show "+incident+";")
 }
 
 // podsWithLabel reports whether a pod in namespace other than the one with UID
