@@ -122,11 +122,8 @@ func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 
 // ReadBacklog reads the backlog of the alert stream and its consumer.
 func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Backlog, error) {
+	// Looking a stream or consumer up reads its info: one call each.
 	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		return Backlog{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
-	}
-	si, err := s.Info(ctx)
 	if err != nil {
 		return Backlog{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
 	}
@@ -134,10 +131,7 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 	if err != nil {
 		return Backlog{}, fmt.Errorf("dispatch: consumer %s: %w", consumer, err)
 	}
-	ci, err := c.Info(ctx)
-	if err != nil {
-		return Backlog{}, fmt.Errorf("dispatch: consumer %s: %w", consumer, err)
-	}
+	si, ci := s.CachedInfo(), c.CachedInfo()
 	now := time.Now()
 	b := Backlog{
 		Stream:       stream,

@@ -282,10 +282,12 @@ func ReadParked(ctx context.Context, js jetstream.JetStream, stream string, genu
 	if err != nil {
 		return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
 	}
-	for range 3 {
-		si, err := s.Info(ctx)
-		if err != nil {
-			return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
+	si := s.CachedInfo() // read by the lookup
+	for attempt := range 3 {
+		if attempt > 0 {
+			if si, err = s.Info(ctx); err != nil {
+				return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
+			}
 		}
 		st := ParkedState{Waiting: si.State.Msgs}
 		if st.Waiting == 0 {
