@@ -38,6 +38,9 @@ var (
 	kubeCS       kubernetes.Interface
 	// kubeconfigPath is an administrator's kubeconfig for the API server.
 	kubeconfigPath string
+	// runDir holds the run's files (Temporal's database, the soar binary);
+	// it is removed when the run ends.
+	runDir string
 )
 
 func TestMain(m *testing.M) {
@@ -58,6 +61,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	runDir = dir
 	ts, err := devstack.StartTemporal(devstack.TemporalOptions{DBPath: filepath.Join(dir, "temporal.db"), Namespaces: []string{"default"}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start temporal:", err)
@@ -167,6 +171,9 @@ func evidenceDir(t testing.TB) string {
 	}
 	d := t.TempDir()
 	evidenceDirs.Store(t.Name(), d)
+	// A benchmark runs under the same name more than once, each run with a
+	// temporary directory of its own that is removed when the run ends.
+	t.Cleanup(func() { evidenceDirs.Delete(t.Name()) })
 	return d
 }
 
