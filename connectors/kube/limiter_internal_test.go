@@ -136,3 +136,54 @@ func TestLowPriorityRequestsAreNotStarvedByAFlood(t *testing.T) {
 		t.Errorf("without a bound the evidence request went after %v, before the flood ended: the flood did not hold it back, so the check above proves nothing", took)
 	}
 }
+
+// Low-priority requests leave the reserve to the others: however many of
+// them there are, they do not make the limiter pressed, so a quarantine
+// after a batch of evidence reads still creates its policy while it reads
+// the pod. Once they have yielded for lowMaxWait they take the reserve too.
+func TestLowPriorityRequestsLeaveTheReserve(t *testing.T) {
+	l := newLimiter(1, 20) // a token a second: the test sees no refill to speak of
+	l.lowMaxWait = 300 * time.Millisecond
+	ctx := WithLowPriority(context.Background())
+	took := 0
+	for range 20 {
+		wait, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := l.Wait(wait)
+		cancel()
+		if err != nil {
+			break
+		}
+		took++
+	}
+	if took != 15 { // the 16th waits: it would take from the reserve
+		t.Errorf("low-priority requests took %d tokens at once, want 15 (a burst of 20 less its reserve of 5)", took)
+	}
+	if l.pressed() {
+		t.Errorf("low-priority requests left %.1f tokens: the limiter is short", l.lim.Tokens())
+	}
+	if !l.TryAccept() {
+		t.Error("a normal request found no token in the reserve")
+	}
+
+	// Past lowMaxWait a low request queues with the others and may take
+	// the reserve: it is delayed, not starved.
+	start := time.Now()
+	if err := l.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond || d > 2*time.Second {
+		t.Errorf("a low request at the reserve took %v, want about lowMaxWait (300 ms)", d)
+	}
+	if !l.pressed() {
+		// 20 - 15 - 1 - 1 (+ refill under a token) leaves about 3 of 20.
+		t.Errorf("%.1f tokens left after the low request took from the reserve: want pressed", l.lim.Tokens())
+	}
+}
+
+func TestReserve(t *testing.T) {
+	for burst, want := range map[int]float64{1: 0, 3: 0, 4: 1, 6: 1.5, 200: 50} {
+		if got := newLimiter(10, burst).reserve(); got != want {
+			t.Errorf("burst %d: reserve %v, want %v", burst, got, want)
+		}
+	}
+}
