@@ -31,7 +31,21 @@ import (
 // after the policy exists. Before each alert the previous incident finishes
 // its steps (evidence, ticket), so that each alert meets an idle soar;
 // BenchmarkBurst measures alerts that meet each other.
+//
+// The next alert follows at once, so the machine is warm and the run is
+// about ten incidents a second. SOAR_REST_PAUSE_MS waits that long before
+// each alert as well: with 1000, each meets a machine idle for a second
+// (slower on this one: see docs/operations.md, At rest) and the worker's
+// request budget full (about ten requests an incident; at ten a second
+// they outrun the default --kube-api-qps of 100, and a quarantine short of
+// budget reads the pod before it creates the policy).
+//
+// Besides p50 and p99 it reports the medians of three phases of each
+// alert's way (alertPhases): start-ms until Temporal recorded the start,
+// to-api-ms from there to the quarantine's first API request, and api-ms
+// from that request until the label was patched.
 func BenchmarkAlertToQuarantine(b *testing.B) {
+	pause := time.Duration(envInt("SOAR_REST_PAUSE_MS", 0)) * time.Millisecond
 	ctx := context.Background()
 	_, _, js := testenv.NATS(b)
 	tc := temporalClient(b)
@@ -41,6 +55,7 @@ func BenchmarkAlertToQuarantine(b *testing.B) {
 	for i := range b.N {
 		testenv.Pod(b, kubeCS, ns, fmt.Sprintf("web-%d", i))
 	}
+	recordAPI(b, ns)
 	w, err := kubeCS.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: kube.QuarantineLabel + "=" + kube.QuarantineValue})
 	if err != nil {
 		b.Fatal(err)
@@ -48,6 +63,7 @@ func BenchmarkAlertToQuarantine(b *testing.B) {
 	defer w.Stop()
 
 	latencies := make([]time.Duration, 0, b.N)
+	var toStart, toAPI, api []time.Duration
 	b.ResetTimer()
 	for i := range b.N {
 		pod := fmt.Sprintf("web-%d", i)
@@ -57,9 +73,19 @@ func BenchmarkAlertToQuarantine(b *testing.B) {
 			b.Fatal(err)
 		}
 		waitLabeled(b, w, pod)
-		latencies = append(latencies, time.Since(start))
+		took := time.Since(start)
+		latencies = append(latencies, took)
 		b.StopTimer()
-		waitSettled(b, tc, playbooks.IncidentID("terminal-shell-in-container", ns+"/"+pod))
+		id := playbooks.IncidentID("terminal-shell-in-container", ns+"/"+pod)
+		waitSettled(b, tc, id)
+		s, a, k, ok, err := alertPhases(ctx, tc, id, ns, pod, start, took)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ok {
+			toStart, toAPI, api = append(toStart, s), append(toAPI, a), append(api, k)
+		}
+		time.Sleep(pause)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -69,6 +95,13 @@ func BenchmarkAlertToQuarantine(b *testing.B) {
 	}
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
+	if len(api) < b.N {
+		b.Fatalf("the quarantine's API requests were seen for %d of %d alerts", len(api), b.N)
+	}
+	for unit, d := range map[string][]time.Duration{"start-ms": toStart, "to-api-ms": toAPI, "api-ms": api} {
+		slices.Sort(d)
+		b.ReportMetric(float64(d[len(d)/2].Microseconds())/1000, unit)
+	}
 }
 
 func waitLabeled(b *testing.B, w watch.Interface, pod string) {
