@@ -39,9 +39,10 @@ import (
 // trip more. In BenchmarkAlertToQuarantine (incidents one after another,
 // about ten a second) the p50 rose from 10-11 ms for the first hundred of
 // 800 to 13-16 ms for the last; without a client-side limit the time to
-// the label stayed flat. A low request that has yielded for lowMaxWait takes the reserve
-// too, so a pace above the limit that lasts ends short anyway; what the
-// reserve keeps is speculation for the incidents that follow a burst.
+// the label stayed flat. A low request that has yielded for lowMaxWait
+// takes the reserve too, so a pace above the limit that lasts ends short
+// anyway; what the reserve keeps is speculation for the incidents that
+// follow a burst.
 type limiter struct {
 	lim   *rate.Limiter
 	qps   float32
@@ -85,9 +86,10 @@ func (l *limiter) waitNormal(ctx context.Context) error {
 
 // waitLow takes a token only when one is there beyond the reserve and no
 // request of normal priority waits, for at most lowMaxWait; then it queues
-// as a normal request. Normal requests reserve their tokens ahead (rate.Limiter runs
-// into debt for them), so a token is there only when none is owed; this
-// side looks again every token interval, at least every 5 ms.
+// as a normal request. Normal requests reserve their tokens ahead
+// (rate.Limiter runs into debt for them), so a token is there only when
+// none is owed; this side looks again every token interval, at least
+// every 5 ms.
 func (l *limiter) waitLow(ctx context.Context) error {
 	every := max(time.Duration(float64(time.Second)/float64(l.qps)), 5*time.Millisecond)
 	until := time.Now().Add(l.lowMaxWait)
