@@ -208,7 +208,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				defer w.Stop()
 			}
 
-			nc, err := nats.Connect(ns.ClientURL(), nats.Name(identity("dev")))
+			nc, err := nats.Connect(ns.ClientURL(), nats.Name(identity("dev")), natsErrorLog(log))
 			if err != nil {
 				return err
 			}

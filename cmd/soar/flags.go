@@ -136,6 +136,7 @@ func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
 		}),
+		natsErrorLog(log),
 	}
 	if f.creds != "" {
 		// Read now, not at each attempt: a wrong path is not worth waiting for.
@@ -159,6 +160,26 @@ func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration
 		return nil
 	})
 	return nc, err
+}
+
+// natsErrorLog logs the errors NATS reports on a connection's own
+// schedule, in soar's log instead of nats.go's default (a plain line on
+// standard error): a subscription too slow that lost messages (each a
+// redelivery after the ack wait), or a permission the server refused
+// (an account that may not publish dead letters or park alerts). Both
+// mean alerts are late or stuck, and an operator reading soar's JSON log
+// must see them.
+func natsErrorLog(log zerolog.Logger) nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		ev := log.Error().Err(err)
+		if sub != nil {
+			ev = ev.Str("subject", sub.Subject)
+			if dropped, derr := sub.Dropped(); derr == nil {
+				ev = ev.Int("dropped", dropped)
+			}
+		}
+		ev.Msg("NATS reported an error on the connection")
+	})
 }
 
 // redactURLs hides passwords and tokens in comma-separated URLs, so that an
