@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -164,19 +165,34 @@ func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration
 
 // natsErrorLog logs the errors NATS reports on a connection's own
 // schedule, in soar's log instead of nats.go's default (a plain line on
-// standard error): a subscription too slow that lost messages (each a
-// redelivery after the ack wait), or a permission the server refused
-// (an account that may not publish dead letters or park alerts). Both
-// mean alerts are late or stuck, and an operator reading soar's JSON log
-// must see them.
-func natsErrorLog(log zerolog.Logger) nats.Option {
+// standard error that an operator reading soar's JSON log never sees).
+//
+// A permission the server refused (an account that may not publish dead
+// letters or park alerts) leaves alerts stuck: an error, every time.
+//
+// A subscription that dropped messages is a warning, once a minute at
+// most (the count so far rides along). soar's one subscription is the
+// dispatcher's pull of the alert stream, and when a burst fills its
+// buffer what it drops is the server's note that a pull request was
+// served ("409 Batch Completed", every drop seen in the dispatch
+// package's coalescing test, 2026-12-05), which costs nothing. An alert dropped there
+// is delivered again after the ack wait: late, not lost.
+func natsErrorLog(log zerolog.Logger) nats.Option { return natsErrorLogEvery(log, time.Minute) }
+
+// natsErrorLogEvery is natsErrorLog with slow-consumer warnings at most
+// once per period.
+func natsErrorLogEvery(log zerolog.Logger, period time.Duration) nats.Option {
+	slow := log.Sample(&zerolog.BurstSampler{Burst: 1, Period: period})
 	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
+			dropped, _ := sub.Dropped()
+			slow.Warn().Str("subject", sub.Subject).Int("dropped", dropped).
+				Msg("a NATS subscription dropped messages it could not take in time")
+			return
+		}
 		ev := log.Error().Err(err)
 		if sub != nil {
 			ev = ev.Str("subject", sub.Subject)
-			if dropped, derr := sub.Dropped(); derr == nil {
-				ev = ev.Int("dropped", dropped)
-			}
 		}
 		ev.Msg("NATS reported an error on the connection")
 	})

@@ -31,10 +31,11 @@ func logLines(t *testing.T, log *testenv.SyncBuffer, msg string) []map[string]an
 }
 
 // TestNATSErrorsReachSoarsLog: what the NATS server or client reports on
-// a connection's own schedule (a permission the server refused, messages a
-// slow subscription dropped) is an error in soar's JSON log, with the
-// subject, instead of a plain line on standard error that an operator
-// collecting soar's log never sees.
+// a connection's own schedule reaches soar's JSON log, with the subject,
+// instead of a plain line on standard error that an operator collecting
+// soar's log never sees: a permission the server refused is an error each
+// time; messages a slow subscription dropped are a warning at most once a
+// minute, with the count so far.
 func TestNATSErrorsReachSoarsLog(t *testing.T) {
 	s, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, NoSigs: true,
@@ -73,27 +74,60 @@ func TestNATSErrorsReachSoarsLog(t *testing.T) {
 	})
 
 	// A subscription that cannot keep up: its channel holds one message.
+	// Twice in a row (the channel emptied in between, so that nats.go
+	// reports the second time too): one warning, as a burst on the
+	// dispatcher's pull would give many.
+	const slowMsg = "a NATS subscription dropped messages it could not take in time"
 	ch := make(chan *nats.Msg, 1)
 	sub, err := nc.ChanSubscribe("alerts.slow", ch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for range 10 {
-		if err := nc.Publish("alerts.slow", []byte("x")); err != nil {
+	overflow := func(want int) {
+		t.Helper()
+		for range 10 {
+			if err := nc.Publish("alerts.slow", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := nc.Flush(); err != nil {
 			t.Fatal(err)
 		}
+		testenv.Eventually(t, 10*time.Second, "messages dropped", func() error {
+			if n, _ := sub.Dropped(); n < want {
+				return fmt.Errorf("%d dropped", n)
+			}
+			return nil
+		})
+		<-ch
 	}
-	if err := nc.Flush(); err != nil {
+	overflow(9)
+	testenv.Eventually(t, 10*time.Second, "the slow subscription logged", func() error {
+		if l := logLines(t, &out, slowMsg); len(l) == 1 && l[0]["level"] == "warn" && l[0]["subject"] == sub.Subject && l[0]["dropped"].(float64) == 9 {
+			return nil
+		}
+		return fmt.Errorf("log: %s", out.String())
+	})
+	overflow(18)
+	// The errors are reported in order: once the refused publish after the
+	// second overflow is in the log, so would its warning be.
+	if err := nc.Publish("soar.dlq.later", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 10*time.Second, "the slow subscription logged", func() error {
+	testenv.Eventually(t, 10*time.Second, "the second refused publish logged", func() error {
 		for _, l := range logLines(t, &out, msg) {
-			if l["subject"] == sub.Subject && strings.Contains(l["error"].(string), "slow consumer") && l["dropped"].(float64) > 0 {
+			if strings.Contains(l["error"].(string), "soar.dlq.later") {
 				return nil
 			}
 		}
 		return fmt.Errorf("log: %s", out.String())
 	})
+	if l := logLines(t, &out, slowMsg); len(l) != 1 {
+		t.Errorf("%d slow-consumer warnings within a minute, want 1: %v", len(l), l)
+	}
+	if l := logLines(t, &out, msg); len(l) != 2 {
+		t.Errorf("%d errors, want the two refused publishes: %v", len(l), l)
+	}
 	if strings.Contains(out.String(), "s3cret") {
 		t.Error("the log holds the NATS password")
 	}
