@@ -55,7 +55,9 @@ test: kube-tools chromium build $(BIN)/helm ## Every test, against real NATS, Te
 bench: kube-tools ## Benchmarks, printed as a table (raw output in bin/bench.txt).
 	@mkdir -p $(BIN)
 	$(GO) test -run '^$$' -bench . -benchmem ./alert/... ./playbooks/... ./console/ > $(BIN)/bench.txt
-	$(GO) test -run '^$$' -bench AlertToQuarantine -benchmem -benchtime 200x ./test/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench MachineAfterIdle -benchtime 30x ./internal/testenv/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench 'AlertToQuarantine$$' -benchmem -benchtime 200x ./test/e2e/ >> $(BIN)/bench.txt
+	$(GO) test -run '^$$' -bench AlertToQuarantineAfterIdle -benchmem -benchtime 100x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench QuarantineStorm100 -benchmem -benchtime 3x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench Burst25 -benchmem -benchtime 4x ./test/e2e/ >> $(BIN)/bench.txt
 	$(GO) test -run '^$$' -bench AlertStorm -benchtime 1x -timeout 30m ./test/e2e/ >> $(BIN)/bench.txt
