@@ -684,13 +684,21 @@ func (d *Dispatcher) alone(ctx context.Context, msg jetstream.Msg, meta *jetstre
 		if claims[wid] != nil {
 			d.metrics.FastLaneLatency.Observe(time.Since(meta.Timestamp).Seconds())
 		}
+		var ev *zerolog.Event
+		what := "incident opened"
 		if started {
 			d.metrics.WorkflowsStarted.WithLabelValues(m.Playbook.Name).Inc()
-			log.Info().Str("playbook", m.Playbook.Name).Str("incident_id", wid).Msg("incident opened")
+			ev = log.Info()
 		} else {
 			d.metrics.Signals.WithLabelValues(m.Playbook.Name).Inc()
-			log.Debug().Str("playbook", m.Playbook.Name).Str("incident_id", wid).Msg("alert joined incident")
+			ev, what = log.Debug(), "alert joined incident"
 		}
+		if meta.NumDelivered > 1 {
+			// Delivered again: the first delivery failed, was deferred, or
+			// its acknowledgement never arrived within the ack wait.
+			ev = ev.Uint64("delivery", meta.NumDelivered)
+		}
+		ev.Str("playbook", m.Playbook.Name).Str("incident_id", wid).Msg(what)
 	}
 	d.metrics.DispatchLatency.Observe(time.Since(meta.Timestamp).Seconds())
 	d.ack(msg, log)

@@ -158,6 +158,16 @@ func startDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, cfg
 // incidents by incidentKey.
 func startDispatcherWith(t *testing.T, js jetstream.JetStream, tc client.Client, cfg Config, incidentKey string) *metrics.Metrics {
 	t.Helper()
+	m := metrics.New()
+	d := unitDispatcher(t, js, tc, m, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg, incidentKey)
+	runDispatcher(t, d)
+	return m
+}
+
+// unitDispatcher is a dispatcher, its streams and consumer in place, whose
+// playbook "unit" keys incidents by incidentKey.
+func unitDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, m *metrics.Metrics, log zerolog.Logger, cfg Config, incidentKey string) *Dispatcher {
+	t.Helper()
 	dir := t.TempDir()
 	pb := "name: unit\nmatch: alert.rule == \"unit\"\nincidentKey: " + incidentKey + "\nsteps:\n  - id: contain\n    action: kubernetes.quarantine\n"
 	if err := os.WriteFile(filepath.Join(dir, "unit.yaml"), []byte(pb), 0o600); err != nil {
@@ -167,12 +177,17 @@ func startDispatcherWith(t *testing.T, js jetstream.JetStream, tc client.Client,
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New()
-	d := New(js, tc, staticPlaybooks{set}, m, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel), cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := d.EnsureStreams(ctx); err != nil {
+	d := New(js, tc, staticPlaybooks{set}, m, log, cfg)
+	if err := d.EnsureStreams(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// runDispatcher runs d until the test ends.
+func runDispatcher(t *testing.T, d *Dispatcher) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() {
@@ -181,7 +196,6 @@ func startDispatcherWith(t *testing.T, js jetstream.JetStream, tc client.Client,
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return m
 }
 
 type staticPlaybooks struct{ set *playbooks.Set }
@@ -234,7 +248,8 @@ func assertDrained(t *testing.T, js jetstream.JetStream) {
 	testenv.Eventually(t, 30*time.Second, "alert stream drained", func() error {
 		ci, si := streamState(t, js)
 		if ci.NumPending != 0 || ci.NumAckPending != 0 || si.State.Msgs != 0 {
-			return fmt.Errorf("pending %d, ack pending %d, redelivered %d, stored %d", ci.NumPending, ci.NumAckPending, ci.NumRedelivered, si.State.Msgs)
+			return fmt.Errorf("pending %d, ack pending %d, redelivered %d, stored %d (delivered up to stream sequence %d, acknowledged up to %d, %d pull requests waiting)",
+				ci.NumPending, ci.NumAckPending, ci.NumRedelivered, si.State.Msgs, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
 		}
 		return nil
 	})
