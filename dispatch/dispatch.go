@@ -493,12 +493,6 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return err
 	}
 	go d.watchBacklog(ctx)
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()))
-	if err != nil {
-		return fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
-	}
-	stop := context.AfterFunc(ctx, it.Stop)
-	defer stop()
 
 	// In-flight alerts get their own context so that a shutdown lets them
 	// reach Temporal instead of failing them all at once.
@@ -510,17 +504,23 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); d.runParked(ctx, work, &wg) }()
 	}
 	sem := make(chan struct{}, d.cfg.Concurrency)
-	d.log.Info().Str("stream", d.cfg.Stream).Str("consumer", d.cfg.Consumer).Int("concurrency", d.cfg.Concurrency).Msg("dispatcher started")
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
-			continue
+	// Consume, not Messages: Messages buffers in a channel as long as the
+	// pull, shared with the server's status notes ("409 Batch Completed"
+	// after every request), so a full buffer dropped either that note or
+	// the last alert of the next pull, which then came back only after the
+	// ack wait, 30 s late (the dispatch tests caught it once in a few runs
+	// after a burst). Consume queues both without a limit of its own; the
+	// pull (pullBuffer alerts, pullRequestBytes) still bounds what waits.
+	// The handler runs one message at a time and holds the next ones back
+	// while every slot is busy, as the loop over Messages did.
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			// Shutting down: hand it back now rather than after the ack wait.
+			_ = msg.Nak()
+			return
 		}
-		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -529,7 +529,26 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			defer free()
 			d.handle(work, msg, free)
 		}()
+	},
+		jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
 	}
+	d.log.Info().Str("stream", d.cfg.Stream).Str("consumer", d.cfg.Consumer).Int("concurrency", d.cfg.Concurrency).Msg("dispatcher started")
+	select {
+	case <-ctx.Done():
+	case <-cc.Closed():
+		// The consumer is gone (deleted, or the connection closed for good).
+		d.log.Warn().Msg("the alert consumer stopped; dispatcher stopping")
+	}
+	cc.Stop()
+	// Closed once the handler has returned for the last time, so that no
+	// alert is added to wg after the wait below began.
+	<-cc.Closed()
 	done := make(chan struct{})
 	go func() { wg.Wait(); d.flushAll(work); close(done) }()
 	select {

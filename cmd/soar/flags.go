@@ -171,12 +171,13 @@ func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration
 // letters or park alerts) leaves alerts stuck: an error, every time.
 //
 // A subscription that dropped messages is a warning, once a minute at
-// most (the count so far rides along). soar's one subscription is the
-// dispatcher's pull of the alert stream, and when a burst fills its
-// buffer what it drops is the server's note that a pull request was
-// served ("409 Batch Completed", every drop seen in the dispatch
-// package's coalescing test, 2026-12-05), which costs nothing. An alert dropped there
-// is delivered again after the ack wait: late, not lost.
+// most (the count so far rides along). soar's one subscription, the
+// dispatcher's pull of the alert stream, queues what a pull brings without
+// a limit of its own (dispatch.Run uses Consume), so it should never drop;
+// an alert dropped anyway is delivered again after the ack wait: late, not
+// lost. (With the Messages iterator it used before, a burst dropped a
+// message in most runs: the server's "409 Batch Completed" note, or now
+// and then an alert.)
 func natsErrorLog(log zerolog.Logger) nats.Option { return natsErrorLogEvery(log, time.Minute) }
 
 // natsErrorLogEvery is natsErrorLog with slow-consumer warnings at most
