@@ -178,12 +178,8 @@ func (f *natsFlags) connect(ctx context.Context, name string, wait time.Duration
 // lost. (With the Messages iterator it used before, a burst dropped a
 // message in most runs: the server's "409 Batch Completed" note, or now
 // and then an alert.)
-func natsErrorLog(log zerolog.Logger) nats.Option { return natsErrorLogEvery(log, time.Minute) }
-
-// natsErrorLogEvery is natsErrorLog with slow-consumer warnings at most
-// once per period.
-func natsErrorLogEvery(log zerolog.Logger, period time.Duration) nats.Option {
-	slow := log.Sample(&zerolog.BurstSampler{Burst: 1, Period: period})
+func natsErrorLog(log zerolog.Logger) nats.Option {
+	slow := log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})
 	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 		if sub != nil && errors.Is(err, nats.ErrSlowConsumer) {
 			dropped, _ := sub.Dropped()
