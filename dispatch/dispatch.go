@@ -477,6 +477,10 @@ func (d *Dispatcher) pullRequestBytes() int {
 	return max(8<<20, 2*d.cfg.Limits.MaxBytes)
 }
 
+// handBackDelay is how long an alert a stopping dispatcher gives back
+// waits before the next dispatcher gets it.
+const handBackDelay = time.Second
+
 // drainTimeout bounds how long in-flight alerts may finish after Run's context
 // ends; what does not finish is redelivered to another dispatcher.
 const drainTimeout = 10 * time.Second
@@ -517,8 +521,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
-			// Shutting down: hand it back now rather than after the ack wait.
-			_ = msg.Nak()
+			// Shutting down: hand it back rather than let it wait out the
+			// ack wait. Not at once: until Stop below takes effect, the
+			// server would deliver it straight back to this handler (seen:
+			// 431 times in a row).
+			_ = msg.NakWithDelay(handBackDelay)
 			return
 		}
 		wg.Add(1)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +15,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -57,28 +62,10 @@ func TestARedeliveredAlertSaysSoInItsLog(t *testing.T) {
 	runDispatcher(t, d)
 	publish("once")
 
-	opened := func(id string) map[string]any {
-		t.Helper()
-		var found map[string]any
-		testenv.Eventually(t, 30*time.Second, "incident for "+id+" opened", func() error {
-			for line := range strings.Lines(out.String()) {
-				var m map[string]any
-				if err := json.Unmarshal([]byte(line), &m); err != nil {
-					return fmt.Errorf("log line is not JSON: %q", line)
-				}
-				if m["message"] == "incident opened" && m["alert_id"] == id {
-					found = m
-					return nil
-				}
-			}
-			return fmt.Errorf("log: %s", out.String())
-		})
-		return found
-	}
-	if got := opened("again"); got["delivery"] != float64(2) {
+	if got := openedLine(t, &out, "again", 30*time.Second); got["delivery"] != float64(2) {
 		t.Errorf("the redelivered alert's line: %v, want delivery 2", got)
 	}
-	if got := opened("once"); got["delivery"] != nil {
+	if got := openedLine(t, &out, "once", 30*time.Second); got["delivery"] != nil {
 		t.Errorf("a first delivery's line: %v, want no delivery field", got)
 	}
 }
@@ -130,4 +117,87 @@ func TestABurstComesThroughWithoutRedeliveries(t *testing.T) {
 	if n := drops.Load(); n != 0 {
 		t.Errorf("the dispatcher's connection reported %d slow-consumer drops", n)
 	}
+}
+
+// TestAStoppedDispatcherHandsBackTheAlertWaitingForASlot: a dispatcher
+// told to stop while an alert waits for one of its slots (all busy with
+// an alert Temporal does not answer) gives that alert back at once, so
+// another dispatcher opens its incident within seconds, not after the
+// stopping one has drained (10 s) or the ack wait (30 s).
+func TestAStoppedDispatcherHandsBackTheAlertWaitingForASlot(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+
+	// A Temporal whose every call waits until the test ends.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	over := make(chan struct{})
+	gs := grpc.NewServer(grpc.UnknownServiceHandler(func(any, grpc.ServerStream) error {
+		<-over
+		return status.Error(codes.Unavailable, "test over")
+	}))
+	go func() { _ = gs.Serve(ln) }()
+	t.Cleanup(func() { close(over); gs.Stop() })
+	silent, err := client.NewLazyClient(client.Options{HostPort: ln.Addr().String(), Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(silent.Close)
+	stuck := unitDispatcher(t, js, silent, metrics.New(), zerolog.New(zerolog.NewTestWriter(t)), Config{Concurrency: 1, TemporalTimeout: time.Minute}, "alert.id")
+	stop, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- stuck.Run(stop) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	for _, id := range []string{"holds-the-slot", "waits"} {
+		if _, err := js.Publish(ctx, "alerts.unit", fmt.Appendf(nil, `{"id":%q,"rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "both alerts delivered to the stuck dispatcher", func() error {
+		if ci, _ := streamState(t, js); ci.NumPending != 0 || ci.NumAckPending != 2 {
+			return fmt.Errorf("pending %d, ack pending %d", ci.NumPending, ci.NumAckPending)
+		}
+		return nil
+	})
+
+	cancel()
+	tc := temporalClient(t)
+	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
+		t.Fatal(err)
+	}
+	var out testenv.SyncBuffer
+	runDispatcher(t, unitDispatcher(t, js, tc, metrics.New(), zerolog.New(io.MultiWriter(&out, zerolog.NewTestWriter(t))), Config{}, "alert.id"))
+	// The stuck dispatcher is still draining its first alert (10 s).
+	got := openedLine(t, &out, "waits", 8*time.Second)
+	if got["delivery"] != float64(2) {
+		t.Errorf("the handed-back alert's line: %v, want delivery 2 (given back once)", got)
+	}
+}
+
+// openedLine waits up to wait for the log line of the incident the alert
+// id opened, and returns it.
+func openedLine(t *testing.T, out *testenv.SyncBuffer, id string, wait time.Duration) map[string]any {
+	t.Helper()
+	var found map[string]any
+	testenv.Eventually(t, wait, "incident for "+id+" opened", func() error {
+		for line := range strings.Lines(out.String()) {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				return fmt.Errorf("log line is not JSON: %q", line)
+			}
+			if m["message"] == "incident opened" && m["alert_id"] == id {
+				found = m
+				return nil
+			}
+		}
+		return fmt.Errorf("log: %s", out.String())
+	})
+	return found
 }
