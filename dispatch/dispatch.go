@@ -539,6 +539,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	},
 		jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				return // the end of the pull, logged below
+			}
 			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
 		}),
 	)
@@ -550,7 +553,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case <-cc.Closed():
 		// The consumer is gone (deleted, or the connection closed for good).
-		d.log.Warn().Msg("the alert consumer stopped; dispatcher stopping")
+		d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
 	}
 	cc.Stop()
 	// Closed once the handler has returned for the last time, so that no

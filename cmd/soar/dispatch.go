@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -123,6 +124,9 @@ func coalesceWindow(d time.Duration) time.Duration {
 	return d
 }
 
+// errDispatcherEnded: the dispatcher stopped without being told to.
+var errDispatcherEnded = errors.New("the dispatcher stopped on its own (its alert consumer is gone; a restart creates it again)")
+
 func newDispatchCmd(g *globalFlags) *cobra.Command {
 	var (
 		tf       temporalFlags
@@ -186,7 +190,25 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if len(cfg.Pods) > 0 {
 				hs.AddCheck("pod-index", d.PodIndexCheck)
 			}
-			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started")
+			// A dispatcher that stopped on its own (its consumer deleted)
+			// dispatches nothing more: exit, so that a restart creates the
+			// consumer again, rather than run on looking alive.
+			ctx, stop := context.WithCancelCause(ctx)
+			defer stop(nil)
+			go func() {
+				select {
+				case <-d.Ended():
+					stop(errDispatcherEnded)
+				case <-ctx.Done():
+				}
+			}()
+			if err := serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started"); err != nil {
+				return err
+			}
+			if cause := context.Cause(ctx); errors.Is(cause, errDispatcherEnded) {
+				return cause
+			}
+			return nil
 		},
 	}
 	tf.register(cmd.Flags())

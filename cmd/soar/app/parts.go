@@ -95,7 +95,8 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 type Dispatcher struct {
 	*dispatch.Dispatcher
 	cancel context.CancelFunc
-	done   chan error
+	ended  chan struct{}
+	err    error // Run's, once ended is closed
 }
 
 // StartDispatcher creates the streams and consumer if needed and dispatches
@@ -109,15 +110,24 @@ func StartDispatcher(ctx context.Context, js jetstream.JetStream, tc client.Clie
 		return nil, err
 	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	rd := &Dispatcher{Dispatcher: d, cancel: cancel, done: make(chan error, 1)}
-	go func() { rd.done <- d.Run(rctx) }()
+	rd := &Dispatcher{Dispatcher: d, cancel: cancel, ended: make(chan struct{})}
+	go func() {
+		defer close(rd.ended)
+		rd.err = d.Run(rctx)
+	}()
 	return rd, nil
 }
+
+// Ended is closed when the dispatcher stopped: after Stop, or on its own
+// when its alert consumer is gone (then it dispatches nothing more, and the
+// process should exit so that a restart creates the consumer again).
+func (d *Dispatcher) Ended() <-chan struct{} { return d.ended }
 
 // Stop stops pulling alerts and waits for in-flight ones to finish.
 func (d *Dispatcher) Stop() error {
 	d.cancel()
-	return <-d.done
+	<-d.ended
+	return d.err
 }
 
 // httpReadTimeout bounds reading a whole request; a variable for tests.
