@@ -83,19 +83,11 @@ func TestABurstComesThroughWithoutRedeliveries(t *testing.T) {
 	ctx := context.Background()
 	s, _, _ := testenv.NATS(t)
 	var drops atomic.Int64
-	nc, err := nats.Connect(s.ClientURL(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	_, js := testenv.Connect(t, s.ClientURL(), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		if errors.Is(err, nats.ErrSlowConsumer) {
 			drops.Add(1)
 		}
 	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	tc := temporalClient(t)
 	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
 		t.Fatal(err)

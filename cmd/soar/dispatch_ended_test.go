@@ -9,13 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/soar-dev/soar/cmd/soar/app"
 	"github.com/soar-dev/soar/dispatch"
 	"github.com/soar-dev/soar/internal/devstack"
-	"github.com/soar-dev/soar/internal/proof"
 	"github.com/soar-dev/soar/internal/testenv"
 )
 
@@ -36,11 +31,7 @@ func TestDispatchExitsWhenItsConsumerIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
-		t.Setenv(name, "")
-		t.Setenv(name+"_FILE", "")
-	}
-	t.Setenv(app.EnvSigningKeys, proof.Generate())
+	partEnv(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports.http)
 	root := newRootCmd()
 	root.SetArgs([]string{"dispatch", "--http-addr", addr, "--log-level", "warn",
@@ -62,15 +53,7 @@ func TestDispatchExitsWhenItsConsumerIsDeleted(t *testing.T) {
 		return nil
 	})
 
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.Connect(t, ns.ClientURL())
 	if err := js.DeleteConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
 		t.Fatal(err)
 	}

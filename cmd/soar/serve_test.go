@@ -45,16 +45,23 @@ func serveReady(t *testing.T, args ...string) (httpserver.ReadyReport, string) {
 	return partReady(t, "serve", args...)
 }
 
-// partReady runs soar part (serve, dispatch, worker) with args, with signing
-// keys and no Slack or API secrets, until the test ends, and returns its
-// first ready /readyz report and its address.
-func partReady(t *testing.T, part string, args ...string) (httpserver.ReadyReport, string) {
+// partEnv gives a part started in the test no Slack and no API tokens from
+// the environment, and signing keys of its own.
+func partEnv(t *testing.T) {
 	t.Helper()
 	for _, name := range []string{app.EnvSlackBotToken, app.EnvSlackSigningSecret, app.EnvSlackAppToken, app.EnvSlackButtonKey, app.EnvAPITokens} {
 		t.Setenv(name, "")
 		t.Setenv(name+"_FILE", "")
 	}
 	t.Setenv(app.EnvSigningKeys, proof.Generate())
+}
+
+// partReady runs soar part (serve, dispatch, worker) with args, with signing
+// keys and no Slack or API secrets, until the test ends, and returns its
+// first ready /readyz report and its address.
+func partReady(t *testing.T, part string, args ...string) (httpserver.ReadyReport, string) {
+	t.Helper()
+	partEnv(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
 	ctx, cancel := context.WithCancel(context.Background())
 	root := newRootCmd()

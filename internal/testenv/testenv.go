@@ -29,7 +29,15 @@ func NATS(t testing.TB) (*server.Server, *nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
+	nc, js := Connect(t, s.ClientURL())
+	return s, nc, js
+}
+
+// Connect connects to the NATS server at url with opts, closed when the
+// test ends, and returns the connection with a JetStream handle.
+func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +46,7 @@ func NATS(t testing.TB) (*server.Server, *nats.Conn, jetstream.JetStream) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, nc, js
+	return nc, js
 }
 
 // Kube starts kube-apiserver and etcd. Callers that share one across tests
