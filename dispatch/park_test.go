@@ -71,9 +71,14 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 	if err != nil || p.Waiting != 1 || p.FloorCap != 2 {
 		t.Fatalf("parked stream %+v, %v; want one alert recording floor 2", p, err)
 	}
-	if b, err := ReadBacklog(ctx, js, d.cfg.Stream, d.cfg.Consumer); err != nil || b.Waiting != 0 {
-		t.Errorf("alert stream after parking: %+v, %v; want the original acknowledged", b, err)
-	}
+	// The acknowledgement is not awaited (Ack, not DoubleAck): the server
+	// may take a moment to apply it.
+	testenv.Eventually(t, 10*time.Second, "the original acknowledged", func() error {
+		if b, err := ReadBacklog(ctx, js, d.cfg.Stream, d.cfg.Consumer); err != nil || b.Waiting != 0 {
+			return fmt.Errorf("alert stream after parking: %+v, %v", b, err)
+		}
+		return nil
+	})
 
 	parkedCons, err := js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)
 	if err != nil {
