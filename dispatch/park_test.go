@@ -75,7 +75,7 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 	// may take a moment to apply it.
 	testenv.Eventually(t, 10*time.Second, "the original acknowledged", func() error {
 		if b, err := ReadBacklog(ctx, js, d.cfg.Stream, d.cfg.Consumer); err != nil || b.Waiting != 0 {
-			return fmt.Errorf("alert stream after parking: %+v, %v", b, err)
+			return fmt.Errorf("alert stream after parking: %+v, %w", b, err)
 		}
 		return nil
 	})
