@@ -487,6 +487,12 @@ const drainTimeout = 10 * time.Second
 
 // Run dispatches alerts until ctx ends, then lets in-flight alerts finish.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	// The pull ends with ctx or with its consumer (deleted, or the
+	// connection closed for good); either way the backlog's watch and the
+	// parked alerts' pull end with it, or the drain below would wait for
+	// them for ever.
+	ctx, endRun := context.WithCancel(ctx)
+	defer endRun()
 	cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
 	if err != nil {
 		return fmt.Errorf("dispatch: consumer %s: %w", d.cfg.Consumer, err)
@@ -555,6 +561,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		// The consumer is gone (deleted, or the connection closed for good).
 		d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
 	}
+	endRun()
 	cc.Stop()
 	// Closed once the handler has returned for the last time, so that no
 	// alert is added to wg after the wait below began.

@@ -33,12 +33,7 @@ import (
 func TestARedeliveredAlertSaysSoInItsLog(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
-	tc := temporalClient(t)
-	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
-		t.Fatal(err)
-	}
-	var out testenv.SyncBuffer
-	d := unitDispatcher(t, js, tc, metrics.New(), zerolog.New(io.MultiWriter(&out, zerolog.NewTestWriter(t))), Config{}, "alert.id")
+	d, out := loggedDispatcher(t, js, Config{})
 
 	publish := func(id string) {
 		t.Helper()
@@ -62,10 +57,10 @@ func TestARedeliveredAlertSaysSoInItsLog(t *testing.T) {
 	runDispatcher(t, d)
 	publish("once")
 
-	if got := openedLine(t, &out, "again", 30*time.Second); got["delivery"] != float64(2) {
+	if got := openedLine(t, out, "again", 30*time.Second); got["delivery"] != float64(2) {
 		t.Errorf("the redelivered alert's line: %v, want delivery 2", got)
 	}
-	if got := openedLine(t, &out, "once", 30*time.Second); got["delivery"] != nil {
+	if got := openedLine(t, out, "once", 30*time.Second); got["delivery"] != nil {
 		t.Errorf("a first delivery's line: %v, want no delivery field", got)
 	}
 }
@@ -160,17 +155,25 @@ func TestAStoppedDispatcherHandsBackTheAlertWaitingForASlot(t *testing.T) {
 	})
 
 	cancel()
-	tc := temporalClient(t)
-	if err := incidents.EnsureSearchAttributes(ctx, tc, "default"); err != nil {
-		t.Fatal(err)
-	}
-	var out testenv.SyncBuffer
-	runDispatcher(t, unitDispatcher(t, js, tc, metrics.New(), zerolog.New(io.MultiWriter(&out, zerolog.NewTestWriter(t))), Config{}, "alert.id"))
+	next, out := loggedDispatcher(t, js, Config{})
+	runDispatcher(t, next)
 	// The stuck dispatcher is still draining its first alert (10 s).
-	got := openedLine(t, &out, "waits", 8*time.Second)
+	got := openedLine(t, out, "waits", 8*time.Second)
 	if got["delivery"] != float64(2) {
 		t.Errorf("the handed-back alert's line: %v, want delivery 2 (given back once)", got)
 	}
+}
+
+// loggedDispatcher is unitDispatcher, keyed by alert.id, on a real
+// Temporal, whose log lines the test can read.
+func loggedDispatcher(t *testing.T, js jetstream.JetStream, cfg Config) (*Dispatcher, *testenv.SyncBuffer) {
+	t.Helper()
+	tc := temporalClient(t)
+	if err := incidents.EnsureSearchAttributes(context.Background(), tc, "default"); err != nil {
+		t.Fatal(err)
+	}
+	out := &testenv.SyncBuffer{}
+	return unitDispatcher(t, js, tc, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), cfg, "alert.id"), out
 }
 
 // openedLine waits up to wait for the log line of the incident the alert
@@ -192,4 +195,39 @@ func openedLine(t *testing.T, out *testenv.SyncBuffer, id string, wait time.Dura
 		return fmt.Errorf("log: %s", out.String())
 	})
 	return found
+}
+
+// TestRunEndsWhenItsConsumerIsDeleted: someone deletes the alert consumer
+// of a dispatcher that has pod indexes (so it also pulls parked alerts and
+// watches the backlog). Run ends on its own, after the alert it was given
+// opened its incident, so that the process can exit and a restart create
+// the consumer again. Before, the parked alerts' pull ran on until Stop,
+// and the drain waited for it for ever.
+func TestRunEndsWhenItsConsumerIsDeleted(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	run, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(run) }()
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"before","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "before", 30*time.Second)
+
+	if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(20 * time.Second): // drainTimeout and then some
+		t.Fatalf("Run still running 20 s after its consumer was deleted:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "the alert consumer stopped; dispatcher stopping") {
+		t.Errorf("no line says why the dispatcher stopped:\n%s", out.String())
+	}
 }
