@@ -62,7 +62,8 @@ it, --kubeconfig must name the cluster to act on.`,
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
 			if err := os.MkdirAll(dataDir, 0o750); err != nil {
 				return fmt.Errorf("data directory: %w", err)
 			}
@@ -299,9 +300,20 @@ it, --kubeconfig must name the cluster to act on.`,
 			fmt.Fprintf(out, "  Slack        %s\n", slackBanner(ap.Slack))
 			fmt.Fprintf(out, "  Playbooks    %s  (%d loaded)\n", pb.Dir(), len(pb.Current().Playbooks()))
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			<-ctx.Done()
-			log.Info().Msg("shutting down")
-			return nil
+			// As soar dispatch does, soar dev exits when its dispatcher
+			// stopped on its own (its consumer deleted) rather than run on
+			// looking alive; starting it again creates the consumer again.
+			select {
+			case <-ctx.Done():
+				log.Info().Msg("shutting down")
+				return nil
+			case <-d.Ended():
+				// Shut down as Ctrl-C does: the parts that watch the API
+				// servers stop with ctx, which lets the servers stop at
+				// once (with their watches open, each waited 30 s).
+				cancel()
+				return errDispatcherEnded
+			}
 		},
 	}
 	fs := cmd.Flags()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,8 +32,8 @@ import (
 func TestDevClusters(t *testing.T) {
 	dataDir := t.TempDir()
 	p := freePorts(t)
-	banner, stop := startDev(t, dataDir, &p, "--clusters", "2")
-	defer stop()
+	banner, dev := startDev(t, dataDir, &p, "--clusters", "2")
+	defer dev.stop()
 	for _, want := range []string{
 		"Cluster      dev-1  http", "(kubeconfig " + filepath.Join(dataDir, "kubeconfig-dev-1") + "; its worker polls soar-cluster-dev-1)",
 		"Cluster      dev-2  http", "(kubeconfig " + filepath.Join(dataDir, "kubeconfig-dev-2") + "; its worker polls soar-cluster-dev-2)",
@@ -164,6 +165,16 @@ func TestDevClusters(t *testing.T) {
 	}
 	if strings.Contains(list, "dev-9") {
 		t.Errorf("incident list shows an incident for dev-9:\n%s", list)
+	}
+
+	// Someone deletes the dispatcher's consumer: soar dev, which can
+	// dispatch nothing more, exits and says why, as soar dispatch does
+	// (TestDispatchExitsWhenItsConsumerIsDeleted), instead of running on.
+	if err := js.DeleteConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.exited(30 * time.Second); !errors.Is(err, errDispatcherEnded) {
+		t.Errorf("soar dev returned %v after its consumer was deleted, want %v", err, errDispatcherEnded)
 	}
 }
 

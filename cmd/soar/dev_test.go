@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,18 +79,58 @@ func freePorts(t *testing.T) devPorts {
 	return devPorts{ps[0], ps[1], ps[2], ps[3]}
 }
 
-// startDev runs 'soar dev --local-kube' until the returned stop is called,
+// devRun is a soar dev that startDev started.
+type devRun struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+	waited bool // the test read the exit with exited
+}
+
+// wait returns what soar dev returned, once it did.
+func (r *devRun) wait() error {
+	r.once.Do(func() { r.err = <-r.done })
+	return r.err
+}
+
+// stop stops soar dev and fails the test if it returned an error the test
+// did not read with exited.
+func (r *devRun) stop() {
+	r.cancel()
+	if err := r.wait(); err != nil && !r.waited {
+		r.t.Errorf("soar dev: %v", err)
+	}
+}
+
+// exited returns what soar dev returned when it exits on its own within the
+// time given, and fails the test if it is still running then.
+func (r *devRun) exited(within time.Duration) error {
+	r.t.Helper()
+	select {
+	case err := <-r.done:
+		r.once.Do(func() { r.err = err })
+		r.waited = true
+		return err
+	case <-time.After(within):
+		r.t.Fatalf("soar dev still running after %s", within)
+		return nil
+	}
+}
+
+// startDev runs 'soar dev --local-kube' until the returned run is stopped,
 // and returns its banner once it is ready.
-func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banner string, stop func()) {
+func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banner string, run *devRun) {
 	t.Helper()
 	// freePorts' ports are free when it returns, not for sure when soar dev
 	// binds them (the kube-apiserver it starts first takes ports too): on
 	// "address already in use" soar dev is started again on other ports,
 	// which p then holds.
 	for attempt := 1; ; attempt++ {
-		banner, stop, err := tryStartDev(t, dataDir, *p, extra...)
+		banner, run, err := tryStartDev(t, dataDir, *p, extra...)
 		if err == nil {
-			return banner, stop
+			return banner, run
 		}
 		if attempt == 3 || !strings.Contains(err.Error(), "address already in use") {
 			t.Fatal(err)
@@ -100,7 +141,7 @@ func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banne
 }
 
 // tryStartDev is one attempt of startDev.
-func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (banner string, stop func(), err error) {
+func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (banner string, run *devRun, err error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out testenv.SyncBuffer
@@ -126,12 +167,7 @@ func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (ban
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	return out.String(), func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("soar dev: %v", err)
-		}
-	}, nil
+	return out.String(), &devRun{t: t, cancel: cancel, done: done}, nil
 }
 
 // consolePage GETs a console page and returns its HTML.
@@ -156,7 +192,7 @@ func consolePage(t *testing.T, url string) string {
 func TestDevWalkthrough(t *testing.T) {
 	dataDir := t.TempDir()
 	p := freePorts(t)
-	banner, stop := startDev(t, dataDir, &p)
+	banner, dev := startDev(t, dataDir, &p)
 	for _, want := range []string{
 		"soar dev is running; data in " + dataDir,
 		fmt.Sprintf("NATS         nats://127.0.0.1:%d", p.nats),
@@ -300,14 +336,14 @@ func TestDevWalkthrough(t *testing.T) {
 			t.Errorf("GET %s = %d", url, resp.StatusCode)
 		}
 	}
-	stop()
+	dev.stop()
 
 	// While soar is down an alert reaches the stream but no dispatcher: it
 	// must be dispatched after the restart.
 	publishWhileDown(t, filepath.Join(dataDir, "nats"), sample)
 
-	_, stop = startDev(t, dataDir, &p)
-	defer stop()
+	_, dev = startDev(t, dataDir, &p)
+	defer dev.stop()
 	temporalAddr = fmt.Sprintf("127.0.0.1:%d", p.temporal) // p may have changed
 	testenv.Eventually(t, 20*time.Second, "incident kept and undelivered alert dispatched after restart", func() error {
 		show := soar(t, "incident", "show", "--temporal-address", temporalAddr, id)
