@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,16 +65,20 @@ func soarErr(t *testing.T, args ...string) error {
 
 type devPorts struct{ nats, temporal, ui, http int }
 
+// freePorts returns four distinct free ports (devstack.FreePort: below the
+// ephemeral range, where no outgoing connection takes them before soar dev
+// binds them).
 func freePorts(t *testing.T) devPorts {
 	t.Helper()
-	var ps [4]int
-	for i := range ps {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	var ps []int
+	for len(ps) < 4 {
+		p, err := devstack.FreePort("127.0.0.1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ps[i] = l.Addr().(*net.TCPAddr).Port
-		defer l.Close()
+		if !slices.Contains(ps, p) {
+			ps = append(ps, p)
+		}
 	}
 	return devPorts{ps[0], ps[1], ps[2], ps[3]}
 }

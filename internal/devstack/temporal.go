@@ -80,7 +80,7 @@ func StartTemporal(opts TemporalOptions) (*Temporal, error) {
 		opts.Logger = tlog.NewNoopLogger()
 	}
 	if opts.Port == 0 {
-		p, err := freePort(opts.Host)
+		p, err := FreePort(opts.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -200,13 +200,13 @@ func serverConfig(opts TemporalOptions, sqlCfg *config.SQL) (*config.Config, err
 	for _, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := opts.Port
 		if name != "frontend" {
-			p, err := freePort(opts.Host)
+			p, err := FreePort(opts.Host)
 			if err != nil {
 				return nil, err
 			}
 			grpcPort = p
 		}
-		memberPort, err := freePort(opts.Host)
+		memberPort, err := FreePort(opts.Host)
 		if err != nil {
 			return nil, err
 		}
@@ -270,15 +270,4 @@ func serverConfig(opts TemporalOptions, sqlCfg *config.SQL) (*config.Config, err
 		}
 	}
 	return cfg, nil
-}
-
-// freePort asks the kernel for an unused TCP port on host. Another process may
-// take it before it is bound again; that race is acceptable for a dev server.
-func freePort(host string) (int, error) {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

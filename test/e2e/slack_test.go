@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -253,14 +252,14 @@ func waitEphemeral(t *testing.T, fs *fakeslack.Server, user string, n int, want 
 	})
 }
 
+// freePort is a port for a server that binds it later (devstack.FreePort).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := devstack.FreePort("127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // TestSlackApprovalsSurviveRestartsAndRefuseWhatTheyMust runs the issue's
