@@ -196,6 +196,7 @@ it, --kubeconfig must name the cluster to act on.`,
 				return err
 			}
 			defer w.Stop()
+			failed := []<-chan error{w.Failed()}
 			for _, c := range locals {
 				if c.name == "" {
 					continue
@@ -207,6 +208,7 @@ it, --kubeconfig must name the cluster to act on.`,
 					return err
 				}
 				defer w.Stop()
+				failed = append(failed, w.Failed())
 			}
 
 			nc, err := nats.Connect(ns.ClientURL(), nats.Name(identity("dev")), natsErrorLog(log))
@@ -300,19 +302,21 @@ it, --kubeconfig must name the cluster to act on.`,
 			fmt.Fprintf(out, "  Slack        %s\n", slackBanner(ap.Slack))
 			fmt.Fprintf(out, "  Playbooks    %s  (%d loaded)\n", pb.Dir(), len(pb.Current().Playbooks()))
 			fmt.Fprintln(out, "Press Ctrl-C to stop.")
-			// As soar dispatch does, soar dev exits when its dispatcher
-			// stopped on its own (its consumer deleted) rather than run on
-			// looking alive; starting it again creates the consumer again.
+			// As soar dispatch and soar worker do, soar dev exits when its
+			// dispatcher or a worker stopped on its own (the consumer
+			// deleted, the namespace gone) rather than run on looking
+			// alive; starting it again creates the consumer again.
+			failed = append(failed, endedWith(d.Ended(), errDispatcherEnded))
 			select {
 			case <-ctx.Done():
 				log.Info().Msg("shutting down")
 				return nil
-			case <-d.Ended():
+			case err := <-firstFailure(ctx, failed...):
 				// Shut down as Ctrl-C does: the parts that watch the API
 				// servers stop with ctx, which lets the servers stop at
 				// once (with their watches open, each waited 30 s).
 				cancel()
-				return errDispatcherEnded
+				return err
 			}
 		},
 	}

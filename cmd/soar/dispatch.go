@@ -193,22 +193,7 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			// A dispatcher that stopped on its own (its consumer deleted)
 			// dispatches nothing more: exit, so that a restart creates the
 			// consumer again, rather than run on looking alive.
-			ctx, stop := context.WithCancelCause(ctx)
-			defer stop(nil)
-			go func() {
-				select {
-				case <-d.Ended():
-					stop(errDispatcherEnded)
-				case <-ctx.Done():
-				}
-			}()
-			if err := serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started"); err != nil {
-				return err
-			}
-			if cause := context.Cause(ctx); errors.Is(cause, errDispatcherEnded) {
-				return cause
-			}
-			return nil
+			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started", endedWith(d.Ended(), errDispatcherEnded))
 		},
 	}
 	tf.register(cmd.Flags())

@@ -71,7 +71,7 @@ decide whether it is ready.`,
 			if _, err := startConsole(hs, auth, people, cf.downloadsPerMinute, tc, tf.namespace, ap.Service, store, log); err != nil {
 				return err
 			}
-			return serveUntilDone(ctx, httpAddr, hs, log, "server started")
+			return serveUntilDone(ctx, httpAddr, hs, log, "server started", nil)
 		},
 	}
 	tf.register(cmd.Flags())
@@ -111,8 +111,34 @@ func startApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	return app.StartApprovals(ctx, hs, tc, keys, sec, tokens, people, log)
 }
 
-// serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx ends.
-func serveUntilDone(ctx context.Context, addr string, hs *httpserver.Server, log zerolog.Logger, msg string) error {
+// endedWith delivers err once ended is closed.
+func endedWith(ended <-chan struct{}, err error) <-chan error {
+	out := make(chan error, 1)
+	go func() { <-ended; out <- err }()
+	return out
+}
+
+// firstFailure delivers the first error that one of failed delivers, until
+// ctx ends.
+func firstFailure(ctx context.Context, failed ...<-chan error) <-chan error {
+	out := make(chan error, len(failed))
+	for _, f := range failed {
+		go func() {
+			select {
+			case err := <-f:
+				out <- err
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return out
+}
+
+// serveUntilDone serves the HTTP endpoints (unless addr is empty) until ctx
+// ends, or until a part that stopped on its own sends why on failed (nil:
+// none can) and serveUntilDone returns that error, so that the process
+// exits and its supervisor restarts it rather than it run on looking alive.
+func serveUntilDone(ctx context.Context, addr string, hs *httpserver.Server, log zerolog.Logger, msg string, failed <-chan error) error {
 	ev := log.Info()
 	if addr != "" {
 		h, err := app.ServeHTTP(addr, hs, log)
@@ -127,7 +153,11 @@ func serveUntilDone(ctx context.Context, addr string, hs *httpserver.Server, log
 		ev = ev.Str("http", h.Addr())
 	}
 	ev.Msg(msg)
-	<-ctx.Done()
-	log.Info().Msg("shutting down")
-	return nil
+	select {
+	case <-ctx.Done():
+		log.Info().Msg("shutting down")
+		return nil
+	case err := <-failed:
+		return err
+	}
 }

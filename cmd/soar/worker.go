@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 	"k8s.io/client-go/rest"
 
 	"github.com/soar-dev/soar/activities/contract"
@@ -125,7 +124,7 @@ func (f *evidenceFlags) store(defaultDir string) (evidence.Store, string, error)
 
 // start starts a worker acting on the cluster of kubeconfig. It returns
 // where evidence bundles go.
-func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, m *metrics.Metrics, log zerolog.Logger) (worker.Worker, string, error) {
+func (f *workerFlags) start(tc client.Client, keys *proof.Keys, kubeconfig, defaultEvidenceDir, namespace string, m *metrics.Metrics, log zerolog.Logger) (*app.Worker, string, error) {
 	if f.cluster != "" {
 		if err := alert.ValidCluster(f.cluster); err != nil {
 			return nil, "", fmt.Errorf("--cluster: %w", err)
@@ -240,7 +239,7 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			defer w.Stop()
 			hs := httpserver.New(m.Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
-			return serveUntilDone(ctx, httpAddr, hs, log, "worker started")
+			return serveUntilDone(ctx, httpAddr, hs, log, "worker started", w.Failed())
 		},
 	}
 	tf.register(cmd.Flags())

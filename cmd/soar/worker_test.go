@@ -15,16 +15,7 @@ import (
 // its own default (5) and a negative one as no limit at all; neither is
 // what an operator who typed it meant, so the worker refuses both.
 func TestWorkerRefusesANonPositiveKubeAPIRate(t *testing.T) {
-	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: t}}]
-contexts: [{name: x, context: {cluster: c, user: u}}]
-current-context: x
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kubeconfig := unreachableKubeconfig(t)
 	for _, f := range []workerFlags{{kubeQPS: 0, kubeBurst: 200}, {kubeQPS: -1, kubeBurst: 200}, {kubeQPS: 100, kubeBurst: 0}} {
 		_, _, err := f.start(nil, nil, kubeconfig, t.TempDir(), "default", metrics.New(), zerolog.Nop())
 		if err == nil || !strings.Contains(err.Error(), "--kube-api-qps") {
@@ -41,4 +32,21 @@ func TestWorkerRefusesAnInvalidCluster(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "--cluster: cluster name \"prod eu\"") {
 		t.Errorf("--cluster %q: %v", f.cluster, err)
 	}
+}
+
+// unreachableKubeconfig writes a kubeconfig for an API server nobody runs,
+// for tests of a worker that never reaches its cluster.
+func unreachableKubeconfig(t *testing.T) string {
+	t.Helper()
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig
 }

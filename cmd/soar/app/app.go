@@ -164,6 +164,11 @@ const workerPollers = 8
 // the activities in acts on soar's task queue. Its incidents check proofs
 // with keys.
 func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) worker.Worker {
+	return newWorker(c, keys, acts, nil)
+}
+
+// newWorker is NewWorker, with onFatal for the SDK's OnFatalError.
+func newWorker(c client.Client, keys *proof.Keys, acts *activities.Activities, onFatal func(error)) worker.Worker {
 	acts.TaskQueues = c
 	// Eight pollers of each kind, not the SDK's two: the SDK serves a
 	// worker's sticky queue (incidents it already runs) before the shared
@@ -175,6 +180,7 @@ func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) w
 		MaxConcurrentWorkflowTaskPollers: workerPollers,
 		MaxConcurrentActivityTaskPollers: workerPollers,
 		Interceptors:                     []interceptor.WorkerInterceptor{newCallers(c, workflows.TaskQueue, workflows.RespondName)},
+		OnFatalError:                     onFatal,
 	})
 	w.RegisterWorkflowWithOptions(workflows.Responder{Keys: keys}.Respond, workflow.RegisterOptions{Name: workflows.RespondName})
 	// The legacy Quarantine method, for incidents started before actions
@@ -189,9 +195,16 @@ func NewWorker(c client.Client, keys *proof.Keys, acts *activities.Activities) w
 // cluster, on that cluster's task queue, and nothing else: no workflows,
 // no Slack, no tickets. acts.Kube must reach that cluster.
 func NewClusterWorker(c client.Client, cluster string, acts *activities.Activities) worker.Worker {
+	return newClusterWorker(c, cluster, acts, nil)
+}
+
+// newClusterWorker is NewClusterWorker, with onFatal for the SDK's
+// OnFatalError.
+func newClusterWorker(c client.Client, cluster string, acts *activities.Activities, onFatal func(error)) worker.Worker {
 	w := worker.New(c, contract.ClusterTaskQueue(workflows.TaskQueue, cluster), worker.Options{
 		MaxConcurrentActivityTaskPollers: workerPollers,
 		Interceptors:                     []interceptor.WorkerInterceptor{newCallers(c, workflows.TaskQueue, workflows.RespondName)},
+		OnFatalError:                     onFatal,
 	})
 	activities.RegisterKubernetes(w, acts)
 	return w

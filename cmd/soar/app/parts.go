@@ -61,9 +61,22 @@ func IncidentURL(ui, namespace string) string {
 	return strings.TrimRight(ui, "/") + "/namespaces/" + url.PathEscape(namespace) + "/workflows/"
 }
 
+// Worker is a running worker.
+type Worker struct {
+	worker.Worker
+	failed chan error
+}
+
+// Failed delivers the error for which the worker stopped on its own:
+// Temporal refused its polls as no retry can mend (the namespace is gone,
+// the SDK's version is no longer supported, an argument refused) for longer
+// than the SDK's grace period of 2 minutes. It then runs nothing more, and
+// the process should exit so that it is seen and restarted.
+func (w *Worker) Failed() <-chan error { return w.failed }
+
 // StartWorker starts a worker for soar's workflows and activities. Stop it
 // with its Stop method.
-func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
+func StartWorker(tc client.Client, cfg WorkerConfig) (*Worker, error) {
 	// A cluster's worker runs no workflow, so it checks no proofs and
 	// holds no keys: a compromised cluster cannot sign for the others.
 	if cfg.Keys == nil && cfg.Cluster == "" {
@@ -79,11 +92,16 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (worker.Worker, error) {
 		IncidentURL:         cfg.IncidentURL,
 		Cluster:             cfg.Cluster,
 	}
-	var w worker.Worker
+	w := &Worker{failed: make(chan error, 1)}
+	// Called once, on a goroutine of its own; the SDK stops the worker
+	// after it.
+	onFatal := func(err error) {
+		w.failed <- fmt.Errorf("the worker stopped on its own: Temporal refused its polls for over 2 minutes with an error no retry mends (a restart tries again): %w", err)
+	}
 	if cfg.Cluster != "" {
-		w = NewClusterWorker(tc, cfg.Cluster, acts)
+		w.Worker = newClusterWorker(tc, cfg.Cluster, acts, onFatal)
 	} else {
-		w = NewWorker(tc, cfg.Keys, acts)
+		w.Worker = newWorker(tc, cfg.Keys, acts, onFatal)
 	}
 	if err := w.Start(); err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
