@@ -55,11 +55,13 @@ func chromium(t *testing.T) string {
 
 // browser starts a headless Chromium for the test. Background networking is
 // off: this machine reaches no outside host, and Chromium's attempts only
-// slow it down.
+// slow it down. Its TMPDIR is the test's, which the test removes: Chromium
+// puts its singleton socket there and left one directory in /tmp per start.
 func browser(t *testing.T) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.NoSandbox, // tests run as root here; the page is the test's own
 		chromedp.Flag("disable-quic", true),
 		chromedp.Flag("disable-component-update", true),
