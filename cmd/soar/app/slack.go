@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
@@ -142,29 +143,37 @@ type Approvals struct {
 	interactions *slack.Interactions
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
+	// socketStopped is why Socket Mode stopped for good (Slack refused
+	// the app-level token); nil while it runs or retries.
+	socketStopped atomic.Pointer[error]
 }
 
 // StartApprovals mounts /slack/interactions on hs when a signing secret is
 // set, runs Socket Mode when an app token is set, and mounts the vote API
 // when tokens are given. It adds a "slack" readiness check that degrades,
-// and never fails, when Slack does not answer: votes still arrive through
-// the CLI and the API.
+// and never fails, when Slack does not answer or Socket Mode stopped for
+// good: votes still arrive through the CLI and the API.
 func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client, keys *proof.Keys, sec SlackSecrets, tokens incidents.Tokens, people incidents.People, log zerolog.Logger) (*Approvals, error) {
 	if keys == nil {
 		return nil, fmt.Errorf("start approvals: %w", errNoKeys)
 	}
 	c := sec.client()
 	svc := &incidents.Service{Temporal: tc, Keys: keys, Log: log.With().Str("component", "approvals").Logger()}
+	a := &Approvals{Service: svc, Slack: sec}
 	if c != nil {
 		svc.Slack = c
 		hs.AddCheck("slack", func(ctx context.Context) error {
+			// Socket Mode first: with the app-level token refused, the bot
+			// token still answers, and the buttons' votes are lost.
+			if err := a.socketStopped.Load(); err != nil {
+				return &httpserver.Degraded{Detail: "Socket Mode stopped, votes from Slack buttons are not received until a restart with a valid app-level token: " + (*err).Error()}
+			}
 			if _, _, err := c.AuthTest(ctx); err != nil {
 				return &httpserver.Degraded{Detail: "Slack does not answer: " + err.Error()}
 			}
 			return nil
 		})
 	}
-	a := &Approvals{Service: svc, Slack: sec}
 	if len(tokens) > 0 {
 		(&incidents.API{Service: svc, Tokens: tokens, People: people}).Register(hs)
 	}
@@ -199,6 +208,7 @@ func StartApprovals(ctx context.Context, hs *httpserver.Server, tc client.Client
 	if sec.AppToken != "" {
 		a.wg.Go(func() {
 			if err := in.RunSocketMode(rctx, sec.AppToken, sec.APIURL); err != nil {
+				a.socketStopped.Store(&err)
 				log.Error().Err(err).Msg("slack socket mode stopped: votes from Slack buttons are not received")
 			}
 		})
