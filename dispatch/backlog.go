@@ -47,6 +47,10 @@ type Backlog struct {
 	// Sources are the clusters' streams the alert stream sources
 	// (ClusterSource), as its server last heard from them.
 	Sources []SourceState `json:"sources,omitempty"`
+	// Paused is set while the consumer is paused (JetStream's pause, until
+	// PausedUntil) and delivers nothing; a running dispatcher resumes it.
+	Paused      bool      `json:"paused,omitempty"`
+	PausedUntil time.Time `json:"pausedUntil,omitzero"`
 	// Parked is what waits in the parked stream (park.go).
 	Parked *ParkedState `json:"parked,omitempty"`
 }
@@ -150,6 +154,9 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 	if b.MaxBytes > 0 {
 		b.Full = float64(b.Bytes) / float64(b.MaxBytes)
 	}
+	if ci.Paused {
+		b.Paused, b.PausedUntil = true, now.Add(ci.PauseRemaining)
+	}
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
 		b.OldestAge = now.Sub(si.State.FirstTime)
@@ -161,7 +168,8 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 const backlogEvery = time.Second
 
 // observe reads the backlog once: the metrics, the floor and epoch that go
-// with every signal, and the warning when the oldest alert waits too long.
+// with every signal, and the warning when the oldest alert waits too long;
+// and it resumes soar's consumers when somebody paused them.
 func (d *Dispatcher) observe(ctx context.Context) error {
 	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
 	if err != nil {
@@ -189,6 +197,15 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		}
 	}
 	d.backlog.Store(&b)
+	if b.Paused {
+		d.resume(ctx, d.cfg.Stream, d.cfg.Consumer, b.PausedUntil)
+	}
+	if d.unknownLane != nil {
+		// The parked alerts' consumer, pulled only with pod indexes.
+		if c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err == nil && c.CachedInfo().Paused {
+			d.resume(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer, time.Now().Add(c.CachedInfo().PauseRemaining))
+		}
+	}
 	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
 	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
@@ -203,6 +220,24 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.metrics.SourceInactive.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(src.inactiveSeconds())
 	}
 	return nil
+}
+
+// resume resumes a consumer of soar's that somebody paused. A paused
+// consumer delivers nothing, says nothing, and stays paused across restarts,
+// so a pause (one call by anyone the NATS account lets use the JetStream
+// API) would stop containment until whenever its author chose. soar's
+// consumers are never paused on purpose: to stop intake, stop the
+// dispatchers.
+func (d *Dispatcher) resume(ctx context.Context, stream, consumer string, until time.Time) {
+	if _, err := d.js.ResumeConsumer(ctx, stream, consumer); err != nil {
+		if ctx.Err() == nil {
+			d.log.Error().Err(err).Str("consumer", consumer).Time("paused_until", until.UTC()).
+				Msg("a consumer of soar's is paused and could not be resumed: it delivers nothing")
+		}
+		return
+	}
+	d.metrics.ConsumersResumed.WithLabelValues(consumer).Inc()
+	d.log.Error().Str("consumer", consumer).Time("paused_until", until.UTC()).Msg("a consumer of soar's was paused; resumed it")
 }
 
 // streamFullWarning is the fill ratio of the alert stream from which the

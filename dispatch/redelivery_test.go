@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
 	"go.temporal.io/sdk/client"
 	"google.golang.org/grpc"
@@ -229,5 +230,46 @@ func TestRunEndsWhenItsConsumerIsDeleted(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "the alert consumer stopped; dispatcher stopping") {
 		t.Errorf("no line says why the dispatcher stopped:\n%s", out.String())
+	}
+}
+
+// TestAPausedConsumerIsResumed: somebody with access to the JetStream API
+// pauses the dispatchers' consumers for an hour. A paused consumer delivers
+// nothing, says nothing and stays paused across restarts. A running
+// dispatcher resumes both (the parked alerts' too, with pod indexes) within
+// its next read of the backlog, says so in its log and its metrics, and the
+// alert published meanwhile opens its incident.
+func TestAPausedConsumerIsResumed(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	runDispatcher(t, d)
+	until := time.Now().Add(time.Hour)
+	for _, c := range [][2]string{{DefaultStream, DefaultConsumer}, {DefaultParkedStream, DefaultParkedConsumer}} {
+		if _, err := js.PauseConsumer(ctx, c[0], c[1], until); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"while-paused","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "while-paused", 30*time.Second)
+	for _, c := range [][2]string{{DefaultStream, DefaultConsumer}, {DefaultParkedStream, DefaultParkedConsumer}} {
+		testenv.Eventually(t, 10*time.Second, c[1]+" resumed", func() error {
+			cons, err := js.Consumer(ctx, c[0], c[1])
+			if err != nil {
+				return err
+			}
+			if cons.CachedInfo().Paused {
+				return errors.New("still paused")
+			}
+			if got := testutil.ToFloat64(d.metrics.ConsumersResumed.WithLabelValues(c[1])); got != 1 {
+				return fmt.Errorf("soar_dispatch_consumers_resumed_total{consumer=%q} = %v", c[1], got)
+			}
+			if !strings.Contains(out.String(), `"consumer":"`+c[1]+`","paused_until":"`+until.UTC().Format("2006-01-02T15:04")) {
+				return fmt.Errorf("no line says %s was paused until %s:\n%s", c[1], until, out.String())
+			}
+			return nil
+		})
 	}
 }

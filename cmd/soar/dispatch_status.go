@@ -32,7 +32,8 @@ func newDispatchStatusCmd() *cobra.Command {
 		Long: `Read the alert stream and the dispatchers' consumer from NATS JetStream and print
 what waits to be dispatched. The stream keeps an alert only until a dispatcher
 acknowledged it, so its oldest message is the oldest alert not yet handed to
-Temporal. Exits with status 1 when that alert is older than --warn-age.`,
+Temporal. Exits with status 1 when that alert is older than --warn-age, or
+when the consumer is paused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
@@ -66,6 +67,9 @@ Temporal. Exits with status 1 when that alert is older than --warn-age.`,
 			} else {
 				printBacklog(out, b)
 			}
+			if b.Paused {
+				return fmt.Errorf("the alert consumer is paused until %s: nothing is dispatched (a running dispatcher resumes it)", b.PausedUntil.UTC().Format(time.RFC3339))
+			}
 			if b.OldestAge > warnAge {
 				return fmt.Errorf("the oldest waiting alert is %s old, over --warn-age %s", b.OldestAge.Round(time.Second), warnAge)
 			}
@@ -87,6 +91,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		oldest = fmt.Sprintf("%s ago (published %s)", b.OldestAge.Round(time.Millisecond), b.Oldest.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "Stream        %s (consumer %s)\n", b.Stream, b.Consumer)
+	if b.Paused {
+		fmt.Fprintf(w, "PAUSED        until %s: the consumer delivers nothing; a running dispatcher resumes it within a second\n", b.PausedUntil.UTC().Format(time.RFC3339))
+	}
 	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
 	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)
 	fmt.Fprintf(w, "  in flight   %d\n", b.InFlight)

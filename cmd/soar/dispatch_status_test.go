@@ -63,6 +63,21 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "over --warn-age 1ns") {
 		t.Errorf("status with an old backlog: err = %v", err)
 	}
+
+	// Somebody paused the consumer (no dispatcher runs to resume it).
+	if _, err := js.PauseConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	var paused strings.Builder
+	root = newRootCmd()
+	root.SetOut(&paused)
+	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL()})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "the alert consumer is paused until ") {
+		t.Errorf("status of a paused consumer: err = %v", err)
+	}
+	if !strings.Contains(paused.String(), "PAUSED        until ") {
+		t.Errorf("status of a paused consumer lacks the PAUSED line:\n%s", paused.String())
+	}
 }
 
 func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {

@@ -44,6 +44,9 @@ type Metrics struct {
 	// stream (multi-cluster intake).
 	SourceLag      *prometheus.GaugeVec
 	SourceInactive *prometheus.GaugeVec
+	// ConsumersResumed counts the pauses of soar's consumers that a
+	// dispatcher undid (dispatch/backlog.go), by consumer.
+	ConsumersResumed *prometheus.CounterVec
 
 	// QuarantineLocks counts quarantines by whether the API server's lock
 	// was proven (result: tamper_proof or not_tamper_proof), on the worker.
@@ -134,6 +137,9 @@ func New() *Metrics {
 		StreamFull: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "soar_dispatch_stream_full_ratio", Help: "Bytes in the alert stream divided by its limit; at 1 JetStream refuses new alerts.",
 		}),
+		ConsumersResumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_dispatch_consumers_resumed_total", Help: "Times a dispatcher found one of soar's JetStream consumers paused, which delivers nothing, and resumed it; each is somebody's pause.",
+		}, []string{"consumer"}),
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node; by cluster (empty for a source soar did not configure), the source's JetStream domain and stream.",
 		}, []string{"cluster", "domain", "stream"}),
@@ -163,7 +169,7 @@ func New() *Metrics {
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency, m.UnknownPodAlerts,
-		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive,
+		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive, m.ConsumersResumed,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }
