@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -65,20 +64,14 @@ func soarErr(t *testing.T, args ...string) error {
 
 type devPorts struct{ nats, temporal, ui, http int }
 
-// freePorts returns four distinct free ports (devstack.FreePort: below the
+// freePorts returns four distinct free ports (devstack.FreePorts: below the
 // ephemeral range, where no outgoing connection takes them before soar dev
 // binds them).
 func freePorts(t *testing.T) devPorts {
 	t.Helper()
-	var ps []int
-	for len(ps) < 4 {
-		p, err := devstack.FreePort("127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Contains(ps, p) {
-			ps = append(ps, p)
-		}
+	ps, err := devstack.FreePorts("127.0.0.1", 4)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return devPorts{ps[0], ps[1], ps[2], ps[3]}
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -14,35 +15,64 @@ import (
 const lowestPort = 10000
 
 // FreePort returns a TCP port on host that nothing listens on, for a server
-// that binds it a moment later (Temporal opens its own listeners from its
-// configuration, so it cannot be handed one).
-//
-// The port is taken below the kernel's ephemeral range. A port the kernel
-// picked for a listener on port 0 is an ephemeral one, and once that
-// listener is closed any outgoing connection of any process may take it
-// before the server binds it again: a test run opens thousands, and CI saw
-// Temporal's worker service fail so ("Failed to start gRPC listener", which
-// the server's no-op logger does not make fatal, then a nil listener's
-// panic that took the test binary down). Outgoing connections never take a
-// port below the ephemeral range, so only another process picking ports as
-// this one does could, and it picks at random among more than 20,000.
+// that binds it a moment later. FreePorts gives several at once.
 func FreePort(host string) (int, error) {
-	lo, hi := lowestPort, ephemeralLow()
-	for range 50 {
-		port := lo + rand.IntN(hi-lo)
-		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		if err != nil {
-			continue // in use
-		}
-		_ = l.Close()
-		return port, nil
-	}
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	ports, err := FreePorts(host, 1)
 	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
+		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// FreePorts returns n distinct TCP ports on host that nothing listens on,
+// none of them in avoid, for servers that bind them a moment later
+// (Temporal opens its own listeners from its configuration, so it cannot
+// be handed them).
+//
+// Each port is held until all are chosen, so none is handed out twice. A
+// port picked by listening on :0 and closing at once could come back on the
+// next pick: two of one Temporal server's eight ports then collided, its
+// bind failed ("Failed to start gRPC listener", which the server's no-op
+// logger does not make fatal), and Serve's nil listener took the test
+// binary down (CI on 3654867 and on 99517a2).
+//
+// The ports come from below the kernel's ephemeral range, where no outgoing
+// connection of any process takes them before the server binds them; only
+// another process picking as this one does could, at random among more than
+// 20,000.
+func FreePorts(host string, n int, avoid ...int) ([]int, error) {
+	lo, hi := lowestPort, ephemeralLow()
+	var (
+		ports []int
+		held  []net.Listener
+	)
+	defer func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	}()
+	for tries := 0; len(ports) < n; tries++ {
+		addr := net.JoinHostPort(host, "0")
+		if tries < 50*n {
+			port := lo + rand.IntN(hi-lo)
+			if slices.Contains(avoid, port) {
+				continue
+			}
+			addr = net.JoinHostPort(host, strconv.Itoa(port))
+		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			if tries < 50*n {
+				continue // in use
+			}
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		held = append(held, l)
+		if port := l.Addr().(*net.TCPAddr).Port; !slices.Contains(avoid, port) {
+			ports = append(ports, port)
+		}
+	}
+	return ports, nil
 }
 
 // ephemeralLow is the lowest port of the kernel's ephemeral range (Linux's

@@ -44,3 +44,27 @@ func TestParseEphemeralLow(t *testing.T) {
 		}
 	}
 }
+
+// TestFreePortsAreDistinct: the ports of one server never repeat, nor
+// repeat the one it already has (two of a Temporal server's ports once
+// collided and its bind failed).
+func TestFreePortsAreDistinct(t *testing.T) {
+	first, err := FreePort("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports, err := FreePorts("127.0.0.1", 500, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]bool{first: true}
+	for _, p := range ports {
+		if seen[p] {
+			t.Fatalf("port %d handed out twice: %v", p, ports)
+		}
+		seen[p] = true
+	}
+	if len(ports) != 500 {
+		t.Errorf("%d ports, want 500", len(ports))
+	}
+}

@@ -197,19 +197,18 @@ func (t *Temporal) Stop() error { return t.srv.Stop() }
 func serverConfig(opts TemporalOptions, sqlCfg *config.SQL) (*config.Config, error) {
 	frontend := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	services := map[string]config.Service{}
-	for _, name := range []string{"frontend", "history", "matching", "worker"} {
+	// Three gRPC ports besides the frontend's and four membership ports,
+	// distinct from each other and from the frontend's.
+	ports, err := FreePorts(opts.Host, 7, opts.Port)
+	if err != nil {
+		return nil, err
+	}
+	for i, name := range []string{"frontend", "history", "matching", "worker"} {
 		grpcPort := opts.Port
 		if name != "frontend" {
-			p, err := FreePort(opts.Host)
-			if err != nil {
-				return nil, err
-			}
-			grpcPort = p
+			grpcPort = ports[3+i]
 		}
-		memberPort, err := FreePort(opts.Host)
-		if err != nil {
-			return nil, err
-		}
+		memberPort := ports[i]
 		services[name] = config.Service{RPC: config.RPC{
 			GRPCPort:       grpcPort,
 			MembershipPort: memberPort,
