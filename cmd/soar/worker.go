@@ -239,6 +239,9 @@ func newWorkerCmd(g *globalFlags) *cobra.Command {
 			defer w.Stop()
 			hs := httpserver.New(m.Registry)
 			hs.AddCheck("temporal", app.TemporalCheck(tc))
+			// The cluster its actions act on, as they reach it: a worker
+			// that cannot contains nothing.
+			hs.AddCheck("kubernetes", w.Kube.Reachable)
 			return serveUntilDone(ctx, httpAddr, hs, log, "worker started", w.Failed())
 		},
 	}

@@ -1,14 +1,22 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/soar-dev/soar/internal/devstack"
+	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
+	"github.com/soar-dev/soar/internal/testenv"
 )
 
 // TestWorkerRefusesANonPositiveKubeAPIRate: client-go reads a QPS of 0 as
@@ -49,4 +57,44 @@ current-context: x
 		t.Fatal(err)
 	}
 	return kubeconfig
+}
+
+// TestWorkerReadinessAsksTheAPIServer: a worker whose cluster does not
+// answer (here: nobody listens where its kubeconfig points) contains
+// nothing, and its /readyz says so while Temporal's check passes.
+func TestWorkerReadinessAsksTheAPIServer(t *testing.T) {
+	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ts.Stop() })
+	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
+	root := newRootCmd()
+	root.SetArgs([]string{"worker", "--cluster", "c1", "--kubeconfig", unreachableKubeconfig(t), "--http-addr", addr,
+		"--log-level", "error", "--temporal-address", ts.Address()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("soar worker: %v", err)
+		}
+	})
+	testenv.Eventually(t, time.Minute, "/readyz names the API server", func() error {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var rep httpserver.ReadyReport
+		if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || rep.Checks["temporal"] != "ok" ||
+			!strings.Contains(rep.Checks["kubernetes"], "the Kubernetes API server does not answer") {
+			return fmt.Errorf("GET /readyz = %d %+v", resp.StatusCode, rep)
+		}
+		return nil
+	})
 }

@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -71,6 +72,9 @@ type Client struct {
 	locks, controls *locker
 	// limit is the client-side rate limit of cs, when NewForConfig made it.
 	limit *limiter
+	// probe asks the API server its version past limit (Reachable); nil:
+	// cs's discovery client.
+	probe rest.Interface
 }
 
 // New returns a Client using cs.
@@ -115,14 +119,37 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 // cfg.QPS and cfg.Burst as client-go would, by a limiter that also tells
 // Quarantine when the budget runs short.
 func NewForConfig(cfg *rest.Config) (*Client, error) {
+	probe, err := discovery.NewDiscoveryClientForConfig(rest.CopyConfig(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("kube: create discovery client: %w", err)
+	}
 	cfg, limit := withLimiter(cfg)
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kube: create clientset: %w", err)
 	}
 	c := New(cs)
-	c.limit = limit
+	c.limit, c.probe = limit, probe.RESTClient()
 	return c, nil
+}
+
+// Reachable asks the API server its version with the client's credentials
+// (and impersonation): it fails when the server cannot be reached, or
+// refuses them (an expired or revoked token, impersonation no longer
+// allowed). It goes past the client-side limit, so that a readiness probe
+// does not queue behind a storm's quarantines, nor take their requests.
+func (c *Client) Reachable(ctx context.Context) error {
+	probe := c.probe
+	if probe == nil {
+		probe = c.cs.Discovery().RESTClient()
+	}
+	if probe == nil {
+		return errors.New("kube: no client to ask the API server with") // a fake clientset's
+	}
+	if err := probe.Get().AbsPath("/version").Do(ctx).Error(); err != nil {
+		return fmt.Errorf("the Kubernetes API server does not answer: %w", err)
+	}
+	return nil
 }
 
 // dryRunOption is the DryRun field of write options.

@@ -64,6 +64,8 @@ func IncidentURL(ui, namespace string) string {
 // Worker is a running worker.
 type Worker struct {
 	worker.Worker
+	// Kube is the Kubernetes connector its actions use (WorkerConfig.Kube).
+	Kube   *kube.Client
 	failed chan error
 }
 
@@ -92,7 +94,7 @@ func StartWorker(tc client.Client, cfg WorkerConfig) (*Worker, error) {
 		IncidentURL:         cfg.IncidentURL,
 		Cluster:             cfg.Cluster,
 	}
-	w := &Worker{failed: make(chan error, 1)}
+	w := &Worker{Kube: cfg.Kube, failed: make(chan error, 1)}
 	// Called once, on a goroutine of its own; the SDK stops the worker
 	// after it.
 	onFatal := func(err error) {
