@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -76,49 +75,9 @@ func freePorts(t *testing.T) devPorts {
 	return devPorts{ps[0], ps[1], ps[2], ps[3]}
 }
 
-// devRun is a soar dev that startDev started.
-type devRun struct {
-	t      *testing.T
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-	waited bool // the test read the exit with exited
-}
-
-// wait returns what soar dev returned, once it did.
-func (r *devRun) wait() error {
-	r.once.Do(func() { r.err = <-r.done })
-	return r.err
-}
-
-// stop stops soar dev and fails the test if it returned an error the test
-// did not read with exited.
-func (r *devRun) stop() {
-	r.cancel()
-	if err := r.wait(); err != nil && !r.waited {
-		r.t.Errorf("soar dev: %v", err)
-	}
-}
-
-// exited returns what soar dev returned when it exits on its own within the
-// time given, and fails the test if it is still running then.
-func (r *devRun) exited(within time.Duration) error {
-	r.t.Helper()
-	select {
-	case err := <-r.done:
-		r.once.Do(func() { r.err = err })
-		r.waited = true
-		return err
-	case <-time.After(within):
-		r.t.Fatalf("soar dev still running after %s", within)
-		return nil
-	}
-}
-
 // startDev runs 'soar dev --local-kube' until the returned run is stopped,
 // and returns its banner once it is ready.
-func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banner string, run *devRun) {
+func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banner string, run *bgRun) {
 	t.Helper()
 	// freePorts' ports are free when it returns, not for sure when soar dev
 	// binds them (the kube-apiserver it starts first takes ports too): on
@@ -138,33 +97,26 @@ func startDev(t *testing.T, dataDir string, p *devPorts, extra ...string) (banne
 }
 
 // tryStartDev is one attempt of startDev.
-func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (banner string, run *devRun, err error) {
+func tryStartDev(t *testing.T, dataDir string, p devPorts, extra ...string) (banner string, run *bgRun, err error) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
 	var out testenv.SyncBuffer
-	root := newRootCmd()
-	root.SetOut(&out)
-	root.SetArgs(append([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",
+	run = runBackground(t, &out, append([]string{"dev", "--local-kube", "--data-dir", dataDir, "--playbooks", "../../playbooks/library",
 		"--nats-port", fmt.Sprint(p.nats), "--temporal-port", fmt.Sprint(p.temporal),
-		"--ui-port", fmt.Sprint(p.ui), "--http-port", fmt.Sprint(p.http), "--log-format", "json", "--log-level", "warn"}, extra...))
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	deadline := time.After(2 * time.Minute)
+		"--ui-port", fmt.Sprint(p.ui), "--http-port", fmt.Sprint(p.http), "--log-format", "json", "--log-level", "warn"}, extra...)...)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(out.String(), "Press Ctrl-C to stop.") {
-		select {
-		case err := <-done:
-			cancel()
+		if err, ended := run.ended(); ended {
 			return "", nil, fmt.Errorf("soar dev exited: %w\n%s", err, out.String())
-		case <-deadline:
-			cancel()
-			if err := <-done; err != nil {
+		}
+		if time.Now().After(deadline) {
+			if err := run.abandon(); err != nil {
 				t.Logf("soar dev, stopped after the timeout: %v", err)
 			}
 			return "", nil, fmt.Errorf("soar dev not ready in 2 minutes:\n%s", out.String())
-		case <-time.After(50 * time.Millisecond):
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return out.String(), &devRun{t: t, cancel: cancel, done: done}, nil
+	return out.String(), run, nil
 }
 
 // consolePage GETs a console page and returns its HTML.

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,38 +29,14 @@ func TestDispatchExitsWhenItsConsumerIsDeleted(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(ns.Shutdown)
-	partEnv(t)
-	addr := fmt.Sprintf("127.0.0.1:%d", ports.http)
-	root := newRootCmd()
-	root.SetArgs([]string{"dispatch", "--http-addr", addr, "--log-level", "warn",
-		"--temporal-address", ts.Address(), "--nats-url", ns.ClientURL(),
-		"--playbooks", filepath.Join("..", "..", "playbooks", "library")})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	testenv.Eventually(t, time.Minute, "dispatcher ready", func() error {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("GET /readyz = %d", resp.StatusCode)
-		}
-		return nil
-	})
+	run, _, _ := partRun(t, "dispatch", "--temporal-address", ts.Address(), "--nats-url", ns.ClientURL(),
+		"--playbooks", filepath.Join("..", "..", "playbooks", "library"))
 
 	_, js := testenv.Connect(t, ns.ClientURL())
-	if err := js.DeleteConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+	if err := js.DeleteConsumer(context.Background(), dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, errDispatcherEnded) {
-			t.Fatalf("soar dispatch returned %v, want %v", err, errDispatcherEnded)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("soar dispatch still running 30 s after its consumer was deleted")
+	if err := run.exited(30 * time.Second); !errors.Is(err, errDispatcherEnded) {
+		t.Fatalf("soar dispatch returned %v, want %v", err, errDispatcherEnded)
 	}
 }

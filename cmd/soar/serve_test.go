@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,27 +60,21 @@ func partEnv(t *testing.T) {
 // first ready /readyz report and its address.
 func partReady(t *testing.T, part string, args ...string) (httpserver.ReadyReport, string) {
 	t.Helper()
+	_, report, addr := partRun(t, part, args...)
+	return report, addr
+}
+
+// partRun is partReady, which also returns the running part.
+func partRun(t *testing.T, part string, args ...string) (*bgRun, httpserver.ReadyReport, string) {
+	t.Helper()
 	partEnv(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
-	ctx, cancel := context.WithCancel(context.Background())
-	root := newRootCmd()
-	root.SetArgs(append([]string{part, "--http-addr", addr, "--log-level", "warn"}, args...))
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("soar %s: %v", part, err)
-		}
-	})
+	run := runBackground(t, nil, append([]string{part, "--http-addr", addr, "--log-level", "warn"}, args...)...)
 
 	var report httpserver.ReadyReport
 	testenv.Eventually(t, time.Minute, part+" ready", func() error {
-		select {
-		case err := <-done:
-			done <- err
+		if err, ended := run.ended(); ended {
 			t.Fatalf("soar %s exited: %v", part, err)
-		default:
 		}
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
@@ -94,7 +87,7 @@ func partReady(t *testing.T, part string, args ...string) (httpserver.ReadyRepor
 		}
 		return json.Unmarshal(body, &report)
 	})
-	return report, addr
+	return run, report, addr
 }
 
 // TestServeConsoleBehindAProxy: serve's console answers only people its

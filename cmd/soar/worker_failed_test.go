@@ -37,13 +37,9 @@ func TestWorkerExitsWhenTemporalRefusesItForGood(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ts.Stop() })
 	kubeconfig := unreachableKubeconfig(t)
-	root := newRootCmd()
-	root.SetArgs([]string{"worker", "--cluster", cluster, "--kubeconfig", kubeconfig, "--http-addr", "", "--log-level", "error",
-		"--temporal-address", ts.Address(), "--temporal-namespace", namespace})
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
+	run := runBackground(t, nil, "worker", "--cluster", cluster, "--kubeconfig", kubeconfig, "--http-addr", "", "--log-level", "error",
+		"--temporal-address", ts.Address(), "--temporal-namespace", namespace)
+	ctx := context.Background()
 
 	tc, err := client.Dial(client.Options{HostPort: ts.Address(), Namespace: namespace})
 	if err != nil {
@@ -66,12 +62,8 @@ func TestWorkerExitsWhenTemporalRefusesItForGood(t *testing.T) {
 	if _, err := tc.OperatorService().DeleteNamespace(ctx, &operatorservice.DeleteNamespaceRequest{Namespace: namespace}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "the worker stopped on its own") || !strings.Contains(err.Error(), "Namespace "+namespace+" is not found") {
-			t.Errorf("soar worker returned %v, want the worker stopped on its own, namespace not found", err)
-		}
-	case <-time.After(6 * time.Minute):
-		t.Fatal("soar worker still running 6 minutes after its namespace was deleted")
+	err = run.exited(6 * time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "the worker stopped on its own") || !strings.Contains(err.Error(), "Namespace "+namespace+" is not found") {
+		t.Errorf("soar worker returned %v, want the worker stopped on its own, namespace not found", err)
 	}
 }

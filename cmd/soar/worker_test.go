@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -69,18 +68,8 @@ func TestWorkerReadinessAsksTheAPIServer(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ts.Stop() })
 	addr := fmt.Sprintf("127.0.0.1:%d", freePorts(t).http)
-	root := newRootCmd()
-	root.SetArgs([]string{"worker", "--cluster", "c1", "--kubeconfig", unreachableKubeconfig(t), "--http-addr", addr,
-		"--log-level", "error", "--temporal-address", ts.Address()})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("soar worker: %v", err)
-		}
-	})
+	runBackground(t, nil, "worker", "--cluster", "c1", "--kubeconfig", unreachableKubeconfig(t), "--http-addr", addr,
+		"--log-level", "error", "--temporal-address", ts.Address())
 	testenv.Eventually(t, time.Minute, "/readyz names the API server", func() error {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
