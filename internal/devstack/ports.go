@@ -30,11 +30,11 @@ func FreePort(host string) (int, error) {
 // be handed them).
 //
 // Each port is held until all are chosen, so none is handed out twice. A
-// port picked by listening on :0 and closing at once could come back on the
-// next pick: two of one Temporal server's eight ports then collided, its
-// bind failed ("Failed to start gRPC listener", which the server's no-op
-// logger does not make fatal), and Serve's nil listener took the test
-// binary down (CI on 3654867 and on 99517a2).
+// port picked and closed at once can come back on a later pick, and two of
+// one Temporal server's eight ports colliding is the likeliest reason (not
+// reproduced) why one of its binds failed in CI on 3654867 and 99517a2:
+// "Failed to start gRPC listener", which the server's no-op logger does not
+// make fatal, then Serve's nil listener took the test binary down.
 //
 // The ports come from below the kernel's ephemeral range, where no outgoing
 // connection of any process takes them before the server binds them; only
