@@ -51,6 +51,9 @@ type Backlog struct {
 	// PausedUntil) and delivers nothing; a running dispatcher resumes it.
 	Paused      bool      `json:"paused,omitempty"`
 	PausedUntil time.Time `json:"pausedUntil,omitzero"`
+	// Drops lists the stream's settings that make it drop alerts nobody
+	// dispatched (no dispatcher sets them; a running one puts them back).
+	Drops []string `json:"drops,omitempty"`
 	// Parked is what waits in the parked stream (park.go).
 	Parked *ParkedState `json:"parked,omitempty"`
 }
@@ -157,6 +160,7 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 	if ci.Paused {
 		b.Paused, b.PausedUntil = true, now.Add(ci.PauseRemaining)
 	}
+	b.Drops = dropping(si.Config)
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
 		b.OldestAge = now.Sub(si.State.FirstTime)
@@ -169,7 +173,8 @@ const backlogEvery = time.Second
 
 // observe reads the backlog once: the metrics, the floor and epoch that go
 // with every signal, and the warning when the oldest alert waits too long;
-// and it resumes soar's consumers when somebody paused them.
+// and it resumes soar's consumers when somebody paused them, and puts back
+// the alert stream's settings when somebody made it drop alerts.
 func (d *Dispatcher) observe(ctx context.Context) error {
 	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
 	if err != nil {
@@ -200,6 +205,9 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	if b.Paused {
 		d.resume(ctx, d.cfg.Stream, d.cfg.Consumer, b.PausedUntil)
 	}
+	if len(b.Drops) > 0 {
+		d.undoDrops(ctx, b.Drops)
+	}
 	if d.unknownLane != nil {
 		// The parked alerts' consumer, pulled only with pod indexes.
 		if c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err == nil && c.CachedInfo().Paused {
@@ -220,6 +228,47 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.metrics.SourceInactive.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(src.inactiveSeconds())
 	}
 	return nil
+}
+
+// dropping lists the settings of the alert stream that make JetStream drop
+// alerts before they are dispatched, and that no dispatcher sets
+// (EnsureStreams): an age limit, a limit per subject, or discarding the
+// oldest when full.
+func dropping(cfg jetstream.StreamConfig) []string {
+	var out []string
+	if cfg.MaxAge > 0 {
+		out = append(out, "max_age "+cfg.MaxAge.String())
+	}
+	if cfg.MaxMsgsPerSubject > 0 {
+		out = append(out, "max_msgs_per_subject "+strconv.FormatInt(cfg.MaxMsgsPerSubject, 10))
+	}
+	if cfg.Discard == jetstream.DiscardOld {
+		out = append(out, "discard old")
+	}
+	return out
+}
+
+// undoDrops puts back the alert stream's settings that dropping found, and
+// keeps every other: those are the dispatchers' flags, which may differ
+// between them (a rolling upgrade), so they are left to EnsureStreams.
+func (d *Dispatcher) undoDrops(ctx context.Context, drops []string) {
+	s, err := d.js.Stream(ctx, d.cfg.Stream)
+	if err == nil {
+		cfg := s.CachedInfo().Config
+		cfg.MaxAge, cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = 0, -1, jetstream.DiscardNew, false
+		// An age limit forces the duplicate window under it.
+		cfg.Duplicates = max(cfg.Duplicates, alertDuplicates)
+		_, err = d.js.UpdateStream(ctx, cfg)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error().Err(err).Str("stream", d.cfg.Stream).Strs("settings", drops).
+				Msg("the alert stream is set to drop alerts and could not be put back")
+		}
+		return
+	}
+	d.metrics.StreamLimitsRestored.Inc()
+	d.log.Error().Str("stream", d.cfg.Stream).Strs("settings", drops).Msg("the alert stream was set to drop alerts; put back")
 }
 
 // resume resumes a consumer of soar's that somebody paused. A paused

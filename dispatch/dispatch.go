@@ -345,6 +345,9 @@ func (d *Dispatcher) epoch() string {
 	return ""
 }
 
+// alertDuplicates is the alert stream's duplicate window.
+const alertDuplicates = 2 * time.Minute
+
 // EnsureStreams creates or updates the alert stream, the dead-letter stream
 // and the durable consumer. It is safe to call from every dispatcher at start.
 func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
@@ -362,7 +365,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    d.cfg.Replicas,
 		// Publishers that set Nats-Msg-Id get transport duplicates removed.
-		Duplicates: 2 * time.Minute,
+		Duplicates: alertDuplicates,
 		// Full means full: new alerts are refused, none is dropped.
 		MaxBytes: d.cfg.StreamMaxBytes,
 		Discard:  jetstream.DiscardNew,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -32,8 +33,8 @@ func newDispatchStatusCmd() *cobra.Command {
 		Long: `Read the alert stream and the dispatchers' consumer from NATS JetStream and print
 what waits to be dispatched. The stream keeps an alert only until a dispatcher
 acknowledged it, so its oldest message is the oldest alert not yet handed to
-Temporal. Exits with status 1 when that alert is older than --warn-age, or
-when the consumer is paused.`,
+Temporal. Exits with status 1 when that alert is older than --warn-age, when
+the consumer is paused, or when the stream is set to drop alerts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
@@ -70,6 +71,9 @@ when the consumer is paused.`,
 			if b.Paused {
 				return fmt.Errorf("the alert consumer is paused until %s: nothing is dispatched (a running dispatcher resumes it)", b.PausedUntil.UTC().Format(time.RFC3339))
 			}
+			if len(b.Drops) > 0 {
+				return fmt.Errorf("the alert stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
+			}
 			if b.OldestAge > warnAge {
 				return fmt.Errorf("the oldest waiting alert is %s old, over --warn-age %s", b.OldestAge.Round(time.Second), warnAge)
 			}
@@ -93,6 +97,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "Stream        %s (consumer %s)\n", b.Stream, b.Consumer)
 	if b.Paused {
 		fmt.Fprintf(w, "PAUSED        until %s: the consumer delivers nothing; a running dispatcher resumes it within a second\n", b.PausedUntil.UTC().Format(time.RFC3339))
+	}
+	if len(b.Drops) > 0 {
+		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))
 	}
 	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
 	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)

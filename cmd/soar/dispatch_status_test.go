@@ -78,6 +78,30 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if !strings.Contains(paused.String(), "PAUSED        until ") {
 		t.Errorf("status of a paused consumer lacks the PAUSED line:\n%s", paused.String())
 	}
+
+	// Somebody set the stream to drop alerts (and the consumer was resumed).
+	if _, err := js.ResumeConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, dispatch.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxAge = time.Hour
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var drops strings.Builder
+	root = newRootCmd()
+	root.SetOut(&drops)
+	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL()})
+	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "the alert stream is set to drop alerts (max_age 1h0m0s)") {
+		t.Errorf("status of a stream that drops alerts: err = %v", err)
+	}
+	if !strings.Contains(drops.String(), "DROPS ALERTS  max_age 1h0m0s: ") {
+		t.Errorf("status of a stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops.String())
+	}
 }
 
 func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {

@@ -47,6 +47,9 @@ type Metrics struct {
 	// ConsumersResumed counts the pauses of soar's consumers that a
 	// dispatcher undid (dispatch/backlog.go), by consumer.
 	ConsumersResumed *prometheus.CounterVec
+	// StreamLimitsRestored counts the times a dispatcher put back the
+	// alert stream's settings after somebody made it drop alerts.
+	StreamLimitsRestored prometheus.Counter
 
 	// QuarantineLocks counts quarantines by whether the API server's lock
 	// was proven (result: tamper_proof or not_tamper_proof), on the worker.
@@ -140,6 +143,9 @@ func New() *Metrics {
 		ConsumersResumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_dispatch_consumers_resumed_total", Help: "Times a dispatcher found one of soar's JetStream consumers paused, which delivers nothing, and resumed it; each is somebody's pause.",
 		}, []string{"consumer"}),
+		StreamLimitsRestored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found the alert stream set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest) and put its settings back; each is somebody's change.",
+		}),
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node; by cluster (empty for a source soar did not configure), the source's JetStream domain and stream.",
 		}, []string{"cluster", "domain", "stream"}),
@@ -169,7 +175,7 @@ func New() *Metrics {
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency, m.UnknownPodAlerts,
-		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive, m.ConsumersResumed,
+		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive, m.ConsumersResumed, m.StreamLimitsRestored,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }
