@@ -57,10 +57,16 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Errorf("status --json = %s (%v)", out, err)
 	}
 
-	root := newRootCmd()
-	root.SetOut(&strings.Builder{})
-	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL(), "--warn-age", "1ns"})
-	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "over --warn-age 1ns") {
+	// status runs the command as a probe does: what it prints, and how it exits.
+	status := func(args ...string) (string, error) {
+		var out strings.Builder
+		root := newRootCmd()
+		root.SetOut(&out)
+		root.SetArgs(append([]string{"dispatch", "status", "--nats-url", s.ClientURL()}, args...))
+		err := root.Execute()
+		return out.String(), err
+	}
+	if _, err := status("--warn-age", "1ns"); err == nil || !strings.Contains(err.Error(), "over --warn-age 1ns") {
 		t.Errorf("status with an old backlog: err = %v", err)
 	}
 
@@ -68,15 +74,12 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if _, err := js.PauseConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer, time.Now().Add(time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	var paused strings.Builder
-	root = newRootCmd()
-	root.SetOut(&paused)
-	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL()})
-	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "the alert consumer is paused until ") {
+	paused, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the alert consumer is paused until ") {
 		t.Errorf("status of a paused consumer: err = %v", err)
 	}
-	if !strings.Contains(paused.String(), "PAUSED        until ") {
-		t.Errorf("status of a paused consumer lacks the PAUSED line:\n%s", paused.String())
+	if !strings.Contains(paused, "PAUSED        until ") {
+		t.Errorf("status of a paused consumer lacks the PAUSED line:\n%s", paused)
 	}
 
 	// Somebody set the stream to drop alerts (and the consumer was resumed).
@@ -92,15 +95,12 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	var drops strings.Builder
-	root = newRootCmd()
-	root.SetOut(&drops)
-	root.SetArgs([]string{"dispatch", "status", "--nats-url", s.ClientURL()})
-	if err := root.Execute(); err == nil || !strings.Contains(err.Error(), "the alert stream is set to drop alerts (max_age 1h0m0s)") {
+	drops, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the alert stream is set to drop alerts (max_age 1h0m0s)") {
 		t.Errorf("status of a stream that drops alerts: err = %v", err)
 	}
-	if !strings.Contains(drops.String(), "DROPS ALERTS  max_age 1h0m0s: ") {
-		t.Errorf("status of a stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops.String())
+	if !strings.Contains(drops, "DROPS ALERTS  max_age 1h0m0s: ") {
+		t.Errorf("status of a stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops)
 	}
 }
 

@@ -27,9 +27,6 @@ import (
 // shortened from outside the SDK.) A cluster's worker, which needs no
 // signing keys, stands for every worker: StartWorker does the same for both.
 func TestWorkerExitsWhenTemporalRefusesItForGood(t *testing.T) {
-	if testing.Short() {
-		t.Skip("waits out the Temporal SDK's grace period of 2 minutes")
-	}
 	const namespace, cluster = "doomed", "c1"
 	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Namespaces: []string{namespace}})
 	if err != nil {
