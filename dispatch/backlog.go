@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +53,13 @@ type Backlog struct {
 	Paused      bool      `json:"paused,omitempty"`
 	PausedUntil time.Time `json:"pausedUntil,omitzero"`
 	// Drops lists the stream's settings that make it drop alerts nobody
-	// dispatched (no dispatcher sets them; a running one puts them back).
+	// dispatched, or its consumers when idle (no dispatcher sets them; a
+	// running one puts them back).
 	Drops []string `json:"drops,omitempty"`
+	// Altered lists the consumer's settings that keep alerts from the
+	// dispatchers, strip them or deliver them late (no dispatcher sets
+	// them; a running one puts them back).
+	Altered []string `json:"altered,omitempty"`
 	// Parked is what waits in the parked stream (park.go).
 	Parked *ParkedState `json:"parked,omitempty"`
 }
@@ -161,6 +167,7 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 		b.Paused, b.PausedUntil = true, now.Add(ci.PauseRemaining)
 	}
 	b.Drops = dropping(si.Config)
+	b.Altered = altered(ci.Config, alertConsumerConfig(consumer, 0))
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
 		b.OldestAge = now.Sub(si.State.FirstTime)
@@ -174,7 +181,8 @@ const backlogEvery = time.Second
 // observe reads the backlog once: the metrics, the floor and epoch that go
 // with every signal, and the warning when the oldest alert waits too long;
 // and it resumes soar's consumers when somebody paused them, and puts back
-// the alert stream's settings when somebody made it drop alerts.
+// the alert stream's settings when somebody made it drop alerts and the
+// consumers' when somebody made them withhold or spoil alerts.
 func (d *Dispatcher) observe(ctx context.Context) error {
 	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
 	if err != nil {
@@ -208,10 +216,20 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	if len(b.Drops) > 0 {
 		d.undoDrops(ctx, b.Drops)
 	}
+	if len(b.Altered) > 0 {
+		d.putBack(ctx, d.cfg.Stream, alertConsumerConfig(d.cfg.Consumer, 0), b.Altered)
+	}
 	if d.unknownLane != nil {
 		// The parked alerts' consumer, pulled only with pod indexes.
-		if c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err == nil && c.CachedInfo().Paused {
-			d.resume(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer, time.Now().Add(c.CachedInfo().PauseRemaining))
+		if c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err == nil {
+			ci := c.CachedInfo()
+			if ci.Paused {
+				d.resume(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer, time.Now().Add(ci.PauseRemaining))
+			}
+			want := parkedConsumerConfig(d.cfg.ParkedConsumer)
+			if a := altered(ci.Config, want); len(a) > 0 {
+				d.putBack(ctx, d.cfg.ParkedStream, want, a)
+			}
 		}
 	}
 	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
@@ -233,7 +251,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 // dropping lists the settings of the alert stream that make JetStream drop
 // alerts before they are dispatched, and that no dispatcher sets
 // (EnsureStreams): an age limit, a limit per subject, or discarding the
-// oldest when full.
+// oldest when full; and an inactivity limit for its consumers, which
+// would delete soar's while no dispatcher pulls.
 func dropping(cfg jetstream.StreamConfig) []string {
 	var out []string
 	if cfg.MaxAge > 0 {
@@ -244,6 +263,11 @@ func dropping(cfg jetstream.StreamConfig) []string {
 	}
 	if cfg.Discard == jetstream.DiscardOld {
 		out = append(out, "discard old")
+	}
+	if cfg.ConsumerLimits.InactiveThreshold > 0 {
+		// Not a drop, but it would stick to the consumer as its own
+		// inactivity threshold (altered) through every put-back.
+		out = append(out, "consumer_limits.inactive_threshold "+cfg.ConsumerLimits.InactiveThreshold.String())
 	}
 	return out
 }
@@ -256,6 +280,7 @@ func (d *Dispatcher) undoDrops(ctx context.Context, drops []string) {
 	if err == nil {
 		cfg := s.CachedInfo().Config
 		cfg.MaxAge, cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = 0, -1, jetstream.DiscardNew, false
+		cfg.ConsumerLimits.InactiveThreshold = 0
 		// An age limit forces the duplicate window under it.
 		cfg.Duplicates = max(cfg.Duplicates, alertDuplicates)
 		_, err = d.js.UpdateStream(ctx, cfg)
@@ -269,6 +294,73 @@ func (d *Dispatcher) undoDrops(ctx context.Context, drops []string) {
 	}
 	d.metrics.StreamLimitsRestored.Inc()
 	d.log.Error().Str("stream", d.cfg.Stream).Strs("settings", drops).Msg("the alert stream was set to drop alerts; put back")
+}
+
+// altered lists the settings of a consumer of soar's that differ from
+// want, the configuration its dispatchers create, and that keep alerts from
+// them or spoil their delivery:
+//   - a filter subject or a priority group, and limits on pull requests,
+//     withhold every alert (the dispatchers' pulls match none, or are
+//     refused), silently: the backlog's undelivered count filters too;
+//   - headers only strips each alert's body, so that it would be dead-
+//     lettered as undecodable and deleted from the stream;
+//   - an ack wait, a delivery limit or a backoff other than soar's deliver
+//     alerts late, too often, or never again;
+//   - an inactivity threshold deletes the consumer while no dispatcher
+//     runs.
+//
+// No dispatcher sets any of them otherwise, so putting them back never
+// fights a dispatcher's flags. Max ack pending is a flag (dispatchers may
+// differ during an upgrade) and is left to EnsureStreams; a description,
+// metadata or replicas are left alone.
+func altered(have, want jetstream.ConsumerConfig) []string {
+	var out []string
+	add := func(differs bool, setting string, value any) {
+		if differs {
+			out = append(out, strings.TrimSpace(fmt.Sprint(setting, " ", value)))
+		}
+	}
+	add(have.FilterSubject != want.FilterSubject, "filter_subject", have.FilterSubject)
+	add(!slices.Equal(have.FilterSubjects, want.FilterSubjects), "filter_subjects", strings.Join(have.FilterSubjects, " "))
+	if have.PriorityPolicy != want.PriorityPolicy || !slices.Equal(have.PriorityGroups, want.PriorityGroups) {
+		policy, _ := have.PriorityPolicy.MarshalJSON()
+		add(true, "priority_policy", strings.Trim(string(policy), `"`)+" groups "+strings.Join(have.PriorityGroups, " "))
+	}
+	add(have.MaxRequestBatch != want.MaxRequestBatch, "max_batch", have.MaxRequestBatch)
+	add(have.MaxRequestExpires != want.MaxRequestExpires, "max_expires", have.MaxRequestExpires)
+	add(have.MaxRequestMaxBytes != want.MaxRequestMaxBytes, "max_bytes", have.MaxRequestMaxBytes)
+	add(have.HeadersOnly != want.HeadersOnly, "headers_only", "")
+	add(have.AckWait != want.AckWait, "ack_wait", have.AckWait)
+	add(have.MaxDeliver != want.MaxDeliver, "max_deliver", have.MaxDeliver)
+	add(!slices.Equal(have.BackOff, want.BackOff), "backoff", have.BackOff)
+	add(have.InactiveThreshold != want.InactiveThreshold, "inactive_threshold", have.InactiveThreshold)
+	return out
+}
+
+// putBack puts back a consumer's settings that altered found, as of a fresh
+// read, and keeps every other.
+func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.ConsumerConfig, settings []string) {
+	c, err := d.js.Consumer(ctx, stream, want.Durable)
+	if err == nil {
+		cfg := c.CachedInfo().Config
+		cfg.FilterSubject, cfg.FilterSubjects = want.FilterSubject, want.FilterSubjects
+		cfg.PriorityPolicy, cfg.PriorityGroups, cfg.PinnedTTL = want.PriorityPolicy, want.PriorityGroups, want.PinnedTTL
+		cfg.MaxRequestBatch, cfg.MaxRequestExpires, cfg.MaxRequestMaxBytes = want.MaxRequestBatch, want.MaxRequestExpires, want.MaxRequestMaxBytes
+		cfg.HeadersOnly = want.HeadersOnly
+		cfg.AckWait, cfg.MaxDeliver, cfg.BackOff = want.AckWait, want.MaxDeliver, want.BackOff
+		cfg.InactiveThreshold = want.InactiveThreshold
+		cfg.PauseUntil = nil // a pause is resume's
+		_, err = d.js.UpdateConsumer(ctx, stream, cfg)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.log.Error().Err(err).Str("consumer", want.Durable).Strs("settings", settings).
+				Msg("a consumer of soar's is set to withhold or spoil alerts and could not be put back")
+		}
+		return
+	}
+	d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
+	d.log.Error().Str("consumer", want.Durable).Strs("settings", settings).Msg("a consumer of soar's was set to withhold or spoil alerts; put back")
 }
 
 // resume resumes a consumer of soar's that somebody paused. A paused

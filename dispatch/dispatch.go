@@ -307,6 +307,9 @@ type Dispatcher struct {
 	playbooks PlaybookSource
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
+	// strippedLog says at most once a minute that alerts came without
+	// their bodies (stripped).
+	strippedLog zerolog.Logger
 
 	co *coalescer
 	// floor is the consumer's acknowledgement floor and streamEpoch the
@@ -330,7 +333,8 @@ type Dispatcher struct {
 // New returns a Dispatcher. Call EnsureStreams before Run.
 func New(js jetstream.JetStream, tc client.Client, pb PlaybookSource, m *metrics.Metrics, log zerolog.Logger, cfg Config) *Dispatcher {
 	cfg.setDefaults()
-	d := &Dispatcher{cfg: cfg, js: js, temporal: tc, playbooks: pb, metrics: m, log: log, co: newCoalescer(cfg.Concurrency)}
+	d := &Dispatcher{cfg: cfg, js: js, temporal: tc, playbooks: pb, metrics: m, log: log, co: newCoalescer(cfg.Concurrency),
+		strippedLog: log.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Minute})}
 	if len(cfg.Pods) > 0 {
 		d.unknownLane = make(chan struct{}, cfg.UnknownPodConcurrency)
 		d.unknownWaiting.maxN = cfg.UnknownPodMaxWaiting
@@ -411,15 +415,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.ParkedStream, err)
 	}
-	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.ParkedStream, jetstream.ConsumerConfig{
-		Durable:       d.cfg.ParkedConsumer,
-		Description:   "soar dispatchers: parked alerts for pods the pod index does not know",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 4096,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.ParkedStream, parkedConsumerConfig(d.cfg.ParkedConsumer))
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.ParkedConsumer, err)
 	}
@@ -453,15 +449,40 @@ func (d *Dispatcher) alertSources(ctx context.Context) ([]*jetstream.StreamSourc
 }
 
 func (d *Dispatcher) consumerConfig() jetstream.ConsumerConfig {
+	return alertConsumerConfig(d.cfg.Consumer, d.cfg.MaxAckPending)
+}
+
+// consumerAckWait is how long a dispatcher may hold an alert before
+// JetStream delivers it again, on both of soar's consumers.
+const consumerAckWait = 30 * time.Second
+
+// alertConsumerConfig is the configuration of the alert consumer. Of its
+// settings only maxAckPending comes from a flag; altered (backlog.go)
+// holds the consumer to the others.
+func alertConsumerConfig(durable string, maxAckPending int) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
-		Durable:     d.cfg.Consumer,
+		Durable:     durable,
 		Description: "soar dispatchers: alerts to incidents",
 		AckPolicy:   jetstream.AckExplicitPolicy,
-		AckWait:     30 * time.Second,
+		AckWait:     consumerAckWait,
 		MaxDeliver:  -1, // never give up on an alert; failures are retried with backoff
 		// One value for the consumer, shared by every dispatcher: it must not
 		// depend on which dispatcher started last.
-		MaxAckPending: d.cfg.MaxAckPending,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// parkedConsumerConfig is the configuration of the parked alerts'
+// consumer (park.go); no flag sets any of it.
+func parkedConsumerConfig(durable string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   "soar dispatchers: parked alerts for pods the pod index does not know",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       consumerAckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: 4096,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	}
 }
@@ -606,6 +627,9 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 			fmt.Errorf("dispatch: delivered %d times without being dispatched (--max-deliveries %d)", meta.NumDelivered, d.cfg.MaxDeliveries), log)
 		return
 	}
+	if d.stripped(msg, meta) {
+		return
+	}
 
 	a, matches, ok := d.decodeAndMatch(ctx, msg, meta, log)
 	if !ok {
@@ -631,6 +655,34 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 	defer release()
 	d.alone(ctx, msg, meta, a, matches, claims, d.deliveries(meta.Sequence.Stream), log)
 }
+
+// strippedRetries is how often an alert that came without its body
+// (stripped) is asked for again before it goes the way of any empty
+// message: a dead letter.
+const strippedRetries = 5
+
+// stripped reports whether msg came without its body because its consumer
+// delivers headers only, and if so asks JetStream for it again, a second
+// later: the alert is whole in the stream, and nobody sets headers only on
+// soar's consumers but somebody meddling, whose change observe puts back
+// within a second. Dead-lettering it instead would delete it. A publisher
+// can forge the size header on an empty message, so after strippedRetries
+// deliveries such a message is dead-lettered as before.
+func (d *Dispatcher) stripped(msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
+	if len(msg.Data()) > 0 || msg.Headers().Get(headersOnlySize) == "" || meta.NumDelivered >= strippedRetries {
+		return false
+	}
+	d.strippedLog.Warn().Str("stream", meta.Stream).Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).
+		Msg("an alert came without its body (its consumer was set to deliver headers only); asked for it again")
+	if err := msg.NakWithDelay(time.Second); err != nil {
+		d.log.Warn().Err(err).Uint64("stream_seq", meta.Sequence.Stream).Msg("negative-acknowledge alert; it will be redelivered after the ack wait")
+	}
+	return true
+}
+
+// headersOnlySize is the header in which JetStream gives the size of the
+// body it left out of a headers-only delivery.
+const headersOnlySize = "Nats-Msg-Size"
 
 // decodeAndMatch decodes msg's alert, names its cluster and matches it
 // against the playbooks. It returns ok false when it has dealt with the

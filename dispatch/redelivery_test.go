@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/soar-dev/soar/alert"
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/testenv"
@@ -293,6 +294,7 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 	cfg := s.CachedInfo().Config
 	maxBytes := cfg.MaxBytes
 	cfg.MaxAge, cfg.Duplicates, cfg.MaxMsgsPerSubject, cfg.Discard = time.Second, time.Second, 1, jetstream.DiscardOld
+	cfg.ConsumerLimits.InactiveThreshold = time.Hour
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -301,13 +303,13 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if c := info.Config; c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates {
-			return fmt.Errorf("max_age %s, max_msgs_per_subject %d, discard %v, max_bytes %d, duplicates %s", c.MaxAge, c.MaxMsgsPerSubject, c.Discard, c.MaxBytes, c.Duplicates)
+		if c := info.Config; c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates || c.ConsumerLimits.InactiveThreshold != 0 {
+			return fmt.Errorf("max_age %s, max_msgs_per_subject %d, discard %v, max_bytes %d, duplicates %s, consumer_limits %+v", c.MaxAge, c.MaxMsgsPerSubject, c.Discard, c.MaxBytes, c.Duplicates, c.ConsumerLimits)
 		}
 		if got := testutil.ToFloat64(d.metrics.StreamLimitsRestored); got < 1 {
 			return fmt.Errorf("soar_dispatch_stream_limits_restored_total = %v", got)
 		}
-		if !strings.Contains(out.String(), `"settings":["max_age 1s","max_msgs_per_subject 1","discard old"],"message":"the alert stream was set to drop alerts; put back"`) {
+		if !strings.Contains(out.String(), `"settings":["max_age 1s","max_msgs_per_subject 1","discard old","consumer_limits.inactive_threshold 1h0m0s"],"message":"the alert stream was set to drop alerts; put back"`) {
 			return fmt.Errorf("no line names the settings:\n%s", out.String())
 		}
 		return nil
@@ -316,4 +318,125 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	openedLine(t, out, "after", 30*time.Second)
+}
+
+// TestAnAlertStrippedToItsHeadersComesBackWhole: somebody sets the alert
+// consumer to deliver headers only, and alerts arrive before the
+// dispatcher puts that back. Each comes without its body; dead-lettering
+// it as undecodable would delete it from the stream. The dispatcher asks
+// for it again instead, and it opens its incident once the consumer
+// delivers it whole. An empty message that only claims to be stripped
+// (the header is a publisher's) is dead-lettered after a few deliveries,
+// as any empty message, rather than asked for for ever.
+func TestAnAlertStrippedToItsHeadersComesBackWhole(t *testing.T) {
+	ctx := context.Background()
+	_, nc, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{})
+	runDispatcher(t, d)
+	// The put-back can come between the change and the alert's delivery,
+	// and then nothing was stripped: try until one was.
+	for i := range 5 {
+		cons, err := js.Consumer(ctx, DefaultStream, DefaultConsumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := cons.CachedInfo().Config
+		cfg.HeadersOnly = true
+		if _, err := js.UpdateConsumer(ctx, DefaultStream, cfg); err != nil {
+			t.Fatal(err)
+		}
+		id := fmt.Sprintf("stripped-%d", i)
+		if _, err := js.Publish(ctx, "alerts.unit", fmt.Appendf(nil, `{"id":%q,"rule":"unit","kubernetes":{"namespace":"payments","pod":"api-%d"}}`, id, i)); err != nil {
+			t.Fatal(err)
+		}
+		opened := openedLine(t, out, id, 30*time.Second)
+		if opened["rule"] != "unit" {
+			t.Errorf("the incident was opened from an alert without its body: %v", opened)
+		}
+		if strings.Contains(out.String(), `"message":"an alert came without its body (its consumer was set to deliver headers only); asked for it again"`) {
+			break
+		}
+		if i == 4 {
+			t.Fatalf("no alert came stripped in 5 tries:\n%s", out.String())
+		}
+	}
+	if s := out.String(); strings.Contains(s, `"message":"alert dead-lettered"`) {
+		t.Errorf("an alert was dead-lettered:\n%s", s)
+	}
+
+	// A forged one.
+	forged := &nats.Msg{Subject: "alerts.unit", Header: nats.Header{headersOnlySize: []string{"200"}}}
+	if err := nc.PublishMsg(forged); err != nil {
+		t.Fatal(err)
+	}
+	deadLetter(t, js, alert.ReasonInvalidJSON)
+}
+
+// TestAConsumerSetToWithholdAlertsIsPutBack: somebody with access to the
+// JetStream API changes soar's two consumers so that they withhold every
+// alert (a filter subject that matches none, a pinned priority group, pull
+// limits the dispatchers' requests exceed), strip alerts to their headers,
+// and deliver them late or once (ack wait, backoff, max deliver), with an
+// inactivity threshold on top. Nothing of it shows in the backlog's
+// undelivered count. A running dispatcher puts those settings back within
+// a read of the backlog, keeps the consumer's max ack pending (a flag),
+// says so in its log and metrics, and the alert published while the
+// consumer was altered opens its incident whole, not as a dead letter.
+func TestAConsumerSetToWithholdAlertsIsPutBack(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	runDispatcher(t, d)
+	consumers := []struct{ stream, consumer, filter string }{
+		{DefaultStream, DefaultConsumer, "alerts.nothing"},
+		{DefaultParkedStream, DefaultParkedConsumer, DefaultParkedSubject},
+	}
+	const maxAckPending = 77
+	for _, c := range consumers {
+		cons, err := js.Consumer(ctx, c.stream, c.consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := cons.CachedInfo().Config
+		cfg.FilterSubject = c.filter
+		cfg.PriorityPolicy, cfg.PriorityGroups, cfg.PinnedTTL = jetstream.PriorityPolicyPinned, []string{"elsewhere"}, time.Minute
+		cfg.MaxRequestBatch, cfg.MaxRequestExpires, cfg.MaxRequestMaxBytes = 1, time.Millisecond, 1
+		cfg.HeadersOnly = true
+		cfg.AckWait, cfg.BackOff, cfg.MaxDeliver = time.Hour, []time.Duration{time.Hour}, 1
+		cfg.InactiveThreshold = time.Hour
+		cfg.MaxAckPending = maxAckPending
+		if _, err := js.UpdateConsumer(ctx, c.stream, cfg); err != nil {
+			t.Fatalf("alter %s: %v", c.consumer, err)
+		}
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"while-altered","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	opened := openedLine(t, out, "while-altered", 30*time.Second)
+	if opened["rule"] != "unit" {
+		t.Errorf("the incident was opened from an alert without its body: %v", opened)
+	}
+	for _, c := range consumers {
+		testenv.Eventually(t, 10*time.Second, c.consumer+" put back", func() error {
+			cons, err := js.Consumer(ctx, c.stream, c.consumer)
+			if err != nil {
+				return err
+			}
+			have := cons.CachedInfo().Config
+			if a := altered(have, parkedConsumerConfig(c.consumer)); len(a) > 0 {
+				return fmt.Errorf("still altered: %v", a)
+			}
+			if have.MaxAckPending != maxAckPending {
+				return fmt.Errorf("max_ack_pending %d, want the %d it was given", have.MaxAckPending, maxAckPending)
+			}
+			if got := testutil.ToFloat64(d.metrics.ConsumerSettingsRestored.WithLabelValues(c.consumer)); got < 1 {
+				return fmt.Errorf("soar_dispatch_consumer_settings_restored_total{consumer=%q} = %v", c.consumer, got)
+			}
+			want := `"consumer":"` + c.consumer + `","settings":["filter_subject ` + c.filter + `","priority_policy pinned_client groups elsewhere","max_batch 1","max_expires 1ms","max_bytes 1","headers_only","ack_wait 1h0m0s","max_deliver 1","backoff [1h0m0s]","inactive_threshold 1h0m0s"],"message":"a consumer of soar's was set to withhold or spoil alerts; put back"`
+			if !strings.Contains(out.String(), want) {
+				return fmt.Errorf("no line names the settings (%s):\n%s", want, out.String())
+			}
+			return nil
+		})
+	}
 }

@@ -74,6 +74,9 @@ the consumer is paused, or when the stream is set to drop alerts.`,
 			if len(b.Drops) > 0 {
 				return fmt.Errorf("the alert stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
 			}
+			if len(b.Altered) > 0 {
+				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Altered, ", "))
+			}
 			if b.OldestAge > warnAge {
 				return fmt.Errorf("the oldest waiting alert is %s old, over --warn-age %s", b.OldestAge.Round(time.Second), warnAge)
 			}
@@ -100,6 +103,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	}
 	if len(b.Drops) > 0 {
 		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))
+	}
+	if len(b.Altered) > 0 {
+		fmt.Fprintf(w, "ALTERED       %s: the consumer withholds alerts, strips them or delivers them late; a running dispatcher puts it back within a second\n", strings.Join(b.Altered, ", "))
 	}
 	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
 	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)

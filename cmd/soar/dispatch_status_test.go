@@ -102,6 +102,29 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if !strings.Contains(drops, "DROPS ALERTS  max_age 1h0m0s: ") {
 		t.Errorf("status of a stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops)
 	}
+
+	// Somebody set the consumer to withhold alerts (and the stream was put
+	// back).
+	cfg.MaxAge = 0
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ccfg := cons.CachedInfo().Config
+	ccfg.FilterSubject, ccfg.HeadersOnly = "alerts.nothing", true
+	if _, err := js.UpdateConsumer(ctx, dispatch.DefaultStream, ccfg); err != nil {
+		t.Fatal(err)
+	}
+	altered, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the alert consumer is set to withhold or spoil alerts (filter_subject alerts.nothing, headers_only)") {
+		t.Errorf("status of an altered consumer: err = %v", err)
+	}
+	if !strings.Contains(altered, "ALTERED       filter_subject alerts.nothing, headers_only: ") {
+		t.Errorf("status of an altered consumer lacks the ALTERED line:\n%s", altered)
+	}
 }
 
 func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {

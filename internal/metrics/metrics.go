@@ -50,6 +50,10 @@ type Metrics struct {
 	// StreamLimitsRestored counts the times a dispatcher put back the
 	// alert stream's settings after somebody made it drop alerts.
 	StreamLimitsRestored prometheus.Counter
+	// ConsumerSettingsRestored counts the times a dispatcher put back a
+	// consumer's settings after somebody made it withhold or spoil
+	// alerts, by consumer.
+	ConsumerSettingsRestored *prometheus.CounterVec
 
 	// QuarantineLocks counts quarantines by whether the API server's lock
 	// was proven (result: tamper_proof or not_tamper_proof), on the worker.
@@ -146,6 +150,9 @@ func New() *Metrics {
 		StreamLimitsRestored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found the alert stream set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest) and put its settings back; each is somebody's change.",
 		}),
+		ConsumerSettingsRestored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_dispatch_consumer_settings_restored_total", Help: "Times a dispatcher found one of soar's JetStream consumers set to withhold alerts (a filter subject, a priority group, limits on pull requests), strip them (headers only) or deliver them otherwise than soar does (ack wait, deliveries, backoff, an inactivity threshold), and put its settings back; each is somebody's change.",
+		}, []string{"consumer"}),
 		SourceLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "soar_dispatch_source_lag_alerts", Help: "Alerts a cluster's stream holds that the alert stream has not copied yet, as of the hub's last word from the cluster's leaf node; by cluster (empty for a source soar did not configure), the source's JetStream domain and stream.",
 		}, []string{"cluster", "domain", "stream"}),
@@ -175,7 +182,7 @@ func New() *Metrics {
 	reg.MustRegister(m.AlertsReceived, m.AlertsMatched, m.AlertsUnmatched, m.AlertsDeadLettered,
 		m.PlaybookErrors, m.WorkflowsStarted, m.Signals, m.DispatchErrors, m.DispatchLatency,
 		m.TemporalCalls, m.TemporalBytes, m.CoalescedBatches, m.CoalescedAlerts, m.FastLaneLatency, m.UnknownPodAlerts,
-		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive, m.ConsumersResumed, m.StreamLimitsRestored,
+		m.ParkedWaiting, m.ParkedOldestAge, m.BacklogWaiting, m.BacklogInFlight, m.BacklogOldestAge, m.StreamFull, m.SourceLag, m.SourceInactive, m.ConsumersResumed, m.StreamLimitsRestored, m.ConsumerSettingsRestored,
 		m.PlaybookReloads, m.PlaybooksLoaded, m.PlaybookReloadFailing, m.PlaybooksLastReload, m.QuarantineLocks)
 	return m
 }
