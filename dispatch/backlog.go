@@ -181,7 +181,7 @@ const backlogEvery = time.Second
 // observe reads the backlog once: the metrics, the floor and epoch that go
 // with every signal, and the warning when the oldest alert waits too long;
 // and it resumes soar's consumers when somebody paused them, and puts back
-// the alert stream's settings when somebody made it drop alerts and the
+// the streams' settings when somebody made them drop alerts and the
 // consumers' when somebody made them withhold or spoil alerts.
 func (d *Dispatcher) observe(ctx context.Context) error {
 	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
@@ -214,7 +214,10 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.resume(ctx, d.cfg.Stream, d.cfg.Consumer, b.PausedUntil)
 	}
 	if len(b.Drops) > 0 {
-		d.undoDrops(ctx, b.Drops)
+		d.undoDrops(ctx, d.cfg.Stream, b.Drops)
+	}
+	if len(p.Drops) > 0 {
+		d.undoDrops(ctx, d.cfg.ParkedStream, p.Drops)
 	}
 	if len(b.Altered) > 0 {
 		d.putBack(ctx, d.cfg.Stream, alertConsumerConfig(d.cfg.Consumer, 0), b.Altered)
@@ -248,8 +251,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	return nil
 }
 
-// dropping lists the settings of the alert stream that make JetStream drop
-// alerts before they are dispatched, and that no dispatcher sets
+// dropping lists the settings of the alert stream, or of the parked
+// stream, that make JetStream drop alerts before they are dispatched, and that no dispatcher sets
 // (EnsureStreams): an age limit, a limit per subject, or discarding the
 // oldest when full; and an inactivity limit for its consumers, which
 // would delete soar's while no dispatcher pulls.
@@ -272,28 +275,30 @@ func dropping(cfg jetstream.StreamConfig) []string {
 	return out
 }
 
-// undoDrops puts back the alert stream's settings that dropping found, and
-// keeps every other: those are the dispatchers' flags, which may differ
-// between them (a rolling upgrade), so they are left to EnsureStreams.
-func (d *Dispatcher) undoDrops(ctx context.Context, drops []string) {
-	s, err := d.js.Stream(ctx, d.cfg.Stream)
+// undoDrops puts back the settings of one of soar's work-queue streams (the
+// alert stream, the parked stream) that dropping found, and keeps every
+// other: those are the dispatchers' flags, which may differ between them (a
+// rolling upgrade), so they are left to EnsureStreams.
+func (d *Dispatcher) undoDrops(ctx context.Context, stream string, drops []string) {
+	s, err := d.js.Stream(ctx, stream)
 	if err == nil {
 		cfg := s.CachedInfo().Config
 		cfg.MaxAge, cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = 0, -1, jetstream.DiscardNew, false
 		cfg.ConsumerLimits.InactiveThreshold = 0
-		// An age limit forces the duplicate window under it.
+		// An age limit forces the duplicate window under it; both streams'
+		// is alertDuplicates.
 		cfg.Duplicates = max(cfg.Duplicates, alertDuplicates)
 		_, err = d.js.UpdateStream(ctx, cfg)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Error().Err(err).Str("stream", d.cfg.Stream).Strs("settings", drops).
-				Msg("the alert stream is set to drop alerts and could not be put back")
+			d.log.Error().Err(err).Str("stream", stream).Strs("settings", drops).
+				Msg("a stream of soar's is set to drop alerts and could not be put back")
 		}
 		return
 	}
-	d.metrics.StreamLimitsRestored.Inc()
-	d.log.Error().Str("stream", d.cfg.Stream).Strs("settings", drops).Msg("the alert stream was set to drop alerts; put back")
+	d.metrics.StreamLimitsRestored.WithLabelValues(stream).Inc()
+	d.log.Error().Str("stream", stream).Strs("settings", drops).Msg("a stream of soar's was set to drop alerts; put back")
 }
 
 // altered lists the settings of a consumer of soar's that differ from

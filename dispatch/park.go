@@ -271,6 +271,9 @@ type ParkedState struct {
 	// FloorCap is the floor recorded by the oldest parked alert: the
 	// floor sent with signals stays at or below it (0 with none parked).
 	FloorCap uint64 `json:"floorCap,omitempty"`
+	// Drops lists the parked stream's settings that make it drop alerts
+	// (see Backlog.Drops).
+	Drops []string `json:"drops,omitempty"`
 }
 
 // errParkedRace: the oldest parked alert was taken between two reads.
@@ -292,7 +295,7 @@ func ReadParked(ctx context.Context, js jetstream.JetStream, stream string, genu
 				return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
 			}
 		}
-		st := ParkedState{Waiting: si.State.Msgs}
+		st := ParkedState{Waiting: si.State.Msgs, Drops: dropping(si.Config)}
 		if st.Waiting == 0 {
 			return st, nil
 		}

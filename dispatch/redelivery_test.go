@@ -276,44 +276,48 @@ func TestAPausedConsumerIsResumed(t *testing.T) {
 }
 
 // TestAStreamSetToDropAlertsIsPutBack: somebody with access to the
-// JetStream API sets the alert stream to drop what waits (an age limit of
-// a second, one message per subject, the oldest discarded when full): a
-// flood, or a stalled dispatcher, would then lose alerts without a word.
-// A running dispatcher puts those settings back within its next read of
-// the backlog, keeps the others, says so in its log and its metrics, and
-// the alert published afterwards opens its incident.
+// JetStream API sets the alert stream and the parked stream to drop what
+// waits (an age limit of a second, one message per subject, the oldest
+// discarded when full) and their consumers when idle: a flood, or a
+// stalled dispatcher, would then lose alerts without a word. A running
+// dispatcher, without a pod index (every dispatcher reads the parked
+// stream), puts those settings back within its next read of the backlog,
+// keeps the others, says so in its log and its metrics, and the alert
+// published afterwards opens its incident.
 func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	d, out := loggedDispatcher(t, js, Config{})
 	runDispatcher(t, d)
-	s, err := js.Stream(ctx, DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	maxBytes := cfg.MaxBytes
-	cfg.MaxAge, cfg.Duplicates, cfg.MaxMsgsPerSubject, cfg.Discard = time.Second, time.Second, 1, jetstream.DiscardOld
-	cfg.ConsumerLimits.InactiveThreshold = time.Hour
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 10*time.Second, "the stream's settings put back", func() error {
-		info, err := s.Info(ctx)
+	for _, name := range []string{DefaultStream, DefaultParkedStream} {
+		s, err := js.Stream(ctx, name)
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		if c := info.Config; c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates || c.ConsumerLimits.InactiveThreshold != 0 {
-			return fmt.Errorf("max_age %s, max_msgs_per_subject %d, discard %v, max_bytes %d, duplicates %s, consumer_limits %+v", c.MaxAge, c.MaxMsgsPerSubject, c.Discard, c.MaxBytes, c.Duplicates, c.ConsumerLimits)
+		cfg := s.CachedInfo().Config
+		maxBytes := cfg.MaxBytes
+		cfg.MaxAge, cfg.Duplicates, cfg.MaxMsgsPerSubject, cfg.Discard = time.Second, time.Second, 1, jetstream.DiscardOld
+		cfg.ConsumerLimits.InactiveThreshold = time.Hour
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
 		}
-		if got := testutil.ToFloat64(d.metrics.StreamLimitsRestored); got < 1 {
-			return fmt.Errorf("soar_dispatch_stream_limits_restored_total = %v", got)
-		}
-		if !strings.Contains(out.String(), `"settings":["max_age 1s","max_msgs_per_subject 1","discard old","consumer_limits.inactive_threshold 1h0m0s"],"message":"the alert stream was set to drop alerts; put back"`) {
-			return fmt.Errorf("no line names the settings:\n%s", out.String())
-		}
-		return nil
-	})
+		testenv.Eventually(t, 10*time.Second, name+"'s settings put back", func() error {
+			info, err := s.Info(ctx)
+			if err != nil {
+				return err
+			}
+			if c := info.Config; c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates || c.ConsumerLimits.InactiveThreshold != 0 {
+				return fmt.Errorf("max_age %s, max_msgs_per_subject %d, discard %v, max_bytes %d, duplicates %s, consumer_limits %+v", c.MaxAge, c.MaxMsgsPerSubject, c.Discard, c.MaxBytes, c.Duplicates, c.ConsumerLimits)
+			}
+			if got := testutil.ToFloat64(d.metrics.StreamLimitsRestored.WithLabelValues(name)); got < 1 {
+				return fmt.Errorf("soar_dispatch_stream_limits_restored_total{stream=%q} = %v", name, got)
+			}
+			if !strings.Contains(out.String(), `"stream":"`+name+`","settings":["max_age 1s","max_msgs_per_subject 1","discard old","consumer_limits.inactive_threshold 1h0m0s"],"message":"a stream of soar's was set to drop alerts; put back"`) {
+				return fmt.Errorf("no line names the settings:\n%s", out.String())
+			}
+			return nil
+		})
+	}
 	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"after","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
 		t.Fatal(err)
 	}

@@ -74,6 +74,9 @@ the consumer is paused, or when the stream is set to drop alerts.`,
 			if len(b.Drops) > 0 {
 				return fmt.Errorf("the alert stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
 			}
+			if b.Parked != nil && len(b.Parked.Drops) > 0 {
+				return fmt.Errorf("the parked stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Parked.Drops, ", "))
+			}
 			if len(b.Altered) > 0 {
 				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Altered, ", "))
 			}
@@ -121,6 +124,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 			line += fmt.Sprintf(", the oldest parked %s ago", p.OldestAge.Round(time.Millisecond))
 		}
 		fmt.Fprintln(w, line)
+		if len(p.Drops) > 0 {
+			fmt.Fprintf(w, "DROPS ALERTS  %s: the parked stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(p.Drops, ", "))
+		}
 	}
 	for _, src := range b.Sources {
 		heard := "never heard from"

@@ -103,10 +103,32 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Errorf("status of a stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops)
 	}
 
-	// Somebody set the consumer to withhold alerts (and the stream was put
-	// back).
+	// Somebody set the parked stream to drop alerts instead.
 	cfg.MaxAge = 0
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pst, err := js.Stream(ctx, dispatch.DefaultParkedStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcfg := pst.CachedInfo().Config
+	pcfg.MaxMsgsPerSubject = 5
+	if _, err := js.UpdateStream(ctx, pcfg); err != nil {
+		t.Fatal(err)
+	}
+	drops, err = status()
+	if err == nil || !strings.Contains(err.Error(), "the parked stream is set to drop alerts (max_msgs_per_subject 5)") {
+		t.Errorf("status of a parked stream that drops alerts: err = %v", err)
+	}
+	if !strings.Contains(drops, "DROPS ALERTS  max_msgs_per_subject 5: the parked stream ") {
+		t.Errorf("status of a parked stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops)
+	}
+
+	// Somebody set the consumer to withhold alerts (and the parked stream
+	// was put back).
+	pcfg.MaxMsgsPerSubject = -1
+	if _, err := js.UpdateStream(ctx, pcfg); err != nil {
 		t.Fatal(err)
 	}
 	cons, err := js.Consumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer)

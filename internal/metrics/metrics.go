@@ -47,9 +47,9 @@ type Metrics struct {
 	// ConsumersResumed counts the pauses of soar's consumers that a
 	// dispatcher undid (dispatch/backlog.go), by consumer.
 	ConsumersResumed *prometheus.CounterVec
-	// StreamLimitsRestored counts the times a dispatcher put back the
-	// alert stream's settings after somebody made it drop alerts.
-	StreamLimitsRestored prometheus.Counter
+	// StreamLimitsRestored counts the times a dispatcher put back a
+	// stream's settings after somebody made it drop alerts, by stream.
+	StreamLimitsRestored *prometheus.CounterVec
 	// ConsumerSettingsRestored counts the times a dispatcher put back a
 	// consumer's settings after somebody made it withhold or spoil
 	// alerts, by consumer.
@@ -147,9 +147,9 @@ func New() *Metrics {
 		ConsumersResumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_dispatch_consumers_resumed_total", Help: "Times a dispatcher found one of soar's JetStream consumers paused, which delivers nothing, and resumed it; each is somebody's pause.",
 		}, []string{"consumer"}),
-		StreamLimitsRestored: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found the alert stream set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest) and put its settings back; each is somebody's change.",
-		}),
+		StreamLimitsRestored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found one of soar's work-queue streams (the alert stream, the parked stream) set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest) or its consumers when idle, and put its settings back, by stream; each is somebody's change.",
+		}, []string{"stream"}),
 		ConsumerSettingsRestored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_dispatch_consumer_settings_restored_total", Help: "Times a dispatcher found one of soar's JetStream consumers set to withhold alerts (a filter subject, a priority group, limits on pull requests), strip them (headers only) or deliver them otherwise than soar does (ack wait, deliveries, backoff, an inactivity threshold), and put its settings back; each is somebody's change.",
 		}, []string{"consumer"}),
