@@ -134,7 +134,17 @@ func sourceStates(sources []*jetstream.StreamSourceInfo) []SourceState {
 }
 
 // ReadBacklog reads the backlog of the alert stream and its consumer.
+// Drops and Altered leave out what only a dispatcher's flags tell
+// (readBacklog).
 func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer string) (Backlog, error) {
+	return readBacklog(ctx, js, jetstream.StreamConfig{Name: stream}, alertConsumerConfig(consumer, 0))
+}
+
+// readBacklog is ReadBacklog of want's stream and wantC's consumer, with
+// Drops and Altered against the sizes and subjects in want and wantC (a
+// dispatcher's flags; zero for none).
+func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, wantC jetstream.ConsumerConfig) (Backlog, error) {
+	stream, consumer := want.Name, wantC.Durable
 	// Looking a stream or consumer up reads its info: one call each.
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
@@ -166,8 +176,8 @@ func ReadBacklog(ctx context.Context, js jetstream.JetStream, stream, consumer s
 	if ci.Paused {
 		b.Paused, b.PausedUntil = true, now.Add(ci.PauseRemaining)
 	}
-	b.Drops = dropping(si.Config)
-	b.Altered = altered(ci.Config, alertConsumerConfig(consumer, 0))
+	b.Drops = dropping(si.Config, want)
+	b.Altered = altered(ci.Config, wantC)
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
 		b.OldestAge = now.Sub(si.State.FirstTime)
@@ -184,13 +194,13 @@ const backlogEvery = time.Second
 // the streams' settings when somebody made them drop alerts and the
 // consumers' when somebody made them withhold or spoil alerts.
 func (d *Dispatcher) observe(ctx context.Context) error {
-	b, err := ReadBacklog(ctx, d.js, d.cfg.Stream, d.cfg.Consumer)
+	b, err := readBacklog(ctx, d.js, d.alertStreamFloor(), d.consumerConfig())
 	if err != nil {
 		return err
 	}
 	// After the consumer's floor, never before: an alert acknowledged by
 	// then was parked by then too (park.go).
-	p, err := ReadParked(ctx, d.js, d.cfg.ParkedStream, func(h nats.Header, data []byte) bool {
+	p, err := readParked(ctx, d.js, d.parkedStreamFloor(), func(h nats.Header, data []byte) bool {
 		_, err := d.unparkHeaders(h, data)
 		return err == nil
 	})
@@ -214,13 +224,13 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.resume(ctx, d.cfg.Stream, d.cfg.Consumer, b.PausedUntil)
 	}
 	if len(b.Drops) > 0 {
-		d.undoDrops(ctx, d.cfg.Stream, b.Drops)
+		d.undoDrops(ctx, d.alertStreamFloor(), b.Drops)
 	}
 	if len(p.Drops) > 0 {
-		d.undoDrops(ctx, d.cfg.ParkedStream, p.Drops)
+		d.undoDrops(ctx, d.parkedStreamFloor(), p.Drops)
 	}
 	if len(b.Altered) > 0 {
-		d.putBack(ctx, d.cfg.Stream, alertConsumerConfig(d.cfg.Consumer, 0), b.Altered)
+		d.putBack(ctx, d.cfg.Stream, d.consumerConfig(), b.Altered)
 	}
 	if d.unknownLane != nil {
 		// The parked alerts' consumer, pulled only with pod indexes.
@@ -251,54 +261,117 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	return nil
 }
 
+// alertStreamFloor and parkedStreamFloor are what this dispatcher's flags
+// hold the alert stream and the parked stream to at least, between
+// starts: their sizes and subjects (see dropping).
+func (d *Dispatcher) alertStreamFloor() jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: d.cfg.Stream, Subjects: d.cfg.Subjects, MaxBytes: d.cfg.StreamMaxBytes}
+}
+
+func (d *Dispatcher) parkedStreamFloor() jetstream.StreamConfig {
+	return jetstream.StreamConfig{Name: d.cfg.ParkedStream, Subjects: []string{d.cfg.ParkedSubject}, MaxBytes: d.cfg.ParkedMaxBytes}
+}
+
 // dropping lists the settings of the alert stream, or of the parked
-// stream, that make JetStream drop alerts before they are dispatched, and that no dispatcher sets
-// (EnsureStreams): an age limit, a limit per subject, or discarding the
-// oldest when full; and an inactivity limit for its consumers, which
+// stream, that make JetStream drop alerts before they are dispatched, or
+// refuse them, and that no dispatcher sets (EnsureStreams): an age limit,
+// a limit per subject, discarding the oldest when full, a limit of
+// messages or of a message's size, rollups (a publisher's header would
+// purge what waits); and an inactivity limit for its consumers, which
 // would delete soar's while no dispatcher pulls.
-func dropping(cfg jetstream.StreamConfig) []string {
+//
+// Against want (a dispatcher's flags), it also lists a byte limit below
+// want's and subjects of want's that the stream does not capture
+// (published there, an alert goes nowhere). Flags may differ between
+// dispatchers during an upgrade, so these are only ever raised or added:
+// dispatchers with different flags end at the largest, never fight.
+func dropping(have, want jetstream.StreamConfig) []string {
 	var out []string
-	if cfg.MaxAge > 0 {
-		out = append(out, "max_age "+cfg.MaxAge.String())
+	add := func(differs bool, setting string, value any) {
+		if differs {
+			out = append(out, strings.TrimSpace(fmt.Sprint(setting, " ", value)))
+		}
 	}
-	if cfg.MaxMsgsPerSubject > 0 {
-		out = append(out, "max_msgs_per_subject "+strconv.FormatInt(cfg.MaxMsgsPerSubject, 10))
-	}
-	if cfg.Discard == jetstream.DiscardOld {
-		out = append(out, "discard old")
-	}
-	if cfg.ConsumerLimits.InactiveThreshold > 0 {
-		// Not a drop, but it would stick to the consumer as its own
-		// inactivity threshold (altered) through every put-back.
-		out = append(out, "consumer_limits.inactive_threshold "+cfg.ConsumerLimits.InactiveThreshold.String())
+	add(have.MaxAge > 0, "max_age", have.MaxAge)
+	add(have.MaxMsgsPerSubject > 0, "max_msgs_per_subject", have.MaxMsgsPerSubject)
+	add(have.Discard == jetstream.DiscardOld, "discard old", "")
+	add(have.MaxMsgs > 0, "max_msgs", have.MaxMsgs)
+	add(have.MaxMsgSize > 0, "max_msg_size", have.MaxMsgSize)
+	add(have.AllowRollup, "allow_rollup_hdrs", "")
+	// Not a drop, but it would stick to the consumer as its own inactivity
+	// threshold (altered) through every put-back.
+	add(have.ConsumerLimits.InactiveThreshold > 0, "consumer_limits.inactive_threshold", have.ConsumerLimits.InactiveThreshold)
+	add(lowered(have.MaxBytes, want.MaxBytes), "max_bytes", have.MaxBytes)
+	for _, subject := range want.Subjects {
+		add(!captures(have.Subjects, subject), "subjects lack", subject)
 	}
 	return out
 }
 
+// lowered reports whether a positive limit is below the want of a flag
+// (0 for none).
+func lowered[T int | int64](have, want T) bool { return have > 0 && have < want }
+
+// captures reports whether the subjects a stream captures cover every
+// subject that subject matches.
+func captures(subjects []string, subject string) bool {
+	return slices.ContainsFunc(subjects, func(pattern string) bool { return covers(pattern, subject) })
+}
+
+// covers reports whether the NATS subject pattern matches every subject
+// that subject (which may hold wildcards too) matches.
+func covers(pattern, subject string) bool {
+	p, s := strings.Split(pattern, "."), strings.Split(subject, ".")
+	for i, t := range p {
+		switch {
+		case t == ">":
+			return len(s) > i
+		case i >= len(s):
+			return false
+		case t == "*":
+			if s[i] == ">" {
+				return false
+			}
+		case t != s[i]:
+			return false
+		}
+	}
+	return len(p) == len(s)
+}
+
 // undoDrops puts back the settings of one of soar's work-queue streams (the
-// alert stream, the parked stream) that dropping found, and keeps every
-// other: those are the dispatchers' flags, which may differ between them (a
-// rolling upgrade), so they are left to EnsureStreams.
-func (d *Dispatcher) undoDrops(ctx context.Context, stream string, drops []string) {
-	s, err := d.js.Stream(ctx, stream)
+// alert stream, the parked stream) that dropping found against want, and
+// keeps every other: those are the dispatchers' flags, which may differ
+// between them (a rolling upgrade), so they are left to EnsureStreams.
+func (d *Dispatcher) undoDrops(ctx context.Context, want jetstream.StreamConfig, drops []string) {
+	s, err := d.js.Stream(ctx, want.Name)
 	if err == nil {
 		cfg := s.CachedInfo().Config
 		cfg.MaxAge, cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = 0, -1, jetstream.DiscardNew, false
+		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.AllowRollup = -1, -1, false
 		cfg.ConsumerLimits.InactiveThreshold = 0
 		// An age limit forces the duplicate window under it; both streams'
 		// is alertDuplicates.
 		cfg.Duplicates = max(cfg.Duplicates, alertDuplicates)
+		if lowered(cfg.MaxBytes, want.MaxBytes) {
+			cfg.MaxBytes = want.MaxBytes
+		}
+		for _, subject := range want.Subjects {
+			if !captures(cfg.Subjects, subject) {
+				cfg.Subjects = append(cfg.Subjects, subject)
+			}
+		}
 		_, err = d.js.UpdateStream(ctx, cfg)
 	}
 	if err != nil {
 		if ctx.Err() == nil {
-			d.log.Error().Err(err).Str("stream", stream).Strs("settings", drops).
-				Msg("a stream of soar's is set to drop alerts and could not be put back")
+			d.log.Error().Err(err).Str("stream", want.Name).Strs("settings", drops).
+				Msg("a stream of soar's is set to drop or refuse alerts and could not be put back")
 		}
 		return
 	}
-	d.metrics.StreamLimitsRestored.WithLabelValues(stream).Inc()
-	d.log.Error().Str("stream", stream).Strs("settings", drops).Msg("a stream of soar's was set to drop alerts; put back")
+	d.metrics.StreamLimitsRestored.WithLabelValues(want.Name).Inc()
+	d.log.Error().Str("stream", want.Name).Strs("settings", drops).Msg("a stream of soar's was set to drop or refuse alerts; put back")
 }
 
 // altered lists the settings of a consumer of soar's that differ from
@@ -316,8 +389,9 @@ func (d *Dispatcher) undoDrops(ctx context.Context, stream string, drops []strin
 //
 // No dispatcher sets any of them otherwise, so putting them back never
 // fights a dispatcher's flags. Max ack pending is a flag (dispatchers may
-// differ during an upgrade) and is left to EnsureStreams; a description,
-// metadata or replicas are left alone.
+// differ during an upgrade): it is listed only below want's (0 for none)
+// and only ever raised, so dispatchers with different flags end at the
+// largest. A description, metadata or replicas are left alone.
 func altered(have, want jetstream.ConsumerConfig) []string {
 	var out []string
 	add := func(differs bool, setting string, value any) {
@@ -339,6 +413,7 @@ func altered(have, want jetstream.ConsumerConfig) []string {
 	add(have.MaxDeliver != want.MaxDeliver, "max_deliver", have.MaxDeliver)
 	add(!slices.Equal(have.BackOff, want.BackOff), "backoff", have.BackOff)
 	add(have.InactiveThreshold != want.InactiveThreshold, "inactive_threshold", have.InactiveThreshold)
+	add(lowered(have.MaxAckPending, want.MaxAckPending), "max_ack_pending", have.MaxAckPending)
 	return out
 }
 
@@ -354,6 +429,9 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 		cfg.HeadersOnly = want.HeadersOnly
 		cfg.AckWait, cfg.MaxDeliver, cfg.BackOff = want.AckWait, want.MaxDeliver, want.BackOff
 		cfg.InactiveThreshold = want.InactiveThreshold
+		if lowered(cfg.MaxAckPending, want.MaxAckPending) {
+			cfg.MaxAckPending = want.MaxAckPending
+		}
 		cfg.PauseUntil = nil // a pause is resume's
 		_, err = d.js.UpdateConsumer(ctx, stream, cfg)
 	}

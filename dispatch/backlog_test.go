@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +189,61 @@ func TestSourcesSoarDidNotConfigureKeepTheirOwnSeries(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(m.SourceLag); n != 3 {
 		t.Errorf("%d series of soar_dispatch_source_lag_alerts, want 3", n)
+	}
+}
+
+// TestFlagsAreOnlyEverRaised: the settings that come from a dispatcher's
+// flags (the streams' byte limits and subjects, the consumer's max ack
+// pending) are listed only when the stream or consumer has less than the
+// flag, so that dispatchers with different flags (an upgrade) raise them
+// to the largest and never take turns undoing each other.
+func TestFlagsAreOnlyEverRaised(t *testing.T) {
+	want := jetstream.StreamConfig{Subjects: []string{"alerts.>", "falco.>"}, MaxBytes: 1 << 30}
+	for _, c := range []struct {
+		name string
+		have jetstream.StreamConfig
+		drop []string
+	}{
+		{"as the flags", jetstream.StreamConfig{Subjects: []string{"alerts.>", "falco.>"}, MaxBytes: 1 << 30, Discard: jetstream.DiscardNew}, nil},
+		{"more bytes, more subjects", jetstream.StreamConfig{Subjects: []string{"alerts.>", "falco.>", "more.>"}, MaxBytes: 2 << 30, Discard: jetstream.DiscardNew}, nil},
+		{"no byte limit", jetstream.StreamConfig{Subjects: []string{"alerts.>", "falco.>"}, MaxBytes: -1, Discard: jetstream.DiscardNew}, nil},
+		{"less", jetstream.StreamConfig{Subjects: []string{"alerts.>"}, MaxBytes: 1 << 20, Discard: jetstream.DiscardNew}, []string{"max_bytes 1048576", "subjects lack falco.>"}},
+		{"narrower", jetstream.StreamConfig{Subjects: []string{"alerts.>", "falco.k8s.>"}, MaxBytes: 1 << 30, Discard: jetstream.DiscardNew}, []string{"subjects lack falco.>"}},
+	} {
+		if got := dropping(c.have, want); !slices.Equal(got, c.drop) {
+			t.Errorf("%s: dropping = %q, want %q", c.name, got, c.drop)
+		}
+	}
+	wantC := alertConsumerConfig("soar-dispatch", 65536)
+	for have, list := range map[int]bool{65536: false, 100000: false, -1: false, 100: true} {
+		c := wantC
+		c.MaxAckPending = have
+		if got := altered(c, wantC); len(got) > 0 != list {
+			t.Errorf("max_ack_pending %d of the flag's 65536: altered = %q", have, got)
+		}
+	}
+}
+
+func TestCovers(t *testing.T) {
+	for _, c := range []struct {
+		pattern, subject string
+		covers           bool
+	}{
+		{">", "alerts.>", true},
+		{"alerts.>", "alerts.>", true},
+		{"alerts.>", "alerts.k8s.>", true},
+		{"alerts.>", "alerts", false},
+		{"alerts.*", "alerts.x", true},
+		{"alerts.*", "alerts.*", true},
+		{"alerts.*", "alerts.>", false},
+		{"alerts.*", "alerts.x.y", false},
+		{"alerts.x", "alerts.*", false},
+		{"falco.>", "alerts.>", false},
+		{"soar.parked.alerts", "soar.parked.alerts", true},
+		{"soar.parked.elsewhere", "soar.parked.alerts", false},
+	} {
+		if got := covers(c.pattern, c.subject); got != c.covers {
+			t.Errorf("covers(%q, %q) = %v, want %v", c.pattern, c.subject, got, c.covers)
+		}
 	}
 }

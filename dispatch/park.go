@@ -284,6 +284,13 @@ var errParkedRace = errors.New("dispatch: the oldest parked alert went while it 
 // of an oldest message it refuses is taken as 0: a message someone else put
 // on the parked subject must not raise the floor past parked alerts.
 func ReadParked(ctx context.Context, js jetstream.JetStream, stream string, genuine func(nats.Header, []byte) bool) (ParkedState, error) {
+	return readParked(ctx, js, jetstream.StreamConfig{Name: stream}, genuine)
+}
+
+// readParked is ReadParked of want's stream, with Drops against want's
+// size and subjects (see dropping).
+func readParked(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig, genuine func(nats.Header, []byte) bool) (ParkedState, error) {
+	stream := want.Name
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
@@ -295,7 +302,7 @@ func ReadParked(ctx context.Context, js jetstream.JetStream, stream string, genu
 				return ParkedState{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
 			}
 		}
-		st := ParkedState{Waiting: si.State.Msgs, Drops: dropping(si.Config)}
+		st := ParkedState{Waiting: si.State.Msgs, Drops: dropping(si.Config, want)}
 		if st.Waiting == 0 {
 			return st, nil
 		}

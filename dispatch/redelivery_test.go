@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -278,12 +279,16 @@ func TestAPausedConsumerIsResumed(t *testing.T) {
 // TestAStreamSetToDropAlertsIsPutBack: somebody with access to the
 // JetStream API sets the alert stream and the parked stream to drop what
 // waits (an age limit of a second, one message per subject, the oldest
-// discarded when full) and their consumers when idle: a flood, or a
-// stalled dispatcher, would then lose alerts without a word. A running
-// dispatcher, without a pod index (every dispatcher reads the parked
-// stream), puts those settings back within its next read of the backlog,
-// keeps the others, says so in its log and its metrics, and the alert
-// published afterwards opens its incident.
+// discarded when full), to refuse what comes (a limit of messages, of a
+// message's size, of bytes below the dispatcher's flag, a subject taken
+// away), to let a publisher's header purge them (rollups), and their
+// consumers to go when idle: a flood, or a stalled dispatcher, would then
+// lose alerts without a word, and detectors' alerts would go nowhere. A
+// running dispatcher, without a pod index (every dispatcher reads the
+// parked stream), puts those settings back within its next read of the
+// backlog, keeps the others, says so in its log and its metrics, and an
+// alert published afterwards on the subject that was taken away opens its
+// incident.
 func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
@@ -295,9 +300,16 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := s.CachedInfo().Config
-		maxBytes := cfg.MaxBytes
+		maxBytes, subjects, taken := cfg.MaxBytes, cfg.Subjects, cfg.Subjects[len(cfg.Subjects)-1]
 		cfg.MaxAge, cfg.Duplicates, cfg.MaxMsgsPerSubject, cfg.Discard = time.Second, time.Second, 1, jetstream.DiscardOld
+		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.MaxBytes, cfg.AllowRollup = 2, 10, 1000, true
 		cfg.ConsumerLimits.InactiveThreshold = time.Hour
+		if name == DefaultStream {
+			cfg.Subjects = subjects[:len(subjects)-1]
+		} else {
+			// The parked stream has one subject; give it another instead.
+			cfg.Subjects = []string{"soar.parked.elsewhere"}
+		}
 		if _, err := js.UpdateStream(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
@@ -306,19 +318,22 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if c := info.Config; c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates || c.ConsumerLimits.InactiveThreshold != 0 {
-				return fmt.Errorf("max_age %s, max_msgs_per_subject %d, discard %v, max_bytes %d, duplicates %s, consumer_limits %+v", c.MaxAge, c.MaxMsgsPerSubject, c.Discard, c.MaxBytes, c.Duplicates, c.ConsumerLimits)
+			c := info.Config
+			if c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates ||
+				c.ConsumerLimits.InactiveThreshold != 0 || c.MaxMsgs > 0 || c.MaxMsgSize > 0 || c.AllowRollup || !slices.Contains(c.Subjects, taken) {
+				return fmt.Errorf("still dropping or refusing: %+v", c)
 			}
 			if got := testutil.ToFloat64(d.metrics.StreamLimitsRestored.WithLabelValues(name)); got < 1 {
 				return fmt.Errorf("soar_dispatch_stream_limits_restored_total{stream=%q} = %v", name, got)
 			}
-			if !strings.Contains(out.String(), `"stream":"`+name+`","settings":["max_age 1s","max_msgs_per_subject 1","discard old","consumer_limits.inactive_threshold 1h0m0s"],"message":"a stream of soar's was set to drop alerts; put back"`) {
-				return fmt.Errorf("no line names the settings:\n%s", out.String())
+			want := `"stream":"` + name + `","settings":["max_age 1s","max_msgs_per_subject 1","discard old","max_msgs 2","max_msg_size 10","allow_rollup_hdrs","consumer_limits.inactive_threshold 1h0m0s","max_bytes 1000","subjects lack ` + taken + `"],"message":"a stream of soar's was set to drop or refuse alerts; put back"`
+			if !strings.Contains(out.String(), want) {
+				return fmt.Errorf("no line names the settings (%s):\n%s", want, out.String())
 			}
 			return nil
 		})
 	}
-	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"after","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+	if _, err := js.Publish(ctx, "falco.unit", []byte(`{"id":"after","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
 		t.Fatal(err)
 	}
 	openedLine(t, out, "after", 30*time.Second)
@@ -380,10 +395,10 @@ func TestAnAlertStrippedToItsHeadersComesBackWhole(t *testing.T) {
 // JetStream API changes soar's two consumers so that they withhold every
 // alert (a filter subject that matches none, a pinned priority group, pull
 // limits the dispatchers' requests exceed), strip alerts to their headers,
-// and deliver them late or once (ack wait, backoff, max deliver), with an
-// inactivity threshold on top. Nothing of it shows in the backlog's
+// deliver them late or once (ack wait, backoff, max deliver), hold 77 at
+// most in flight, and go when idle. Nothing of it shows in the backlog's
 // undelivered count. A running dispatcher puts those settings back within
-// a read of the backlog, keeps the consumer's max ack pending (a flag),
+// a read of the backlog (max ack pending, a flag, is raised to its own),
 // says so in its log and metrics, and the alert published while the
 // consumer was altered opens its incident whole, not as a dead letter.
 func TestAConsumerSetToWithholdAlertsIsPutBack(t *testing.T) {
@@ -391,11 +406,14 @@ func TestAConsumerSetToWithholdAlertsIsPutBack(t *testing.T) {
 	_, _, js := testenv.NATS(t)
 	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
 	runDispatcher(t, d)
-	consumers := []struct{ stream, consumer, filter string }{
-		{DefaultStream, DefaultConsumer, "alerts.nothing"},
-		{DefaultParkedStream, DefaultParkedConsumer, DefaultParkedSubject},
+	consumers := []struct {
+		stream, consumer, filter string
+		want                     jetstream.ConsumerConfig
+	}{
+		{DefaultStream, DefaultConsumer, "alerts.nothing", d.consumerConfig()},
+		{DefaultParkedStream, DefaultParkedConsumer, DefaultParkedSubject, parkedConsumerConfig(DefaultParkedConsumer)},
 	}
-	const maxAckPending = 77
+	const maxAckPending = 77 // below either's
 	for _, c := range consumers {
 		cons, err := js.Consumer(ctx, c.stream, c.consumer)
 		if err != nil {
@@ -427,16 +445,16 @@ func TestAConsumerSetToWithholdAlertsIsPutBack(t *testing.T) {
 				return err
 			}
 			have := cons.CachedInfo().Config
-			if a := altered(have, parkedConsumerConfig(c.consumer)); len(a) > 0 {
+			if a := altered(have, c.want); len(a) > 0 {
 				return fmt.Errorf("still altered: %v", a)
 			}
-			if have.MaxAckPending != maxAckPending {
-				return fmt.Errorf("max_ack_pending %d, want the %d it was given", have.MaxAckPending, maxAckPending)
+			if have.MaxAckPending != c.want.MaxAckPending {
+				return fmt.Errorf("max_ack_pending %d, want %d", have.MaxAckPending, c.want.MaxAckPending)
 			}
 			if got := testutil.ToFloat64(d.metrics.ConsumerSettingsRestored.WithLabelValues(c.consumer)); got < 1 {
 				return fmt.Errorf("soar_dispatch_consumer_settings_restored_total{consumer=%q} = %v", c.consumer, got)
 			}
-			want := `"consumer":"` + c.consumer + `","settings":["filter_subject ` + c.filter + `","priority_policy pinned_client groups elsewhere","max_batch 1","max_expires 1ms","max_bytes 1","headers_only","ack_wait 1h0m0s","max_deliver 1","backoff [1h0m0s]","inactive_threshold 1h0m0s"],"message":"a consumer of soar's was set to withhold or spoil alerts; put back"`
+			want := `"consumer":"` + c.consumer + `","settings":["filter_subject ` + c.filter + `","priority_policy pinned_client groups elsewhere","max_batch 1","max_expires 1ms","max_bytes 1","headers_only","ack_wait 1h0m0s","max_deliver 1","backoff [1h0m0s]","inactive_threshold 1h0m0s","max_ack_pending 77"],"message":"a consumer of soar's was set to withhold or spoil alerts; put back"`
 			if !strings.Contains(out.String(), want) {
 				return fmt.Errorf("no line names the settings (%s):\n%s", want, out.String())
 			}

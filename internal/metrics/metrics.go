@@ -148,7 +148,7 @@ func New() *Metrics {
 			Name: "soar_dispatch_consumers_resumed_total", Help: "Times a dispatcher found one of soar's JetStream consumers paused, which delivers nothing, and resumed it; each is somebody's pause.",
 		}, []string{"consumer"}),
 		StreamLimitsRestored: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found one of soar's work-queue streams (the alert stream, the parked stream) set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest) or its consumers when idle, and put its settings back, by stream; each is somebody's change.",
+			Name: "soar_dispatch_stream_limits_restored_total", Help: "Times a dispatcher found one of soar's work-queue streams (the alert stream, the parked stream) set to drop undispatched alerts (an age limit, a limit per subject, discarding the oldest, rollups), to refuse new ones (a limit of messages or of a message's size, a byte limit below the dispatcher's flag, a subject taken away) or to delete its consumers when idle, and put its settings back, by stream; each is somebody's change.",
 		}, []string{"stream"}),
 		ConsumerSettingsRestored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "soar_dispatch_consumer_settings_restored_total", Help: "Times a dispatcher found one of soar's JetStream consumers set to withhold alerts (a filter subject, a priority group, limits on pull requests), strip them (headers only) or deliver them otherwise than soar does (ack wait, deliveries, backoff, an inactivity threshold), and put its settings back; each is somebody's change.",
