@@ -56,6 +56,9 @@ type Backlog struct {
 	// dispatched, or its consumers when idle (no dispatcher sets them; a
 	// running one puts them back).
 	Drops []string `json:"drops,omitempty"`
+	// Sealed is set when somebody sealed the alert stream: JetStream then
+	// refuses every alert, and nobody can unseal it (operations.md).
+	Sealed bool `json:"sealed,omitempty"`
 	// Altered lists the consumer's settings that keep alerts from the
 	// dispatchers, strip them or deliver them late (no dispatcher sets
 	// them; a running one puts them back).
@@ -177,6 +180,7 @@ func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 		b.Paused, b.PausedUntil = true, now.Add(ci.PauseRemaining)
 	}
 	b.Drops = dropping(si.Config, want)
+	b.Sealed = si.Config.Sealed
 	b.Altered = altered(ci.Config, wantC)
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
@@ -475,7 +479,7 @@ const streamFullWarning = 0.8
 func (d *Dispatcher) watchBacklog(ctx context.Context) {
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
-	var warned, warnedParked time.Time
+	var warned, warnedParked, warnedSealed time.Time
 	warnedSource := map[string]time.Time{}
 	started := time.Now()
 	for {
@@ -491,6 +495,11 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 			continue
 		}
 		b := d.backlog.Load()
+		if b.Sealed && time.Since(warnedSealed) > time.Minute {
+			warnedSealed = time.Now()
+			d.log.Error().Str("stream", b.Stream).
+				Msg("the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream (docs/operations.md#backlog)")
+		}
 		if b.Full >= streamFullWarning && time.Since(warned) > time.Minute {
 			warned = time.Now()
 			d.log.Warn().Uint64("bytes", b.Bytes).Int64("max_bytes", b.MaxBytes).Float64("full", b.Full).
@@ -535,6 +544,8 @@ func (d *Dispatcher) BacklogCheck(context.Context) error {
 		return &httpserver.Degraded{Detail: "backlog not read yet"}
 	case time.Since(b.ReadAt) > 5*backlogEvery:
 		return &httpserver.Degraded{Detail: fmt.Sprintf("backlog last read %s ago", time.Since(b.ReadAt).Round(time.Second))}
+	case b.Sealed:
+		return &httpserver.Degraded{Detail: "the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream (docs/operations.md#backlog)"}
 	case b.Full >= streamFullWarning:
 		return &httpserver.Degraded{Detail: fmt.Sprintf("alert stream %.0f%% full (%d of %d bytes): at 100%% new alerts are refused", 100*b.Full, b.Bytes, b.MaxBytes)}
 	case b.OldestAge > d.cfg.BacklogWarnAge:

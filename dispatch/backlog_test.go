@@ -100,6 +100,46 @@ func TestAFullStreamRefusesNewAlertsAndSaysSo(t *testing.T) {
 	}
 }
 
+// TestASealedStreamIsNamedEverywhere: somebody seals the alert stream.
+// JetStream then refuses every alert and nobody can unseal it, so the
+// dispatcher cannot mend it; it says so in /readyz and, once a minute, in
+// its log.
+func TestASealedStreamIsNamedEverywhere(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(out), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"a","rule":"unit"}`)); err == nil {
+		t.Fatal("a sealed stream took an alert")
+	}
+	watch, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); d.watchBacklog(watch) }()
+	t.Cleanup(func() { stop(); <-done })
+	testenv.Eventually(t, 10*time.Second, "the sealed stream named", func() error {
+		var deg *httpserver.Degraded
+		if err := d.BacklogCheck(ctx); !errors.As(err, &deg) || !strings.Contains(err.Error(), "the alert stream is sealed") {
+			return fmt.Errorf("/readyz check: %w", err)
+		}
+		if !strings.Contains(out.String(), `"level":"error","stream":"SOAR_ALERTS","message":"the alert stream is sealed: JetStream refuses every alert`) {
+			return fmt.Errorf("no log line: %s", out.String())
+		}
+		return nil
+	})
+}
+
 func TestASourceIsSilentPastTheWarningAge(t *testing.T) {
 	const age = 30 * time.Second
 	for _, tc := range []struct {

@@ -71,6 +71,9 @@ the consumer is paused, or when the stream is set to drop alerts.`,
 			if b.Paused {
 				return fmt.Errorf("the alert consumer is paused until %s: nothing is dispatched (a running dispatcher resumes it)", b.PausedUntil.UTC().Format(time.RFC3339))
 			}
+			if b.Sealed {
+				return errors.New("the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream")
+			}
 			if len(b.Drops) > 0 {
 				return fmt.Errorf("the alert stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
 			}
@@ -103,6 +106,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "Stream        %s (consumer %s)\n", b.Stream, b.Consumer)
 	if b.Paused {
 		fmt.Fprintf(w, "PAUSED        until %s: the consumer delivers nothing; a running dispatcher resumes it within a second\n", b.PausedUntil.UTC().Format(time.RFC3339))
+	}
+	if b.Sealed {
+		fmt.Fprintln(w, "SEALED        the stream refuses every alert, and nobody can unseal it: recreate it")
 	}
 	if len(b.Drops) > 0 {
 		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))

@@ -147,6 +147,19 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 	if !strings.Contains(altered, "ALTERED       filter_subject alerts.nothing, headers_only: ") {
 		t.Errorf("status of an altered consumer lacks the ALTERED line:\n%s", altered)
 	}
+
+	// Somebody sealed the stream, which nobody can undo.
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the alert stream is sealed") {
+		t.Errorf("status of a sealed stream: err = %v", err)
+	}
+	if !strings.Contains(sealed, "SEALED        the stream refuses every alert") {
+		t.Errorf("status of a sealed stream lacks the SEALED line:\n%s", sealed)
+	}
 }
 
 func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {
