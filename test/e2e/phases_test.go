@@ -70,9 +70,10 @@ func (r *apiRecorder) recording(path string) bool {
 	return r.ns[ns]
 }
 
-// podCalls returns the requests for pod and for NetworkPolicies in ns that
+// podCalls returns the requests for pod and, unless shared (other pods'
+// incidents run in ns at the same time), for NetworkPolicies in ns that
 // started in [from, to], in the order they started.
-func (r *apiRecorder) podCalls(ns, pod string, from, to time.Time) []apiCall {
+func (r *apiRecorder) podCalls(ns, pod string, from, to time.Time, shared bool) []apiCall {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []apiCall
@@ -80,7 +81,7 @@ func (r *apiRecorder) podCalls(ns, pod string, from, to time.Time) []apiCall {
 		if c.start.Before(from) || c.start.After(to) {
 			continue
 		}
-		if strings.HasSuffix(c.path, "/namespaces/"+ns+"/pods/"+pod) || strings.Contains(c.path, "/namespaces/"+ns+"/networkpolicies") {
+		if strings.HasSuffix(c.path, "/namespaces/"+ns+"/pods/"+pod) || !shared && strings.Contains(c.path, "/namespaces/"+ns+"/networkpolicies") {
 			out = append(out, c)
 		}
 	}
@@ -99,15 +100,18 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // → the first API request (the start persisted and answered, the first
 // workflow task, the local activity up to its first request); → the label
 // patched (the API server's part: pod read and policy created at once,
-// then the label). ok is false when the requests were not all seen.
-func alertPhases(ctx context.Context, tc client.Client, id, ns, pod string, published time.Time, took time.Duration) (toStart, toAPI, api time.Duration, ok bool, err error) {
+// then the label). With shared, other incidents act in ns at the same
+// time, and the pod's read stands for the first request (the policy's
+// create, sent with it, names no pod). ok is false when the requests were
+// not all seen.
+func alertPhases(ctx context.Context, tc client.Client, id, ns, pod string, published time.Time, took time.Duration, shared bool) (toStart, toAPI, api time.Duration, ok bool, err error) {
 	it := tc.GetWorkflowHistory(ctx, id, "", false, 0)
 	ev, err := it.Next()
 	if err != nil {
 		return 0, 0, 0, false, err
 	}
 	started := ev.GetEventTime().AsTime()
-	calls := apiCalls.podCalls(ns, pod, published, published.Add(took))
+	calls := apiCalls.podCalls(ns, pod, published, published.Add(took), shared)
 	i := slices.IndexFunc(calls, func(c apiCall) bool { return c.method == "PATCH" })
 	if len(calls) == 0 || i < 0 {
 		return 0, 0, 0, false, nil
