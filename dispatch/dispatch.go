@@ -112,9 +112,8 @@ type Config struct {
 	// retry or buffer) rather than dropping any: undispatched alerts are
 	// never deleted to make room. Default 1 GiB.
 	StreamMaxBytes int64
-	// DeadLetterMaxBytes bounds the dead-letter stream the same way; when
-	// it is full, poison messages stay in the alert stream and are retried.
-	// Default 256 MiB.
+	// DeadLetterMaxBytes bounds the dead-letter stream; when it is full,
+	// its oldest dead letters are dropped to make room. Default 256 MiB.
 	DeadLetterMaxBytes int64
 	// Clusters says how an alert's cluster is found (ClusterIdentity).
 	Clusters ClusterIdentity
@@ -388,7 +387,12 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		MaxAge:      30 * 24 * time.Hour,
 		Duplicates:  2 * time.Minute,
 		MaxBytes:    d.cfg.DeadLetterMaxBytes,
-		Discard:     jetstream.DiscardNew,
+		// Full, it drops its oldest: were it to refuse new dead letters,
+		// each poison alert would be retried in the alert consumer's ack
+		// pending, and a flood of them (after enough to fill this stream)
+		// would stop JetStream delivering any alert. Dead letters are a
+		// record of bad input, kept 30 days or this many bytes.
+		Discard: jetstream.DiscardOld,
 	})
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.DeadLetterStream, err)

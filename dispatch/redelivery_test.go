@@ -339,6 +339,53 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 	openedLine(t, out, "after", 30*time.Second)
 }
 
+// TestAFullDeadLetterStreamDoesNotStallDispatch: someone who can publish
+// alerts fills the dead-letter stream with undecodable ones (256 alerts of
+// 1 MiB fill the default), then sends more. Were the full stream to refuse
+// their dead letters, each would be retried in the alert consumer's ack
+// pending, and as many as --max-ack-pending would stop JetStream
+// delivering any alert at all. The dead-letter stream drops its oldest
+// instead: every poison alert is dead-lettered, the last ones are kept,
+// and a real alert sent after them opens its incident.
+func TestAFullDeadLetterStreamDoesNotStallDispatch(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{MaxAckPending: 10, DeadLetterMaxBytes: 8 << 10})
+	runDispatcher(t, d)
+	const poison = 30
+	junk := strings.Repeat("x", 1000)
+	for i := range poison {
+		if _, err := js.Publish(ctx, "alerts.unit", fmt.Appendf(nil, "not json %d %s", i, junk)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"behind-poison","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "behind-poison", 30*time.Second)
+	dl, err := js.Stream(ctx, DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "every poison alert dead-lettered", func() error {
+		info, err := dl.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if st := info.State; st.LastSeq != poison || st.FirstSeq == 1 || st.Bytes > 8<<10 {
+			return fmt.Errorf("dead letters %d to %d, %d bytes: want up to %d, the oldest dropped, within 8 KiB", st.FirstSeq, st.LastSeq, st.Bytes, poison)
+		}
+		return nil
+	})
+	last, err := dl.GetMsg(ctx, poison)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(last.Data), fmt.Sprintf("not json %d ", poison-1)) {
+		t.Errorf("the last dead letter holds %.20q", last.Data)
+	}
+}
+
 // TestAnAlertStrippedToItsHeadersComesBackWhole: somebody sets the alert
 // consumer to deliver headers only, and alerts arrive before the
 // dispatcher puts that back. Each comes without its body; dead-lettering

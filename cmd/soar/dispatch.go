@@ -62,7 +62,7 @@ func (f *dispatchFlags) register(cmd *cobra.Command) {
 	fs.IntVar(&f.coalesceMaxBytes, "coalesce-max-bytes", dispatch.DefaultCoalesceMaxBytes, "largest coalesced signal; alerts larger than half of it travel alone")
 	fs.DurationVar(&f.backlogWarnAge, "backlog-warn-age", dispatch.DefaultBacklogWarnAge, "warn, and report degraded on /readyz, while the oldest waiting alert is older than this")
 	fs.Int64Var(&f.streamMax, "stream-max-bytes", dispatch.DefaultStreamMaxBytes, "limit of the alert stream on disk; when full, JetStream refuses new alerts (publishers get an error) instead of dropping any")
-	fs.Int64Var(&f.deadMax, "deadletter-max-bytes", dispatch.DefaultDeadLetterMaxBytes, "limit of the dead-letter stream; when full, poison alerts stay in the alert stream and are retried")
+	fs.Int64Var(&f.deadMax, "deadletter-max-bytes", dispatch.DefaultDeadLetterMaxBytes, "limit of the dead-letter stream; when full, its oldest dead letters are dropped to make room (refusing new ones would leave poison alerts in the alert consumer until they stopped dispatch)")
 	fs.IntVar(&f.maxDeliveries, "max-deliveries", dispatch.DefaultMaxDeliveries, "an alert delivered more often than this without being dispatched goes to the dead-letter subject (reason max_deliveries)")
 	fs.IntVar(&f.replicas, "stream-replicas", 1, "copies JetStream keeps of soar's streams (3 on a production cluster)")
 	fs.StringVar(&f.clusters.Field, "cluster-field", alert.ClusterField, "alert field that names the alert's Kubernetes cluster (an output field such as Falcosidekick's customfields add, or a generic alert's field); subjects clusters.<name>.> name it first (docs/multi-cluster.md)")
