@@ -53,8 +53,8 @@ type Backlog struct {
 	Paused      bool      `json:"paused,omitempty"`
 	PausedUntil time.Time `json:"pausedUntil,omitzero"`
 	// Drops lists the stream's settings that make it drop alerts nobody
-	// dispatched, or its consumers when idle (no dispatcher sets them; a
-	// running one puts them back).
+	// dispatched, refuse new ones, or delete its consumers when idle (a
+	// running dispatcher puts them back; see dropping).
 	Drops []string `json:"drops,omitempty"`
 	// Sealed is set when somebody sealed the alert stream: JetStream then
 	// refuses every alert, and nobody can unseal it (operations.md).

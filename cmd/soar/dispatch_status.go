@@ -34,7 +34,8 @@ func newDispatchStatusCmd() *cobra.Command {
 what waits to be dispatched. The stream keeps an alert only until a dispatcher
 acknowledged it, so its oldest message is the oldest alert not yet handed to
 Temporal. Exits with status 1 when that alert is older than --warn-age, when
-the consumer is paused, or when the stream is set to drop alerts.`,
+the consumer is paused or set to withhold alerts, or when the alert stream or
+the parked stream is sealed or set to drop or refuse alerts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
@@ -75,10 +76,10 @@ the consumer is paused, or when the stream is set to drop alerts.`,
 				return errors.New("the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream")
 			}
 			if len(b.Drops) > 0 {
-				return fmt.Errorf("the alert stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
+				return fmt.Errorf("the alert stream is set to drop or refuse alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Drops, ", "))
 			}
 			if b.Parked != nil && len(b.Parked.Drops) > 0 {
-				return fmt.Errorf("the parked stream is set to drop alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Parked.Drops, ", "))
+				return fmt.Errorf("the parked stream is set to drop or refuse alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Parked.Drops, ", "))
 			}
 			if len(b.Altered) > 0 {
 				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Altered, ", "))
@@ -111,7 +112,7 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		fmt.Fprintln(w, "SEALED        the stream refuses every alert, and nobody can unseal it: recreate it")
 	}
 	if len(b.Drops) > 0 {
-		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))
+		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops or refuses alerts; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))
 	}
 	if len(b.Altered) > 0 {
 		fmt.Fprintf(w, "ALTERED       %s: the consumer withholds alerts, strips them or delivers them late; a running dispatcher puts it back within a second\n", strings.Join(b.Altered, ", "))
@@ -131,7 +132,7 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		}
 		fmt.Fprintln(w, line)
 		if len(p.Drops) > 0 {
-			fmt.Fprintf(w, "DROPS ALERTS  %s: the parked stream drops alerts nobody dispatched; a running dispatcher puts it back within a second\n", strings.Join(p.Drops, ", "))
+			fmt.Fprintf(w, "DROPS ALERTS  %s: the parked stream drops or refuses alerts; a running dispatcher puts it back within a second\n", strings.Join(p.Drops, ", "))
 		}
 	}
 	for _, src := range b.Sources {

@@ -96,7 +96,7 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	drops, err := status()
-	if err == nil || !strings.Contains(err.Error(), "the alert stream is set to drop alerts (max_age 1h0m0s)") {
+	if err == nil || !strings.Contains(err.Error(), "the alert stream is set to drop or refuse alerts (max_age 1h0m0s)") {
 		t.Errorf("status of a stream that drops alerts: err = %v", err)
 	}
 	if !strings.Contains(drops, "DROPS ALERTS  max_age 1h0m0s: ") {
@@ -118,7 +118,7 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Fatal(err)
 	}
 	drops, err = status()
-	if err == nil || !strings.Contains(err.Error(), "the parked stream is set to drop alerts (max_msgs_per_subject 5)") {
+	if err == nil || !strings.Contains(err.Error(), "the parked stream is set to drop or refuse alerts (max_msgs_per_subject 5)") {
 		t.Errorf("status of a parked stream that drops alerts: err = %v", err)
 	}
 	if !strings.Contains(drops, "DROPS ALERTS  max_msgs_per_subject 5: the parked stream ") {
