@@ -521,14 +521,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// them for ever.
 	ctx, endRun := context.WithCancel(ctx)
 	defer endRun()
+	// Sequences mean something to the incidents only with the stream's
+	// epoch and floor: read them before the first alert. The read also
+	// puts back what somebody changed on the consumer, before the pull
+	// below takes its settings (a priority group would refuse it).
+	if err := d.observe(ctx); err != nil {
+		return err
+	}
 	cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
 	if err != nil {
 		return fmt.Errorf("dispatch: consumer %s: %w", d.cfg.Consumer, err)
-	}
-	// Sequences mean something to the incidents only with the stream's
-	// epoch and floor: read them before the first alert.
-	if err := d.observe(ctx); err != nil {
-		return err
 	}
 	go d.watchBacklog(ctx)
 
