@@ -234,6 +234,9 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.undoDrops(ctx, d.parkedStreamFloor(), p.Drops)
 	}
 	if len(b.Altered) > 0 {
+		if slices.Contains(b.Altered, "headers_only") {
+			d.headersOnlyAt.Store(time.Now().UnixNano())
+		}
 		d.putBack(ctx, d.cfg.Stream, d.consumerConfig(), b.Altered)
 	}
 	if d.unknownLane != nil {
@@ -245,6 +248,9 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 			}
 			want := parkedConsumerConfig(d.cfg.ParkedConsumer)
 			if a := altered(ci.Config, want); len(a) > 0 {
+				if slices.Contains(a, "headers_only") {
+					d.headersOnlyAt.Store(time.Now().UnixNano())
+				}
 				d.putBack(ctx, d.cfg.ParkedStream, want, a)
 			}
 		}

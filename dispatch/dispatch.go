@@ -307,8 +307,12 @@ type Dispatcher struct {
 	metrics   *metrics.Metrics
 	log       zerolog.Logger
 	// strippedLog says at most once a minute that alerts came without
-	// their bodies (stripped).
-	strippedLog zerolog.Logger
+	// their bodies (stripped). headersOnlyAt is when a consumer of this
+	// dispatcher's was last seen delivering headers only, headersOnlyRead
+	// when stripped last read one (unix nanoseconds).
+	strippedLog     zerolog.Logger
+	headersOnlyAt   atomic.Int64
+	headersOnlyRead atomic.Int64
 
 	co *coalescer
 	// floor is the consumer's acknowledgement floor and streamEpoch the
@@ -633,7 +637,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 			fmt.Errorf("dispatch: delivered %d times without being dispatched (--max-deliveries %d)", meta.NumDelivered, d.cfg.MaxDeliveries), log)
 		return
 	}
-	if d.stripped(msg, meta) {
+	if d.stripped(ctx, msg, meta) {
 		return
 	}
 
@@ -667,15 +671,29 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 // message: a dead letter.
 const strippedRetries = 5
 
+// headersOnlyWindow is how long after a dispatcher last saw one of its
+// consumers deliver headers only it takes an empty message with the size
+// header for a stripped alert without asking the server again.
+const headersOnlyWindow = 5 * time.Second
+
 // stripped reports whether msg came without its body because its consumer
 // delivers headers only, and if so asks JetStream for it again, a second
 // later: the alert is whole in the stream, and nobody sets headers only on
 // soar's consumers but somebody meddling, whose change observe puts back
-// within a second. Dead-lettering it instead would delete it. A publisher
-// can forge the size header on an empty message, so after strippedRetries
-// deliveries such a message is dead-lettered as before.
-func (d *Dispatcher) stripped(msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
+// within a second. Dead-lettering it instead would delete it.
+//
+// A publisher can forge the size header on an empty message. Asking again
+// for each of a flood of those would hold them in the consumer's ack
+// pending until it stopped delivering, so an empty message counts as
+// stripped only while the consumer delivers headers only, or did within
+// headersOnlyWindow (as the backlog read saw it, or a read of the
+// consumer made here at most once a second), and for strippedRetries
+// deliveries at most.
+func (d *Dispatcher) stripped(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata) bool {
 	if len(msg.Data()) > 0 || msg.Headers().Get(headersOnlySize) == "" || meta.NumDelivered >= strippedRetries {
+		return false
+	}
+	if !d.headersOnlyLately(ctx, meta.Stream, meta.Consumer) {
 		return false
 	}
 	d.strippedLog.Warn().Str("stream", meta.Stream).Uint64("stream_seq", meta.Sequence.Stream).Uint64("delivery", meta.NumDelivered).
@@ -683,6 +701,26 @@ func (d *Dispatcher) stripped(msg jetstream.Msg, meta *jetstream.MsgMetadata) bo
 	if err := msg.NakWithDelay(time.Second); err != nil {
 		d.log.Warn().Err(err).Uint64("stream_seq", meta.Sequence.Stream).Msg("negative-acknowledge alert; it will be redelivered after the ack wait")
 	}
+	return true
+}
+
+// headersOnlyLately reports whether a consumer of this dispatcher's
+// delivered headers only within headersOnlyWindow. Past the window it
+// reads the consumer, at most once a second whatever the messages.
+func (d *Dispatcher) headersOnlyLately(ctx context.Context, stream, consumer string) bool {
+	now := time.Now()
+	if now.Sub(time.Unix(0, d.headersOnlyAt.Load())) < headersOnlyWindow {
+		return true
+	}
+	last := d.headersOnlyRead.Load()
+	if now.Sub(time.Unix(0, last)) < time.Second || !d.headersOnlyRead.CompareAndSwap(last, now.UnixNano()) {
+		return false
+	}
+	c, err := d.js.Consumer(ctx, stream, consumer)
+	if err != nil || !c.CachedInfo().Config.HeadersOnly {
+		return false
+	}
+	d.headersOnlyAt.Store(now.UnixNano())
 	return true
 }
 

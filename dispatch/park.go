@@ -176,7 +176,7 @@ func (d *Dispatcher) handleParked(ctx context.Context, msg jetstream.Msg) {
 		d.log.Error().Err(err).Msg("parked message without JetStream metadata ignored")
 		return
 	}
-	if d.stripped(msg, meta) {
+	if d.stripped(ctx, msg, meta) {
 		return
 	}
 	log := d.log.With().Str("stream", meta.Stream).Uint64("stream_seq", meta.Sequence.Stream).Logger()

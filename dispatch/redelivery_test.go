@@ -393,12 +393,10 @@ func TestAFullDeadLetterStreamDoesNotStallDispatch(t *testing.T) {
 // dispatcher puts that back. Each comes without its body; dead-lettering
 // it as undecodable would delete it from the stream. The dispatcher asks
 // for it again instead, and it opens its incident once the consumer
-// delivers it whole. An empty message that only claims to be stripped
-// (the header is a publisher's) is dead-lettered after a few deliveries,
-// as any empty message, rather than asked for for ever.
+// delivers it whole.
 func TestAnAlertStrippedToItsHeadersComesBackWhole(t *testing.T) {
 	ctx := context.Background()
-	_, nc, js := testenv.NATS(t)
+	_, _, js := testenv.NATS(t)
 	d, out := loggedDispatcher(t, js, Config{})
 	runDispatcher(t, d)
 	// The put-back can come between the change and the alert's delivery,
@@ -431,13 +429,47 @@ func TestAnAlertStrippedToItsHeadersComesBackWhole(t *testing.T) {
 	if s := out.String(); strings.Contains(s, `"message":"alert dead-lettered"`) {
 		t.Errorf("an alert was dead-lettered:\n%s", s)
 	}
+}
 
-	// A forged one.
-	forged := &nats.Msg{Subject: "alerts.unit", Header: nats.Header{headersOnlySize: []string{"200"}}}
-	if err := nc.PublishMsg(forged); err != nil {
+// TestForgedStrippedMessagesAreDeadLetteredAtOnce: someone who can publish
+// alerts sends a flood of empty messages that carry JetStream's size
+// header, as stripped alerts do. Were each asked for again, up to 5 times a
+// second apart, they would sit in the consumer's ack pending (here 20)
+// until it delivered nothing else. The consumer delivers whole messages,
+// so they are dead-lettered on their first delivery, and a real alert
+// behind them opens its incident.
+func TestForgedStrippedMessagesAreDeadLetteredAtOnce(t *testing.T) {
+	ctx := context.Background()
+	_, nc, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{MaxAckPending: 20})
+	runDispatcher(t, d)
+	const forged = 60
+	for range forged {
+		if err := nc.PublishMsg(&nats.Msg{Subject: "alerts.unit", Header: nats.Header{headersOnlySize: []string{"200"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"behind-forged","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
 		t.Fatal(err)
 	}
-	deadLetter(t, js, alert.ReasonInvalidJSON)
+	openedLine(t, out, "behind-forged", 30*time.Second)
+	dl, err := js.Stream(ctx, DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "every forged message dead-lettered", func() error {
+		info, err := dl.Info(ctx)
+		if err == nil && info.State.Msgs != forged {
+			err = fmt.Errorf("%d dead letters, want %d", info.State.Msgs, forged)
+		}
+		return err
+	})
+	if strings.Contains(out.String(), "asked for it again") {
+		t.Errorf("a forged message was asked for again:\n%s", out.String())
+	}
+	if got := testutil.ToFloat64(d.metrics.AlertsDeadLettered.WithLabelValues(string(alert.ReasonInvalidJSON))); got != forged {
+		t.Errorf("dead-lettered as invalid_json: %v, want %d", got, forged)
+	}
 }
 
 // TestAConsumerSetToWithholdAlertsIsPutBack: somebody with access to the
