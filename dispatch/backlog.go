@@ -29,6 +29,10 @@ type Backlog struct {
 	// pending), and Redelivering what waits to be delivered again.
 	InFlight     int `json:"inFlight"`
 	Redelivering int `json:"redelivering"`
+	// MaxInFlight is the consumer's limit on InFlight (max ack pending):
+	// once InFlight reaches it, JetStream delivers no more alerts until
+	// some are acknowledged (WindowFull).
+	MaxInFlight int `json:"maxInFlight"`
 	// Oldest is when the oldest waiting alert was published (zero when
 	// none waits); OldestAge is its age when read.
 	Oldest    time.Time     `json:"oldest,omitzero"`
@@ -165,6 +169,7 @@ func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 		Waiting:      si.State.Msgs,
 		Undelivered:  ci.NumPending,
 		InFlight:     ci.NumAckPending,
+		MaxInFlight:  ci.Config.MaxAckPending,
 		Redelivering: ci.NumRedelivered,
 		AckFloor:     ci.AckFloor.Stream,
 		Bytes:        si.State.Bytes,
@@ -188,6 +193,13 @@ func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	}
 	return b, nil
 }
+
+// WindowFull reports whether the dispatchers hold as many alerts
+// unacknowledged as the consumer allows: JetStream then delivers none
+// more, a new attack's alert included, until some are acknowledged. A
+// storm outrunning the coalescer fills it, and so do alerts retried while
+// Temporal refuses them, or deferred phantoms.
+func (b Backlog) WindowFull() bool { return b.MaxInFlight > 0 && b.InFlight >= b.MaxInFlight }
 
 // backlogEvery is how often a dispatcher reads the backlog.
 const backlogEvery = time.Second
@@ -485,7 +497,7 @@ const streamFullWarning = 0.8
 func (d *Dispatcher) watchBacklog(ctx context.Context) {
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
-	var warned, warnedParked, warnedSealed time.Time
+	var warned, warnedParked, warnedSealed, warnedWindow time.Time
 	warnedSource := map[string]time.Time{}
 	started := time.Now()
 	for {
@@ -505,6 +517,11 @@ func (d *Dispatcher) watchBacklog(ctx context.Context) {
 			warnedSealed = time.Now()
 			d.log.Error().Str("stream", b.Stream).
 				Msg("the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream (docs/operations.md#backlog)")
+		}
+		if b.WindowFull() && time.Since(warnedWindow) > time.Minute {
+			warnedWindow = time.Now()
+			d.log.Warn().Int("in_flight", b.InFlight).Int("max_ack_pending", b.MaxInFlight).Int("redelivering", b.Redelivering).
+				Msg("the alert consumer's window is full: JetStream delivers no more alerts until some are acknowledged (docs/operations.md#backlog)")
 		}
 		if b.Full >= streamFullWarning && time.Since(warned) > time.Minute {
 			warned = time.Now()
@@ -552,6 +569,8 @@ func (d *Dispatcher) BacklogCheck(context.Context) error {
 		return &httpserver.Degraded{Detail: fmt.Sprintf("backlog last read %s ago", time.Since(b.ReadAt).Round(time.Second))}
 	case b.Sealed:
 		return &httpserver.Degraded{Detail: "the alert stream is sealed: JetStream refuses every alert, and nobody can unseal it; recreate the stream (docs/operations.md#backlog)"}
+	case b.WindowFull():
+		return &httpserver.Degraded{Detail: fmt.Sprintf("%d alerts in flight, the consumer's limit (max ack pending): JetStream delivers no more until some are acknowledged", b.InFlight)}
 	case b.Full >= streamFullWarning:
 		return &httpserver.Degraded{Detail: fmt.Sprintf("alert stream %.0f%% full (%d of %d bytes): at 100%% new alerts are refused", 100*b.Full, b.Bytes, b.MaxBytes)}
 	case b.OldestAge > d.cfg.BacklogWarnAge:

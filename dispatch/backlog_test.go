@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/rs/zerolog"
+	"go.temporal.io/sdk/client"
 
 	"github.com/soar-dev/soar/internal/httpserver"
 	"github.com/soar-dev/soar/internal/metrics"
@@ -286,4 +287,41 @@ func TestCovers(t *testing.T) {
 			t.Errorf("covers(%q, %q) = %v, want %v", c.pattern, c.subject, got, c.covers)
 		}
 	}
+}
+
+// TestAFullWindowIsNamed: Temporal refuses every start, so each alert is
+// retried later and stays unacknowledged, until the consumer holds as many
+// as it allows (max ack pending 10) and JetStream delivers nothing more. The
+// dispatcher says so at once, in /readyz and its log, instead of only once
+// the oldest alert is older than the backlog's warning age.
+func TestAFullWindowIsNamed(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	down, err := client.NewLazyClient(client.Options{HostPort: "127.0.0.1:1", Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(down.Close)
+	out := &testenv.SyncBuffer{}
+	d := unitDispatcher(t, js, down, metrics.New(), zerolog.New(out), Config{MaxAckPending: 10, BacklogWarnAge: time.Hour}, "alert.id")
+	runDispatcher(t, d)
+	for i := range 15 {
+		if _, err := js.Publish(ctx, "alerts.unit", fmt.Appendf(nil, `{"id":"w-%d","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 20*time.Second, "the full window named", func() error {
+		b, _ := d.Backlog()
+		if !b.WindowFull() || b.MaxInFlight != 10 {
+			return fmt.Errorf("in flight %d of %d", b.InFlight, b.MaxInFlight)
+		}
+		var deg *httpserver.Degraded
+		if err := d.BacklogCheck(ctx); !errors.As(err, &deg) || !strings.Contains(err.Error(), "10 alerts in flight, the consumer's limit") {
+			return fmt.Errorf("/readyz check: %w", err)
+		}
+		if !strings.Contains(out.String(), `"in_flight":10,"max_ack_pending":10`) || !strings.Contains(out.String(), "the alert consumer's window is full") {
+			return fmt.Errorf("no log line: %s", out.String())
+		}
+		return nil
+	})
 }

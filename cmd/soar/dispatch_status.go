@@ -34,8 +34,9 @@ func newDispatchStatusCmd() *cobra.Command {
 what waits to be dispatched. The stream keeps an alert only until a dispatcher
 acknowledged it, so its oldest message is the oldest alert not yet handed to
 Temporal. Exits with status 1 when that alert is older than --warn-age, when
-the consumer is paused or set to withhold alerts, or when the alert stream or
-the parked stream is sealed or set to drop or refuse alerts.`,
+the consumer is paused, set to withhold alerts or holds as many alerts in
+flight as it allows, or when the alert stream or the parked stream is sealed
+or set to drop or refuse alerts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
@@ -81,6 +82,9 @@ the parked stream is sealed or set to drop or refuse alerts.`,
 			if b.Parked != nil && len(b.Parked.Drops) > 0 {
 				return fmt.Errorf("the parked stream is set to drop or refuse alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Parked.Drops, ", "))
 			}
+			if b.WindowFull() {
+				return fmt.Errorf("%d alerts in flight, the consumer's limit: nothing more is delivered until some are acknowledged", b.InFlight)
+			}
 			if len(b.Altered) > 0 {
 				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Altered, ", "))
 			}
@@ -120,6 +124,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
 	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)
 	fmt.Fprintf(w, "  in flight   %d\n", b.InFlight)
+	if b.WindowFull() {
+		fmt.Fprintf(w, "WINDOW FULL   %d of %d alerts in flight: JetStream delivers no more until some are acknowledged\n", b.InFlight, b.MaxInFlight)
+	}
 	fmt.Fprintf(w, "  redelivery  %d\n", b.Redelivering)
 	fmt.Fprintf(w, "Oldest        %s\n", oldest)
 	if b.MaxBytes > 0 {

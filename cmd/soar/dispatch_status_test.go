@@ -179,3 +179,16 @@ func TestDispatchStatusPrintsEachClusterSource(t *testing.T) {
 		}
 	}
 }
+
+func TestDispatchStatusSaysWhenTheWindowIsFull(t *testing.T) {
+	var out strings.Builder
+	printBacklog(&out, dispatch.Backlog{Stream: "SOAR_ALERTS", Consumer: "soar-dispatch", InFlight: 8192, MaxInFlight: 8192})
+	if !strings.Contains(out.String(), "WINDOW FULL   8192 of 8192 alerts in flight: JetStream delivers no more until some are acknowledged\n") {
+		t.Errorf("status of a full window:\n%s", out.String())
+	}
+	out.Reset()
+	printBacklog(&out, dispatch.Backlog{Stream: "SOAR_ALERTS", Consumer: "soar-dispatch", InFlight: 8191, MaxInFlight: 8192})
+	if strings.Contains(out.String(), "WINDOW FULL") {
+		t.Errorf("status of a window with room:\n%s", out.String())
+	}
+}
