@@ -246,9 +246,6 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.undoDrops(ctx, d.parkedStreamFloor(), p.Drops)
 	}
 	if len(b.Altered) > 0 {
-		if slices.Contains(b.Altered, "headers_only") {
-			d.headersOnlyAt.Store(time.Now().UnixNano())
-		}
 		d.putBack(ctx, d.cfg.Stream, d.consumerConfig(), b.Altered)
 	}
 	if d.unknownLane != nil {
@@ -260,9 +257,6 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 			}
 			want := parkedConsumerConfig(d.cfg.ParkedConsumer)
 			if a := altered(ci.Config, want); len(a) > 0 {
-				if slices.Contains(a, "headers_only") {
-					d.headersOnlyAt.Store(time.Now().UnixNano())
-				}
 				d.putBack(ctx, d.cfg.ParkedStream, want, a)
 			}
 		}
@@ -308,12 +302,8 @@ func (d *Dispatcher) parkedStreamFloor() jetstream.StreamConfig {
 // dispatchers during an upgrade, so these are only ever raised or added:
 // dispatchers with different flags end at the largest, never fight.
 func dropping(have, want jetstream.StreamConfig) []string {
-	var out []string
-	add := func(differs bool, setting string, value any) {
-		if differs {
-			out = append(out, strings.TrimSpace(fmt.Sprint(setting, " ", value)))
-		}
-	}
+	var out settingList
+	add := out.add
 	add(have.MaxAge > 0, "max_age", have.MaxAge)
 	add(have.MaxMsgsPerSubject > 0, "max_msgs_per_subject", have.MaxMsgsPerSubject)
 	add(have.Discard == jetstream.DiscardOld, "discard old", "")
@@ -328,6 +318,16 @@ func dropping(have, want jetstream.StreamConfig) []string {
 		add(!captures(have.Subjects, subject), "subjects lack", subject)
 	}
 	return out
+}
+
+// settingList is what dropping and altered list: "name value" per setting.
+type settingList []string
+
+// add lists setting with its value when it differs from soar's.
+func (l *settingList) add(differs bool, setting string, value any) {
+	if differs {
+		*l = append(*l, strings.TrimSpace(fmt.Sprint(setting, " ", value)))
+	}
 }
 
 // lowered reports whether a positive limit is below the want of a flag
@@ -415,12 +415,8 @@ func (d *Dispatcher) undoDrops(ctx context.Context, want jetstream.StreamConfig,
 // and only ever raised, so dispatchers with different flags end at the
 // largest. A description, metadata or replicas are left alone.
 func altered(have, want jetstream.ConsumerConfig) []string {
-	var out []string
-	add := func(differs bool, setting string, value any) {
-		if differs {
-			out = append(out, strings.TrimSpace(fmt.Sprint(setting, " ", value)))
-		}
-	}
+	var out settingList
+	add := out.add
 	add(have.FilterSubject != want.FilterSubject, "filter_subject", have.FilterSubject)
 	add(!slices.Equal(have.FilterSubjects, want.FilterSubjects), "filter_subjects", strings.Join(have.FilterSubjects, " "))
 	if have.PriorityPolicy != want.PriorityPolicy || !slices.Equal(have.PriorityGroups, want.PriorityGroups) {
@@ -440,8 +436,12 @@ func altered(have, want jetstream.ConsumerConfig) []string {
 }
 
 // putBack puts back a consumer's settings that altered found, as of a fresh
-// read, and keeps every other.
+// read, and keeps every other. Headers only among them tells stripped that
+// empty messages arriving now are stripped alerts.
 func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.ConsumerConfig, settings []string) {
+	if slices.Contains(settings, "headers_only") {
+		d.headersOnlyAt.Store(time.Now().UnixNano())
+	}
 	c, err := d.js.Consumer(ctx, stream, want.Durable)
 	if err == nil {
 		cfg := c.CachedInfo().Config
