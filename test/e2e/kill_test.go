@@ -121,7 +121,11 @@ func stormIncident(t *testing.T, set *app.Playbooks, ns, pod string) string {
 // SIGKILL while they drain a backlog of 6,000 alerts over 20 pods, starts
 // them again, and checks that every incident counted exactly the alerts
 // published for its pod, one incident per pod.
+//
+// It runs in parallel with the package's other long waits (see
+// waitsInParallel).
 func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
+	waitsInParallel(t)
 	ctx := context.Background()
 	s, _, js := testenv.NATS(t)
 	tc := temporalClient(t)
@@ -207,10 +211,36 @@ func TestKilledDispatcherAndWorkerLoseAndDoubleNoAlert(t *testing.T) {
 // for their lane: in its memory, or, with room for 10 there, parked in the
 // parked stream (some of them pulled and in its hands). Another dispatcher
 // takes over: every phantom incident and the real pods' still count
-// exactly their alerts, once each.
+// exactly their alerts, once each. Both cases run in parallel with the
+// package's other long waits (see waitsInParallel).
 func TestKilledDispatcherWithWaitingPhantomsLosesAndDoublesNoAlert(t *testing.T) {
-	t.Run("waiting in memory", func(t *testing.T) { killWithWaitingPhantoms(t) })
-	t.Run("parked", func(t *testing.T) { killWithWaitingPhantoms(t, "--unknown-pod-max-waiting", "10") })
+	waitsInParallel(t)
+	t.Run("waiting in memory", func(t *testing.T) {
+		waitsInParallel(t)
+		killWithWaitingPhantoms(t)
+	})
+	t.Run("parked", func(t *testing.T) {
+		waitsInParallel(t)
+		killWithWaitingPhantoms(t, "--unknown-pod-max-waiting", "10")
+	})
+}
+
+// waitsInParallel marks one of the few tests that spend most of their time
+// waiting, mostly for JetStream to hand back what a killed dispatcher held
+// (the ack wait, 30 s), as parallel: they run after the sequential tests,
+// two at a time (go test's -parallel, GOMAXPROCS by default), which takes
+// test/e2e about 70 s less on two cores. Only tests that share nothing a
+// parallel neighbour could disturb may call it. Each has its own NATS
+// server and namespace; TestScaleOut has its own Temporal too. The kill
+// tests share the package's Temporal, so one test's worker may run the
+// other's tasks. That is all right, because every worker runs the same
+// build with the same playbooks, and these tests check only what the
+// incidents counted and how many runs they made, not where an activity ran.
+// A worker killed while it holds the other test's task delays that task by
+// the task timeout and loses nothing.
+func waitsInParallel(t *testing.T) {
+	t.Helper()
+	t.Parallel()
 }
 
 func killWithWaitingPhantoms(t *testing.T, args ...string) {

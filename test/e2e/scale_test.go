@@ -83,8 +83,10 @@ const scaleWebhookSecret = "scale-out-webhook-secret-0123456789"
 // one incident that counted exactly the alerts published for it, every pod
 // is quarantined and locked, every ticket opened once, every vote counted
 // once, and no Kubernetes object was written twice (see checkWrites for
-// what idempotency allows).
+// what idempotency allows). It runs in parallel with the package's other
+// long waits (see waitsInParallel).
 func TestScaleOut(t *testing.T) {
+	waitsInParallel(t)
 	start := time.Now()
 	ctx := context.Background()
 	const pods, total, rate = 40, 3000, 500
