@@ -5,5 +5,6 @@ package tools
 
 import (
 	_ "go.etcd.io/etcd/server/v3/etcdmain"
+	_ "helm.sh/helm/v4/cmd/helm"
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 )
