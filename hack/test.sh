@@ -23,14 +23,26 @@ RACE_PKGS=(./alert/... ./playbooks ./internal/logging/... ./internal/httpserver/
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
+# timed NAME CMD...: runs CMD and writes how many seconds it took to
+# $logs/NAME.s, for the summary at the end.
+timed() {
+	local name=$1 start rc
+	shift
+	start=$(date +%s)
+	"$@"
+	rc=$?
+	echo $(($(date +%s) - start)) >"$logs/$name.s"
+	return $rc
+}
+
 echo "go test: test/e2e and cmd/soar first; beside them $WAITS and the race detector (their output follows)"
 # $TEST_FLAGS unquoted: it is a list of flags.
-$GO test $TEST_FLAGS -run "$WAITS" ./cmd/soar/ >"$logs/waits" 2>&1 &
+timed waits $GO test $TEST_FLAGS -run "$WAITS" ./cmd/soar/ >"$logs/waits" 2>&1 &
 waits=$!
-$GO test -count=1 -race "${RACE_PKGS[@]}" >"$logs/race" 2>&1 &
+timed race $GO test -count=1 -race "${RACE_PKGS[@]}" >"$logs/race" 2>&1 &
 race=$!
 
-$GO test $TEST_FLAGS -skip "$WAITS" ./test/e2e/ ./cmd/soar/ ./...
+timed main $GO test $TEST_FLAGS -skip "$WAITS" ./test/e2e/ ./cmd/soar/ ./...
 rc=$?
 
 wait "$waits"
@@ -41,6 +53,8 @@ wait "$race"
 rc_race=$?
 echo "go test -race ${RACE_PKGS[*]}"
 cat "$logs/race"
+
+echo "go test took $(cat "$logs/main.s") s, $WAITS $(cat "$logs/waits.s") s and the race detector $(cat "$logs/race.s") s, side by side"
 
 if [ "$rc" != 0 ] || [ "$rc_waits" != 0 ] || [ "$rc_race" != 0 ]; then
 	echo "FAIL: go test exited $rc, $WAITS $rc_waits, the race detector $rc_race" >&2
