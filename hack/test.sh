@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# make test's Go tests: every package, and the race detector over the
-# packages that share memory between goroutines without Temporal in the way.
+# make test's Go tests: every package, and the race detector's run over
+# alert, playbooks, internal/logging and internal/httpserver.
 #
 # On two cores the order decides the time. `go test` runs two packages at a
-# time and starts them in the order given, so test/e2e (about five minutes)
+# time and starts them in the order given, so test/e2e (four to five minutes)
 # and cmd/soar go first and the small packages fill the other slot; left to
 # the alphabet, test/e2e started last and ran alone for minutes. Two things
 # run beside them in processes of their own:
