@@ -15,7 +15,11 @@ CHART       := deploy/helm/soar
 # What the chart copies from deploy/ and playbooks/ (make chart).
 CHART_FILES := rbac.yaml admission.yaml quarantine-lock.yaml incident-deployment-control.yaml \
 	baseline-policies.yaml checkpoint-rbac.yaml dispatch-rbac.yaml networkpolicy.yaml
-TEST_FLAGS  ?= -count=1 -timeout 20m
+# -vet=off: go test's own vet pass (a subset of go vet) repeats what
+# make lint's govet already checks on every package and test, and on a cold
+# cache it first computes vet facts for every dependency: 64 s of a cold
+# make test (105 s against 41 s for the same run with it off, 2026-12-05).
+TEST_FLAGS  ?= -count=1 -timeout 20m -vet=off
 # What `soar version` prints and the image is labelled with. The image's
 # creation time is the commit's, so that rebuilding a commit gives the same
 # digest.

@@ -16,7 +16,7 @@
 set -uo pipefail
 
 GO=${GO:-go}
-TEST_FLAGS=${TEST_FLAGS:--count=1 -timeout 20m}
+TEST_FLAGS=${TEST_FLAGS:--count=1 -timeout 20m -vet=off}
 WAITS='^TestWorkerExitsWhenTemporalRefusesItForGood$'
 RACE_PKGS=(./alert/... ./playbooks ./internal/logging/... ./internal/httpserver/...)
 
@@ -39,7 +39,7 @@ echo "go test: test/e2e and cmd/soar first; beside them $WAITS and the race dete
 # $TEST_FLAGS unquoted: it is a list of flags.
 timed waits $GO test $TEST_FLAGS -run "$WAITS" ./cmd/soar/ >"$logs/waits" 2>&1 &
 waits=$!
-timed race $GO test -count=1 -race "${RACE_PKGS[@]}" >"$logs/race" 2>&1 &
+timed race $GO test -count=1 -vet=off -race "${RACE_PKGS[@]}" >"$logs/race" 2>&1 &
 race=$!
 
 timed main $GO test $TEST_FLAGS -skip "$WAITS" ./test/e2e/ ./cmd/soar/ ./...
