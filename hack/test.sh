@@ -16,7 +16,7 @@
 set -uo pipefail
 
 GO=${GO:-go}
-TEST_FLAGS=${TEST_FLAGS:--count=1 -timeout 20m -vet=off}
+TEST_FLAGS=${TEST_FLAGS:?the Makefile sets TEST_FLAGS: run make test}
 WAITS='^TestWorkerExitsWhenTemporalRefusesItForGood$'
 RACE_PKGS=(./alert/... ./playbooks ./internal/logging/... ./internal/httpserver/...)
 
