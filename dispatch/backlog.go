@@ -457,6 +457,9 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 		cfg.PauseUntil = nil // a pause is resume's
 		_, err = d.js.UpdateConsumer(ctx, stream, cfg)
 	}
+	if err == nil && slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, "filter_subject") }) {
+		err = d.rewind(ctx, stream, want.Durable)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error().Err(err).Str("consumer", want.Durable).Strs("settings", settings).
@@ -466,6 +469,24 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 	}
 	d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
 	d.log.Error().Str("consumer", want.Durable).Strs("settings", settings).Msg("a consumer of soar's was set to withhold or spoil alerts; put back")
+}
+
+// rewind sends a consumer of soar's back to its acknowledgement floor,
+// after a filter of somebody's: whenever the consumer looked for a message
+// to deliver while its filter matched none of soar's, JetStream passed
+// over every alert published meanwhile, and putting the filter back does
+// not go back for them. Both streams are work queues, so what lies above
+// the floor is only what no dispatcher has acknowledged: the alerts passed
+// over, and those in a dispatcher's hands, which come again as after an
+// ack wait (and open no second incident).
+func (d *Dispatcher) rewind(ctx context.Context, stream, consumer string) error {
+	r, err := d.js.ResetConsumer(ctx, stream, consumer)
+	if err != nil {
+		return fmt.Errorf("dispatch: send consumer %s back to its acknowledgement floor: %w", consumer, err)
+	}
+	d.log.Warn().Str("consumer", consumer).Uint64("stream_seq", r.ResetSeq).
+		Msg("a consumer of soar's was sent back to its acknowledgement floor for the alerts its altered filter passed over")
+	return nil
 }
 
 // resume resumes a consumer of soar's that somebody paused. A paused

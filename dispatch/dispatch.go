@@ -548,16 +548,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); d.runParked(ctx, work, &wg) }()
 	}
 	sem := make(chan struct{}, d.cfg.Concurrency)
-	// Consume, not Messages: Messages buffers in a channel as long as the
-	// pull, shared with the server's status notes ("409 Batch Completed"
-	// after every request), so a full buffer dropped either that note or
-	// the last alert of the next pull, which then came back only after the
-	// ack wait, 30 s late (the dispatch tests caught it once in a few runs
-	// after a burst). Consume queues both without a limit of its own; the
-	// pull (pullBuffer alerts, pullRequestBytes) still bounds what waits.
-	// The handler runs one message at a time and holds the next ones back
-	// while every slot is busy, as the loop over Messages did.
-	cc, err := cons.Consume(func(msg jetstream.Msg) {
+	// The pull (pull) gives handler one alert at a time; it holds the next
+	// ones back while every slot is busy.
+	handler := func(msg jetstream.Msg) {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -576,24 +569,29 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			defer free()
 			d.handle(work, msg, free)
 		}()
-	},
-		jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if errors.Is(err, jetstream.ErrConsumerDeleted) {
-				return // the end of the pull, logged below
-			}
-			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
-		}),
-	)
+	}
+	cc, refused, err := d.pull(cons, handler)
 	if err != nil {
-		return fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
+		return err
 	}
 	d.log.Info().Str("stream", d.cfg.Stream).Str("consumer", d.cfg.Consumer).Int("concurrency", d.cfg.Concurrency).Msg("dispatcher started")
-	select {
-	case <-ctx.Done():
-	case <-cc.Closed():
-		// The consumer is gone (deleted, or the connection closed for good).
-		d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
+	for {
+		select {
+		case <-ctx.Done():
+		case <-cc.Closed():
+			if refused.Load() {
+				if next, r, ok := d.pullAgain(ctx, handler); ok {
+					cc, refused = next, r
+					continue
+				}
+			}
+			if ctx.Err() == nil {
+				// The consumer is gone (deleted, or the connection closed
+				// for good), or could not be pulled again (pullAgain).
+				d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
+			}
+		}
+		break
 	}
 	endRun()
 	cc.Stop()
@@ -610,6 +608,73 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	d.log.Info().Msg("dispatcher stopped")
 	return nil
+}
+
+// pull starts the pull that feeds handler. Refused reports whether the
+// server refused one of its requests (400 Bad Request), which ends it for
+// good while the consumer lives on.
+//
+// Consume, not Messages: Messages buffers in a channel as long as the
+// pull, shared with the server's status notes ("409 Batch Completed"
+// after every request), so a full buffer dropped either that note or the
+// last alert of the next pull, which then came back only after the ack
+// wait, 30 s late (the dispatch tests caught it once in a few runs after a
+// burst). Consume queues both without a limit of its own; the pull
+// (pullBuffer alerts, pullRequestBytes) still bounds what waits. The
+// handler runs one message at a time and holds the next ones back while
+// every slot is busy, as the loop over Messages did.
+func (d *Dispatcher) pull(cons jetstream.Consumer, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, error) {
+	refused := new(atomic.Bool)
+	cc, err := cons.Consume(handler,
+		jetstream.PullMaxMessagesWithBytesLimit(pullBuffer, d.pullRequestBytes()),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				return // the end of the pull, logged by Run
+			}
+			if errors.Is(err, jetstream.ErrBadRequest) {
+				refused.Store(true)
+			}
+			d.log.Warn().Err(err).Msg("pull from alert stream failed; retrying")
+		}),
+	)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dispatch: pull from %s: %w", d.cfg.Consumer, err)
+	}
+	return cc, refused, nil
+}
+
+// pullAgain makes the alert pull again after the server refused one of its
+// requests, which ended it (pull): somebody gave the consumer a priority
+// group or limits on pulls. The next read of the backlog puts those back
+// (observe); pulling again at once would only be refused again, and
+// stopping instead would stop every dispatcher together. It reports false
+// once ctx ends or the consumer is gone.
+func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, bool) {
+	d.log.Warn().Str("consumer", d.cfg.Consumer).Msg("the alert pull was refused and ended; pulling again")
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, nil, false
+		case <-time.After(backlogEvery):
+		}
+		// A fresh handle: Consume checks the consumer's priority groups
+		// as the handle last read them.
+		cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			var refused *atomic.Bool
+			if cc, refused, err = d.pull(cons, handler); err == nil {
+				return cc, refused, true
+			}
+			if errors.Is(err, jetstream.ErrInvalidOption) {
+				continue // it still has a priority group: not yet put back
+			}
+		}
+		if ctx.Err() == nil {
+			d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert pull could not be made again")
+		}
+		return nil, nil, false
+	}
 }
 
 // Handle dispatches one message: dead-letter it, drop it (no playbook

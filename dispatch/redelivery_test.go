@@ -552,3 +552,104 @@ func TestAConsumerSetToWithholdAlertsIsPutBack(t *testing.T) {
 		})
 	}
 }
+
+// TestWhatAnAlteredFilterPassedOverIsDeliveredAfterThePutBack: while
+// somebody's filter subject on one of soar's consumers matches nothing,
+// JetStream passes over every message published meanwhile whenever the
+// consumer looks for one to deliver (here: a pull of the test's own), and
+// restoring the filter does not go back for them: they would wait in the
+// stream for ever, counted nowhere. The put-back sends the consumer back
+// to its acknowledgement floor, so they come.
+func TestWhatAnAlteredFilterPassedOverIsDeliveredAfterThePutBack(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ stream, consumer, subject string }{
+		{d.cfg.Stream, d.cfg.Consumer, "falco.notice.x"},
+		{d.cfg.ParkedStream, d.cfg.ParkedConsumer, d.cfg.ParkedSubject},
+	} {
+		cons, err := js.Consumer(ctx, c.stream, c.consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := cons.CachedInfo().Config
+		cfg.FilterSubject = "nothing.here"
+		if _, err := js.UpdateConsumer(ctx, c.stream, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.Publish(ctx, c.subject, []byte(`{"id":"passed-over"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cons.Next(jetstream.FetchMaxWait(500 * time.Millisecond)); !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			t.Fatalf("%s: a pull while filtered = %v, want none", c.consumer, err)
+		}
+		if err := d.observe(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := js.Consumer(ctx, c.stream, c.consumer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := fresh.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("%s: the message published while filtered, after the put-back: %v", c.consumer, err)
+		}
+		if string(msg.Data()) != `{"id":"passed-over"}` {
+			t.Errorf("%s delivered %q", c.consumer, msg.Data())
+		}
+		_ = msg.Ack()
+	}
+}
+
+// TestAPullRefusedWhileAConsumerWasAlteredIsMadeAgain: somebody gives the
+// alert consumer a priority group. Every pull that names none is refused
+// from then on (400 Bad Request), and the client ends a refused pull for
+// good: here the one it makes during a burst, when half its buffer is
+// gone. The dispatcher pulls again (after the put-back) instead of
+// stopping, which would make every dispatcher exit and restart at once.
+func TestAPullRefusedWhileAConsumerWasAlteredIsMadeAgain(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{})
+	runDispatcher(t, d)
+	testenv.Eventually(t, 10*time.Second, "the dispatcher started", func() error {
+		if !strings.Contains(out.String(), `"message":"dispatcher started"`) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	cons, err := js.Consumer(ctx, DefaultStream, DefaultConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	cfg.PriorityPolicy, cfg.PriorityGroups = jetstream.PriorityPolicyOverflow, []string{"elsewhere"}
+	if _, err := js.UpdateConsumer(ctx, DefaultStream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The pull waiting at the server names no group either, but is not
+	// checked again: it delivers these, and the client asks for more
+	// when half of its buffer is gone. Matched by no playbook, each is
+	// acknowledged at once.
+	for i := range pullBuffer/2 + 8 {
+		if _, err := js.Publish(ctx, "alerts.other", fmt.Appendf(nil, `{"id":"other-%d","rule":"other"}`, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the pull refused", func() error {
+		if !strings.Contains(out.String(), "code=400") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"after-the-refusal","rule":"unit"}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "after-the-refusal", 20*time.Second)
+	if strings.Contains(out.String(), "the alert consumer stopped") {
+		t.Errorf("the dispatcher stopped:\n%s", out.String())
+	}
+}
