@@ -1,7 +1,9 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -249,17 +251,7 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.putBack(ctx, d.cfg.Stream, d.consumerConfig(), b.Altered)
 	}
 	if d.unknownLane != nil {
-		// The parked alerts' consumer, pulled only with pod indexes.
-		if c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err == nil {
-			ci := c.CachedInfo()
-			if ci.Paused {
-				d.resume(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer, time.Now().Add(ci.PauseRemaining))
-			}
-			want := parkedConsumerConfig(d.cfg.ParkedConsumer)
-			if a := altered(ci.Config, want); len(a) > 0 {
-				d.putBack(ctx, d.cfg.ParkedStream, want, a)
-			}
-		}
+		d.observeParkedConsumer(ctx)
 	}
 	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
@@ -275,6 +267,40 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.metrics.SourceInactive.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(src.inactiveSeconds())
 	}
 	return nil
+}
+
+// observeParkedConsumer does for the parked alerts' consumer, pulled only
+// with pod indexes, what observe does for the alert consumer, and more:
+// deleted, or created again as a push consumer or with settings no update
+// can change, it would keep parked alerts from this dispatcher until it
+// restarts (deleting the alert consumer ends Run, and the restart creates
+// it), so it is created again at once (ensureConsumer).
+func (d *Dispatcher) observeParkedConsumer(ctx context.Context) {
+	want := parkedConsumerConfig(d.cfg.ParkedConsumer)
+	c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		if err = d.ensureConsumer(ctx, d.cfg.ParkedStream, want); err == nil {
+			d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
+			d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
+			return
+		}
+	case errors.Is(err, jetstream.ErrNotPullConsumer):
+		err = d.ensureConsumer(ctx, d.cfg.ParkedStream, want)
+	case err == nil:
+		ci := c.CachedInfo()
+		if ci.Paused {
+			d.resume(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer, time.Now().Add(ci.PauseRemaining))
+		}
+		if len(unchangeable(ci.Config, want)) > 0 {
+			err = d.ensureConsumer(ctx, d.cfg.ParkedStream, want)
+		} else if a := altered(ci.Config, want); len(a) > 0 {
+			d.putBack(ctx, d.cfg.ParkedStream, want, a)
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		d.log.Error().Err(err).Str("consumer", want.Durable).Msg("a consumer of soar's could not be read or created again")
+	}
 }
 
 // alertStreamFloor and parkedStreamFloor are what this dispatcher's flags
@@ -434,6 +460,31 @@ func altered(have, want jetstream.ConsumerConfig) []string {
 	add(lowered(have.MaxAckPending, want.MaxAckPending), "max_ack_pending", have.MaxAckPending)
 	return out
 }
+
+// unchangeable lists the settings of a consumer of soar's that differ from
+// want and that no update can change, so that only deleting the consumer
+// puts them back (ensureConsumer): a deliver subject (a push consumer,
+// which hands alerts to whoever subscribes to it), a replay policy other
+// than instant (alerts come at the pace they were published), memory
+// storage (what was delivered and acknowledged is forgotten when the
+// server restarts), and a limit on waiting pulls other than the server's
+// default (dispatchers' pulls beyond it are refused). No dispatcher sets
+// any of them otherwise. Work queues refuse a deliver or ack policy other
+// than soar's.
+func unchangeable(have, want jetstream.ConsumerConfig) []string {
+	var out settingList
+	add := out.add
+	add(have.DeliverSubject != want.DeliverSubject, "deliver_subject", have.DeliverSubject)
+	add(have.ReplayPolicy != want.ReplayPolicy, "replay_policy", have.ReplayPolicy)
+	add(have.MemoryStorage != want.MemoryStorage, "mem_storage", "")
+	// A push consumer has none; its deliver subject is listed.
+	add(have.DeliverSubject == "" && have.MaxWaiting != cmp.Or(want.MaxWaiting, defaultMaxWaiting), "max_waiting", have.MaxWaiting)
+	return out
+}
+
+// defaultMaxWaiting is how many pulls nats-server lets wait on a pull
+// consumer that sets no limit (JSWaitQueueDefaultMax).
+const defaultMaxWaiting = 512
 
 // putBack puts back a consumer's settings that altered found, as of a fresh
 // read, and keeps every other. Headers only among them tells stripped that

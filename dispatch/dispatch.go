@@ -401,9 +401,8 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.DeadLetterStream, err)
 	}
-	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.Stream, d.consumerConfig())
-	if err != nil {
-		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.Consumer, err)
+	if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil {
+		return err
 	}
 	// Every dispatcher reads the parked stream for the floor, with a pod
 	// index or without (park.go).
@@ -423,11 +422,56 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.ParkedStream, err)
 	}
-	_, err = d.js.CreateOrUpdateConsumer(ctx, d.cfg.ParkedStream, parkedConsumerConfig(d.cfg.ParkedConsumer))
-	if err != nil {
-		return fmt.Errorf("dispatch: create or update consumer %s: %w", d.cfg.ParkedConsumer, err)
+	return d.ensureConsumer(ctx, d.cfg.ParkedStream, parkedConsumerConfig(d.cfg.ParkedConsumer))
+}
+
+// ensureConsumer creates or updates one of soar's consumers. Somebody who
+// may use the account's JetStream API can delete it and create it again
+// with settings that no update can change (unchangeable): every
+// dispatcher's start would then fail for good, and a push consumer would
+// hand the alerts to a subject of theirs. ensureConsumer deletes such a
+// consumer and creates soar's. Both streams are work queues, so nothing
+// is lost with it: a new consumer delivers every alert not yet
+// acknowledged, and those a dispatcher held join their incidents again.
+func (d *Dispatcher) ensureConsumer(ctx context.Context, stream string, want jetstream.ConsumerConfig) error {
+	_, err := d.js.CreateOrUpdateConsumer(ctx, stream, want)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeConsumerCreate {
+		if have, ierr := d.consumerInfo(ctx, stream, want.Durable); ierr == nil {
+			if settings := unchangeable(have.Config, want); len(settings) > 0 {
+				err = d.js.DeleteConsumer(ctx, stream, want.Durable)
+				if err == nil || errors.Is(err, jetstream.ErrConsumerNotFound) {
+					_, err = d.js.CreateOrUpdateConsumer(ctx, stream, want)
+				}
+				if err == nil {
+					d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
+					d.log.Error().Str("consumer", want.Durable).Strs("settings", settings).
+						Msg("a consumer of soar's had settings no update can change; deleted it and created soar's")
+					return nil
+				}
+			}
+		}
+	}
+	return fmt.Errorf("dispatch: create or update consumer %s: %w", want.Durable, err)
+}
+
+// consumerInfo reads a consumer of soar's, pull or push.
+func (d *Dispatcher) consumerInfo(ctx context.Context, stream, consumer string) (*jetstream.ConsumerInfo, error) {
+	c, err := d.js.Consumer(ctx, stream, consumer)
+	if err == nil {
+		return c.CachedInfo(), nil
+	}
+	if !errors.Is(err, jetstream.ErrNotPullConsumer) {
+		return nil, err
+	}
+	p, err := d.js.PushConsumer(ctx, stream, consumer)
+	if err != nil {
+		return nil, err
+	}
+	return p.CachedInfo(), nil
 }
 
 // alertSources are the sources the alert stream gets: those of

@@ -653,3 +653,126 @@ func TestAPullRefusedWhileAConsumerWasAlteredIsMadeAgain(t *testing.T) {
 		t.Errorf("the dispatcher stopped:\n%s", out.String())
 	}
 }
+
+// TestAConsumerCreatedAgainWithUnchangeableSettingsIsReplaced: somebody
+// deletes one of soar's consumers and creates it again with a setting no
+// update can change. Every dispatcher's start failed on it for good (the
+// update is refused), and a push consumer handed the alerts to a subject
+// of theirs. Now the start deletes it and creates soar's, says so, and the
+// alert that waited in the stream comes to the new consumer.
+func TestAConsumerCreatedAgainWithUnchangeableSettingsIsReplaced(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(out), Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		stream, consumer, subject string
+		want                      jetstream.ConsumerConfig
+	}{
+		{d.cfg.Stream, d.cfg.Consumer, "falco.notice.x", d.consumerConfig()},
+		{d.cfg.ParkedStream, d.cfg.ParkedConsumer, d.cfg.ParkedSubject, parkedConsumerConfig(d.cfg.ParkedConsumer)},
+	} {
+		consumer := c.consumer
+		for _, a := range []struct {
+			setting string
+			change  func(*jetstream.ConsumerConfig)
+		}{
+			{"deliver_subject attacker.inbox", func(cfg *jetstream.ConsumerConfig) { cfg.DeliverSubject, cfg.MaxWaiting = "attacker.inbox", 0 }},
+			{"replay_policy original", func(cfg *jetstream.ConsumerConfig) { cfg.ReplayPolicy = jetstream.ReplayOriginalPolicy }},
+			{"mem_storage", func(cfg *jetstream.ConsumerConfig) { cfg.MemoryStorage = true }},
+			{"max_waiting 1", func(cfg *jetstream.ConsumerConfig) { cfg.MaxWaiting = 1 }},
+		} {
+			if _, err := js.Publish(ctx, c.subject, []byte(`{"id":"waiting"}`)); err != nil {
+				t.Fatal(err)
+			}
+			cons, err := js.Consumer(ctx, c.stream, consumer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := cons.CachedInfo().Config
+			if err := js.DeleteConsumer(ctx, c.stream, consumer); err != nil {
+				t.Fatal(err)
+			}
+			a.change(&cfg)
+			if _, err := js.CreateConsumer(ctx, c.stream, cfg); err != nil {
+				t.Fatalf("%s %s: %v", consumer, a.setting, err)
+			}
+			if err := d.EnsureStreams(ctx); err != nil {
+				t.Fatalf("%s %s: the start failed: %v", consumer, a.setting, err)
+			}
+			cons, err = js.Consumer(ctx, c.stream, consumer)
+			if err != nil {
+				t.Fatalf("%s %s: %v", consumer, a.setting, err)
+			}
+			if left := unchangeable(cons.CachedInfo().Config, c.want); len(left) > 0 {
+				t.Errorf("%s still has %v", consumer, left)
+			}
+			msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				t.Fatalf("%s %s: the alert that waited: %v", consumer, a.setting, err)
+			}
+			if err := msg.DoubleAck(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := `"consumer":"` + consumer + `","settings":["` + a.setting + `"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("no line says %s:\n%s", want, out.String())
+			}
+		}
+	}
+}
+
+// TestARunningDispatcherCreatesTheParkedConsumerAgain: the parked alerts'
+// consumer deleted, or created again as a push consumer or with memory
+// storage, while a dispatcher with pod indexes runs. Its pull of parked
+// alerts names the consumer, so parked alerts came to no dispatcher (or to
+// whoever subscribed to the push consumer's subject) until a restart.
+// Within a read of the backlog the consumer is soar's again.
+func TestARunningDispatcherCreatesTheParkedConsumerAgain(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	want := parkedConsumerConfig(d.cfg.ParkedConsumer)
+	for _, a := range []struct {
+		name, line string
+		change     func(*jetstream.ConsumerConfig)
+	}{
+		{"deleted", `"consumer":"soar-dispatch-parked","message":"a consumer of soar's was deleted; created it again"`, nil},
+		{"push", `"settings":["deliver_subject attacker.inbox"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`,
+			func(cfg *jetstream.ConsumerConfig) { cfg.DeliverSubject, cfg.MaxWaiting = "attacker.inbox", 0 }},
+		{"memory", `"settings":["mem_storage"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`,
+			func(cfg *jetstream.ConsumerConfig) { cfg.MemoryStorage = true }},
+	} {
+		if err := js.DeleteConsumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err != nil {
+			t.Fatal(err)
+		}
+		if a.change != nil {
+			cfg := want
+			a.change(&cfg)
+			if _, err := js.CreateConsumer(ctx, d.cfg.ParkedStream, cfg); err != nil {
+				t.Fatalf("%s: %v", a.name, err)
+			}
+		}
+		testenv.Eventually(t, 10*time.Second, a.name+": the consumer is soar's again", func() error {
+			cons, err := js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)
+			if err != nil {
+				return err
+			}
+			if u := unchangeable(cons.CachedInfo().Config, want); len(u) > 0 {
+				return fmt.Errorf("still %v", u)
+			}
+			if !strings.Contains(out.String(), a.line) {
+				return fmt.Errorf("no line says %s", a.line)
+			}
+			return nil
+		})
+	}
+}
