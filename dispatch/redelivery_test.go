@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -775,4 +776,54 @@ func TestARunningDispatcherCreatesTheParkedConsumerAgain(t *testing.T) {
 			return nil
 		})
 	}
+}
+
+// TestTheParkedPullOutlivesAPriorityGroupItSawAtItsStart: the parked
+// alerts' consumer has a priority group when the pull of parked alerts
+// starts (somebody changed it between the start's put-back and the pull's
+// first read). Every pull is refused until the put-back; the pull of
+// parked alerts, unlike the alert pull (pullAgain), is one request at a
+// time, so it only retries, and the parked message comes after the
+// put-back.
+func TestTheParkedPullOutlivesAPriorityGroupItSawAtItsStart(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.New(zerolog.NewTestWriter(t)), Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cons.CachedInfo().Config
+	cfg.PriorityPolicy, cfg.PriorityGroups = jetstream.PriorityPolicyOverflow, []string{"elsewhere"}
+	if _, err := js.UpdateConsumer(ctx, d.cfg.ParkedStream, cfg); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.runParked(runCtx, ctx, &wg) }()
+	t.Cleanup(func() { stop(); wg.Wait() })
+	// A message nobody parked: once pulled, it is dead-lettered, which
+	// needs neither Temporal nor a pod.
+	if _, err := js.Publish(ctx, d.cfg.ParkedSubject, []byte(`{"id":"forged"}`)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "the parked message pulled after the put-back", func() error {
+		if err := d.observe(ctx); err != nil {
+			return err
+		}
+		d.parkedHint.Store(1)
+		p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil)
+		if err != nil {
+			return err
+		}
+		if p.Waiting > 0 {
+			return fmt.Errorf("%d parked message(s) wait", p.Waiting)
+		}
+		return nil
+	})
+	deadLetter(t, js, ReasonForgedParked)
 }
