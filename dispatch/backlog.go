@@ -253,6 +253,7 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	if d.unknownLane != nil {
 		d.observeParkedConsumer(ctx)
 	}
+	d.observeDeadLetters(ctx)
 	d.metrics.BacklogWaiting.Set(float64(b.Waiting))
 	d.metrics.BacklogInFlight.Set(float64(b.InFlight))
 	d.metrics.BacklogOldestAge.Set(b.OldestAge.Seconds())
@@ -303,6 +304,73 @@ func (d *Dispatcher) observeParkedConsumer(ctx context.Context) {
 	}
 }
 
+// observeDeadLetters keeps the dead-letter stream able to take dead
+// letters: while it refuses them, each alert to be dead-lettered is
+// retried in the alert consumer's ack pending, never dropped, so a flood
+// of bad alerts would fill the window and stop all dispatch. Deleted, it
+// is created again; settings that refuse dead letters
+// (deadLettersRefused) are put back; a seal, which nobody can take back,
+// is named once a minute.
+func (d *Dispatcher) observeDeadLetters(ctx context.Context) {
+	want := d.deadLetterStreamConfig()
+	s, err := d.js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		if err = d.ensureStream(ctx, want); err == nil {
+			d.metrics.StreamLimitsRestored.WithLabelValues(want.Name).Inc()
+			d.log.Error().Str("stream", want.Name).Msg("a stream of soar's was deleted; created it again")
+			return
+		}
+	case err == nil:
+		cfg := s.CachedInfo().Config
+		if cfg.Sealed {
+			if last := d.deadLettersSealedLog.Load(); time.Since(time.Unix(0, last)) > time.Minute && d.deadLettersSealedLog.CompareAndSwap(last, time.Now().UnixNano()) {
+				d.log.Error().Str("stream", want.Name).
+					Msg("the dead-letter stream is sealed: bad alerts wait in the alert consumer's window, and nobody can unseal it; recreate the stream (docs/operations.md#backlog)")
+			}
+			return
+		}
+		refused := deadLettersRefused(cfg, want)
+		if len(refused) == 0 {
+			return
+		}
+		cfg.NoAck, cfg.Discard, cfg.DiscardNewPerSubject, cfg.MaxMsgSize = false, jetstream.DiscardOld, false, -1
+		for _, subject := range want.Subjects {
+			if !captures(cfg.Subjects, subject) {
+				cfg.Subjects = append(cfg.Subjects, subject)
+			}
+		}
+		if _, err = d.js.UpdateStream(ctx, cfg); err == nil {
+			d.metrics.StreamLimitsRestored.WithLabelValues(want.Name).Inc()
+			d.log.Error().Str("stream", want.Name).Strs("settings", refused).Msg("the dead-letter stream was set to refuse dead letters; put back")
+			return
+		}
+	}
+	if err != nil && ctx.Err() == nil {
+		d.log.Error().Err(err).Str("stream", want.Name).Msg("the dead-letter stream could not be read, created or put back")
+	}
+}
+
+// deadLettersRefused lists the settings of the dead-letter stream that make
+// it refuse dead letters, or never answer their publication: no
+// acknowledgement to publishers, discarding new messages when full (the
+// stream is a record that drops its oldest), a limit of a message's size
+// (a dead letter may be as large as the server allows), and subjects of
+// want's it no longer captures. Limits that only drop old dead letters
+// sooner (age, bytes, messages) are an operator's to set.
+func deadLettersRefused(have, want jetstream.StreamConfig) []string {
+	var out settingList
+	add := out.add
+	add(have.NoAck, "no_ack", "")
+	add(have.Discard == jetstream.DiscardNew, "discard new", "")
+	add(have.DiscardNewPerSubject, "discard_new_per_subject", "")
+	add(have.MaxMsgSize > 0, "max_msg_size", have.MaxMsgSize)
+	for _, subject := range want.Subjects {
+		add(!captures(have.Subjects, subject), "subjects lack", subject)
+	}
+	return out
+}
+
 // alertStreamFloor and parkedStreamFloor are what this dispatcher's flags
 // hold the alert stream and the parked stream to at least, between
 // starts: their sizes and subjects (see dropping).
@@ -319,8 +387,9 @@ func (d *Dispatcher) parkedStreamFloor() jetstream.StreamConfig {
 // refuse them, and that no dispatcher sets (EnsureStreams): an age limit,
 // a limit per subject, discarding the oldest when full, a limit of
 // messages or of a message's size, rollups (a publisher's header would
-// purge what waits); and an inactivity limit for its consumers, which
-// would delete soar's while no dispatcher pulls.
+// purge what waits), no acknowledgement to publishers; and an inactivity
+// limit for its consumers, which would delete soar's while no dispatcher
+// pulls.
 //
 // Against want (a dispatcher's flags), it also lists a byte limit below
 // want's and subjects of want's that the stream does not capture
@@ -336,6 +405,10 @@ func dropping(have, want jetstream.StreamConfig) []string {
 	add(have.MaxMsgs > 0, "max_msgs", have.MaxMsgs)
 	add(have.MaxMsgSize > 0, "max_msg_size", have.MaxMsgSize)
 	add(have.AllowRollup, "allow_rollup_hdrs", "")
+	// Not a drop either: the stream stores alerts but answers no
+	// publisher, so every publish that waits for its answer (a
+	// detector's, a dispatcher's parking) fails after its timeout.
+	add(have.NoAck, "no_ack", "")
 	// Not a drop, but it would stick to the consumer as its own inactivity
 	// threshold (altered) through every put-back.
 	add(have.ConsumerLimits.InactiveThreshold > 0, "consumer_limits.inactive_threshold", have.ConsumerLimits.InactiveThreshold)
@@ -396,7 +469,7 @@ func (d *Dispatcher) undoDrops(ctx context.Context, want jetstream.StreamConfig,
 	if err == nil {
 		cfg := s.CachedInfo().Config
 		cfg.MaxAge, cfg.MaxMsgsPerSubject, cfg.Discard, cfg.DiscardNewPerSubject = 0, -1, jetstream.DiscardNew, false
-		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.AllowRollup = -1, -1, false
+		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.AllowRollup, cfg.NoAck = -1, -1, false, false
 		cfg.ConsumerLimits.InactiveThreshold = 0
 		// An age limit forces the duplicate window under it; both streams'
 		// is alertDuplicates.
@@ -479,6 +552,20 @@ func unchangeable(have, want jetstream.ConsumerConfig) []string {
 	add(have.MemoryStorage != want.MemoryStorage, "mem_storage", "")
 	// A push consumer has none; its deliver subject is listed.
 	add(have.DeliverSubject == "" && have.MaxWaiting != cmp.Or(want.MaxWaiting, defaultMaxWaiting), "max_waiting", have.MaxWaiting)
+	return out
+}
+
+// unchangeableStream lists the settings of one of soar's streams that
+// differ from want and that no update can take back (ensureStream): its
+// retention (a work queue is what keeps an alert until a dispatcher
+// acknowledges it), its storage (in memory, a server's restart loses every
+// alert), and a seal.
+func unchangeableStream(have, want jetstream.StreamConfig) []string {
+	var out settingList
+	add := out.add
+	add(have.Retention != want.Retention, "retention", have.Retention)
+	add(have.Storage != want.Storage, "storage", have.Storage)
+	add(have.Sealed, "sealed", "")
 	return out
 }
 

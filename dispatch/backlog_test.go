@@ -325,3 +325,94 @@ func TestAFullWindowIsNamed(t *testing.T) {
 		return nil
 	})
 }
+
+// TestDeniedDeletesAndPurgesDoNotStopTheStart: an operator (or anybody
+// with the account's JetStream API) denies deletes and purges on soar's
+// streams, which nobody can take back. Every dispatcher's start tried to
+// and failed for good; now it keeps them, as it deletes and purges
+// nothing.
+func TestDeniedDeletesAndPurgesDoNotStopTheStart(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{DefaultStream, DefaultDeadLetterStream, DefaultParkedStream}
+	for _, name := range names {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		cfg.DenyDelete, cfg.DenyPurge = true, true
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{}).EnsureStreams(ctx); err != nil {
+		t.Fatalf("the start: %v", err)
+	}
+	for _, name := range names {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := s.CachedInfo().Config; !c.DenyDelete || !c.DenyPurge {
+			t.Errorf("%s: deny_delete %v, deny_purge %v", name, c.DenyDelete, c.DenyPurge)
+		}
+	}
+}
+
+// TestAStreamNoUpdateCanMendStopsTheStartWithWhatToDo: one of soar's
+// streams deleted and created again with a retention or a storage of
+// somebody's, or sealed. No update can take those back, and soar does not
+// delete a stream that may hold alerts: the start fails with an error that
+// names the settings and the commands that mend it.
+func TestAStreamNoUpdateCanMendStopsTheStartWithWhatToDo(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		stream, setting string
+		change          func(*jetstream.StreamConfig)
+	}{
+		{DefaultStream, "retention Limits", func(c *jetstream.StreamConfig) { c.Retention = jetstream.LimitsPolicy }},
+		{DefaultParkedStream, "storage Memory", func(c *jetstream.StreamConfig) { c.Storage = jetstream.MemoryStorage }},
+		{DefaultDeadLetterStream, "retention WorkQueue", func(c *jetstream.StreamConfig) { c.Retention = jetstream.WorkQueuePolicy }},
+		{DefaultStream, "sealed", nil},
+	} {
+		s, err := js.Stream(ctx, c.stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := s.CachedInfo().Config
+		if c.change != nil {
+			if err := js.DeleteStream(ctx, c.stream); err != nil {
+				t.Fatal(err)
+			}
+			c.change(&cfg)
+			if _, err := js.CreateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			cfg.Sealed = true
+			if _, err := js.UpdateStream(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = d.EnsureStreams(ctx)
+		if err == nil || !strings.Contains(err.Error(), "("+c.setting+")") || !strings.Contains(err.Error(), "nats stream rm "+c.stream) {
+			t.Errorf("%s %s: the start = %v, want an error naming the setting and the way out", c.stream, c.setting, err)
+		}
+		if err := js.DeleteStream(ctx, c.stream); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.EnsureStreams(ctx); err != nil {
+			t.Fatalf("the start after the stream was deleted: %v", err)
+		}
+	}
+}

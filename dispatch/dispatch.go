@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -331,6 +332,9 @@ type Dispatcher struct {
 	// parkedHint is how many parked alerts this dispatcher believes wait:
 	// read from the stream every second, raised by its own parking.
 	parkedHint atomic.Int64
+	// deadLettersSealedLog is when the sealed dead-letter stream was last
+	// named (UnixNano).
+	deadLettersSealedLog atomic.Int64
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
@@ -364,7 +368,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	}
 	// Work-queue retention deletes an alert once it is acknowledged and keeps
 	// it, however long, until then: undispatched alerts survive any outage.
-	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := d.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        d.cfg.Stream,
 		Description: "Security alerts waiting for soar's dispatcher",
 		Subjects:    d.cfg.Subjects,
@@ -377,11 +381,38 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		MaxBytes: d.cfg.StreamMaxBytes,
 		Discard:  jetstream.DiscardNew,
 		Sources:  sources,
-	})
-	if err != nil {
-		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.Stream, err)
+	}); err != nil {
+		return err
 	}
-	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if err := d.ensureStream(ctx, d.deadLetterStreamConfig()); err != nil {
+		return err
+	}
+	if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil {
+		return err
+	}
+	// Every dispatcher reads the parked stream for the floor, with a pod
+	// index or without (park.go).
+	if err := d.ensureStream(ctx, jetstream.StreamConfig{
+		Name:        d.cfg.ParkedStream,
+		Description: "Alerts for pods the pod index does not know, waiting for their lane (moved from " + d.cfg.Stream + ")",
+		Subjects:    []string{d.cfg.ParkedSubject},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    d.cfg.Replicas,
+		// Longer than the ack wait: an original delivered again after it
+		// was parked is parked once.
+		Duplicates: 2 * time.Minute,
+		MaxBytes:   d.cfg.ParkedMaxBytes,
+		Discard:    jetstream.DiscardNew,
+	}); err != nil {
+		return err
+	}
+	return d.ensureConsumer(ctx, d.cfg.ParkedStream, parkedConsumerConfig(d.cfg.ParkedConsumer))
+}
+
+// deadLetterStreamConfig is the dead-letter stream's configuration.
+func (d *Dispatcher) deadLetterStreamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
 		Name:        d.cfg.DeadLetterStream,
 		Description: "Alert messages soar could not decode, with the reason in the Soar-Reason header",
 		Subjects:    []string{d.cfg.DeadLetterPrefix + ".>"},
@@ -397,32 +428,35 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		// would stop JetStream delivering any alert. Dead letters are a
 		// record of bad input, kept 30 days or this many bytes.
 		Discard: jetstream.DiscardOld,
-	})
-	if err != nil {
-		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.DeadLetterStream, err)
 	}
-	if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil {
-		return err
+}
+
+// ensureStream creates or updates one of soar's streams. Of an existing
+// stream it keeps denied deletes and purges, which nobody can take back
+// and which take nothing from soar (it neither deletes nor purges
+// messages): an operator may deny both to keep the record, and before,
+// every dispatcher's start failed on them for good. A retention, a
+// storage or a seal that differs from soar's cannot be taken back either
+// (unchangeableStream); for those it says what to do instead of deleting
+// a stream that may hold alerts.
+func (d *Dispatcher) ensureStream(ctx context.Context, want jetstream.StreamConfig) error {
+	s, err := d.js.Stream(ctx, want.Name)
+	switch {
+	case err == nil:
+		have := s.CachedInfo().Config
+		want.DenyDelete, want.DenyPurge = have.DenyDelete, have.DenyPurge
+		if settings := unchangeableStream(have, want); len(settings) > 0 {
+			return fmt.Errorf("dispatch: stream %s has settings no update can take back (%s): somebody changed it, or deleted it and created it again so. "+
+				"soar does not delete a stream that may hold alerts: save what it holds if it matters (nats stream backup %s DIR), delete it (nats stream rm %s) and start again, which creates soar's",
+				want.Name, strings.Join(settings, ", "), want.Name, want.Name)
+		}
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("dispatch: stream %s: %w", want.Name, err)
 	}
-	// Every dispatcher reads the parked stream for the floor, with a pod
-	// index or without (park.go).
-	_, err = d.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        d.cfg.ParkedStream,
-		Description: "Alerts for pods the pod index does not know, waiting for their lane (moved from " + d.cfg.Stream + ")",
-		Subjects:    []string{d.cfg.ParkedSubject},
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Replicas:    d.cfg.Replicas,
-		// Longer than the ack wait: an original delivered again after it
-		// was parked is parked once.
-		Duplicates: 2 * time.Minute,
-		MaxBytes:   d.cfg.ParkedMaxBytes,
-		Discard:    jetstream.DiscardNew,
-	})
-	if err != nil {
-		return fmt.Errorf("dispatch: create or update stream %s: %w", d.cfg.ParkedStream, err)
+	if _, err := d.js.CreateOrUpdateStream(ctx, want); err != nil {
+		return fmt.Errorf("dispatch: create or update stream %s: %w", want.Name, err)
 	}
-	return d.ensureConsumer(ctx, d.cfg.ParkedStream, parkedConsumerConfig(d.cfg.ParkedConsumer))
+	return nil
 }
 
 // ensureConsumer creates or updates one of soar's consumers. Somebody who

@@ -303,7 +303,7 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 		cfg := s.CachedInfo().Config
 		maxBytes, subjects, taken := cfg.MaxBytes, cfg.Subjects, cfg.Subjects[len(cfg.Subjects)-1]
 		cfg.MaxAge, cfg.Duplicates, cfg.MaxMsgsPerSubject, cfg.Discard = time.Second, time.Second, 1, jetstream.DiscardOld
-		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.MaxBytes, cfg.AllowRollup = 2, 10, 1000, true
+		cfg.MaxMsgs, cfg.MaxMsgSize, cfg.MaxBytes, cfg.AllowRollup, cfg.NoAck = 2, 10, 1000, true, true
 		cfg.ConsumerLimits.InactiveThreshold = time.Hour
 		if name == DefaultStream {
 			cfg.Subjects = subjects[:len(subjects)-1]
@@ -321,13 +321,13 @@ func TestAStreamSetToDropAlertsIsPutBack(t *testing.T) {
 			}
 			c := info.Config
 			if c.MaxAge != 0 || c.MaxMsgsPerSubject > 0 || c.Discard != jetstream.DiscardNew || c.MaxBytes != maxBytes || c.Duplicates != alertDuplicates ||
-				c.ConsumerLimits.InactiveThreshold != 0 || c.MaxMsgs > 0 || c.MaxMsgSize > 0 || c.AllowRollup || !slices.Contains(c.Subjects, taken) {
+				c.ConsumerLimits.InactiveThreshold != 0 || c.MaxMsgs > 0 || c.MaxMsgSize > 0 || c.AllowRollup || c.NoAck || !slices.Contains(c.Subjects, taken) {
 				return fmt.Errorf("still dropping or refusing: %+v", c)
 			}
 			if got := testutil.ToFloat64(d.metrics.StreamLimitsRestored.WithLabelValues(name)); got < 1 {
 				return fmt.Errorf("soar_dispatch_stream_limits_restored_total{stream=%q} = %v", name, got)
 			}
-			want := `"stream":"` + name + `","settings":["max_age 1s","max_msgs_per_subject 1","discard old","max_msgs 2","max_msg_size 10","allow_rollup_hdrs","consumer_limits.inactive_threshold 1h0m0s","max_bytes 1000","subjects lack ` + taken + `"],"message":"a stream of soar's was set to drop or refuse alerts; put back"`
+			want := `"stream":"` + name + `","settings":["max_age 1s","max_msgs_per_subject 1","discard old","max_msgs 2","max_msg_size 10","allow_rollup_hdrs","no_ack","consumer_limits.inactive_threshold 1h0m0s","max_bytes 1000","subjects lack ` + taken + `"],"message":"a stream of soar's was set to drop or refuse alerts; put back"`
 			if !strings.Contains(out.String(), want) {
 				return fmt.Errorf("no line names the settings (%s):\n%s", want, out.String())
 			}
@@ -826,4 +826,76 @@ func TestTheParkedPullOutlivesAPriorityGroupItSawAtItsStart(t *testing.T) {
 		return nil
 	})
 	deadLetter(t, js, ReasonForgedParked)
+}
+
+// TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters: somebody sets the
+// dead-letter stream to refuse dead letters (no acknowledgement, discard
+// new, a message size limit, another subject), or deletes it. An alert to
+// be dead-lettered is then retried in the alert consumer's ack pending,
+// never dropped, so a flood of bad alerts would stop all dispatch. A
+// running dispatcher puts the settings back, or creates the stream again,
+// within a read of the backlog and says so, and the next bad alert is
+// dead-lettered. A seal, which nobody can take back, is named.
+func TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	s, err := js.Stream(ctx, DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.NoAck, cfg.Discard, cfg.MaxMsgSize, cfg.Subjects = true, jetstream.DiscardNew, 10, []string{"elsewhere.>"}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the dead-letter stream put back", func() error {
+		want := `"stream":"SOAR_DEADLETTER","settings":["no_ack","discard new","max_msg_size 10","subjects lack soar.deadletter.>"],"message":"the dead-letter stream was set to refuse dead letters; put back"`
+		if !strings.Contains(out.String(), want) {
+			return fmt.Errorf("no line says %s", want)
+		}
+		return nil
+	})
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`not json, after the put-back`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := deadLetter(t, js, alert.ReasonInvalidJSON); string(got.Data) != `not json, after the put-back` {
+		t.Errorf("dead letter %q", got.Data)
+	}
+
+	if err := js.DeleteStream(ctx, DefaultDeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the dead-letter stream created again", func() error {
+		if !strings.Contains(out.String(), `"stream":"SOAR_DEADLETTER","message":"a stream of soar's was deleted; created it again"`) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`not json, after the deletion`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := deadLetter(t, js, alert.ReasonInvalidJSON); string(got.Data) != `not json, after the deletion` {
+		t.Errorf("dead letter %q", got.Data)
+	}
+
+	if s, err = js.Stream(ctx, DefaultDeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	cfg = s.CachedInfo().Config
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the sealed dead-letter stream named", func() error {
+		if !strings.Contains(out.String(), `"stream":"SOAR_DEADLETTER","message":"the dead-letter stream is sealed`) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
 }
