@@ -218,10 +218,23 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	}
 	// After the consumer's floor, never before: an alert acknowledged by
 	// then was parked by then too (park.go).
-	p, err := readParked(ctx, d.js, d.parkedStreamFloor(), func(h nats.Header, data []byte) bool {
+	genuine := func(h nats.Header, data []byte) bool {
 		_, err := d.unparkHeaders(h, data)
 		return err == nil
-	})
+	}
+	p, err := readParked(ctx, d.js, d.parkedStreamFloor(), genuine)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		// Deleted while this dispatcher runs (the alert stream's deletion
+		// ends Run, with its consumer): every read of the backlog would
+		// fail until a restart, and with it every put-back here, and no
+		// alert could be parked.
+		if err = d.ensureParked(ctx); err != nil {
+			return err
+		}
+		d.metrics.StreamLimitsRestored.WithLabelValues(d.cfg.ParkedStream).Inc()
+		d.log.Error().Str("stream", d.cfg.ParkedStream).Msg("a stream of soar's was deleted; created it again")
+		p, err = readParked(ctx, d.js, d.parkedStreamFloor(), genuine)
+	}
 	if err != nil {
 		return err
 	}

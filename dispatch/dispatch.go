@@ -392,6 +392,11 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 	}
 	// Every dispatcher reads the parked stream for the floor, with a pod
 	// index or without (park.go).
+	return d.ensureParked(ctx)
+}
+
+// ensureParked creates or updates the parked stream and its consumer.
+func (d *Dispatcher) ensureParked(ctx context.Context) error {
 	if err := d.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        d.cfg.ParkedStream,
 		Description: "Alerts for pods the pod index does not know, waiting for their lane (moved from " + d.cfg.Stream + ")",

@@ -899,3 +899,40 @@ func TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters(t *testing.T) {
 		return nil
 	})
 }
+
+// TestADeletedParkedStreamIsCreatedAgain: somebody deletes SOAR_PARKED
+// while a dispatcher runs. Every read of the backlog failed on it until a
+// restart, and with it every put-back (a pause, a filter…), and no alert
+// could be parked. The dispatcher creates the stream and its consumer
+// again within a read, says so, and goes on mending what is changed next.
+func TestADeletedParkedStreamIsCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{})
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	if err := js.DeleteStream(ctx, DefaultParkedStream); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the parked stream created again", func() error {
+		if _, err := js.Consumer(ctx, DefaultParkedStream, DefaultParkedConsumer); err != nil {
+			return err
+		}
+		if !strings.Contains(out.String(), `"stream":"SOAR_PARKED","message":"a stream of soar's was deleted; created it again"`) {
+			return errors.New("no line says so")
+		}
+		return nil
+	})
+	if _, err := js.PauseConsumer(ctx, DefaultStream, DefaultConsumer, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the alert consumer resumed", func() error {
+		if !strings.Contains(out.String(), "was paused; resumed it") {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+}
