@@ -168,6 +168,20 @@ func TestAStoppedDispatcherHandsBackTheAlertWaitingForASlot(t *testing.T) {
 	}
 }
 
+// runningDispatcher runs a dispatcher without Temporal, whose log lines the
+// test can read: for what needs only NATS (dead letters, soar's streams
+// and consumers).
+func runningDispatcher(t *testing.T, js jetstream.JetStream, cfg Config) (*Dispatcher, *testenv.SyncBuffer) {
+	t.Helper()
+	out := &testenv.SyncBuffer{}
+	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), cfg)
+	if err := d.EnsureStreams(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	runDispatcher(t, d)
+	return d, out
+}
+
 // loggedDispatcher is unitDispatcher, keyed by alert.id, on a real
 // Temporal, whose log lines the test can read.
 func loggedDispatcher(t *testing.T, js jetstream.JetStream, cfg Config) (*Dispatcher, *testenv.SyncBuffer) {
@@ -735,12 +749,7 @@ func TestAConsumerCreatedAgainWithUnchangeableSettingsIsReplaced(t *testing.T) {
 func TestARunningDispatcherCreatesTheParkedConsumerAgain(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
-	out := &testenv.SyncBuffer{}
-	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
-	if err := d.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	runDispatcher(t, d)
+	d, out := runningDispatcher(t, js, Config{Keys: testenv.SigningKeys(), Pods: map[string]PodIndex{"": pods{}}})
 	want := parkedConsumerConfig(d.cfg.ParkedConsumer)
 	for _, a := range []struct {
 		name, line string
@@ -839,12 +848,7 @@ func TestTheParkedPullOutlivesAPriorityGroupItSawAtItsStart(t *testing.T) {
 func TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
-	out := &testenv.SyncBuffer{}
-	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{})
-	if err := d.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	runDispatcher(t, d)
+	_, out := runningDispatcher(t, js, Config{})
 	s, err := js.Stream(ctx, DefaultDeadLetterStream)
 	if err != nil {
 		t.Fatal(err)
@@ -908,12 +912,7 @@ func TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters(t *testing.T) {
 func TestADeletedParkedStreamIsCreatedAgain(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
-	out := &testenv.SyncBuffer{}
-	d := New(js, nil, nil, metrics.New(), zerolog.New(io.MultiWriter(out, zerolog.NewTestWriter(t))), Config{})
-	if err := d.EnsureStreams(ctx); err != nil {
-		t.Fatal(err)
-	}
-	runDispatcher(t, d)
+	_, out := runningDispatcher(t, js, Config{})
 	if err := js.DeleteStream(ctx, DefaultParkedStream); err != nil {
 		t.Fatal(err)
 	}
