@@ -388,7 +388,8 @@ func deadLettersRefused(have, want jetstream.StreamConfig) []string {
 // hold the alert stream and the parked stream to at least, between
 // starts: their sizes and subjects (see dropping).
 func (d *Dispatcher) alertStreamFloor() jetstream.StreamConfig {
-	return jetstream.StreamConfig{Name: d.cfg.Stream, Subjects: d.cfg.Subjects, MaxBytes: d.cfg.StreamMaxBytes}
+	return jetstream.StreamConfig{Name: d.cfg.Stream, Subjects: d.cfg.Subjects, MaxBytes: d.cfg.StreamMaxBytes,
+		Sources: streamSources(d.cfg.ClusterSources)}
 }
 
 func (d *Dispatcher) parkedStreamFloor() jetstream.StreamConfig {
@@ -405,8 +406,10 @@ func (d *Dispatcher) parkedStreamFloor() jetstream.StreamConfig {
 // pulls.
 //
 // Against want (a dispatcher's flags), it also lists a byte limit below
-// want's and subjects of want's that the stream does not capture
-// (published there, an alert goes nowhere). Flags may differ between
+// want's, subjects of want's that the stream does not capture (published
+// there, an alert goes nowhere), and cluster sources of want's that the
+// stream lacks or that were altered (sourceIntact: a cluster cut off, or
+// its alerts under another cluster's name). Flags may differ between
 // dispatchers during an upgrade, so these are only ever raised or added:
 // dispatchers with different flags end at the largest, never fight.
 func dropping(have, want jetstream.StreamConfig) []string {
@@ -429,7 +432,47 @@ func dropping(have, want jetstream.StreamConfig) []string {
 	for _, subject := range want.Subjects {
 		add(!captures(have.Subjects, subject), "subjects lack", subject)
 	}
+	for _, src := range want.Sources {
+		i := sameSource(have.Sources, src)
+		add(i < 0, "sources lack", sourceLabel(src))
+		add(i >= 0 && !sourceIntact(have.Sources[i], src), "source altered", sourceLabel(src))
+	}
 	return out
+}
+
+// sameSource is the index of the source among sources that is src's
+// stream in src's domain, or -1.
+func sameSource(sources []*jetstream.StreamSource, src *jetstream.StreamSource) int {
+	return slices.IndexFunc(sources, func(s *jetstream.StreamSource) bool {
+		return s.Name == src.Name && apiPrefix(s) == apiPrefix(src)
+	})
+}
+
+func apiPrefix(s *jetstream.StreamSource) string {
+	if s.External == nil {
+		return ""
+	}
+	return s.External.APIPrefix
+}
+
+// sourceIntact reports whether have sources what want does, under the same
+// subjects: a filter, another subject transform (alerts of one cluster
+// under another's name) or another deliver prefix would withhold or
+// misname a cluster's alerts.
+func sourceIntact(have, want *jetstream.StreamSource) bool {
+	return have.FilterSubject == want.FilterSubject && slices.Equal(have.SubjectTransforms, want.SubjectTransforms) &&
+		have.External != nil && want.External != nil && have.External.DeliverPrefix == want.External.DeliverPrefix
+}
+
+// sourceLabel names a cluster source of want's in a setting as its flag
+// does: cluster=domain/stream.
+func sourceLabel(s *jetstream.StreamSource) string {
+	cluster := ""
+	if len(s.SubjectTransforms) > 0 {
+		cluster = strings.TrimSuffix(strings.TrimPrefix(s.SubjectTransforms[0].Destination, ClusterSubjectPrefix), ".>")
+	}
+	domain := strings.TrimSuffix(strings.TrimPrefix(apiPrefix(s), "$JS."), ".API")
+	return cluster + "=" + domain + "/" + s.Name
 }
 
 // settingList is what dropping and altered list: "name value" per setting.
@@ -493,6 +536,13 @@ func (d *Dispatcher) undoDrops(ctx context.Context, want jetstream.StreamConfig,
 		for _, subject := range want.Subjects {
 			if !captures(cfg.Subjects, subject) {
 				cfg.Subjects = append(cfg.Subjects, subject)
+			}
+		}
+		for _, src := range want.Sources {
+			if i := sameSource(cfg.Sources, src); i < 0 {
+				cfg.Sources = append(cfg.Sources, src)
+			} else if !sourceIntact(cfg.Sources[i], src) {
+				cfg.Sources[i] = src
 			}
 		}
 		_, err = d.js.UpdateStream(ctx, cfg)

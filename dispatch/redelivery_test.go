@@ -935,3 +935,51 @@ func TestADeletedParkedStreamIsCreatedAgain(t *testing.T) {
 		return nil
 	})
 }
+
+// TestAClusterSourceRemovedOrAlteredIsPutBack: somebody removes the alert
+// stream's source of one cluster (its alerts stop coming, and its metrics
+// go with it), and gives another's a subject transform that names a third
+// cluster (its alerts would be contained there). A running dispatcher
+// whose flags name both puts them back within a read of the backlog and
+// says so; a source its flags do not name is left alone (another
+// dispatcher's, during an upgrade).
+func TestAClusterSourceRemovedOrAlteredIsPutBack(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	flags := []ClusterSource{{Cluster: "prod", Domain: "edge-prod"}, {Cluster: "dev", Domain: "edge-dev"}}
+	_, out := runningDispatcher(t, js, Config{ClusterSources: flags})
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := streamSources(flags)
+	other := &jetstream.StreamSource{Name: "SOAR_LEAF_ALERTS", External: &jetstream.ExternalStream{APIPrefix: "$JS.edge-new.API", DeliverPrefix: SourceDeliverPrefix + "new"},
+		SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: ">", Destination: "clusters.new.>"}}}
+	cfg := s.CachedInfo().Config
+	steered := *want[1]
+	steered.SubjectTransforms = []jetstream.SubjectTransformConfig{{Source: ">", Destination: "clusters.prod.>"}}
+	cfg.Sources = []*jetstream.StreamSource{&steered, other}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the sources put back", func() error {
+		info, err := s.Info(ctx)
+		if err != nil {
+			return err
+		}
+		have := info.Config.Sources
+		if len(have) != 3 {
+			return fmt.Errorf("%d sources", len(have))
+		}
+		for _, src := range append(want, other) {
+			if i := sameSource(have, src); i < 0 || !sourceIntact(have[i], src) {
+				return fmt.Errorf("source %s: %+v", sourceLabel(src), have)
+			}
+		}
+		line := `"stream":"SOAR_ALERTS","settings":["sources lack prod=edge-prod/SOAR_LEAF_ALERTS","source altered dev=edge-dev/SOAR_LEAF_ALERTS"],"message":"a stream of soar's was set to drop or refuse alerts; put back"`
+		if !strings.Contains(out.String(), line) {
+			return fmt.Errorf("no line says %s", line)
+		}
+		return nil
+	})
+}
