@@ -636,26 +636,37 @@ func TestAPullRefusedWhileAConsumerWasAlteredIsMadeAgain(t *testing.T) {
 		}
 		return nil
 	})
-	cons, err := js.Consumer(ctx, DefaultStream, DefaultConsumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := cons.CachedInfo().Config
-	cfg.PriorityPolicy, cfg.PriorityGroups = jetstream.PriorityPolicyOverflow, []string{"elsewhere"}
-	if _, err := js.UpdateConsumer(ctx, DefaultStream, cfg); err != nil {
-		t.Fatal(err)
-	}
-	// The pull waiting at the server names no group either, but is not
-	// checked again: it delivers these, and the client asks for more
-	// when half of its buffer is gone. Matched by no playbook, each is
-	// acknowledged at once.
-	for i := range pullBuffer/2 + 8 {
-		if _, err := js.Publish(ctx, "alerts.other", fmt.Appendf(nil, `{"id":"other-%d","rule":"other"}`, i)); err != nil {
+	// The dispatcher puts the consumer back within a second, which under
+	// load may come before the client asks for more: then the change is
+	// made again.
+	for attempt := 1; !strings.Contains(out.String(), "code=400"); attempt++ {
+		if attempt > 5 {
+			t.Fatalf("no pull refused in 5 attempts:\n%s", out.String())
+		}
+		cons, err := js.Consumer(ctx, DefaultStream, DefaultConsumer)
+		if err != nil {
 			t.Fatal(err)
 		}
+		cfg := cons.CachedInfo().Config
+		cfg.PriorityPolicy, cfg.PriorityGroups = jetstream.PriorityPolicyOverflow, []string{"elsewhere"}
+		if _, err := js.UpdateConsumer(ctx, DefaultStream, cfg); err != nil {
+			t.Fatal(err)
+		}
+		// The pull waiting at the server names no group either, but is
+		// not checked again: it delivers these, and the client asks for
+		// more when half of its buffer is gone. Matched by no playbook,
+		// each is acknowledged at once.
+		for i := range pullBuffer/2 + 8 {
+			if _, err := js.Publish(ctx, "alerts.other", fmt.Appendf(nil, `{"id":"other-%d-%d","rule":"other"}`, attempt, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline) && !strings.Contains(out.String(), "code=400"); {
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
-	testenv.Eventually(t, 10*time.Second, "the pull refused", func() error {
-		if !strings.Contains(out.String(), "code=400") {
+	testenv.Eventually(t, 10*time.Second, "the pull made again", func() error {
+		if !strings.Contains(out.String(), "the alert pull was refused and ended; pulling again") {
 			return errors.New("not yet")
 		}
 		return nil
@@ -761,13 +772,22 @@ func TestARunningDispatcherCreatesTheParkedConsumerAgain(t *testing.T) {
 		{"memory", `"settings":["mem_storage"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`,
 			func(cfg *jetstream.ConsumerConfig) { cfg.MemoryStorage = true }},
 	} {
-		if err := js.DeleteConsumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err != nil {
-			t.Fatal(err)
-		}
-		if a.change != nil {
+		// The dispatcher may create its own between the two calls: then
+		// again.
+		for attempt := 1; ; attempt++ {
+			if err := js.DeleteConsumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+				t.Fatal(err)
+			}
+			if a.change == nil {
+				break
+			}
 			cfg := want
 			a.change(&cfg)
-			if _, err := js.CreateConsumer(ctx, d.cfg.ParkedStream, cfg); err != nil {
+			_, err := js.CreateConsumer(ctx, d.cfg.ParkedStream, cfg)
+			if err == nil {
+				break
+			}
+			if attempt == 5 {
 				t.Fatalf("%s: %v", a.name, err)
 			}
 		}
