@@ -658,9 +658,6 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 		cfg.PauseUntil = nil // a pause is resume's
 		_, err = d.js.UpdateConsumer(ctx, stream, cfg)
 	}
-	if err == nil && slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, "filter_subject") }) {
-		err = d.rewind(ctx, stream, want.Durable)
-	}
 	if err != nil {
 		if ctx.Err() == nil {
 			d.log.Error().Err(err).Str("consumer", want.Durable).Strs("settings", settings).
@@ -670,6 +667,9 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 	}
 	d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
 	d.log.Error().Str("consumer", want.Durable).Strs("settings", settings).Msg("a consumer of soar's was set to withhold or spoil alerts; put back")
+	if slices.ContainsFunc(settings, func(s string) bool { return strings.HasPrefix(s, "filter_subject") }) {
+		d.rewind(ctx, stream, want.Durable)
+	}
 }
 
 // rewind sends a consumer of soar's back to its acknowledgement floor,
@@ -680,14 +680,21 @@ func (d *Dispatcher) putBack(ctx context.Context, stream string, want jetstream.
 // the floor is only what no dispatcher has acknowledged: the alerts passed
 // over, and those in a dispatcher's hands, which come again as after an
 // ack wait (and open no second incident).
-func (d *Dispatcher) rewind(ctx context.Context, stream, consumer string) error {
+//
+// It needs nats-server 2.14 (the consumer reset API); an older server
+// does not answer, and the alerts passed over wait until an operator
+// resets the consumer.
+func (d *Dispatcher) rewind(ctx context.Context, stream, consumer string) {
 	r, err := d.js.ResetConsumer(ctx, stream, consumer)
 	if err != nil {
-		return fmt.Errorf("dispatch: send consumer %s back to its acknowledgement floor: %w", consumer, err)
+		if ctx.Err() == nil {
+			d.log.Error().Err(err).Str("consumer", consumer).
+				Msg("a consumer of soar's could not be sent back to its acknowledgement floor: alerts its altered filter passed over wait in the stream until it is")
+		}
+		return
 	}
 	d.log.Warn().Str("consumer", consumer).Uint64("stream_seq", r.ResetSeq).
 		Msg("a consumer of soar's was sent back to its acknowledgement floor for the alerts its altered filter passed over")
-	return nil
 }
 
 // resume resumes a consumer of soar's that somebody paused. A paused
