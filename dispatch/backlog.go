@@ -51,6 +51,9 @@ type Backlog struct {
 	Epoch time.Time `json:"epoch"`
 	// ReadAt is when the numbers were read.
 	ReadAt time.Time `json:"readAt"`
+	// DeadLetters is set by `soar dispatch status` when the dead-letter
+	// stream cannot take dead letters.
+	DeadLetters *DeadLetterState `json:"deadLetters,omitempty"`
 	// Sources are the clusters' streams the alert stream sources
 	// (ClusterSource), as its server last heard from them.
 	Sources []SourceState `json:"sources,omitempty"`
@@ -362,6 +365,38 @@ func (d *Dispatcher) observeDeadLetters(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		d.log.Error().Err(err).Str("stream", want.Name).Msg("the dead-letter stream could not be read, created or put back")
 	}
+}
+
+// DeadLetterState is what `soar dispatch status` says of the dead-letter
+// stream when it cannot take dead letters (observeDeadLetters).
+type DeadLetterState struct {
+	Stream string `json:"stream"`
+	// Missing: the stream is gone.
+	Missing bool `json:"missing,omitempty"`
+	Sealed  bool `json:"sealed,omitempty"`
+	// Refuses lists the settings that make it refuse dead letters.
+	Refuses []string `json:"refuses,omitempty"`
+}
+
+// Broken reports whether the stream cannot take dead letters.
+func (s DeadLetterState) Broken() bool { return s.Missing || s.Sealed || len(s.Refuses) > 0 }
+
+// ReadDeadLetters reads the dead-letter stream that takes the dead letters
+// of subjects under prefix.
+func ReadDeadLetters(ctx context.Context, js jetstream.JetStream, stream, prefix string) (DeadLetterState, error) {
+	st := DeadLetterState{Stream: stream}
+	s, err := js.Stream(ctx, stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		st.Missing = true
+		return st, nil
+	case err != nil:
+		return st, fmt.Errorf("dispatch: stream %s: %w", stream, err)
+	}
+	cfg := s.CachedInfo().Config
+	st.Sealed = cfg.Sealed
+	st.Refuses = deadLettersRefused(cfg, jetstream.StreamConfig{Subjects: []string{prefix + ".>"}})
+	return st, nil
 }
 
 // deadLettersRefused lists the settings of the dead-letter stream that make

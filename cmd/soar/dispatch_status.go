@@ -35,8 +35,9 @@ what waits to be dispatched. The stream keeps an alert only until a dispatcher
 acknowledged it, so its oldest message is the oldest alert not yet handed to
 Temporal. Exits with status 1 when that alert is older than --warn-age, when
 the consumer is paused, set to withhold alerts or holds as many alerts in
-flight as it allows, or when the alert stream or the parked stream is sealed
-or set to drop or refuse alerts.`,
+flight as it allows, when the alert stream or the parked stream is sealed
+or set to drop or refuse alerts, or when the dead-letter stream cannot take
+dead letters.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			nc, err := nf.connect(cmd.Context(), "soar-dispatch-status", 0, zerolog.Nop())
@@ -60,6 +61,13 @@ or set to drop or refuse alerts.`,
 				// park nothing.
 				return err
 			}
+			dl, err := dispatch.ReadDeadLetters(cmd.Context(), js, dispatch.DefaultDeadLetterStream, dispatch.DefaultDeadLetterPrefix)
+			if err != nil {
+				return err
+			}
+			if dl.Broken() {
+				b.DeadLetters = &dl
+			}
 			out := cmd.OutOrStdout()
 			if asJSON {
 				enc := json.NewEncoder(out)
@@ -81,6 +89,9 @@ or set to drop or refuse alerts.`,
 			}
 			if b.Parked != nil && len(b.Parked.Drops) > 0 {
 				return fmt.Errorf("the parked stream is set to drop or refuse alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Parked.Drops, ", "))
+			}
+			if b.DeadLetters != nil {
+				return fmt.Errorf("the dead-letter stream %s cannot take dead letters (%s): bad alerts wait in the consumer's window", dl.Stream, deadLetterTrouble(dl))
 			}
 			if b.WindowFull() {
 				return fmt.Errorf("%d alerts in flight, the consumer's limit: nothing more is delivered until some are acknowledged", b.InFlight)
@@ -142,6 +153,9 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 			fmt.Fprintf(w, "DROPS ALERTS  %s: the parked stream drops or refuses alerts; a running dispatcher puts it back within a second\n", strings.Join(p.Drops, ", "))
 		}
 	}
+	if dl := b.DeadLetters; dl != nil {
+		fmt.Fprintf(w, "DEAD LETTERS  %s: %s cannot take dead letters, so bad alerts wait in the consumer's window; a running dispatcher mends it within a second unless it is sealed (then recreate it)\n", deadLetterTrouble(*dl), dl.Stream)
+	}
 	for _, src := range b.Sources {
 		heard := "never heard from"
 		if src.Inactive >= 0 {
@@ -157,4 +171,16 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		}
 		fmt.Fprintln(w, line)
 	}
+}
+
+// deadLetterTrouble says why the dead-letter stream cannot take dead
+// letters.
+func deadLetterTrouble(dl dispatch.DeadLetterState) string {
+	switch {
+	case dl.Missing:
+		return "missing"
+	case dl.Sealed:
+		return "sealed"
+	}
+	return strings.Join(dl.Refuses, ", ")
 }

@@ -125,12 +125,40 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Errorf("status of a parked stream that drops alerts lacks the DROPS ALERTS line:\n%s", drops)
 	}
 
-	// Somebody set the consumer to withhold alerts (and the parked stream
-	// was put back).
+	// Somebody set the dead-letter stream to refuse dead letters (and the
+	// parked stream was put back), then deleted it.
 	pcfg.MaxMsgsPerSubject = -1
 	if _, err := js.UpdateStream(ctx, pcfg); err != nil {
 		t.Fatal(err)
 	}
+	dst, err := js.Stream(ctx, dispatch.DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg := dst.CachedInfo().Config
+	dcfg.NoAck, dcfg.MaxMsgSize = true, 10
+	if _, err := js.UpdateStream(ctx, dcfg); err != nil {
+		t.Fatal(err)
+	}
+	refusing, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the dead-letter stream SOAR_DEADLETTER cannot take dead letters (no_ack, max_msg_size 10)") {
+		t.Errorf("status of a dead-letter stream that refuses dead letters: err = %v", err)
+	}
+	if !strings.Contains(refusing, "DEAD LETTERS  no_ack, max_msg_size 10: SOAR_DEADLETTER cannot take dead letters") {
+		t.Errorf("status of a dead-letter stream that refuses dead letters lacks the DEAD LETTERS line:\n%s", refusing)
+	}
+	if err := js.DeleteStream(ctx, dispatch.DefaultDeadLetterStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := status(); err == nil || !strings.Contains(err.Error(), "the dead-letter stream SOAR_DEADLETTER cannot take dead letters (missing)") {
+		t.Errorf("status without a dead-letter stream: err = %v", err)
+	}
+	dcfg.NoAck, dcfg.MaxMsgSize = false, -1
+	if _, err := js.CreateStream(ctx, dcfg); err != nil {
+		t.Fatal(err)
+	}
+
+	// Somebody set the consumer to withhold alerts.
 	cons, err := js.Consumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer)
 	if err != nil {
 		t.Fatal(err)
