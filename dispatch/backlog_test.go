@@ -364,12 +364,12 @@ func TestDeniedDeletesAndPurgesDoNotStopTheStart(t *testing.T) {
 	}
 }
 
-// TestAStreamNoUpdateCanMendStopsTheStartWithWhatToDo: one of soar's
+// TestAStreamNoUpdateCanMendStopsTheStartSayingHowToMendIt: one of soar's
 // streams deleted and created again with a retention or a storage of
 // somebody's, or sealed. No update can take those back, and soar does not
 // delete a stream that may hold alerts: the start fails with an error that
 // names the settings and the commands that mend it.
-func TestAStreamNoUpdateCanMendStopsTheStartWithWhatToDo(t *testing.T) {
+func TestAStreamNoUpdateCanMendStopsTheStartSayingHowToMendIt(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	d := New(js, nil, nil, metrics.New(), zerolog.Nop(), Config{})
