@@ -20,7 +20,7 @@ import (
 
 // DefaultKubeletVersion is the version a TestKubelet's Node reports unless
 // KubeletVersion says otherwise: the version of kube-apiserver in bin/k8s.
-const DefaultKubeletVersion = "v1.36.3"
+const DefaultKubeletVersion = "v1.37.2"
 
 // CheckpointMode says how a TestKubelet answers POST /checkpoint/...; each
 // mode is an answer a real kubelet gives.
