@@ -70,10 +70,15 @@ type Backlog struct {
 	Sealed bool `json:"sealed,omitempty"`
 	// Altered lists the consumer's settings that keep alerts from the
 	// dispatchers, strip them or deliver them late (no dispatcher sets
-	// them; a running one puts them back).
+	// them; a running one puts them back), and those no update can change
+	// (a deliver subject: a push consumer; a running dispatcher replaces
+	// the consumer).
 	Altered []string `json:"altered,omitempty"`
 	// Parked is what waits in the parked stream (park.go).
 	Parked *ParkedState `json:"parked,omitempty"`
+	// replace is set when Altered holds settings no update can change
+	// (unchangeable): only replacing the consumer puts them back.
+	replace bool
 }
 
 // SourceState is how the alert stream's copy of one cluster's stream
@@ -162,11 +167,22 @@ func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	if err != nil {
 		return Backlog{}, fmt.Errorf("dispatch: stream %s: %w", stream, err)
 	}
+	var ci *jetstream.ConsumerInfo
 	c, err := s.Consumer(ctx, consumer)
+	if errors.Is(err, jetstream.ErrNotPullConsumer) {
+		// Deleted and created again as a push consumer: read it, to
+		// name its deliver subject.
+		var p jetstream.PushConsumer
+		if p, err = s.PushConsumer(ctx, consumer); err == nil {
+			ci = p.CachedInfo()
+		}
+	} else if err == nil {
+		ci = c.CachedInfo()
+	}
 	if err != nil {
 		return Backlog{}, fmt.Errorf("dispatch: consumer %s: %w", consumer, err)
 	}
-	si, ci := s.CachedInfo(), c.CachedInfo()
+	si := s.CachedInfo()
 	now := time.Now()
 	b := Backlog{
 		Stream:       stream,
@@ -192,6 +208,9 @@ func readBacklog(ctx context.Context, js jetstream.JetStream, want jetstream.Str
 	b.Drops = dropping(si.Config, want)
 	b.Sealed = si.Config.Sealed
 	b.Altered = altered(ci.Config, wantC)
+	if u := unchangeable(ci.Config, wantC); len(u) > 0 {
+		b.Altered, b.replace = append(b.Altered, u...), true
+	}
 	if si.State.Msgs > 0 {
 		b.Oldest = si.State.FirstTime
 		b.OldestAge = now.Sub(si.State.FirstTime)
@@ -263,7 +282,11 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	if len(p.Drops) > 0 {
 		d.undoDrops(ctx, d.parkedStreamFloor(), p.Drops)
 	}
-	if len(b.Altered) > 0 {
+	if b.replace {
+		if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil && ctx.Err() == nil {
+			d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("a consumer of soar's could not be read or created again")
+		}
+	} else if len(b.Altered) > 0 {
 		d.putBack(ctx, d.cfg.Stream, d.consumerConfig(), b.Altered)
 	}
 	if d.unknownLane != nil {
@@ -290,8 +313,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 // with pod indexes, what observe does for the alert consumer, and more:
 // deleted, or created again as a push consumer or with settings no update
 // can change, it would keep parked alerts from this dispatcher until it
-// restarts (deleting the alert consumer ends Run, and the restart creates
-// it), so it is created again at once (ensureConsumer).
+// restarts, so it is created again at once (ensureConsumer), as Run does
+// for the alert consumer when its pull ends (consumeAgain).
 func (d *Dispatcher) observeParkedConsumer(ctx context.Context) {
 	want := parkedConsumerConfig(d.cfg.ParkedConsumer)
 	c, err := d.js.Consumer(ctx, d.cfg.ParkedStream, d.cfg.ParkedConsumer)

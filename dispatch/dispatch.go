@@ -335,6 +335,9 @@ type Dispatcher struct {
 	// deadLettersSealedLog is when the sealed dead-letter stream was last
 	// named (UnixNano).
 	deadLettersSealedLog atomic.Int64
+	// consumedAgain is when Run last created its consumer again
+	// (consumeAgain); only Run's goroutine uses it.
+	consumedAgain time.Time
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
@@ -662,15 +665,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 		case <-cc.Closed():
+			again := d.consumeAgain
 			if refused.Load() {
-				if next, r, ok := d.pullAgain(ctx, handler); ok {
-					cc, refused = next, r
-					continue
-				}
+				again = d.pullAgain
+			}
+			if next, r, ok := again(ctx, handler); ok {
+				cc, refused = next, r
+				continue
 			}
 			if ctx.Err() == nil {
-				// The consumer is gone (deleted, or the connection closed
-				// for good), or could not be pulled again (pullAgain).
+				// The consumer could not be created or pulled again (the
+				// stream is gone, or the connection closed for good).
 				d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
 			}
 		}
@@ -730,8 +735,9 @@ func (d *Dispatcher) pull(cons jetstream.Consumer, handler jetstream.MessageHand
 // requests, which ended it (pull): somebody gave the consumer a priority
 // group or limits on pulls. The next read of the backlog puts those back
 // (observe); pulling again at once would only be refused again, and
-// stopping instead would stop every dispatcher together. It reports false
-// once ctx ends or the consumer is gone.
+// stopping instead would stop every dispatcher together. A consumer deleted
+// meanwhile is created again (consumeAgain). It reports false once ctx ends
+// or the pull cannot be made again.
 func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, bool) {
 	d.log.Warn().Str("consumer", d.cfg.Consumer).Msg("the alert pull was refused and ended; pulling again")
 	for {
@@ -743,6 +749,9 @@ func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHan
 		// A fresh handle: Consume checks the consumer's priority groups
 		// as the handle last read them.
 		cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrNotPullConsumer) {
+			return d.consumeAgain(ctx, handler) // deleted meanwhile
+		}
 		if err == nil {
 			var cc jetstream.ConsumeContext
 			var refused *atomic.Bool
@@ -758,6 +767,56 @@ func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHan
 		}
 		return nil, nil, false
 	}
+}
+
+// consumeAgain creates the alert consumer again after its pull ended while
+// ctx lives and no request was refused: somebody deleted the consumer, or
+// deleted it and created another in its place (a push consumer handing the
+// alerts to a subject of theirs, or settings no update can change), which
+// ensureConsumer replaces. Stopping instead stopped every dispatcher at
+// once, and a few deletions in a row left their restarts in a supervisor's
+// back-off (Kubernetes': up to five minutes) with every alert waiting.
+// Nothing is lost: a new consumer on the work queue delivers every alert not
+// yet acknowledged, and those this dispatcher holds join their incidents
+// again. It waits a backlog read since the last time, so that deletions in
+// a loop cost the server a creation a second, and reports false once ctx
+// ends or the consumer cannot be created or pulled (the stream is gone, or
+// the connection closed for good): then Run stops, and the restart creates
+// what it can.
+func (d *Dispatcher) consumeAgain(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, bool) {
+	if wait := backlogEvery - time.Since(d.consumedAgain); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, nil, false
+		case <-time.After(wait):
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, nil, false
+	}
+	d.consumedAgain = time.Now()
+	want := d.consumerConfig()
+	_, gone := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	err := d.ensureConsumer(ctx, d.cfg.Stream, want)
+	var cons jetstream.Consumer
+	if err == nil {
+		if errors.Is(gone, jetstream.ErrConsumerNotFound) {
+			d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
+			d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
+		}
+		cons, err = d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	}
+	if err == nil {
+		var cc jetstream.ConsumeContext
+		var refused *atomic.Bool
+		if cc, refused, err = d.pull(cons, handler); err == nil {
+			return cc, refused, true
+		}
+	}
+	if ctx.Err() == nil {
+		d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert consumer could not be created again")
+	}
+	return nil, nil, false
 }
 
 // Handle dispatches one message: dead-letter it, drop it (no playbook

@@ -215,13 +215,72 @@ func openedLine(t *testing.T, out *testenv.SyncBuffer, id string, wait time.Dura
 	return found
 }
 
-// TestRunEndsWhenItsConsumerIsDeleted: someone deletes the alert consumer
-// of a dispatcher that has pod indexes (so it also pulls parked alerts and
-// watches the backlog). Run ends on its own, after the alert it was given
-// opened its incident, so that the process can exit and a restart create
-// the consumer again. Before, the parked alerts' pull ran on until Stop,
-// and the drain waited for it for ever.
-func TestRunEndsWhenItsConsumerIsDeleted(t *testing.T) {
+// TestADeletedAlertConsumerIsCreatedAgain: someone deletes the alert
+// consumer of a running dispatcher that has pod indexes (so it also pulls
+// parked alerts and watches the backlog), then deletes it again and puts a
+// push consumer of theirs in its place. Run used to end, and so every
+// dispatcher at once, and a few deletions left their restarts in a
+// supervisor's back-off. Now Run goes on: it creates its consumer again,
+// says so, and the alerts published after each change open their
+// incidents.
+func TestADeletedAlertConsumerIsCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	runDispatcher(t, d)
+	publish := func(id string) {
+		t.Helper()
+		if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"`+id+`","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`)); err != nil {
+			t.Fatal(err)
+		}
+		openedLine(t, out, id, 30*time.Second)
+	}
+	running := func(after string) {
+		t.Helper()
+		if strings.Contains(out.String(), "dispatcher stopped") {
+			t.Fatalf("Run ended %s:\n%s", after, out.String())
+		}
+	}
+	publish("before")
+
+	if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	publish("after-deletion")
+	running("after its consumer was deleted")
+	if !strings.Contains(out.String(), `"consumer":"soar-dispatch","message":"a consumer of soar's was deleted; created it again"`) {
+		t.Errorf("no line says the consumer was created again:\n%s", out.String())
+	}
+
+	// Deleted and created again as a push consumer: until the dispatcher
+	// notices, the attacker's subject gets the alerts.
+	for attempt := 1; ; attempt++ {
+		if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatal(err)
+		}
+		cfg := d.consumerConfig()
+		cfg.DeliverSubject, cfg.MaxWaiting = "attacker.inbox", 0
+		_, err := js.CreateConsumer(ctx, DefaultStream, cfg)
+		if err == nil {
+			break
+		}
+		if attempt == 5 { // the dispatcher created its own first each time
+			t.Fatal(err)
+		}
+	}
+	publish("after-push")
+	running("after its consumer was replaced by a push consumer")
+	if !strings.Contains(out.String(), `"settings":["deliver_subject attacker.inbox"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`) {
+		t.Errorf("no line says the push consumer was replaced:\n%s", out.String())
+	}
+}
+
+// TestRunEndsWhenItsStreamIsDeleted: someone deletes the alert stream, and
+// with it the consumer, of a dispatcher that has pod indexes. Its consumer
+// cannot be created again without the stream, so Run ends on its own, and
+// the process can exit and a restart create both. Before, the parked
+// alerts' pull ran on until Stop, and the drain waited for it for ever.
+func TestRunEndsWhenItsStreamIsDeleted(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
@@ -234,7 +293,7 @@ func TestRunEndsWhenItsConsumerIsDeleted(t *testing.T) {
 	}
 	openedLine(t, out, "before", 30*time.Second)
 
-	if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil {
+	if err := js.DeleteStream(ctx, DefaultStream); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -243,10 +302,12 @@ func TestRunEndsWhenItsConsumerIsDeleted(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	case <-time.After(20 * time.Second): // drainTimeout and then some
-		t.Fatalf("Run still running 20 s after its consumer was deleted:\n%s", out.String())
+		t.Fatalf("Run still running 20 s after its stream was deleted:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), "the alert consumer stopped; dispatcher stopping") {
-		t.Errorf("no line says why the dispatcher stopped:\n%s", out.String())
+	for _, line := range []string{"the alert consumer could not be created again", "the alert consumer stopped; dispatcher stopping"} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("no line says %q:\n%s", line, out.String())
+		}
 	}
 }
 

@@ -167,14 +167,15 @@ func TestDevClusters(t *testing.T) {
 		t.Errorf("incident list shows an incident for dev-9:\n%s", list)
 	}
 
-	// Someone deletes the dispatcher's consumer: soar dev, which can
-	// dispatch nothing more, exits and says why, as soar dispatch does
-	// (TestDispatchExitsWhenItsConsumerIsDeleted), instead of running on.
-	if err := js.DeleteConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+	// Someone deletes the alert stream and with it the dispatcher's
+	// consumer: soar dev, which can dispatch nothing more, exits and says
+	// why, as soar dispatch does (TestDispatchExitsWhenItsStreamIsDeleted),
+	// instead of running on.
+	if err := js.DeleteStream(ctx, dispatch.DefaultStream); err != nil {
 		t.Fatal(err)
 	}
 	if err := dev.exited(30 * time.Second); !errors.Is(err, errDispatcherEnded) {
-		t.Errorf("soar dev returned %v after its consumer was deleted, want %v", err, errDispatcherEnded)
+		t.Errorf("soar dev returned %v after its stream was deleted, want %v", err, errDispatcherEnded)
 	}
 }
 

@@ -125,7 +125,7 @@ func coalesceWindow(d time.Duration) time.Duration {
 }
 
 // errDispatcherEnded: the dispatcher stopped without being told to.
-var errDispatcherEnded = errors.New("the dispatcher stopped on its own (its alert consumer is gone; a restart creates it again)")
+var errDispatcherEnded = errors.New("the dispatcher stopped on its own (its alert consumer could not be created again: the alert stream is gone or the NATS connection closed; a restart creates them)")
 
 func newDispatchCmd(g *globalFlags) *cobra.Command {
 	var (
@@ -190,7 +190,7 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			if len(cfg.Pods) > 0 {
 				hs.AddCheck("pod-index", d.PodIndexCheck)
 			}
-			// A dispatcher that stopped on its own (its consumer deleted)
+			// A dispatcher that stopped on its own (its stream deleted)
 			// dispatches nothing more: exit, so that a restart creates the
 			// consumer again, rather than run on looking alive.
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started", endedWith(d.Ended(), errDispatcherEnded))

@@ -12,12 +12,15 @@ import (
 	"github.com/soar-dev/soar/internal/testenv"
 )
 
-// TestDispatchExitsWhenItsConsumerIsDeleted: someone who may delete
-// consumers on the NATS account deletes the dispatcher's. The dispatcher
-// can pull nothing more, so 'soar dispatch' exits with an error that says
-// why (a supervisor restarts it, and the restart creates the consumer
-// again) instead of running on, ready and dispatching nothing.
-func TestDispatchExitsWhenItsConsumerIsDeleted(t *testing.T) {
+// TestDispatchExitsWhenItsStreamIsDeleted: someone who may delete streams
+// on the NATS account deletes the alert stream, and with it the
+// dispatcher's consumer. The dispatcher cannot create its consumer again
+// (a deleted consumer alone it creates again:
+// dispatch.TestADeletedAlertConsumerIsCreatedAgain) and can pull nothing
+// more, so 'soar dispatch' exits with an error that says why (a supervisor
+// restarts it, and the restart creates both) instead of running on, ready
+// and dispatching nothing.
+func TestDispatchExitsWhenItsStreamIsDeleted(t *testing.T) {
 	ports := freePorts(t)
 	ts, err := devstack.StartTemporal(devstack.TemporalOptions{Port: ports.temporal, Namespaces: []string{"default"}})
 	if err != nil {
@@ -33,7 +36,7 @@ func TestDispatchExitsWhenItsConsumerIsDeleted(t *testing.T) {
 		"--playbooks", filepath.Join("..", "..", "playbooks", "library"))
 
 	_, js := testenv.Connect(t, ns.ClientURL())
-	if err := js.DeleteConsumer(context.Background(), dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+	if err := js.DeleteStream(context.Background(), dispatch.DefaultStream); err != nil {
 		t.Fatal(err)
 	}
 	if err := run.exited(30 * time.Second); !errors.Is(err, errDispatcherEnded) {

@@ -97,7 +97,7 @@ dead letters.`,
 				return fmt.Errorf("%d alerts in flight, the consumer's limit: nothing more is delivered until some are acknowledged", b.InFlight)
 			}
 			if len(b.Altered) > 0 {
-				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back)", strings.Join(b.Altered, ", "))
+				return fmt.Errorf("the alert consumer is set to withhold or spoil alerts (%s) (a running dispatcher puts it back or replaces it)", strings.Join(b.Altered, ", "))
 			}
 			if b.OldestAge > warnAge {
 				return fmt.Errorf("the oldest waiting alert is %s old, over --warn-age %s", b.OldestAge.Round(time.Second), warnAge)
@@ -130,7 +130,7 @@ func printBacklog(w io.Writer, b dispatch.Backlog) {
 		fmt.Fprintf(w, "DROPS ALERTS  %s: the stream drops or refuses alerts; a running dispatcher puts it back within a second\n", strings.Join(b.Drops, ", "))
 	}
 	if len(b.Altered) > 0 {
-		fmt.Fprintf(w, "ALTERED       %s: the consumer withholds alerts, strips them or delivers them late; a running dispatcher puts it back within a second\n", strings.Join(b.Altered, ", "))
+		fmt.Fprintf(w, "ALTERED       %s: the consumer withholds alerts, strips them, delivers them late or hands them to a subject; a running dispatcher puts it back or replaces it within a second\n", strings.Join(b.Altered, ", "))
 	}
 	fmt.Fprintf(w, "Waiting       %d alerts\n", b.Waiting)
 	fmt.Fprintf(w, "  undelivered %d\n", b.Undelivered)

@@ -176,6 +176,23 @@ func TestDispatchStatusPrintsTheBacklogAndFailsWhenItIsOld(t *testing.T) {
 		t.Errorf("status of an altered consumer lacks the ALTERED line:\n%s", altered)
 	}
 
+	// Somebody deleted it and created a push consumer in its place, which
+	// hands the alerts to their subject. Before, status could not read it.
+	if err := js.DeleteConsumer(ctx, dispatch.DefaultStream, dispatch.DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	ccfg.FilterSubject, ccfg.HeadersOnly, ccfg.DeliverSubject, ccfg.MaxWaiting = "", false, "attacker.inbox", 0
+	if _, err := js.CreateConsumer(ctx, dispatch.DefaultStream, ccfg); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := status()
+	if err == nil || !strings.Contains(err.Error(), "the alert consumer is set to withhold or spoil alerts (deliver_subject attacker.inbox)") {
+		t.Errorf("status of a push consumer: err = %v", err)
+	}
+	if !strings.Contains(pushed, "ALTERED       deliver_subject attacker.inbox: ") {
+		t.Errorf("status of a push consumer lacks the ALTERED line:\n%s", pushed)
+	}
+
 	// Somebody sealed the stream, which nobody can undo.
 	cfg.Sealed = true
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
