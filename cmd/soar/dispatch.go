@@ -192,7 +192,8 @@ func newDispatchCmd(g *globalFlags) *cobra.Command {
 			}
 			// A dispatcher that stopped on its own (its stream deleted)
 			// dispatches nothing more: exit, so that a restart creates the
-			// consumer again, rather than run on looking alive.
+			// stream and the consumer again, rather than run on looking
+			// alive. A deleted consumer alone it creates again itself.
 			return serveUntilDone(ctx, httpAddr, hs, log, "dispatcher started", endedWith(d.Ended(), errDispatcherEnded))
 		},
 	}
