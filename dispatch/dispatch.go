@@ -778,45 +778,64 @@ func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHan
 // back-off (Kubernetes': up to five minutes) with every alert waiting.
 // Nothing is lost: a new consumer on the work queue delivers every alert not
 // yet acknowledged, and those this dispatcher holds join their incidents
-// again. It waits a backlog read since the last time, so that deletions in
-// a loop cost the server a creation a second, and reports false once ctx
-// ends or the consumer cannot be created or pulled (the stream is gone, or
-// the connection closed for good): then Run stops, and the restart creates
-// what it can.
+// again.
+//
+// Each try waits a backlog read since the last, so that deletions in a loop
+// cost the server a creation a second. A creation the server refuses for a
+// moment (right after a deletion, a busy server answers "error creating
+// store for consumer") is tried again for consumeAgainFor. It reports false
+// once ctx ends, or when the consumer cannot be created or pulled: the
+// stream is gone, the connection closed for good, or the tries ran out.
+// Then Run stops, and the restart creates what it can.
 func (d *Dispatcher) consumeAgain(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, bool) {
-	if wait := backlogEvery - time.Since(d.consumedAgain); wait > 0 {
-		select {
-		case <-ctx.Done():
-			return nil, nil, false
-		case <-time.After(wait):
+	giveUp := time.Now().Add(consumeAgainFor)
+	for {
+		if wait := backlogEvery - time.Since(d.consumedAgain); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, nil, false
+			case <-time.After(wait):
+			}
 		}
+		if ctx.Err() != nil {
+			return nil, nil, false
+		}
+		d.consumedAgain = time.Now()
+		cc, refused, err := d.createAndPull(ctx, handler)
+		switch {
+		case err == nil:
+			return cc, refused, true
+		case ctx.Err() != nil:
+			return nil, nil, false
+		case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrConnectionClosed), time.Now().After(giveUp):
+			d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert consumer could not be created again")
+			return nil, nil, false
+		}
+		d.log.Warn().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert consumer could not be created again yet; trying again")
 	}
-	if ctx.Err() != nil {
-		return nil, nil, false
-	}
-	d.consumedAgain = time.Now()
+}
+
+// consumeAgainFor is how long consumeAgain tries to create the alert
+// consumer again before Run stops.
+const consumeAgainFor = 30 * time.Second
+
+// createAndPull is one try of consumeAgain: create or replace the alert
+// consumer, and pull from it.
+func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, error) {
 	want := d.consumerConfig()
 	_, gone := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
-	err := d.ensureConsumer(ctx, d.cfg.Stream, want)
-	var cons jetstream.Consumer
-	if err == nil {
-		if errors.Is(gone, jetstream.ErrConsumerNotFound) {
-			d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
-			d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
-		}
-		cons, err = d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
+		return nil, nil, err
 	}
-	if err == nil {
-		var cc jetstream.ConsumeContext
-		var refused *atomic.Bool
-		if cc, refused, err = d.pull(cons, handler); err == nil {
-			return cc, refused, true
-		}
+	if errors.Is(gone, jetstream.ErrConsumerNotFound) {
+		d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
+		d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
 	}
-	if ctx.Err() == nil {
-		d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert consumer could not be created again")
+	cons, err := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		return nil, nil, err
 	}
-	return nil, nil, false
+	return d.pull(cons, handler)
 }
 
 // Handle dispatches one message: dead-letter it, drop it (no playbook

@@ -218,7 +218,8 @@ func openedLine(t *testing.T, out *testenv.SyncBuffer, id string, wait time.Dura
 // TestADeletedAlertConsumerIsCreatedAgain: someone deletes the alert
 // consumer of a running dispatcher that has pod indexes (so it also pulls
 // parked alerts and watches the backlog), then deletes it again and puts a
-// push consumer of theirs in its place. Run used to end, and so every
+// push consumer of theirs in its place, then deletes it again and holds
+// the work queue with another consumer for a while. Run used to end, and so every
 // dispatcher at once, and a few deletions left their restarts in a
 // supervisor's back-off. Now Run goes on: it creates its consumer again,
 // says so, and the alerts published after each change open their
@@ -273,6 +274,35 @@ func TestADeletedAlertConsumerIsCreatedAgain(t *testing.T) {
 	if !strings.Contains(out.String(), `"settings":["deliver_subject attacker.inbox"],"message":"a consumer of soar's had settings no update can change; deleted it and created soar's"`) {
 		t.Errorf("no line says the push consumer was replaced:\n%s", out.String())
 	}
+
+	// Deleted, and another consumer takes the work queue first: JetStream
+	// refuses a second unfiltered consumer on it, so the creation fails
+	// until the other one goes (as one right after a deletion may fail on
+	// a busy server: "error creating store for consumer", seen under
+	// load). The dispatcher tries again meanwhile instead of stopping.
+	for attempt := 1; ; attempt++ {
+		if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Fatal(err)
+		}
+		_, err := js.CreateConsumer(ctx, DefaultStream, jetstream.ConsumerConfig{Durable: "other", AckPolicy: jetstream.AckExplicitPolicy})
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "a refused creation tried again", func() error {
+		if !strings.Contains(out.String(), `"message":"the alert consumer could not be created again yet; trying again"`) {
+			return errors.New("no line says so")
+		}
+		return nil
+	})
+	if err := js.DeleteConsumer(ctx, DefaultStream, "other"); err != nil {
+		t.Fatal(err)
+	}
+	publish("after-other")
+	running("while another consumer held the work queue")
 }
 
 // TestRunEndsWhenItsStreamIsDeleted: someone deletes the alert stream, and
