@@ -246,31 +246,35 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	}
 	p, err := readParked(ctx, d.js, d.parkedStreamFloor(), genuine)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		// Deleted while this dispatcher runs (the alert stream's deletion
-		// ends Run, with its consumer): every read of the backlog would
-		// fail until a restart, and with it every put-back here, and no
-		// alert could be parked.
-		if err = d.ensureParked(ctx); err != nil {
-			return err
+		// Deleted while this dispatcher runs: every read of the backlog
+		// would fail until a restart, and with it every put-back here,
+		// and no alert could be parked. Until it is created again
+		// (createDeleted waits for the deletion to settle) it holds
+		// nothing, so it holds the floor down at nothing either.
+		if err = d.createDeleted(ctx, d.cfg.ParkedStream, d.ensureParked); err == nil {
+			p, err = readParked(ctx, d.js, d.parkedStreamFloor(), genuine)
+		} else if errors.Is(err, errNotSettled) {
+			p, err = ParkedState{}, nil
 		}
-		d.metrics.StreamLimitsRestored.WithLabelValues(d.cfg.ParkedStream).Inc()
-		d.log.Error().Str("stream", d.cfg.ParkedStream).Msg("a stream of soar's was deleted; created it again")
-		p, err = readParked(ctx, d.js, d.parkedStreamFloor(), genuine)
 	}
 	if err != nil {
 		return err
 	}
 	b.Parked = &p
 	d.parkedHint.Store(int64(p.Waiting))
-	epoch := strconv.FormatInt(b.Epoch.UnixNano(), 10)
-	d.streamEpoch.Store(&epoch)
-	// The floor only rises, and a stale one is merely less useful.
+	// The floor only rises within a life, and a stale one is merely less
+	// useful. A read of a stream created since the current life began
+	// leaves it alone: its floor is another life's, and the next life
+	// begins when the consumer is created again (consumeAgain).
 	floor := capFloor(b.AckFloor, p)
-	for {
-		old := d.floor.Load()
-		if floor <= old || d.floor.CompareAndSwap(old, floor) {
-			break
+	if l := d.life.Load(); l == nil {
+		first := &streamLife{epoch: epochOf(b.Epoch)}
+		first.floor.Store(floor)
+		if !d.life.CompareAndSwap(nil, first) {
+			d.raiseFloor(first.epoch, floor)
 		}
+	} else {
+		d.raiseFloor(epochOf(b.Epoch), floor)
 	}
 	d.backlog.Store(&b)
 	if b.Paused {
@@ -307,6 +311,17 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		d.metrics.SourceInactive.WithLabelValues(src.Cluster, src.Domain, src.Stream).Set(src.inactiveSeconds())
 	}
 	return nil
+}
+
+// epochOf is the epoch of a stream created at created.
+func epochOf(created time.Time) string { return strconv.FormatInt(created.UnixNano(), 10) }
+
+// raiseFloor raises the current life's floor to floor, read from the
+// stream of epoch: from another life it says nothing about this one.
+func (d *Dispatcher) raiseFloor(epoch string, floor uint64) {
+	if l := d.life.Load(); l != nil && l.epoch == epoch {
+		l.raise(floor)
+	}
 }
 
 // observeParkedConsumer does for the parked alerts' consumer, pulled only
@@ -355,9 +370,8 @@ func (d *Dispatcher) observeDeadLetters(ctx context.Context) {
 	s, err := d.js.Stream(ctx, want.Name)
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
-		if err = d.ensureStream(ctx, want); err == nil {
-			d.metrics.StreamLimitsRestored.WithLabelValues(want.Name).Inc()
-			d.log.Error().Str("stream", want.Name).Msg("a stream of soar's was deleted; created it again")
+		err = d.createDeleted(ctx, want.Name, func(ctx context.Context) error { return d.ensureStream(ctx, want) })
+		if err == nil || errors.Is(err, errNotSettled) {
 			return
 		}
 	case err == nil:

@@ -47,8 +47,8 @@ func TestBacklogCheckIsDegradedWhileTheOldestAlertWaitsTooLong(t *testing.T) {
 	if !errors.As(err, &deg) || !strings.Contains(err.Error(), "1 alerts waiting, the oldest for") {
 		t.Errorf("an alert waiting 100 ms with a warning age of 50 ms: %v", err)
 	}
-	if b, ok := d.Backlog(); !ok || b.Waiting != 1 || b.Undelivered != 1 || d.floor.Load() != 0 || d.epoch() == "" {
-		t.Errorf("backlog %+v, floor %d, epoch %q", b, d.floor.Load(), d.epoch())
+	if b, ok := d.Backlog(); !ok || b.Waiting != 1 || b.Undelivered != 1 || d.floor() != 0 || d.epoch() == "" {
+		t.Errorf("backlog %+v, floor %d, epoch %q", b, d.floor(), d.epoch())
 	}
 }
 

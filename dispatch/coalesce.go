@@ -71,6 +71,7 @@ const knownFor = time.Minute
 // inflight is one coalesced message: how to acknowledge it, and how many of
 // its signals are unanswered. It holds none of the alert's bytes.
 type inflight struct {
+	life      *streamLife
 	reply     string
 	seq       uint64
 	delivered uint64
@@ -197,6 +198,16 @@ func (d *Dispatcher) enqueue(ctx context.Context, matches []playbooks.Match, a a
 	for _, m := range matches {
 		wid := m.IncidentID()
 		b := c.batches[wid]
+		if b != nil && b.msgs[0].life != f.life {
+			// One signal names messages of one life of the stream: the
+			// batch of the earlier life goes now (it waited for its
+			// window), and the next one takes this message.
+			delete(c.batches, wid)
+			if b.timer.Stop() {
+				go d.flushBatch(ctx, b)
+			}
+			b = nil
+		}
 		if b == nil {
 			now := time.Now()
 			b = &batch{wid: wid, match: m, known: c.incidents[wid], first: a}
@@ -346,7 +357,7 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 	sig := workflows.AlertSignal{
 		Alert:      b.first,
 		Count:      len(b.msgs),
-		Deliveries: d.deliveries(seqs...),
+		Deliveries: d.deliveries(b.msgs[0].life, seqs...),
 	}
 	if len(b.msgs) > 1 {
 		latest := b.latest
@@ -381,13 +392,13 @@ func (d *Dispatcher) sendBatch(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// deliveries names the messages seqs of the alert stream, with the floor
-// and epoch that let the incident count each once.
-func (d *Dispatcher) deliveries(seqs ...uint64) *workflows.Deliveries {
+// deliveries names the messages seqs of one life of the alert stream,
+// with the floor and epoch that let the incident count each once.
+func (d *Dispatcher) deliveries(life *streamLife, seqs ...uint64) *workflows.Deliveries {
 	return &workflows.Deliveries{
 		Stream: d.cfg.Stream,
-		Epoch:  d.epoch(),
-		Floor:  d.floor.Load(),
+		Epoch:  life.epoch,
+		Floor:  life.floor.Load(),
 		Seqs:   workflows.NewSeqList(seqs),
 	}
 }

@@ -82,6 +82,22 @@ func publishUnit(t *testing.T, js jetstream.JetStream, pod string, n int) []uint
 // carried (repeats included), and how many alerts or batches that was.
 func signalledSeqs(t *testing.T, tc client.Client, wid string) (seqs []uint64, signals int) {
 	t.Helper()
+	for _, sig := range alertSignals(t, tc, wid) {
+		if sig.Count != len(sig.Deliveries.Seqs) {
+			t.Errorf("signal says %d alerts and names %d messages", sig.Count, len(sig.Deliveries.Seqs))
+		}
+		signals++
+		seqs = append(seqs, sig.Deliveries.Seqs...)
+	}
+	return seqs, signals
+}
+
+// alertSignals reads the incident's history and returns its first alert
+// (in the workflow's input) and its alert signals, in order, each with the
+// messages it stands for.
+func alertSignals(t *testing.T, tc client.Client, wid string) []workflows.AlertSignal {
+	t.Helper()
+	var out []workflows.AlertSignal
 	it := tc.GetWorkflowHistory(context.Background(), wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	dc := converter.GetDefaultDataConverter()
 	for it.HasNext() {
@@ -111,13 +127,9 @@ func signalledSeqs(t *testing.T, tc client.Client, wid string) (seqs []uint64, s
 		if sig.Deliveries == nil {
 			t.Fatalf("signal without deliveries: %+v", sig)
 		}
-		if sig.Count != len(sig.Deliveries.Seqs) {
-			t.Errorf("signal says %d alerts and names %d messages", sig.Count, len(sig.Deliveries.Seqs))
-		}
-		signals++
-		seqs = append(seqs, sig.Deliveries.Seqs...)
+		out = append(out, sig)
 	}
-	return seqs, signals
+	return out
 }
 
 func TestDispatcherCoalescesTheAlertsOfAnOpenIncident(t *testing.T) {

@@ -316,11 +316,10 @@ type Dispatcher struct {
 	headersOnlyRead atomic.Int64
 
 	co *coalescer
-	// floor is the consumer's acknowledgement floor and streamEpoch the
-	// stream's creation time, both as last read (see Deliveries).
-	floor       atomic.Uint64
-	streamEpoch atomic.Pointer[string]
-	backlog     atomic.Pointer[Backlog]
+	// life is the alert stream's current life (see streamLife): its epoch
+	// and the acknowledgement floor last read for it.
+	life    atomic.Pointer[streamLife]
+	backlog atomic.Pointer[Backlog]
 	// lastAccepted is when Temporal last accepted a request, in Unix
 	// nanoseconds.
 	lastAccepted atomic.Int64
@@ -338,6 +337,9 @@ type Dispatcher struct {
 	// consumedAgain is when Run last created its consumer again
 	// (consumeAgain); only Run's goroutine uses it.
 	consumedAgain time.Time
+	// gone remembers since when each deleted stream of soar's is gone
+	// (createDeleted).
+	gone goneStreams
 }
 
 // New returns a Dispatcher. Call EnsureStreams before Run.
@@ -352,12 +354,43 @@ func New(js jetstream.JetStream, tc client.Client, pb PlaybookSource, m *metrics
 	return d
 }
 
-func (d *Dispatcher) epoch() string {
-	if e := d.streamEpoch.Load(); e != nil {
-		return *e
-	}
-	return ""
+// streamLife is one life of the alert stream, from its creation to its
+// deletion. A stream created again numbers its messages from 1 again, so
+// the incidents tell its sequences from those of earlier lives by the
+// epoch, its creation time; the floor is the highest acknowledgement
+// floor read for it (see workflows.Deliveries). A message belongs to the
+// life during which the consumer that delivered it was created: Run
+// begins one, and consumeAgain another when the stream it finds was
+// created since. Sending a new life's sequences with an earlier life's
+// floor would make every incident take them as counted already: a new
+// incident would never see its first alert, and never act.
+type streamLife struct {
+	epoch string
+	floor atomic.Uint64
 }
+
+// raise raises the floor to f; it never falls within a life.
+func (l *streamLife) raise(f uint64) {
+	for {
+		old := l.floor.Load()
+		if f <= old || l.floor.CompareAndSwap(old, f) {
+			return
+		}
+	}
+}
+
+// currentLife is the life messages delivered now belong to; an empty one
+// before the first read.
+func (d *Dispatcher) currentLife() *streamLife {
+	if l := d.life.Load(); l != nil {
+		return l
+	}
+	return &streamLife{}
+}
+
+func (d *Dispatcher) epoch() string { return d.currentLife().epoch }
+
+func (d *Dispatcher) floor() uint64 { return d.currentLife().floor.Load() }
 
 // alertDuplicates is the alert stream's duplicate window.
 const alertDuplicates = 2 * time.Minute
@@ -439,6 +472,11 @@ func (d *Dispatcher) deadLetterStreamConfig() jetstream.StreamConfig {
 	}
 }
 
+// errUnchangeableStream: one of soar's streams has settings no update can
+// take back (unchangeableStream). Only its owner can mend it. Its text is
+// the package's prefix, so that the message reads as the others.
+var errUnchangeableStream = errors.New("dispatch")
+
 // ensureStream creates or updates one of soar's streams. Of an existing
 // stream it keeps denied deletes and purges, which nobody can take back
 // and which take nothing from soar (it neither deletes nor purges
@@ -454,9 +492,9 @@ func (d *Dispatcher) ensureStream(ctx context.Context, want jetstream.StreamConf
 		have := s.CachedInfo().Config
 		want.DenyDelete, want.DenyPurge = have.DenyDelete, have.DenyPurge
 		if settings := unchangeableStream(have, want); len(settings) > 0 {
-			return fmt.Errorf("dispatch: stream %s has settings no update can take back (%s): somebody changed it, or deleted it and created it again so. "+
+			return fmt.Errorf("%w: stream %s has settings no update can take back (%s): somebody changed it, or deleted it and created it again so. "+
 				"soar does not delete a stream that may hold alerts: save what it holds if it matters (nats stream backup %s DIR), delete it (nats stream rm %s) and start again, which creates soar's",
-				want.Name, strings.Join(settings, ", "), want.Name, want.Name)
+				errUnchangeableStream, want.Name, strings.Join(settings, ", "), want.Name, want.Name)
 		}
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("dispatch: stream %s: %w", want.Name, err)
@@ -622,6 +660,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dispatch: consumer %s: %w", d.cfg.Consumer, err)
 	}
+	// The stream the consumer belongs to, should it have been created
+	// again since the read above.
+	if err := d.beginLife(ctx); err != nil {
+		return fmt.Errorf("dispatch: stream %s: %w", d.cfg.Stream, err)
+	}
 	go d.watchBacklog(ctx)
 
 	// In-flight alerts get their own context so that a shutdown lets them
@@ -637,6 +680,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// The pull (pull) gives handler one alert at a time; it holds the next
 	// ones back while every slot is busy.
 	handler := func(msg jetstream.Msg) {
+		// Here, not in the goroutine below: consumeAgain begins the next
+		// life only after the last call of the previous pull's handler.
+		life := d.currentLife()
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -653,7 +699,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			var once sync.Once
 			free := func() { once.Do(func() { <-sem }) }
 			defer free()
-			d.handle(work, msg, free)
+			d.handle(work, msg, life, free)
 		}()
 	}
 	cc, refused, err := d.pull(cons, handler)
@@ -674,8 +720,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 				continue
 			}
 			if ctx.Err() == nil {
-				// The consumer could not be created or pulled again (the
-				// stream is gone, or the connection closed for good).
+				// The consumer could not be created or pulled again (a
+				// stream soar cannot use in the alert stream's place, or
+				// the connection closed for good).
 				d.log.Error().Str("consumer", d.cfg.Consumer).Msg("the alert consumer stopped; dispatcher stopping")
 			}
 		}
@@ -773,20 +820,25 @@ func (d *Dispatcher) pullAgain(ctx context.Context, handler jetstream.MessageHan
 // ctx lives and no request was refused: somebody deleted the consumer, or
 // deleted it and created another in its place (a push consumer handing the
 // alerts to a subject of theirs, or settings no update can change), which
-// ensureConsumer replaces. Stopping instead stopped every dispatcher at
-// once, and a few deletions in a row left their restarts in a supervisor's
-// back-off (Kubernetes': up to five minutes) with every alert waiting.
-// Nothing is lost: a new consumer on the work queue delivers every alert not
-// yet acknowledged, and those this dispatcher holds join their incidents
-// again.
+// ensureConsumer replaces; or somebody deleted the alert stream, and the
+// consumer with it, and both are created again. Stopping instead stopped
+// every dispatcher at once, and a few deletions in a row left their
+// restarts in a supervisor's back-off (Kubernetes': up to five minutes)
+// with every alert waiting. A deleted consumer loses nothing: a new one on
+// the work queue delivers every alert not yet acknowledged, and those this
+// dispatcher holds join their incidents again. A deleted stream loses what
+// it held, as it would with any restart; the alerts published after it was
+// created again begin the stream's next life (beginLife).
 //
 // Each try waits a backlog read since the last, so that deletions in a loop
 // cost the server a creation a second. A creation the server refuses for a
 // moment (right after a deletion, a busy server answers "error creating
 // store for consumer") is tried again for consumeAgainFor. It reports false
-// once ctx ends, or when the consumer cannot be created or pulled: the
-// stream is gone, the connection closed for good, or the tries ran out.
-// Then Run stops, and the restart creates what it can.
+// once ctx ends, or when the consumer cannot be created or pulled: a stream
+// somebody created in the alert stream's place has settings no update can
+// take back (memory storage, another retention), the connection closed for
+// good, or the tries ran out. Then Run stops, and the restart creates what
+// it can or says what to do.
 func (d *Dispatcher) consumeAgain(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, bool) {
 	giveUp := time.Now().Add(consumeAgainFor)
 	for {
@@ -807,7 +859,7 @@ func (d *Dispatcher) consumeAgain(ctx context.Context, handler jetstream.Message
 			return cc, refused, true
 		case ctx.Err() != nil:
 			return nil, nil, false
-		case errors.Is(err, jetstream.ErrStreamNotFound), errors.Is(err, nats.ErrConnectionClosed), time.Now().After(giveUp):
+		case errors.Is(err, errUnchangeableStream), errors.Is(err, nats.ErrConnectionClosed), time.Now().After(giveUp):
 			d.log.Error().Err(err).Str("consumer", d.cfg.Consumer).Msg("the alert consumer could not be created again")
 			return nil, nil, false
 		}
@@ -819,15 +871,28 @@ func (d *Dispatcher) consumeAgain(ctx context.Context, handler jetstream.Message
 // consumer again before Run stops.
 const consumeAgainFor = 30 * time.Second
 
-// createAndPull is one try of consumeAgain: create or replace the alert
-// consumer, and pull from it.
+// createAndPull is one try of consumeAgain: create the alert stream again
+// if it is gone, create or replace the alert consumer, and pull from it.
 func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, error) {
 	want := d.consumerConfig()
 	_, gone := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
-	if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
+	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {
+		// The stream too may have been deleted, and created again by
+		// somebody else: EnsureStreams does what a restart would, creating
+		// it when it is gone (what it held is lost with it; what is
+		// published from now on is not) and refusing one created in its
+		// place with settings no update can take back.
+		ensure := d.EnsureStreams
+		if errors.Is(gone, jetstream.ErrStreamNotFound) {
+			ensure = func(ctx context.Context) error { return d.createDeleted(ctx, d.cfg.Stream, d.EnsureStreams) }
+		}
+		if err := ensure(ctx); err != nil {
+			return nil, nil, err
+		}
+	} else if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
 		return nil, nil, err
 	}
-	if errors.Is(gone, jetstream.ErrConsumerNotFound) {
+	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {
 		d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
 		d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
 	}
@@ -835,7 +900,34 @@ func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.Messag
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := d.beginLife(ctx); err != nil {
+		return nil, nil, err
+	}
 	return d.pull(cons, handler)
+}
+
+// beginLife begins the alert stream's next life (streamLife) when the
+// stream was created since the current one began: somebody deleted it
+// and created it again, or another dispatcher's start did. Its floor
+// starts at 0, always safe, until the next read of the backlog raises it.
+// Called before the pull from a new consumer starts, so that every
+// message the new consumer delivers carries the new epoch and floor.
+func (d *Dispatcher) beginLife(ctx context.Context) error {
+	s, err := d.js.Stream(ctx, d.cfg.Stream)
+	if err != nil {
+		return err
+	}
+	epoch := epochOf(s.CachedInfo().Created)
+	prev := d.life.Load()
+	if prev != nil && prev.epoch == epoch {
+		return nil
+	}
+	d.life.Store(&streamLife{epoch: epoch})
+	if prev != nil {
+		d.log.Warn().Str("stream", d.cfg.Stream).Time("created", s.CachedInfo().Created.UTC()).Str("epoch", epoch).Str("previous_epoch", prev.epoch).Uint64("previous_floor", prev.floor.Load()).
+			Msg("the alert stream was created again: its sequences start afresh, and incidents count them apart from the earlier ones")
+	}
+	return nil
 }
 
 // Handle dispatches one message: dead-letter it, drop it (no playbook
@@ -843,13 +935,13 @@ func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.Messag
 // acknowledge it. Any failure to reach NATS or Temporal leaves the message
 // for redelivery with backoff. Handle never panics on message content.
 func (d *Dispatcher) Handle(ctx context.Context, msg jetstream.Msg) {
-	d.handle(ctx, msg, func() {})
+	d.handle(ctx, msg, d.currentLife(), func() {})
 }
 
 // handle is Handle for Run, which gives it a slot among Config.Concurrency
 // and free to give it back early (triage.go: an alert that waits for its
 // lane does not hold a slot other alerts need).
-func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func()) {
+func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, life *streamLife, free func()) {
 	d.metrics.AlertsReceived.Inc()
 	meta, err := msg.Metadata()
 	if err != nil {
@@ -876,6 +968,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 	allKnown, claims := d.co.claim(matches)
 	if allKnown && meta.NumDelivered <= maxCoalescedDeliveries && d.coalescible(a, len(msg.Data())) {
 		d.enqueue(ctx, matches, a, &inflight{
+			life:      life,
 			reply:     msg.Reply(),
 			seq:       meta.Sequence.Stream,
 			delivered: meta.NumDelivered,
@@ -883,13 +976,13 @@ func (d *Dispatcher) handle(ctx context.Context, msg jetstream.Msg, free func())
 		})
 		return
 	}
-	release, deferred := d.triage(ctx, a, msg, meta, free, log)
+	release, deferred := d.triage(ctx, a, msg, meta, life, free, log)
 	if deferred {
 		d.co.settle(claims, nil)
 		return
 	}
 	defer release()
-	d.alone(ctx, msg, meta, a, matches, claims, d.deliveries(meta.Sequence.Stream), log)
+	d.alone(ctx, msg, meta, a, matches, claims, d.deliveries(life, meta.Sequence.Stream), log)
 }
 
 // strippedRetries is how often an alert that came without its body

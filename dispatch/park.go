@@ -100,10 +100,10 @@ const parkTimeout = 5 * time.Second
 
 // park moves msg to the parked stream and acknowledges it, reporting
 // whether it did; when the parked stream refuses it, msg is left as it was.
-func (d *Dispatcher) park(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, log zerolog.Logger) bool {
+func (d *Dispatcher) park(ctx context.Context, msg jetstream.Msg, meta *jetstream.MsgMetadata, life *streamLife, log zerolog.Logger) bool {
 	p := parked{
-		Stream: meta.Stream, Epoch: d.epoch(), Seq: meta.Sequence.Stream, Subject: msg.Subject(),
-		Time: meta.Timestamp.UnixNano(), Floor: d.floor.Load(), Body: bodyDigest(msg.Data()),
+		Stream: meta.Stream, Epoch: life.epoch, Seq: meta.Sequence.Stream, Subject: msg.Subject(),
+		Time: meta.Timestamp.UnixNano(), Floor: life.floor.Load(), Body: bodyDigest(msg.Data()),
 	}
 	sig, err := proof.Sign(d.cfg.Keys, proof.Park, d.cfg.ParkedStream, p)
 	if err != nil {
@@ -199,7 +199,7 @@ func (d *Dispatcher) handleParked(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	_, claims := d.co.claim(matches)
-	dl := d.deliveries(p.Seq)
+	dl := d.deliveries(d.currentLife(), p.Seq)
 	if p.Epoch != dl.Epoch {
 		// Parked before the alert stream was created again: its sequence
 		// means nothing next to today's floor.

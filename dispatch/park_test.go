@@ -57,13 +57,13 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 		if err := d.observe(ctx); err != nil {
 			return err
 		}
-		if f := d.floor.Load(); f != 2 {
+		if f := d.floor(); f != 2 {
 			return fmt.Errorf("floor %d, want 2", f)
 		}
 		return nil
 	})
 	for range 2 { // the second time, as after a redelivery
-		if !d.park(ctx, ghost, meta, zerolog.Nop()) {
+		if !d.park(ctx, ghost, meta, d.currentLife(), zerolog.Nop()) {
 			t.Fatal("park refused")
 		}
 	}
@@ -150,7 +150,7 @@ func TestAForgedParkedMessageCannotRaiseTheFloor(t *testing.T) {
 	if err := d.observe(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if f := d.floor.Load(); f != 0 {
+	if f := d.floor(); f != 0 {
 		t.Errorf("floor %d with a forged message oldest in the parked stream, want 0", f)
 	}
 	if p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil); err != nil || p.FloorCap != 99999 {

@@ -27,6 +27,7 @@ import (
 	"github.com/soar-dev/soar/incidents"
 	"github.com/soar-dev/soar/internal/metrics"
 	"github.com/soar-dev/soar/internal/testenv"
+	"github.com/soar-dev/soar/workflows"
 )
 
 // TestARedeliveredAlertSaysSoInItsLog: an alert JetStream delivers again
@@ -305,12 +306,100 @@ func TestADeletedAlertConsumerIsCreatedAgain(t *testing.T) {
 	running("while another consumer held the work queue")
 }
 
-// TestRunEndsWhenItsStreamIsDeleted: someone deletes the alert stream, and
-// with it the consumer, of a dispatcher that has pod indexes. Its consumer
-// cannot be created again without the stream, so Run ends on its own, and
-// the process can exit and a restart create both. Before, the parked
-// alerts' pull ran on until Stop, and the drain waited for it for ever.
-func TestRunEndsWhenItsStreamIsDeleted(t *testing.T) {
+// TestADeletedAlertStreamIsCreatedAgain: someone deletes the alert
+// stream, and with it the consumer, of a running dispatcher that has pod
+// indexes. Run used to end, and so every dispatcher at once. Now it
+// creates both again and goes on; what the stream held is lost with it.
+// The new stream numbers its messages from 1 again, so the alerts after it
+// must travel with its epoch and a floor below them: with the old
+// stream's floor (the highest sequence acknowledged before), every
+// incident would take them as counted already, and a new incident would
+// never see its first alert, nor act.
+func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	runDispatcher(t, d)
+	publish := func(id string) map[string]any {
+		t.Helper()
+		// Tried again under the same message ID: a server busy with the
+		// new stream's store may answer late.
+		testenv.Eventually(t, 30*time.Second, "alert "+id+" published", func() error {
+			_, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"`+id+`","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`), jetstream.WithMsgID(id))
+			return err
+		})
+		return openedLine(t, out, id, 30*time.Second)
+	}
+	for i := range 5 {
+		publish(fmt.Sprintf("before-%d", i))
+	}
+	testenv.Eventually(t, 10*time.Second, "the floor passes the alerts before", func() error {
+		if f := d.floor(); f < 5 {
+			return fmt.Errorf("floor %d", f)
+		}
+		return nil
+	})
+	before := d.epoch()
+
+	if err := js.DeleteStream(ctx, DefaultStream); err != nil {
+		t.Fatal(err)
+	}
+	// Until then, publishers are refused ("no response from stream").
+	testenv.Eventually(t, 10*time.Second, "the stream created again", func() error {
+		for _, want := range []string{
+			`"stream":"SOAR_ALERTS","message":"a stream of soar's was deleted; created it again"`,
+			`"message":"the alert stream was created again: its sequences start afresh, and incidents count them apart from the earlier ones"`,
+		} {
+			if !strings.Contains(out.String(), want) {
+				return fmt.Errorf("no line says %s:\n%s", want, out.String())
+			}
+		}
+		return nil
+	})
+	line := publish("after")
+	if strings.Contains(out.String(), "dispatcher stopped") {
+		t.Fatalf("Run ended after its stream was deleted:\n%s", out.String())
+	}
+	s, err := js.Stream(ctx, DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := epochOf(s.CachedInfo().Created)
+	check := func(what string, dl *workflows.Deliveries) {
+		t.Helper()
+		switch {
+		case dl.Epoch != now || dl.Epoch == before:
+			t.Errorf("%s travelled with epoch %s; the new stream's is %s, the old one's %s", what, dl.Epoch, now, before)
+		case len(dl.Seqs) != 1 || dl.Floor >= dl.Seqs[0]:
+			t.Errorf("%s travelled as %v with floor %d: the incident would take it as counted", what, dl.Seqs, dl.Floor)
+		}
+	}
+	check("the alert opening an incident", alertSignals(t, d.temporal, line["incident_id"].(string))[0].Deliveries)
+
+	// An alert for an incident opened before travels coalesced, in a
+	// batch of the new life.
+	opened := openedLine(t, out, "before-0", time.Second)["incident_id"].(string)
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"before-0","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`), jetstream.WithRetryAttempts(10)); err != nil {
+		t.Fatal(err)
+	}
+	var all []workflows.AlertSignal
+	testenv.Eventually(t, 10*time.Second, "the second alert of before-0 signalled", func() error {
+		if all = alertSignals(t, d.temporal, opened); len(all) < 2 {
+			return fmt.Errorf("%d alerts", len(all))
+		}
+		return nil
+	})
+	check("the alert joining an incident", all[1].Deliveries)
+}
+
+// TestRunEndsWhenItsStreamIsReplacedByOneItCannotUse: someone deletes the
+// alert stream and creates one in its place, keeping memory only (a
+// server's restart would lose every alert). No update can take that back,
+// and soar does not delete a stream that may hold alerts, so Run ends at
+// once, saying why, and the process can exit: its restart refuses the
+// stream with what to do. Before, the parked alerts' pull ran on until
+// Stop, and the drain waited for it for ever.
+func TestRunEndsWhenItsStreamIsReplacedByOneItCannotUse(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
 	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
@@ -323,18 +412,20 @@ func TestRunEndsWhenItsStreamIsDeleted(t *testing.T) {
 	}
 	openedLine(t, out, "before", 30*time.Second)
 
-	if err := js.DeleteStream(ctx, DefaultStream); err != nil {
-		t.Fatal(err)
-	}
+	testenv.ReplaceStream(t, js, DefaultStream, func(cfg *jetstream.StreamConfig) { cfg.Storage = jetstream.MemoryStorage })
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Errorf("Run: %v", err)
 		}
 	case <-time.After(20 * time.Second): // drainTimeout and then some
-		t.Fatalf("Run still running 20 s after its stream was deleted:\n%s", out.String())
+		t.Fatalf("Run still running 20 s after its stream was replaced:\n%s", out.String())
 	}
-	for _, line := range []string{"the alert consumer could not be created again", "the alert consumer stopped; dispatcher stopping"} {
+	for _, line := range []string{
+		`"error":"dispatch: stream SOAR_ALERTS has settings no update can take back (storage `,
+		`"message":"the alert consumer could not be created again"`,
+		"the alert consumer stopped; dispatcher stopping",
+	} {
 		if !strings.Contains(out.String(), line) {
 			t.Errorf("no line says %q:\n%s", line, out.String())
 		}

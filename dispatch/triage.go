@@ -80,7 +80,7 @@ const inProgressEvery = 10 * time.Second
 // has acknowledged the message or asked JetStream to redeliver it, and the
 // caller settles its claims and returns). free gives back the alert's slot
 // among Config.Concurrency.
-func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Msg, meta *jetstream.MsgMetadata, free func(), log zerolog.Logger) (release func(), deferred bool) {
+func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Msg, meta *jetstream.MsgMetadata, life *streamLife, free func(), log zerolog.Logger) (release func(), deferred bool) {
 	if d.unknownLane == nil || !d.unknownPod(a) {
 		return func() {}, false
 	}
@@ -102,7 +102,7 @@ func (d *Dispatcher) triage(ctx context.Context, a alert.Alert, msg jetstream.Ms
 		d.metrics.UnknownPodAlerts.WithLabelValues("waited").Inc()
 		return release, false
 	}
-	if d.park(ctx, msg, meta, log) {
+	if d.park(ctx, msg, meta, life, log) {
 		d.metrics.UnknownPodAlerts.WithLabelValues("parked").Inc()
 		return nil, true
 	}

@@ -167,15 +167,13 @@ func TestDevClusters(t *testing.T) {
 		t.Errorf("incident list shows an incident for dev-9:\n%s", list)
 	}
 
-	// Someone deletes the alert stream and with it the dispatcher's
-	// consumer: soar dev, which can dispatch nothing more, exits and says
-	// why, as soar dispatch does (TestDispatchExitsWhenItsStreamIsDeleted),
-	// instead of running on.
-	if err := js.DeleteStream(ctx, dispatch.DefaultStream); err != nil {
-		t.Fatal(err)
-	}
+	// Someone replaces the alert stream, and with it the dispatcher's
+	// consumer, with one that keeps alerts in memory only: soar dev, which
+	// can dispatch nothing more, exits and says why, as soar dispatch does
+	// (TestDispatchExitsWhenItsStreamIsReplaced), instead of running on.
+	testenv.ReplaceStream(t, js, dispatch.DefaultStream, func(cfg *jetstream.StreamConfig) { cfg.Storage = jetstream.MemoryStorage })
 	if err := dev.exited(30 * time.Second); !errors.Is(err, errDispatcherEnded) {
-		t.Errorf("soar dev returned %v after its stream was deleted, want %v", err, errDispatcherEnded)
+		t.Errorf("soar dev returned %v after its stream was replaced, want %v", err, errDispatcherEnded)
 	}
 }
 

@@ -125,7 +125,7 @@ func coalesceWindow(d time.Duration) time.Duration {
 }
 
 // errDispatcherEnded: the dispatcher stopped without being told to.
-var errDispatcherEnded = errors.New("the dispatcher stopped on its own (its alert consumer could not be created again: the alert stream is gone, the NATS connection closed, or the server refused it for 30 s; a restart tries again)")
+var errDispatcherEnded = errors.New("the dispatcher stopped on its own (its alert consumer could not be created again: a stream soar cannot use took the alert stream's place, the NATS connection closed, or the server refused it for 30 s; the log says which, and a restart tries again)")
 
 func newDispatchCmd(g *globalFlags) *cobra.Command {
 	var (

@@ -5,6 +5,8 @@
 package testenv
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -47,6 +49,34 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// ReplaceStream deletes the stream name and creates it again with its
+// configuration as change leaves it, as somebody with access to the
+// JetStream API could. A running dispatcher creates a deleted stream of
+// soar's again within a second, so it tries again until its own creation
+// comes first.
+func ReplaceStream(t testing.TB, js jetstream.JetStream, name string, change func(*jetstream.StreamConfig)) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	change(&cfg)
+	for attempt := 1; ; attempt++ {
+		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Fatal(err)
+		}
+		_, err := js.CreateStream(ctx, cfg)
+		if err == nil {
+			return
+		}
+		if attempt == 5 {
+			t.Fatalf("create stream %s in place of the deleted one: %v", name, err)
+		}
+	}
 }
 
 // Kube starts kube-apiserver and etcd. Callers that share one across tests
