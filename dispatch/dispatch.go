@@ -499,8 +499,17 @@ func (d *Dispatcher) ensureStream(ctx context.Context, want jetstream.StreamConf
 	case !errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("dispatch: stream %s: %w", want.Name, err)
 	}
-	if _, err := d.js.CreateOrUpdateStream(ctx, want); err != nil {
-		return fmt.Errorf("dispatch: create or update stream %s: %w", want.Name, err)
+	created, cerr := d.js.CreateOrUpdateStream(ctx, want)
+	if cerr != nil {
+		return fmt.Errorf("dispatch: create or update stream %s: %w", want.Name, cerr)
+	}
+	if err != nil && openedDeleted(created.CachedInfo()) {
+		// Created on the files of a stream deleted a moment ago, which
+		// its deletion takes away (recreate.go): unusable.
+		if derr := d.js.DeleteStream(ctx, want.Name); derr != nil && !errors.Is(derr, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("dispatch: stream %s %w: %w", want.Name, errOpenedDeleted, derr)
+		}
+		return fmt.Errorf("dispatch: stream %s %w", want.Name, errOpenedDeleted)
 	}
 	return nil
 }

@@ -59,6 +59,9 @@ func (g *goneStreams) forget(stream string, again bool, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if again {
+		if g.since == nil {
+			g.since = map[string]time.Time{}
+		}
 		g.since[stream] = now
 		return
 	}
@@ -74,25 +77,18 @@ func openedDeleted(si *jetstream.StreamInfo) bool {
 
 // createDeleted creates again the stream of soar's named stream, found
 // deleted, with ensure, once it has been gone for streamSettle (before
-// then it fails with errNotSettled), and makes sure the new stream did not
-// open the deleted one's files (errOpenedDeleted).
+// then it fails with errNotSettled). ensure (ensureStream) fails with
+// errOpenedDeleted when the new stream opened the deleted one's files
+// anyway; it is then given streamSettle again.
 func (d *Dispatcher) createDeleted(ctx context.Context, stream string, ensure func(context.Context) error) error {
 	if !d.gone.settled(stream, time.Now()) {
 		return fmt.Errorf("dispatch: stream %s %w", stream, errNotSettled)
 	}
 	if err := ensure(ctx); err != nil {
-		return err
-	}
-	s, err := d.js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("dispatch: stream %s: %w", stream, err)
-	}
-	if openedDeleted(s.CachedInfo()) {
-		d.gone.forget(stream, true, time.Now())
-		if err := d.js.DeleteStream(ctx, stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("dispatch: stream %s %w: %w", stream, errOpenedDeleted, err)
+		if errors.Is(err, errOpenedDeleted) {
+			d.gone.forget(stream, true, time.Now())
 		}
-		return fmt.Errorf("dispatch: stream %s %w", stream, errOpenedDeleted)
+		return err
 	}
 	d.gone.forget(stream, false, time.Now())
 	d.metrics.StreamLimitsRestored.WithLabelValues(stream).Inc()
