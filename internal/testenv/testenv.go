@@ -51,11 +51,12 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 	return nc, js
 }
 
-// ReplaceStream deletes the stream name and creates it again with its
-// configuration as change leaves it, as somebody with access to the
-// JetStream API could. A running dispatcher creates a deleted stream of
-// soar's again within a second, so it tries again until its own creation
-// comes first.
+// ReplaceStream deletes the stream name and creates it again at once with
+// its configuration as change leaves it, as somebody with access to the
+// JetStream API could. Should a running dispatcher's creation of its
+// deleted stream come first, it tries again. A file-backed stream created
+// this soon may open the deleted one's files (dispatch/recreate.go), so
+// the tests replace streams with memory ones.
 func ReplaceStream(t testing.TB, js jetstream.JetStream, name string, change func(*jetstream.StreamConfig)) {
 	t.Helper()
 	ctx := context.Background()
