@@ -318,20 +318,23 @@ func TestADeletedAlertConsumerIsCreatedAgain(t *testing.T) {
 func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
 	ctx := context.Background()
 	_, _, js := testenv.NATS(t)
-	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}})
+	// A window long enough that an alert of an open incident still waits
+	// in its batch when the stream is created again.
+	d, out := loggedDispatcher(t, js, Config{Pods: map[string]PodIndex{"": pods{"payments/api": true}}, CoalesceWindow: 8 * time.Second})
 	runDispatcher(t, d)
-	publish := func(id string) map[string]any {
+	const body = `{"id":"%s","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`
+	publish := func(id, msgID string) {
 		t.Helper()
 		// Tried again under the same message ID: a server busy with the
 		// new stream's store may answer late.
-		testenv.Eventually(t, 30*time.Second, "alert "+id+" published", func() error {
-			_, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"`+id+`","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`), jetstream.WithMsgID(id))
+		testenv.Eventually(t, 30*time.Second, "alert "+msgID+" published", func() error {
+			_, err := js.Publish(ctx, "alerts.unit", fmt.Appendf(nil, body, id), jetstream.WithMsgID(msgID))
 			return err
 		})
-		return openedLine(t, out, id, 30*time.Second)
 	}
 	for i := range 5 {
-		publish(fmt.Sprintf("before-%d", i))
+		publish(fmt.Sprintf("before-%d", i), fmt.Sprintf("before-%d", i))
+		openedLine(t, out, fmt.Sprintf("before-%d", i), 30*time.Second)
 	}
 	testenv.Eventually(t, 10*time.Second, "the floor passes the alerts before", func() error {
 		if f := d.floor(); f < 5 {
@@ -340,6 +343,9 @@ func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
 		return nil
 	})
 	before := d.epoch()
+	// Another alert of an open incident: it waits in a batch.
+	publish("before-0", "before-0-again")
+	joined := openedLine(t, out, "before-0", time.Second)["incident_id"].(string)
 
 	if err := js.DeleteStream(ctx, DefaultStream); err != nil {
 		t.Fatal(err)
@@ -356,7 +362,11 @@ func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
 		}
 		return nil
 	})
-	line := publish("after")
+	// Of the new stream: the first joins the same incident, the second
+	// opens one.
+	publish("before-0", "before-0-anew")
+	publish("after", "after")
+	line := openedLine(t, out, "after", 30*time.Second)
 	if strings.Contains(out.String(), "dispatcher stopped") {
 		t.Fatalf("Run ended after its stream was deleted:\n%s", out.String())
 	}
@@ -365,31 +375,33 @@ func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := epochOf(s.CachedInfo().Created)
-	check := func(what string, dl *workflows.Deliveries) {
+	check := func(what string, dl *workflows.Deliveries, epoch string, seq uint64) {
 		t.Helper()
 		switch {
-		case dl.Epoch != now || dl.Epoch == before:
-			t.Errorf("%s travelled with epoch %s; the new stream's is %s, the old one's %s", what, dl.Epoch, now, before)
-		case len(dl.Seqs) != 1 || dl.Floor >= dl.Seqs[0]:
-			t.Errorf("%s travelled as %v with floor %d: the incident would take it as counted", what, dl.Seqs, dl.Floor)
+		case dl.Epoch != epoch:
+			t.Errorf("%s travelled with epoch %s, want %s (the old stream's is %s, the new one's %s)", what, dl.Epoch, epoch, before, now)
+		case !slices.Equal(dl.Seqs, workflows.SeqList{seq}):
+			t.Errorf("%s travelled as %v, want [%d]", what, dl.Seqs, seq)
+		case dl.Floor >= seq:
+			t.Errorf("%s travelled with floor %d: the incident would take sequence %d as counted", what, dl.Floor, seq)
 		}
 	}
-	check("the alert opening an incident", alertSignals(t, d.temporal, line["incident_id"].(string))[0].Deliveries)
+	check("the alert opening an incident", alertSignals(t, d.temporal, line["incident_id"].(string))[0].Deliveries, now, 2)
 
-	// An alert for an incident opened before travels coalesced, in a
-	// batch of the new life.
-	opened := openedLine(t, out, "before-0", time.Second)["incident_id"].(string)
-	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"before-0","rule":"unit","kubernetes":{"namespace":"payments","pod":"api"}}`), jetstream.WithRetryAttempts(10)); err != nil {
-		t.Fatal(err)
-	}
+	// The batch of the old stream went as it was; the new stream's alert
+	// travelled in a batch of its own, with the new epoch.
 	var all []workflows.AlertSignal
-	testenv.Eventually(t, 10*time.Second, "the second alert of before-0 signalled", func() error {
-		if all = alertSignals(t, d.temporal, opened); len(all) < 2 {
+	testenv.Eventually(t, 20*time.Second, "both later alerts of before-0 signalled", func() error {
+		if all = alertSignals(t, d.temporal, joined); len(all) < 3 {
 			return fmt.Errorf("%d alerts", len(all))
 		}
 		return nil
 	})
-	check("the alert joining an incident", all[1].Deliveries)
+	if len(all) != 3 {
+		t.Fatalf("before-0's incident got %d alerts, want 3", len(all))
+	}
+	check("the old stream's batch", all[1].Deliveries, before, 6)
+	check("the new stream's batch", all[2].Deliveries, now, 1)
 }
 
 // TestRunEndsWhenItsStreamIsReplacedByOneItCannotUse: someone deletes the
