@@ -266,7 +266,7 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 	// useful. A read of a stream created since the current life began
 	// leaves it alone: its floor is another life's, and the next life
 	// begins when the consumer is created again (consumeAgain).
-	floor := capFloor(b.AckFloor, p)
+	floor := capFloor(b.AckFloor, epochOf(b.Epoch), p)
 	if l := d.life.Load(); l == nil {
 		first := &streamLife{epoch: epochOf(b.Epoch)}
 		first.floor.Store(floor)

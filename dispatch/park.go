@@ -271,6 +271,9 @@ type ParkedState struct {
 	// FloorCap is the floor recorded by the oldest parked alert: the
 	// floor sent with signals stays at or below it (0 with none parked).
 	FloorCap uint64 `json:"floorCap,omitempty"`
+	// Epoch is the alert stream's epoch the oldest parked alert recorded
+	// (see streamLife): its FloorCap says nothing about another life's.
+	Epoch string `json:"epoch,omitempty"`
 	// Drops lists the parked stream's settings that make it drop alerts
 	// (see Backlog.Drops).
 	Drops []string `json:"drops,omitempty"`
@@ -318,17 +321,25 @@ func readParked(ctx context.Context, js jetstream.JetStream, want jetstream.Stre
 		// at 0 meanwhile: lower is always safe.
 		if genuine == nil || genuine(m.Header, m.Data) {
 			st.FloorCap, _ = strconv.ParseUint(m.Header.Get(HeaderFloor), 10, 64)
+			st.Epoch = m.Header.Get(HeaderOriginalEpoch)
 		}
 		return st, nil
 	}
 	return ParkedState{}, errParkedRace
 }
 
-// capFloor is the floor to send: the consumer's, held below every parked
-// alert (see Parking).
-func capFloor(ackFloor uint64, p ParkedState) uint64 {
-	if p.Waiting > 0 {
-		return min(ackFloor, p.FloorCap)
+// capFloor is the floor to send for the alert stream's life of epoch: the
+// consumer's, held below every parked alert (see Parking). Parked alerts
+// wait in order, so the oldest one's recorded floor holds it below all of
+// them, but only within one life: while the oldest is of an earlier life
+// (the stream was created again), the current life's parked alerts wait
+// behind it, with floors nobody read, and the floor is held at 0.
+func capFloor(ackFloor uint64, epoch string, p ParkedState) uint64 {
+	switch {
+	case p.Waiting == 0:
+		return ackFloor
+	case p.Epoch != epoch:
+		return 0
 	}
-	return ackFloor
+	return min(ackFloor, p.FloorCap)
 }

@@ -22,12 +22,18 @@ func TestCapFloorHoldsTheFloorBelowParkedAlerts(t *testing.T) {
 		want uint64
 	}{
 		{100, ParkedState{}, 100},
-		{100, ParkedState{Waiting: 3, FloorCap: 40}, 40},
-		{100, ParkedState{Waiting: 1, FloorCap: 0}, 0},
+		{100, ParkedState{Waiting: 3, FloorCap: 40, Epoch: "1"}, 40},
+		{100, ParkedState{Waiting: 1, FloorCap: 0, Epoch: "1"}, 0},
 		// A cap above the consumer's floor (a forged header) never raises it.
-		{100, ParkedState{Waiting: 1, FloorCap: 5000}, 100},
+		{100, ParkedState{Waiting: 1, FloorCap: 5000, Epoch: "1"}, 100},
+		// The oldest parked alert is of the stream's earlier life: the
+		// current life's parked alerts, behind it, recorded floors nobody
+		// read.
+		{100, ParkedState{Waiting: 2, FloorCap: 90, Epoch: "0"}, 0},
+		// A forged oldest message (no epoch read).
+		{100, ParkedState{Waiting: 1}, 0},
 	} {
-		if got := capFloor(tc.ack, tc.p); got != tc.want {
+		if got := capFloor(tc.ack, "1", tc.p); got != tc.want {
 			t.Errorf("capFloor(%d, %+v) = %d, want %d", tc.ack, tc.p, got, tc.want)
 		}
 	}
@@ -53,15 +59,7 @@ func TestParkKeepsTheAlertsIdentity(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The floor the dispatcher knows is below the unacknowledged ghost.
-	testenv.Eventually(t, 10*time.Second, "the floor passes the acknowledged alerts", func() error {
-		if err := d.observe(ctx); err != nil {
-			return err
-		}
-		if f := d.floor(); f != 2 {
-			return fmt.Errorf("floor %d, want 2", f)
-		}
-		return nil
-	})
+	waitFloor(t, d, 2)
 	for range 2 { // the second time, as after a redelivery
 		if !d.park(ctx, ghost, meta, d.currentLife(), zerolog.Nop()) {
 			t.Fatal("park refused")
@@ -156,6 +154,108 @@ func TestAForgedParkedMessageCannotRaiseTheFloor(t *testing.T) {
 	if p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil); err != nil || p.FloorCap != 99999 {
 		t.Fatalf("the forged message's floor as read unchecked: %+v, %v", p, err)
 	}
+}
+
+// TestTheFloorStaysBelowParkedAlertsOfANewLife, on a real NATS server: an
+// alert parked with the floor 2 still waits when the alert stream is
+// deleted and created again, and an alert of the new stream is parked
+// behind it with the floor 0 while the new stream's floor passes it. The
+// floor sent with signals must stay below that alert, or its incident
+// would take it as counted when it is unparked. The oldest parked alert's
+// floor is the old stream's and says nothing of the new one's, so the
+// floor is held at 0 until it has gone; before, it was the smaller of the
+// two floors (2), above the new parked alert's sequence 1.
+func TestTheFloorStaysBelowParkedAlertsOfANewLife(t *testing.T) {
+	ctx := context.Background()
+	js, d, msgs := parkFixture(t, "a", "b", "ghost")
+	for _, m := range msgs[:2] {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	park := func(m jetstream.Msg) {
+		t.Helper()
+		meta, err := m.Metadata()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.park(ctx, m, meta, d.currentLife(), zerolog.Nop()) {
+			t.Fatal("park refused")
+		}
+	}
+	waitFloor(t, d, 2)
+	park(msgs[2])
+	before := d.epoch()
+
+	if err := js.DeleteStream(ctx, d.cfg.Stream); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(streamSettle)
+	if err := d.EnsureStreams(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.beginLife(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pod := range []string{"new-ghost", "c", "d"} {
+		if _, err := js.Publish(ctx, "falco.notice.x", []byte(`{"id":"`+pod+`","rule":"unit","kubernetes":{"namespace":"ns","pod":"`+pod+`"}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh []jetstream.Msg
+	for m := range batch.Messages() {
+		fresh = append(fresh, m)
+	}
+	if len(fresh) != 3 {
+		t.Fatalf("%d of 3 alerts of the new stream delivered", len(fresh))
+	}
+	park(fresh[0])
+	for _, m := range fresh[1:] {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testenv.Eventually(t, 10*time.Second, "the new stream's floor passes every alert", func() error {
+		if b, err := ReadBacklog(ctx, js, d.cfg.Stream, d.cfg.Consumer); err != nil || b.AckFloor != 3 {
+			return fmt.Errorf("backlog %+v: %w", b, err)
+		}
+		return nil
+	})
+	p, err := ReadParked(ctx, js, d.cfg.ParkedStream, nil)
+	if err != nil || p.Waiting != 2 || p.Epoch != before || p.FloorCap != 2 {
+		t.Fatalf("parked %+v, %v; want the old stream's alert (floor 2, epoch %s) first of two", p, err, before)
+	}
+	if err := d.observe(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d.epoch() == before {
+		t.Fatal("the new stream's life did not begin")
+	}
+	if f := d.floor(); f != 0 {
+		t.Errorf("floor %d with the new stream's alert of sequence 1 parked behind the old stream's: an incident would take it as counted", f)
+	}
+}
+
+// waitFloor reads the backlog until the floor d sends is want.
+func waitFloor(t *testing.T, d *Dispatcher, want uint64) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, "the floor passes the acknowledged alerts", func() error {
+		if err := d.observe(context.Background()); err != nil {
+			return err
+		}
+		if f := d.floor(); f != want {
+			return fmt.Errorf("floor %d, want %d", f, want)
+		}
+		return nil
+	})
 }
 
 // parkFixture is a dispatcher's streams on a real NATS server, with an
