@@ -256,6 +256,8 @@ func (d *Dispatcher) observe(ctx context.Context) error {
 		} else if errors.Is(err, errNotSettled) {
 			p, err = ParkedState{}, nil
 		}
+	} else if err == nil {
+		d.gone.present(d.cfg.ParkedStream) // created again by somebody else
 	}
 	if err != nil {
 		return err
@@ -375,6 +377,7 @@ func (d *Dispatcher) observeDeadLetters(ctx context.Context) {
 			return
 		}
 	case err == nil:
+		d.gone.present(want.Name)
 		cfg := s.CachedInfo().Config
 		if cfg.Sealed {
 			if last := d.deadLettersSealedLog.Load(); time.Since(time.Unix(0, last)) > time.Minute && d.deadLettersSealedLog.CompareAndSwap(last, time.Now().UnixNano()) {

@@ -894,6 +894,8 @@ func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.Messag
 		ensure := d.EnsureStreams
 		if errors.Is(gone, jetstream.ErrStreamNotFound) {
 			ensure = func(ctx context.Context) error { return d.createDeleted(ctx, d.cfg.Stream, d.EnsureStreams) }
+		} else {
+			d.gone.present(d.cfg.Stream) // created again by somebody else
 		}
 		if err := ensure(ctx); err != nil {
 			return nil, nil, err

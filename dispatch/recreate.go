@@ -68,6 +68,15 @@ func (g *goneStreams) forget(stream string, again bool, now time.Time) {
 	delete(g.since, stream)
 }
 
+// present forgets that stream was found gone: it is there again, created
+// by somebody else (another dispatcher, an operator). A later deletion
+// then waits streamSettle from when it is found, not from this one.
+func (g *goneStreams) present(stream string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.since, stream)
+}
+
 // openedDeleted reports whether si is a stream that opened the files of a
 // deleted stream of its name (streamSettle): every message a stream holds
 // or held was stored after its creation, and its last one says when.

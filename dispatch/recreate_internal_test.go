@@ -9,7 +9,8 @@ import (
 
 // TestADeletedStreamSettlesBeforeItIsCreatedAgain: a stream found deleted
 // is created again only once it has been gone for streamSettle, counted
-// from when it was first found gone, and again from a failed creation.
+// from when it was first found gone, again from a failed creation, and
+// afresh once it was found there again.
 func TestADeletedStreamSettlesBeforeItIsCreatedAgain(t *testing.T) {
 	var g goneStreams
 	t0 := time.Unix(1000, 0)
@@ -31,6 +32,12 @@ func TestADeletedStreamSettlesBeforeItIsCreatedAgain(t *testing.T) {
 	g.forget("S", false, t0)
 	if g.settled("S", t0.Add(10*time.Second)) {
 		t.Error("a stream created again was still remembered as gone")
+	}
+	// Found gone, then found there (somebody else created it): a deletion
+	// a minute later waits streamSettle again.
+	g.present("S")
+	if g.settled("S", t0.Add(70*time.Second)) {
+		t.Error("a stream found there again was still remembered as gone since its earlier deletion")
 	}
 }
 
