@@ -398,13 +398,29 @@ const alertDuplicates = 2 * time.Minute
 // EnsureStreams creates or updates the alert stream, the dead-letter stream
 // and the durable consumer. It is safe to call from every dispatcher at start.
 func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
+	if err := d.ensureAlertStream(ctx); err != nil {
+		return err
+	}
+	if err := d.ensureStream(ctx, d.deadLetterStreamConfig()); err != nil {
+		return err
+	}
+	if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil {
+		return err
+	}
+	// Every dispatcher reads the parked stream for the floor, with a pod
+	// index or without (park.go).
+	return d.ensureParked(ctx)
+}
+
+// ensureAlertStream creates or updates the alert stream.
+func (d *Dispatcher) ensureAlertStream(ctx context.Context) error {
 	sources, err := d.alertSources(ctx)
 	if err != nil {
 		return err
 	}
 	// Work-queue retention deletes an alert once it is acknowledged and keeps
 	// it, however long, until then: undispatched alerts survive any outage.
-	if err := d.ensureStream(ctx, jetstream.StreamConfig{
+	return d.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        d.cfg.Stream,
 		Description: "Security alerts waiting for soar's dispatcher",
 		Subjects:    d.cfg.Subjects,
@@ -417,18 +433,7 @@ func (d *Dispatcher) EnsureStreams(ctx context.Context) error {
 		MaxBytes: d.cfg.StreamMaxBytes,
 		Discard:  jetstream.DiscardNew,
 		Sources:  sources,
-	}); err != nil {
-		return err
-	}
-	if err := d.ensureStream(ctx, d.deadLetterStreamConfig()); err != nil {
-		return err
-	}
-	if err := d.ensureConsumer(ctx, d.cfg.Stream, d.consumerConfig()); err != nil {
-		return err
-	}
-	// Every dispatcher reads the parked stream for the floor, with a pod
-	// index or without (park.go).
-	return d.ensureParked(ctx)
+	})
 }
 
 // ensureParked creates or updates the parked stream and its consumer.
@@ -887,20 +892,23 @@ func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.Messag
 	_, gone := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
 	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {
 		// The stream too may have been deleted, and created again by
-		// somebody else: EnsureStreams does what a restart would, creating
-		// it when it is gone (what it held is lost with it; what is
-		// published from now on is not) and refusing one created in its
-		// place with settings no update can take back.
-		ensure := d.EnsureStreams
+		// somebody else: ensureAlertStream does what a start would,
+		// creating it when it is gone (what it held is lost with it; what
+		// is published from now on is not) and refusing one created in its
+		// place with settings no update can take back. The other streams
+		// are observe's: a sealed dead-letter stream, which a start
+		// refuses, must not stop a running dispatcher.
+		ensure := d.ensureAlertStream
 		if errors.Is(gone, jetstream.ErrStreamNotFound) {
-			ensure = func(ctx context.Context) error { return d.createDeleted(ctx, d.cfg.Stream, d.EnsureStreams) }
+			ensure = func(ctx context.Context) error { return d.createDeleted(ctx, d.cfg.Stream, d.ensureAlertStream) }
 		} else {
 			d.gone.present(d.cfg.Stream) // created again by somebody else
 		}
 		if err := ensure(ctx); err != nil {
 			return nil, nil, err
 		}
-	} else if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
+	}
+	if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
 		return nil, nil, err
 	}
 	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {

@@ -404,6 +404,41 @@ func TestADeletedAlertStreamIsCreatedAgain(t *testing.T) {
 	check("the new stream's batch", all[2].Deliveries, now, 1)
 }
 
+// TestADeletedConsumerIsCreatedAgainWhileTheDeadLetterStreamIsSealed: a
+// sealed dead-letter stream, which a start refuses and a running
+// dispatcher names once a minute, must not turn a deletion of the alert
+// consumer into a stop of every dispatcher: the consumer is created again
+// and dispatch goes on.
+func TestADeletedConsumerIsCreatedAgainWhileTheDeadLetterStreamIsSealed(t *testing.T) {
+	ctx := context.Background()
+	_, _, js := testenv.NATS(t)
+	d, out := loggedDispatcher(t, js, Config{})
+	runDispatcher(t, d)
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"before","rule":"unit"}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "before", 30*time.Second)
+	s, err := js.Stream(ctx, DefaultDeadLetterStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"after","rule":"unit"}`)); err != nil {
+		t.Fatal(err)
+	}
+	openedLine(t, out, "after", 30*time.Second)
+	if strings.Contains(out.String(), "dispatcher stopped") {
+		t.Fatalf("Run ended:\n%s", out.String())
+	}
+}
+
 // TestRunEndsWhenItsStreamIsReplacedByOneItCannotUse: someone deletes the
 // alert stream and creates one in its place, keeping memory only (a
 // server's restart would lose every alert). No update can take that back,
