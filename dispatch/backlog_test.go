@@ -113,15 +113,7 @@ func TestASealedStreamIsNamedEverywhere(t *testing.T) {
 	if err := d.EnsureStreams(ctx); err != nil {
 		t.Fatal(err)
 	}
-	s, err := js.Stream(ctx, DefaultStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Sealed = true
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	seal(t, js, DefaultStream)
 	if _, err := js.Publish(ctx, "alerts.unit", []byte(`{"id":"a","rule":"unit"}`)); err == nil {
 		t.Fatal("a sealed stream took an alert")
 	}

@@ -184,6 +184,17 @@ func unitDispatcher(t *testing.T, js jetstream.JetStream, tc client.Client, m *m
 	return d
 }
 
+// seal seals the stream name, as somebody with the account's JetStream
+// API could: nobody can unseal it.
+func seal(t *testing.T, js jetstream.JetStream, name string) {
+	t.Helper()
+	cfg := testenv.StreamConfig(t, js, name)
+	cfg.Sealed = true
+	if _, err := js.UpdateStream(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // runDispatcher runs d until the test ends.
 func runDispatcher(t *testing.T, d *Dispatcher) {
 	t.Helper()

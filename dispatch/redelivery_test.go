@@ -418,15 +418,7 @@ func TestADeletedConsumerIsCreatedAgainWhileTheDeadLetterStreamIsSealed(t *testi
 		t.Fatal(err)
 	}
 	openedLine(t, out, "before", 30*time.Second)
-	s, err := js.Stream(ctx, DefaultDeadLetterStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
-	cfg.Sealed = true
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	seal(t, js, DefaultDeadLetterStream)
 	if err := js.DeleteConsumer(ctx, DefaultStream, DefaultConsumer); err != nil {
 		t.Fatal(err)
 	}
@@ -1137,14 +1129,7 @@ func TestTheDeadLetterStreamIsKeptAbleToTakeDeadLetters(t *testing.T) {
 		t.Errorf("dead letter %q", got.Data)
 	}
 
-	if s, err = js.Stream(ctx, DefaultDeadLetterStream); err != nil {
-		t.Fatal(err)
-	}
-	cfg = s.CachedInfo().Config
-	cfg.Sealed = true
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatal(err)
-	}
+	seal(t, js, DefaultDeadLetterStream)
 	testenv.Eventually(t, 10*time.Second, "the sealed dead-letter stream named", func() error {
 		if !strings.Contains(out.String(), `"stream":"SOAR_DEADLETTER","message":"the dead-letter stream is sealed`) {
 			return errors.New("not yet")

@@ -51,6 +51,16 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 	return nc, js
 }
 
+// StreamConfig reads the configuration of the stream name.
+func StreamConfig(t testing.TB, js jetstream.JetStream, name string) jetstream.StreamConfig {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.CachedInfo().Config
+}
+
 // ReplaceStream deletes the stream name and creates it again at once with
 // its configuration as change leaves it, as somebody with access to the
 // JetStream API could. Should a running dispatcher's creation of its
@@ -60,11 +70,7 @@ func Connect(t testing.TB, url string, opts ...nats.Option) (*nats.Conn, jetstre
 func ReplaceStream(t testing.TB, js jetstream.JetStream, name string, change func(*jetstream.StreamConfig)) {
 	t.Helper()
 	ctx := context.Background()
-	s, err := js.Stream(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := s.CachedInfo().Config
+	cfg := StreamConfig(t, js, name)
 	change(&cfg)
 	for attempt := 1; ; attempt++ {
 		if err := js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
