@@ -379,13 +379,16 @@ func (l *streamLife) raise(f uint64) {
 	}
 }
 
-// currentLife is the life messages delivered now belong to; an empty one
-// before the first read.
+// noLife is the life before the first read of the backlog: one for all,
+// so that messages handled then share their batches.
+var noLife = &streamLife{}
+
+// currentLife is the life messages delivered now belong to.
 func (d *Dispatcher) currentLife() *streamLife {
 	if l := d.life.Load(); l != nil {
 		return l
 	}
-	return &streamLife{}
+	return noLife
 }
 
 func (d *Dispatcher) epoch() string { return d.currentLife().epoch }
@@ -890,28 +893,28 @@ const consumeAgainFor = 30 * time.Second
 func (d *Dispatcher) createAndPull(ctx context.Context, handler jetstream.MessageHandler) (jetstream.ConsumeContext, *atomic.Bool, error) {
 	want := d.consumerConfig()
 	_, gone := d.js.Consumer(ctx, d.cfg.Stream, d.cfg.Consumer)
-	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {
-		// The stream too may have been deleted, and created again by
-		// somebody else: ensureAlertStream does what a start would,
-		// creating it when it is gone (what it held is lost with it; what
-		// is published from now on is not) and refusing one created in its
-		// place with settings no update can take back. The other streams
-		// are observe's: a sealed dead-letter stream, which a start
-		// refuses, must not stop a running dispatcher.
-		ensure := d.ensureAlertStream
-		if errors.Is(gone, jetstream.ErrStreamNotFound) {
-			ensure = func(ctx context.Context) error { return d.createDeleted(ctx, d.cfg.Stream, d.ensureAlertStream) }
-		} else {
-			d.gone.present(d.cfg.Stream) // created again by somebody else
-		}
-		if err := ensure(ctx); err != nil {
-			return nil, nil, err
-		}
+	deleted := errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound)
+	// The stream too may have been deleted, and created again by somebody
+	// else: ensureAlertStream does what a start would, creating it when it
+	// is gone (what it held is lost with it; what is published from now on
+	// is not) and refusing one created in its place with settings no update
+	// can take back. The other streams are observe's: a sealed dead-letter
+	// stream, which a start refuses, must not stop a running dispatcher.
+	var err error
+	switch {
+	case errors.Is(gone, jetstream.ErrStreamNotFound):
+		err = d.createDeleted(ctx, d.cfg.Stream, d.ensureAlertStream)
+	case deleted:
+		d.gone.present(d.cfg.Stream) // created again by somebody else
+		err = d.ensureAlertStream(ctx)
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	if err := d.ensureConsumer(ctx, d.cfg.Stream, want); err != nil {
 		return nil, nil, err
 	}
-	if errors.Is(gone, jetstream.ErrConsumerNotFound) || errors.Is(gone, jetstream.ErrStreamNotFound) {
+	if deleted {
 		d.metrics.ConsumerSettingsRestored.WithLabelValues(want.Durable).Inc()
 		d.log.Error().Str("consumer", want.Durable).Msg("a consumer of soar's was deleted; created it again")
 	}
